@@ -1,0 +1,295 @@
+"""Datasets: find, load and describe the benchmark's datasets as tensors in [0, 1].
+
+Every loader is torchvision code. Data are looked for under one root (``--data-dir``, else
+``$RSC_BENCH_DATA``, else the user cache folder); Fashion-MNIST is also found where Debian's
+``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
+evaluating on it never needs a download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+from torchvision import datasets, transforms
+from torchvision.datasets.folder import default_loader
+from torchvision.datasets.mnist import read_image_file, read_label_file
+
+from robustbench_snn.errors import DatasetNotFoundError, UserError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DIR = Path(__file__).parent
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset: shape, classes and normalisation."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    how_to_get: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo(
+            "fashion-mnist", 10, (1, 28, 28), (0.2860,), (0.3530,),
+            "the test split ships with the package; for the training split run "
+            "`apt-get install dataset-fashion-mnist` (Debian) or go online so torchvision "
+            "can download it",
+        ),
+        DatasetInfo(
+            "mnist", 10, (1, 28, 28), (0.1307,), (0.3081,),
+            "go online once so torchvision can download it, or copy the four IDX files "
+            "into <root>/MNIST/raw/",
+        ),
+        DatasetInfo(
+            "cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+            "go online once so torchvision can download it, or unpack "
+            "cifar-10-python.tar.gz into <root>/ (giving <root>/cifar-10-batches-py/)",
+        ),
+        DatasetInfo(
+            "cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+            "go online once so torchvision can download it, or unpack "
+            "cifar-100-python.tar.gz into <root>/ (giving <root>/cifar-100-python/)",
+        ),
+        DatasetInfo(
+            "tiny-imagenet", 200, (3, 64, 64), (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821),
+            "unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/"
+            "{wnids.txt,train,val})",
+        ),
+        DatasetInfo(
+            "imagenet", 1000, (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+            "place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG "
+            "(one folder per class, e.g. after valprep.sh)",
+        ),
+    )
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The description of a dataset, or a `UserError` listing the known names."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def cache_dir() -> Path:
+    """The user cache folder of rsc-bench (``$XDG_CACHE_HOME/rsc-bench``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rsc-bench"
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data root: ``data_dir``, else ``$RSC_BENCH_DATA``, else the user cache folder."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get("RSC_BENCH_DATA"):
+        return Path(os.environ["RSC_BENCH_DATA"])
+    return cache_dir() / "data"
+
+
+def load_dataset(
+    name: str,
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """A dataset whose items are ``(image tensor in [0, 1], int label)``.
+
+    Raises `DatasetNotFoundError` (which dataset, where it looked, how to get it) when the
+    data are neither on disk nor downloadable.
+    """
+    info = dataset_info(name)
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    root = data_root(data_dir)
+    loader = {
+        "fashion-mnist": _load_idx,
+        "mnist": _load_idx,
+        "cifar10": _load_cifar,
+        "cifar100": _load_cifar,
+        "tiny-imagenet": _load_tiny_imagenet,
+        "imagenet": _load_imagenet,
+    }[name]
+    dataset = loader(info, split, root, download)
+    logger.info("loaded %s/%s: %d images", name, split, len(dataset))
+    return dataset
+
+
+def first_examples(dataset: Dataset, n_examples: int | None) -> Dataset:
+    """The first ``n_examples`` items (RobustBench's convention), or all when None."""
+    if n_examples is None or n_examples >= len(dataset):
+        return dataset
+    if n_examples <= 0:
+        raise UserError(f"the number of examples must be positive, got {n_examples}")
+    return Subset(dataset, range(n_examples))
+
+
+def _not_found(info: DatasetInfo, split: str, looked_in: list[Path], reason: str = "") -> DatasetNotFoundError:
+    places = "\n".join(f"  - {place}" for place in looked_in)
+    detail = f" ({reason})" if reason else ""
+    return DatasetNotFoundError(
+        f"dataset {info.name!r} ({split} split) was not found{detail}.\nLooked in:\n{places}\n"
+        f"To get it: {info.how_to_get}. Point --data-dir or $RSC_BENCH_DATA at the root."
+    )
+
+
+# MNIST-style IDX files -------------------------------------------------------------------
+
+_IDX_FOLDERS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+_IDX_DOWNLOADERS = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}
+
+
+def _idx_files(split: str) -> tuple[str, str]:
+    prefix = "train" if split == "train" else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+def _find_idx(folders: list[Path], split: str) -> tuple[Path, Path] | None:
+    """The first folder holding both IDX files of the split, plain or gzipped."""
+    for folder in folders:
+        found = []
+        for stem in _idx_files(split):
+            candidates = [folder / stem, folder / f"{stem}.gz"]
+            found.append(next((path for path in candidates if path.is_file()), None))
+        if all(found):
+            return found[0], found[1]
+    return None
+
+
+def _plain_copy(path: Path) -> Path:
+    """The path of an uncompressed copy (torchvision's IDX reader wants plain files)."""
+    if path.suffix != ".gz":
+        return path
+    target = cache_dir() / "extracted" / path.parent.name / path.stem
+    if not target.is_file() or target.stat().st_mtime < path.stat().st_mtime:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".part{os.getpid()}")
+        with gzip.open(path, "rb") as source, open(partial, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        partial.replace(target)
+    return target
+
+
+def _load_idx(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
+    folder = _IDX_FOLDERS[info.name]
+    candidates = [root / folder / "raw", root / info.name, root]
+    if info.name == "fashion-mnist":
+        candidates.append(DEBIAN_FASHION_MNIST)
+        if split == "test":
+            candidates.append(EMBEDDED_DIR / "fashion-mnist")
+    found = _find_idx(candidates, split)
+    reason = ""
+    if found is None and download:
+        try:
+            _IDX_DOWNLOADERS[info.name](root, train=split == "train", download=True)
+        except (OSError, RuntimeError) as error:
+            reason = f"download failed: {error}"
+        found = _find_idx(candidates, split)
+    if found is None:
+        raise _not_found(info, split, candidates, reason)
+    images_path, labels_path = found
+    logger.debug("reading %s from %s", info.name, images_path.parent)
+    images = read_image_file(str(_plain_copy(images_path)))
+    labels = read_label_file(str(_plain_copy(labels_path)))
+    return TensorDataset(images.unsqueeze(1).float().div_(255.0), labels.long())
+
+
+# CIFAR -----------------------------------------------------------------------------------
+
+
+class _CifarPresenceCheck:
+    """torchvision's CIFAR loader checking that its files exist rather than their MD5.
+
+    Repacked copies (and the small files our tests write) have other checksums but the same
+    format; the files are still read by torchvision's own code.
+    """
+
+    def _check_integrity(self) -> bool:
+        folder = Path(self.root) / self.base_folder
+        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
+            self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {label: index for index, label in enumerate(self.classes)}
+
+
+class _Cifar10(_CifarPresenceCheck, datasets.CIFAR10):
+    pass
+
+
+class _Cifar100(_CifarPresenceCheck, datasets.CIFAR100):
+    pass
+
+
+def _load_cifar(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
+    cls = _Cifar10 if info.name == "cifar10" else _Cifar100
+    reason = ""
+    for attempt_download in ([False, True] if download else [False]):
+        try:
+            return cls(root, train=split == "train", transform=transforms.ToTensor(), download=attempt_download)
+        except (OSError, RuntimeError) as error:
+            reason = f"download failed: {error}" if attempt_download else ""
+    raise _not_found(info, split, [root / cls.base_folder], reason)
+
+
+# ImageNet-style folders ------------------------------------------------------------------
+
+
+class TinyImageNetVal(Dataset):
+    """Tiny-ImageNet's validation split: ``val/images/*.JPEG`` labelled by ``val_annotations.txt``."""
+
+    def __init__(self, root: Path, transform: transforms.Compose) -> None:
+        wnids = (root / "wnids.txt").read_text().split()
+        self.classes = sorted(wnids)
+        self.class_to_idx = {wnid: index for index, wnid in enumerate(self.classes)}
+        self.samples = []
+        for line in (root / "val" / "val_annotations.txt").read_text().splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 2:
+                self.samples.append((root / "val" / "images" / fields[0], self.class_to_idx[fields[1]]))
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        return self.transform(default_loader(str(path))), label
+
+
+def _load_tiny_imagenet(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
+    base = root / "tiny-imagenet-200"
+    to_tensor = transforms.ToTensor()
+    try:
+        if split == "train":
+            return datasets.ImageFolder(str(base / "train"), transform=to_tensor)
+        return TinyImageNetVal(base, to_tensor)
+    except (OSError, KeyError) as error:
+        raise _not_found(info, split, [base], str(error)) from None
+
+
+def _load_imagenet(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
+    folder = root / "imagenet" / ("train" if split == "train" else "val")
+    preprocess = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
+    try:
+        return datasets.ImageFolder(str(folder), transform=preprocess)
+    except OSError as error:
+        raise _not_found(info, split, [folder], str(error)) from None

@@ -1,0 +1,81 @@
+"""The model registry: cards under ``models/<dataset>/`` and `load_model`, the one way to get a model."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from robustbench_snn.data import dataset_info
+from robustbench_snn.errors import CheckpointError
+from robustbench_snn.models import Classifier, build_classifier
+from robustbench_snn.registry.cards import ModelCard, find_card, list_cards, models_dir, parse_card, read_card
+from robustbench_snn.registry.checkpoints import download, read_state_dict, sha256_of, verify, write_state_dict
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelCard", "find_card", "list_cards", "load_model", "models_dir", "parse_card", "read_card",
+    "resolve_checkpoint", "sha256_of", "write_state_dict",
+]
+
+
+def resolve_checkpoint(card: ModelCard, checkpoint: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The verified weights file for ``card`` (or the user's ``checkpoint``) and its sha256.
+
+    A card's own checkpoint is checked against its size and hash; a user's file is only hashed.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        return path, verify(path)
+    if card.checkpoint is None:
+        raise CheckpointError(
+            f"model {card.name!r} has no checkpoint yet. Evaluate your own weights with "
+            f"--checkpoint PATH (Python: load_model({card.name!r}, checkpoint=PATH)), or train one with:\n"
+            f"  {card.training.command}"
+        )
+    entry = card.checkpoint
+    if entry.url is not None:
+        path = download(entry.url, entry.sha256)
+    else:
+        path = (card.path.parent if card.path else Path.cwd()) / entry.path
+    return path, verify(path, entry.sha256, entry.size_bytes)
+
+
+def load_model(
+    name: str,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "cpu",
+    seed: int | None = 0,
+    registry: str | os.PathLike | None = None,
+) -> Classifier:
+    """A registered model, weights loaded, in eval mode: images in [0, 1] -> logits.
+
+    ``name`` is a registered name or a card file; ``checkpoint`` replaces the card's weights;
+    ``seed`` seeds the encoder's randomness (stochastic encodings only). The card is kept as
+    ``model.card`` and the weights' hash as ``model.checkpoint_sha256``.
+    """
+    card = find_card(name, registry)
+    path, digest = resolve_checkpoint(card, checkpoint)
+    model = build_classifier(card.spec(), dataset_info(card.dataset), seed=seed)
+    state = read_state_dict(path)
+    missing, unexpected = [], []
+    try:
+        result = model.load_state_dict(state, strict=False)
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+    except RuntimeError as error:
+        problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        shown = "\n  ".join(problems[:3]) + (f"\n  ... and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise CheckpointError(
+            f"checkpoint {path} does not fit architecture {card.architecture.name!r} of model {card.name!r}:\n  {shown}"
+        ) from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit architecture {card.architecture.name!r} of model {card.name!r}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.card = card
+    model.checkpoint_sha256 = digest
+    logger.info("loaded %s from %s", card.name, path)
+    return model.to(device).eval()

@@ -1,0 +1,230 @@
+"""Model cards: the YAML schema of a registry entry, validated with errors naming file and field.
+
+A card is data only: the architecture is a name looked up in the package's builder registry,
+so a card can never run code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from robustbench_snn.data import DATASETS
+from robustbench_snn.errors import CardError
+from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
+from robustbench_snn.models.neurons import SURROGATES
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArchitectureField(_Strict):
+    name: str
+    args: dict = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}")
+        return name
+
+
+class EncodingField(_Strict):
+    name: Literal["direct", "poisson", "rsc"]
+    sigma: float | None = Field(default=None, ge=0)
+    variant: Literal["I", "II"] | None = None
+
+    @model_validator(mode="after")
+    def _rsc_parameters(self) -> "EncodingField":
+        has_params = self.sigma is not None or self.variant is not None
+        if self.name == "rsc" and (self.sigma is None or self.variant is None):
+            raise ValueError("rsc encoding needs both sigma and variant (I or II)")
+        if self.name != "rsc" and has_params:
+            raise ValueError(f"{self.name} encoding takes no sigma or variant")
+        return self
+
+    def params(self) -> dict:
+        return {"sigma": self.sigma, "variant": self.variant} if self.name == "rsc" else {}
+
+
+class NeuronField(_Strict):
+    tau: float = Field(gt=1)
+    v_threshold: float = Field(gt=0)
+    v_reset: float | None
+    surrogate: str
+    surrogate_alpha: float = Field(gt=0)
+    detach_reset: bool
+
+    @field_validator("surrogate")
+    @classmethod
+    def _known_surrogate(cls, name: str) -> str:
+        if name not in SURROGATES:
+            raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)}")
+        return name
+
+
+class TrainingField(_Strict):
+    recipe: str
+    command: str
+    seed: int | None = None
+    hyperparameters: dict = Field(default_factory=dict)
+
+
+class CheckpointField(_Strict):
+    path: str | None = None
+    url: str | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "CheckpointField":
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path (relative to the card) or url")
+        return self
+
+
+class ClaimedAccuracyField(_Strict):
+    clean_accuracy: float = Field(ge=0, le=1)
+    n_examples: int = Field(gt=0)
+    seed: int
+    command: str
+
+
+class ReferenceField(_Strict):
+    paper: str
+    url: str | None = None
+
+
+class ModelCard(_Strict):
+    """One registry entry. ``checkpoint`` and ``claimed`` are null for recipes not yet trained."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    dataset: str
+    description: str = ""
+    architecture: ArchitectureField
+    kind: Literal["ann", "snn"]
+    encoding: EncodingField
+    timesteps: int = Field(ge=1)
+    neuron: NeuronField | None
+    training: TrainingField
+    checkpoint: CheckpointField | None
+    claimed: ClaimedAccuracyField | None
+    reference: ReferenceField
+    license: str
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelCard":
+        if self.kind == "snn" and self.neuron is None:
+            raise ValueError("an snn card needs a neuron section")
+        if self.kind == "ann" and (self.neuron is not None or self.timesteps != 1):
+            raise ValueError("an ann card has timesteps 1 and neuron null")
+        if self.claimed is not None and self.checkpoint is None:
+            raise ValueError("a claimed accuracy needs a checkpoint")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the card was read from."""
+        return self._path
+
+    @property
+    def stochastic(self) -> bool:
+        return self.encoding.name != "direct"
+
+    def spec(self) -> ModelSpec:
+        neuron = NeuronConfig(**self.neuron.model_dump()) if self.neuron else NeuronConfig()
+        return ModelSpec(
+            architecture=self.architecture.name,
+            kind=self.kind,
+            encoding=self.encoding.name,
+            encoding_params=self.encoding.params(),
+            timesteps=self.timesteps,
+            neuron=neuron,
+            architecture_args=self.architecture.args,
+        )
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(card)"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  field '{field}': {message}")
+    return "\n".join(lines)
+
+
+def parse_card(data: object, source: str) -> ModelCard:
+    """Validate card data read from ``source`` (a file name used in error messages)."""
+    if not isinstance(data, dict):
+        raise CardError(f"{source}: a model card must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as error:
+        raise CardError(f"{source}: invalid model card\n{_describe(error)}") from None
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """Read and validate one card file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise CardError(f"{path}: cannot read model card: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise CardError(f"{path}: not valid YAML: {error}") from None
+    card = parse_card(data, str(path))
+    card._path = path.resolve()
+    return card
+
+
+def models_dir(override: str | os.PathLike | None = None) -> Path:
+    """The registry folder: ``override``, else ``$RSC_BENCH_MODELS``, else the checkout's ``models/``."""
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("RSC_BENCH_MODELS") or DEFAULT_MODELS_DIR)
+
+
+def list_cards(dataset: str | None = None, directory: str | os.PathLike | None = None) -> list[ModelCard]:
+    """Every card in the registry (optionally of one dataset), sorted by dataset and name."""
+    root = models_dir(directory)
+    cards = [read_card(path) for path in sorted(root.glob("*/*.yaml"))]
+    names = [card.name for card in cards]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise CardError(f"{root}: model names must be unique; repeated: {', '.join(duplicates)}")
+    return sorted(
+        (card for card in cards if dataset is None or card.dataset == dataset),
+        key=lambda card: (card.dataset, card.name),
+    )
+
+
+def find_card(name_or_path: str, directory: str | os.PathLike | None = None) -> ModelCard:
+    """A card by registered name, or by the path of a card file."""
+    if name_or_path.endswith((".yaml", ".yml")):
+        return read_card(name_or_path)
+    cards = list_cards(directory=directory)
+    for card in cards:
+        if card.name == name_or_path:
+            return card
+    known = ", ".join(card.name for card in cards) or "(none)"
+    raise CardError(f"unknown model {name_or_path!r}; registered models: {known}")
