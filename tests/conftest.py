@@ -1,0 +1,46 @@
+"""Shared fixtures: the shipped Fashion-MNIST models and a few real test images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_snn.data import load_dataset
+from robustbench_snn.registry import list_cards, load_model
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the user's cache and data root out of every test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("RSC_BENCH_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def fmnist_cards():
+    cards = list_cards("fashion-mnist")
+    assert cards, "no shipped Fashion-MNIST models"
+    return cards
+
+
+@pytest.fixture(scope="session")
+def fmnist_batch():
+    """The first 16 Fashion-MNIST test images and labels (from the embedded split)."""
+    test_set = load_dataset("fashion-mnist", "test", download=False)
+    images, labels = test_set.tensors
+    return images[:16].clone(), labels[:16].clone()
+
+
+@pytest.fixture(scope="session")
+def shipped_models(fmnist_cards):
+    """Each shipped Fashion-MNIST model, loaded once, keyed by name."""
+    torch.manual_seed(0)
+    return {card.name: load_model(card.name) for card in fmnist_cards}
+
+
+def model_with(shipped_models, *, kind: str, encoding: str):
+    """The first shipped model of a kind and encoding."""
+    for model in shipped_models.values():
+        if model.card.kind == kind and model.card.encoding.name == encoding:
+            return model
+    pytest.fail(f"no shipped {kind} model with {encoding} coding")

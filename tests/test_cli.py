@@ -1,0 +1,106 @@
+"""The rsc-bench command line as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from robustbench_snn.cli import main
+from robustbench_snn.data import DATASETS
+from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.registry import write_state_dict
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args))
+
+    return invoke
+
+
+def test_evaluate_prints_clean_accuracy(run, fmnist_cards):
+    result = run("evaluate", "--model", fmnist_cards[0].name, "-n", "64", "-q")
+    assert result.exit_code == 0, result.output
+    assert "clean accuracy" in result.output
+    assert "(test split, n=64)" in result.output
+
+
+def test_evaluate_json_is_one_machine_readable_record(run, shipped_models):
+    name = next(name for name, model in shipped_models.items() if model.stochastic)
+    result = run("evaluate", "--model", name, "-n", "100", "--seed", "3", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["model"] == name and record["n_examples"] == 100 and record["protocol"] == "none"
+    assert 0 <= record["clean_accuracy"] <= 1 and record["robust_accuracy"] is None
+    assert record["stochastic"] is True and record["seed"] == 3
+    assert record["checkpoint_sha256"] == shipped_models[name].card.checkpoint.sha256
+    assert {"torch", "spikingjelly", "robustbench-snn"} <= set(record["versions"])
+
+
+def test_same_seed_gives_the_same_record_for_a_stochastic_model(run, shipped_models):
+    name = next(name for name, model in shipped_models.items() if model.stochastic)
+    outputs = [json.loads(run("evaluate", "--model", name, "-n", "200", "--json", "-q").output) for _ in range(2)]
+    assert outputs[0]["clean_accuracy"] == outputs[1]["clean_accuracy"]
+
+
+def test_models_list_and_show(run, fmnist_cards):
+    listing = run("models", "list", "--dataset", "fashion-mnist")
+    assert listing.exit_code == 0
+    for card in fmnist_cards:
+        assert card.name in listing.output
+    assert "rsc_resnet19" not in listing.output
+    cards = json.loads(run("models", "list", "--json").output)
+    assert {"rsc_resnet19", fmnist_cards[0].name} <= {card["name"] for card in cards}
+    shown = run("models", "show", "rsc_resnet19")
+    assert shown.exit_code == 0 and "architecture:" in shown.output and "resnet19" in shown.output
+    assert json.loads(run("models", "show", "rsc_resnet19", "--json").output)["checkpoint"] is None
+
+
+def test_card_without_checkpoint_is_a_clear_message_not_a_crash(run):
+    result = run("evaluate", "--model", "rsc_resnet19")
+    assert result.exit_code == 2
+    assert "no checkpoint yet" in result.output and "Traceback" not in result.output
+
+
+def _rsc_bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robustbench_snn", *args], capture_output=True, text=True)
+
+
+def test_missing_checkpoint_exits_2_with_one_message_and_no_traceback(tmp_path):
+    result = _rsc_bench("evaluate", "--model", "rsc_resnet19", "--checkpoint", str(tmp_path / "missing.safetensors"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: checkpoint") and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dataset_exits_2_saying_which_where_and_how(tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier(ModelSpec("small_cnn", "ann"), DATASETS["cifar10"])
+    sha256, size = write_state_dict(model.state_dict(), tmp_path / "cifar_cnn.safetensors")
+    card = {
+        "name": "cifar_cnn", "dataset": "cifar10", "architecture": {"name": "small_cnn"}, "kind": "ann",
+        "encoding": {"name": "direct"}, "timesteps": 1, "neuron": None,
+        "training": {"recipe": "standard", "command": "rsc-bench train ..."},
+        "checkpoint": {"path": "cifar_cnn.safetensors", "sha256": sha256, "size_bytes": size},
+        "claimed": None, "reference": {"paper": "test"}, "license": "MIT",
+    }
+    (tmp_path / "cifar_cnn.yaml").write_text(yaml.safe_dump(card))
+    empty_root = tmp_path / "no-data"
+    result = _rsc_bench("evaluate", "--model", str(tmp_path / "cifar_cnn.yaml"), "--data-dir", str(empty_root))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "dataset 'cifar10' (test split) was not found" in result.stderr
+    assert str(empty_root) in result.stderr and "To get it:" in result.stderr
+
+
+def test_help_explains_every_command(run):
+    for args in (["--help"], ["evaluate", "--help"], ["models", "list", "--help"], ["train", "--help"]):
+        result = run(*args)
+        assert result.exit_code == 0 and "Usage:" in result.output
