@@ -15,11 +15,13 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from robustbench_snn.attacks import ATTACKS, build_protocol, list_presets, parse_eps
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation import PROTOCOLS, EvaluationRecord, benchmark
-from robustbench_snn.models import ARCHITECTURES, KINDS, SURROGATES, ModelSpec, NeuronConfig
+from robustbench_snn.evaluation import EvaluationRecord, benchmark
+from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
+from robustbench_snn.results import results_dir as results_store_dir
 
 
 class UserFacingError(click.ClickException):
@@ -63,18 +65,54 @@ def _encoding_label(card: ModelCard) -> str:
 # evaluate ---------------------------------------------------------------------------------
 
 
-def _print_record(record: EvaluationRecord) -> None:
-    robust = "-" if record.robust_accuracy is None else f"{100 * record.robust_accuracy:.2f}%"
-    draws = f", {record.eval_draws} encoder draw(s) per image, seed {record.seed}" if record.stochastic else ""
+class EpsType(click.ParamType):
+    """An eps as a number or a fraction such as 8/255."""
+
+    name = "EPS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_eps(value)
+        except UserError as error:
+            self.fail(str(error), param, ctx)
+
+
+FLAG_MEANINGS = {
+    "stochastic_without_eot": "a stochastic model was attacked with single-draw gradients (use --eot)",
+    "zero_gradients": "many input gradients are zero or not finite (gradient masking?)",
+    "non_monotone_eps": "robust accuracy rose with eps",
+    "non_monotone_steps": "robust accuracy rose with more attack steps",
+    "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
+    "unbounded_not_zero": "samples stayed robust with eps covering the whole input range",
+}
+
+
+def _print_record(record: EvaluationRecord, stored: str | None) -> None:
+    draws = f", decided over {record.eval_draws} encoder draw(s)" if record.stochastic else ""
+    if record.robust_accuracy is None:
+        robust = "- (no attack)"
+    else:
+        robust = f"{100 * record.robust_accuracy:.2f}%"
+    threat = "" if record.eps is None else f", {record.norm} eps={record.eps:.4g}"
     rows = [
         ("model", record.model),
         ("dataset", f"{record.dataset} (test split, n={record.n_examples})"),
-        ("protocol", record.protocol + draws),
-        ("clean accuracy", f"{100 * record.clean_accuracy:.2f}%"),
-        ("robust accuracy", robust + (" (no attack)" if record.protocol == "none" else "")),
-        ("flags", ", ".join(record.flags) or "none"),
-        ("run time", f"{record.runtime_s:.1f} s"),
+        ("protocol", f"{record.protocol}{threat}{draws}, seed {record.seed}"),
     ]
+    if record.attacks:
+        rows.append(("attacks", ", ".join(record.attacks) + (f" (EOT {record.eot})" if record.stochastic else "")))
+    rows += [
+        ("clean accuracy", f"{100 * record.clean_accuracy:.2f}%"),
+        ("robust accuracy", robust),
+        ("flags", ", ".join(record.flags) or "none"),
+    ]
+    rows += [("", f"  {flag}: {FLAG_MEANINGS[flag]}") for flag in record.flags]
+    rows += [("skipped", reason) for reason in record.skipped_members]
+    rows.append(("run time", f"{record.runtime_s:.1f} s" + (" (stored result reused; --force recomputes)" if record.reused else "")))
+    if stored:
+        rows.append(("stored in", stored))
     for label, value in rows:
         click.echo(f"{label:<16} {value}")
 
@@ -82,20 +120,54 @@ def _print_record(record: EvaluationRecord) -> None:
 @main.command()
 @click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Your own weights for the model's architecture (.safetensors, .pt, .pth).")
-@click.option("--attack", default="none", show_default=True, type=click.Choice(PROTOCOLS), help="Attack protocol.")
+@click.option("--attack", default="none", show_default=True,
+              help="A preset from attacks/ (see `rsc-bench attacks list`), an attack name, or none (clean accuracy only).")
 @click.option("--dataset", help="Dataset to evaluate on; defaults to the model's own.")
-@click.option("-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the whole test split].")
-@click.option("--seed", default=0, show_default=True, help="Seed of the encoder's randomness (stochastic models).")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the preset's, else the whole split].")
+@click.option("--seed", default=0, show_default=True, help="Seed of encoder draws and attack randomness.")
+@click.option("--eps", type=EpsType(), help="Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].")
+@click.option("--norm", type=click.Choice(["Linf", "L2"]), help="Threat model norm.")
+@click.option("--steps", type=click.IntRange(min=1), help="Attack iterations.")
+@click.option("--step-size", type=EpsType(), help="PGD step size [default: 2.5 eps / steps].")
+@click.option("--restarts", type=click.IntRange(min=1), help="Random restarts.")
+@click.option("--random-start/--no-random-start", default=None, help="Start PGD at a random point in the eps-ball.")
+@click.option("--grad", type=click.Choice(list(GRADIENT_MODES)), help="SNN gradient mode: bptt, bptr, rga or act.")
+@click.option("--surrogate", type=click.Choice(sorted(SURROGATES)), help="Surrogate derivative for --grad bptt [default: the model's training surrogate].")
+@click.option("--surrogate-alpha", type=click.FloatRange(min=0, min_open=True), help="Surrogate sharpness.")
+@click.option("--eot", type=click.IntRange(min=1), help="EOT draws averaged per gradient (stochastic models).")
+@click.option("--eval-draws", type=click.IntRange(min=1), help="Draws deciding a stochastic model's prediction: correct only if right on every draw.")
+@click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
+@click.option("--source", help="Source model of a transfer attack (a registered name, or twin).")
+@click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+@click.option("--no-store", is_flag=True, help="Do not store the result row (nor resume an interrupted run).")
+@click.option("--force", is_flag=True, help="Recompute even if this exact configuration is stored.")
+@click.option("--save-samples", is_flag=True, help="Also store per-sample outcomes (results/samples/HASH.csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON record.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, batch_size, data_dir, device, as_json, quiet):
-    """Evaluate a model's clean (and, with an attack, robust) accuracy on a test split.
+def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, norm, steps, step_size, restarts,
+             random_start, grad, surrogate, surrogate_alpha, eot, eval_draws, queries, source, checks, batch_size,
+             data_dir, device, results_dir, no_store, force, save_samples, as_json, quiet):
+    """Evaluate a model's clean and robust accuracy under an attack protocol.
 
-    Example: rsc-bench evaluate --model fmnist_rsc1_s0.2 -n 1000 --json
+    \b
+    Examples:
+      rsc-bench evaluate --model fmnist_rsc1_s0.2
+      rsc-bench evaluate --model fmnist_snn_poisson --attack pgd --eps 0.1 --steps 10 \\
+          --grad bptt --surrogate atan --eot 8 -n 1000 --seed 0 --json
+      rsc-bench evaluate --model fmnist_rsc1_s0.2 --attack reliable -n 500
+
+    Results are stored under results/ (one row per configuration) and reused when the same
+    configuration is asked for again; an interrupted run resumes from its last finished batch.
     """
+    overrides = {
+        "eps": eps, "norm": norm, "steps": steps, "step_size": step_size, "restarts": restarts,
+        "random_start": random_start, "grad": grad, "surrogate": surrogate, "surrogate_alpha": surrogate_alpha,
+        "eot": eot, "eval_draws": eval_draws, "queries": queries, "source": source, "checks": checks,
+    }
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed)
     record = benchmark(
         model,
@@ -106,12 +178,42 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, batch_si
         batch_size=batch_size,
         data_dir=data_dir,
         device=device,
+        overrides=overrides,
+        store=not no_store,
+        force=force,
+        results_dir=results_dir,
+        save_samples=save_samples,
         progress=not quiet,
     )
     if as_json:
         _print_json(record.as_dict())
     else:
-        _print_record(record)
+        stored = None if no_store else str(results_store_dir(results_dir) / f"{record.dataset}.jsonl")
+        _print_record(record, stored)
+
+
+# attacks ----------------------------------------------------------------------------------
+
+
+@main.group()
+def attacks() -> None:
+    """Browse attack protocol presets (attacks/*.yaml)."""
+
+
+@attacks.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the presets as JSON.")
+def attacks_list(as_json):
+    """List attack presets and the members each one runs."""
+    presets = {name: build_protocol(name) for name in list_presets()}
+    if as_json:
+        _print_json({name: protocol.model_dump(mode="json") for name, protocol in presets.items()})
+        return
+    for name, protocol in presets.items():
+        members = ", ".join(member.label() for member in protocol.members)
+        click.echo(f"{name:<16} {protocol.description}")
+        click.echo(f"{'':<16} members: {members}; eval draws {protocol.eval_draws}"
+                   + ("; reliability checks" if protocol.checks else ""))
+    click.echo(f"\nattack names usable directly: {', '.join(ATTACKS)}")
 
 
 # models -----------------------------------------------------------------------------------
@@ -163,6 +265,26 @@ def models_show(name, as_json):
     click.echo(card.to_yaml().rstrip())
 
 
+@models.command("measure")
+@click.argument("name")
+@click.option("--write", is_flag=True, help="Store the measured accuracy as the card's claim.")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def models_measure(name, write, data_dir, quiet):
+    """Re-measure a card's claimed clean accuracy (same n and seed) with the current code."""
+    card = find_card(name)
+    if card.claimed is None:
+        raise UserError(f"model {name!r} claims no accuracy (it has no checkpoint)")
+    record = benchmark(load_model(name, seed=card.claimed.seed), n_examples=card.claimed.n_examples,
+                       seed=card.claimed.seed, data_dir=data_dir, progress=not quiet)
+    click.echo(f"{name}: claimed {100 * card.claimed.clean_accuracy:.2f}%, measured "
+               f"{100 * record.clean_accuracy:.2f}% on {record.n_examples} test images (seed {record.seed})")
+    if write:
+        claimed = card.claimed.model_copy(update={"clean_accuracy": round(record.clean_accuracy, 4)})
+        card.path.write_text(card.model_copy(update={"claimed": claimed}).to_yaml())
+        click.echo(f"updated {card.path}")
+
+
 # train ------------------------------------------------------------------------------------
 
 
@@ -192,7 +314,7 @@ def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, r
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split.
     """
-    from robustbench_snn.training import TrainingConfig, train_classifier, write_entry
+    from robustbench_snn.training import TrainingConfig, entry_paths, train_classifier, write_entry
 
     if (encoding == "rsc") != (sigma is not None and variant is not None):
         raise UserError("--sigma and --variant go together, and only with --encoding rsc")
@@ -212,5 +334,5 @@ def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, r
     command = "rsc-bench " + shlex.join(sys.argv[1:])
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not quiet)
     card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, progress=not quiet)
-    click.echo(f"wrote {Path(out).with_suffix('.yaml')}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% "
+    click.echo(f"wrote {entry_paths(Path(out))[1]}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% "
                f"on {card.claimed.n_examples} test images")

@@ -1,58 +1,85 @@
-"""Evaluation: run a model over the first n test examples and return one benchmark record.
+"""Evaluation: run a protocol over the first n test examples and return one tidy benchmark record.
 
-Stochastic models (Poisson, RSC) are evaluated with one encoder draw per example from a
-generator seeded with ``seed``, so a record is reproducible.
+Batches are seeded from ``seed`` and their index, so a run is reproducible and an interrupted
+run resumes from its last finished batch with the same outcome. With ``store=True`` the record
+is appended to ``results/`` and an identical configuration already stored is reused.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 
+import pandas as pd
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from robustbench_snn.data import first_examples, load_dataset
+from robustbench_snn import results as store_
+from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
+from robustbench_snn.attacks.flags import CHECK_EXAMPLES, stochastic_without_eot, zero_gradients
+from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.attacks.runner import is_stochastic
+from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
-from robustbench_snn.models import Classifier
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("none",)
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class EvaluationRecord:
-    """One benchmark result: a model on a dataset under a protocol."""
+    """One benchmark result: a model on a dataset under a protocol (one tidy results row)."""
 
     model: str
     dataset: str
     protocol: str
+    attacks: list[str]
+    norm: str | None
+    eps: float | None
+    grad: str | None
+    eot: int
+    eval_draws: int
+    seed: int
     n_examples: int
     clean_accuracy: float
     robust_accuracy: float | None
-    seed: int
-    eval_draws: int
+    flags: list[str]
+    flag_details: dict
+    member_kills: dict[str, int]
+    skipped_members: list[str]
     stochastic: bool
-    checkpoint_sha256: str | None
+    batch_size: int
+    params: dict
     runtime_s: float
-    flags: list[str] = field(default_factory=list)
+    checkpoint_sha256: str | None
+    config_hash: str
     versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str = "unknown"
     timestamp: str = ""
+    reused: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "EvaluationRecord":
+        known = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
+        return cls(**{**known, "reused": True})
 
 
 def versions() -> dict[str, str]:
     """Versions that a result depends on."""
     found = {"python": platform.python_version()}
-    for package in ("robustbench-snn", "torch", "spikingjelly"):
+    for package in ("robustbench-snn", "torch", "spikingjelly", "pyautoattack"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -60,66 +87,193 @@ def versions() -> dict[str, str]:
     return found
 
 
-@torch.inference_mode()
-def predict(
-    model: Classifier,
-    loader: DataLoader,
-    device: str = "cpu",
-    progress: bool = False,
-    description: str = "clean",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true labels for every example the loader yields."""
-    predictions, labels = [], []
-    with tqdm(total=len(loader.dataset), desc=description, unit="img", disable=not progress, leave=False) as bar:
-        for images, targets in loader:
-            predictions.append(model(images.to(device)).argmax(dim=1).cpu())
-            labels.append(targets)
-            bar.update(len(targets))
-    return torch.cat(predictions), torch.cat(labels)
+def git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def _summary_fields(members: list[AttackSpec]) -> dict:
+    if not members:
+        return {"norm": None, "eps": None, "grad": None, "eot": 1}
+    grads = {member.gradient().label() for member in members if member.uses_gradients}
+    return {
+        "norm": members[0].norm,
+        "eps": members[0].eps,
+        "grad": grads.pop() if len(grads) == 1 else ("ensemble" if grads else None),
+        "eot": max(member.eot for member in members),
+    }
+
+
+def _resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, seed: int) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """Load the source model of each transfer member ('twin': the registered ANN twin)."""
+    from robustbench_snn.registry import find_ann_twin, load_model
+
+    sources: dict[str, nn.Module] = {}
+    kept, skipped = [], []
+    card = getattr(model, "card", None)
+    for member in members:
+        if member.attack != "transfer":
+            kept.append(member)
+            continue
+        name = member.source
+        if name == "twin":
+            twin = find_ann_twin(card) if card is not None else None
+            if twin is None:
+                reason = f"{member.label()}: no registered ANN twin of {card.name if card else 'this unregistered model'}"
+                if len(members) == 1:
+                    raise UserError(f"cannot run {reason}; pass --source NAME")
+                logger.warning("skipping %s", reason)
+                skipped.append(reason)
+                continue
+            name = twin.name
+        if name not in sources:
+            sources[name] = load_model(name, device=device, seed=seed)
+        kept.append(member.model_copy(update={"source": name}))
+    return kept, sources, skipped
 
 
 def benchmark(
-    model: Classifier,
+    model: nn.Module,
     *,
-    dataset: str = "fashion-mnist",
-    attack: str = "none",
+    dataset: str | None = None,
+    attack: str | Protocol = "none",
     n_examples: int | None = 1000,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int = 128,
     data_dir: str | None = None,
     device: str = "cpu",
+    overrides: dict | None = None,
+    store: bool = False,
+    force: bool = False,
+    results_dir: str | None = None,
+    save_samples: bool = False,
     progress: bool = False,
 ) -> EvaluationRecord:
-    """Evaluate ``model`` (from `load_model`) on the first ``n_examples`` test images."""
-    if attack not in PROTOCOLS:
-        raise UserError(f"unknown attack protocol {attack!r}; available: {', '.join(PROTOCOLS)}")
+    """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
+
+    ``attack`` is a preset name, an attack name, ``none`` (clean accuracy only) or a `Protocol`;
+    ``overrides`` replaces protocol fields (eps, steps, grad, surrogate, eot, eval_draws, ...).
+    """
     card = getattr(model, "card", None)
+    dataset = dataset or (card.dataset if card is not None else None)
+    if dataset is None:
+        raise UserError("name the dataset of an unregistered model")
     if card is not None and card.dataset != dataset:
         raise UserError(f"model {card.name!r} was trained on {card.dataset}, not {dataset}")
     if batch_size <= 0:
         raise UserError(f"batch size must be positive, got {batch_size}")
-    examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
-    loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
-    if model.stochastic:
-        model.encoder.seed(seed)
+    info = dataset_info(dataset)
+    protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
+    protocol = protocol.resolved(info)
+    if n_examples is None:
+        n_examples = protocol.n_examples
     model = model.to(device).eval()
+    members, sources, skipped = _resolve_sources(model, effective_members(model, protocol), device, seed)
+
+    examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
+    model_name = card.name if card is not None else type(model).__name__
+    checkpoint = getattr(model, "checkpoint_sha256", None)
+    config = {
+        "model": model_name, "checkpoint_sha256": checkpoint, "dataset": dataset, "n_examples": len(examples),
+        "seed": seed, "batch_size": batch_size, "protocol": protocol.model_dump(mode="json"),
+        "members": [member.model_dump(mode="json") for member in members], "package": versions()["robustbench-snn"],
+    }
+    hash_ = store_.config_hash(config)
+    if store and not force:
+        row = store_.find_row(dataset, hash_, results_dir)
+        if row is not None:
+            logger.info("reusing stored result %s (pass force=True to recompute)", hash_)
+            return EvaluationRecord.from_row(row)
+
+    partial = store_.PartialRun(hash_, results_dir) if store else None
+    finished = partial.finished_batches() if partial is not None else {}
+    if finished:
+        logger.info("resuming %s: %d batch(es) already finished", hash_, len(finished))
+    loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
+    outcomes: list[dict] = []
+    true_labels: list[int] = []
+    check_images, check_labels = [], []
     started = time.perf_counter()
-    predictions, labels = predict(model, loader, device, progress)
-    runtime = time.perf_counter() - started
+    with tqdm(total=len(examples), desc=protocol.name, unit="img", disable=not progress) as bar:
+        for index, (images, labels) in enumerate(loader):
+            images, labels = images.to(device), labels.to(device)
+            outcome = finished.get(index)
+            if outcome is None:
+                outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources).as_dict()
+                if partial is not None:
+                    partial.record({"batch": index, **outcome})
+            outcomes.append(outcome)
+            true_labels += labels.tolist()
+            if protocol.checks and sum(len(part) for part in check_labels) < CHECK_EXAMPLES:
+                correct = torch.tensor(outcome["clean"], dtype=torch.bool)
+                check_images.append(images[correct.to(device)])
+                check_labels.append(labels[correct.to(device)])
+            bar.update(len(labels))
+            robust_so_far = sum(sum(part["robust"]) for part in outcomes)
+            bar.set_postfix(clean=sum(sum(part["clean"]) for part in outcomes), robust=robust_so_far)
+
+    clean = [flag for part in outcomes for flag in part["clean"]]
+    robust = [flag for part in outcomes for flag in part["robust"]]
+    fooled_by = [who for part in outcomes for who in part["fooled_by"]]
+    member_kills = {member.label(): fooled_by.count(member.label()) for member in members}
+    zero_counts: dict[str, int] = {}
+    for part in outcomes:
+        for mode, count in part["zero_gradients"].items():
+            zero_counts[mode] = zero_counts.get(mode, 0) + count
+
+    flags, details = [], {}
+    if stochastic_without_eot(model, members):
+        flags.append("stochastic_without_eot")
+    masked, shares = zero_gradients(zero_counts, sum(clean))
+    details["zero_gradient_share"] = shares
+    if masked:
+        flags.append("zero_gradients")
+    if protocol.checks and members:
+        blackbox = [member.label() for member in members if not member.white_box]
+        blackbox_kills = sum(member_kills[label] for label in blackbox) if blackbox else None
+        images = torch.cat(check_images)[:CHECK_EXAMPLES]
+        labels = torch.cat(check_labels)[:CHECK_EXAMPLES]
+        check_flags, check_details = run_checks(model, protocol, images, labels, seed, sources, blackbox_kills)
+        flags += check_flags
+        details.update(check_details)
+    flags = [flag for flag in FLAGS if flag in flags]
+
     record = EvaluationRecord(
-        model=card.name if card is not None else type(model).__name__,
+        model=model_name,
         dataset=dataset,
-        protocol=attack,
-        n_examples=len(labels),
-        clean_accuracy=(predictions == labels).float().mean().item(),
-        robust_accuracy=None,
+        protocol=protocol.name,
+        attacks=[member.label() for member in members],
+        **_summary_fields(members),
+        eval_draws=protocol.eval_draws,
         seed=seed,
-        eval_draws=1,
-        stochastic=model.stochastic,
-        checkpoint_sha256=getattr(model, "checkpoint_sha256", None),
-        runtime_s=round(runtime, 3),
+        n_examples=len(clean),
+        clean_accuracy=sum(clean) / len(clean),
+        robust_accuracy=sum(robust) / len(robust) if members else None,
+        flags=flags,
+        flag_details=details,
+        member_kills=member_kills,
+        skipped_members=skipped,
+        stochastic=is_stochastic(model),
+        batch_size=batch_size,
+        params=protocol.model_dump(mode="json"),
+        runtime_s=round(time.perf_counter() - started, 3),
+        checkpoint_sha256=checkpoint,
+        config_hash=hash_,
         versions=versions(),
+        git_commit=git_commit(),
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    logger.info("%s on %s: clean accuracy %.4f (n=%d)", record.model, dataset, record.clean_accuracy, record.n_examples)
+    if store:
+        store_.append_row(record.as_dict(), results_dir)
+        partial.discard()
+    if save_samples:
+        frame = pd.DataFrame({
+            "index": range(len(clean)), "label": true_labels, "clean_correct": clean, "robust": robust, "fooled_by": fooled_by,
+        })
+        store_.save_samples(frame, hash_, results_dir)
+    logger.info("%s on %s under %s: clean %.4f robust %s flags %s", model_name, dataset, protocol.name,
+                record.clean_accuracy, record.robust_accuracy, flags or "none")
     return record

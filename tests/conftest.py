@@ -11,8 +11,9 @@ from robustbench_snn.registry import list_cards, load_model
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the user's cache and data root out of every test."""
+    """Keep the user's cache, data root and the repository's results/ out of every test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("RSC_BENCH_RESULTS", str(tmp_path_factory.mktemp("results")))
     monkeypatch.delenv("RSC_BENCH_DATA", raising=False)
 
 

@@ -6,6 +6,8 @@ Neuron state is reset at the start of every forward, so independent calls never 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +18,7 @@ from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
+from robustbench_snn.models.gradients import GradientMode
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation
 
 KINDS = ("ann", "snn")
@@ -57,16 +60,53 @@ class Classifier(nn.Module):
         self.timesteps = timesteps
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.gradient = GradientMode()
 
     @property
     def stochastic(self) -> bool:
         return self.encoder.stochastic
 
+    @property
+    def spiking_layers(self) -> list[SpikingActivation]:
+        return [module for module in self.backbone.modules() if isinstance(module, SpikingActivation)]
+
+    def set_gradient(self, gradient: GradientMode) -> None:
+        """Choose how attacks differentiate through spiking layers; the forward values never change."""
+        self.gradient = gradient
+        for layer in self.spiking_layers:
+            layer.set_gradient(gradient)
+
+    @contextmanager
+    def using_gradient(self, gradient: GradientMode) -> Iterator["Classifier"]:
+        previous = self.gradient
+        self.set_gradient(gradient)
+        try:
+            yield self
+        finally:
+            self.set_gradient(previous)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)
         sequence = self.encoder(images, self.timesteps)
-        logits = self.backbone((sequence.flatten(0, 1) - self.mean) / self.std)
+        currents = (sequence.flatten(0, 1) - self.mean) / self.std
+        if self.gradient.mode == "act" and torch.is_grad_enabled() and self.spiking_layers:
+            logits = self._with_rate_ann_gradient(currents)
+        else:
+            logits = self.backbone(currents)
         return logits.view(self.timesteps, images.shape[0], -1).mean(0)
+
+    def _with_rate_ann_gradient(self, currents: torch.Tensor) -> torch.Tensor:
+        """The SNN's logits, carrying the gradient of the rate ANN with the same weights."""
+        with torch.no_grad():
+            spiking = self.backbone(currents)
+        for layer in self.spiking_layers:
+            layer.rate_mode = True
+        try:
+            rate = self.backbone(currents)
+        finally:
+            for layer in self.spiking_layers:
+                layer.rate_mode = False
+        return spiking + (rate - rate.detach())
 
 
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:

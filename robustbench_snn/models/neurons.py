@@ -10,19 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from spikingjelly.activation_based import neuron, surrogate
+from spikingjelly.activation_based import neuron
 from torch import nn
 
 from robustbench_snn.errors import UserError
-
-# The surrogate derivatives of the Heaviside step, by the names the literature uses.
-SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
-    "atan": surrogate.ATan,
-    "sigmoid": surrogate.Sigmoid,
-    "triangle": surrogate.PiecewiseQuadratic,  # its derivative is the triangle max(0, a - a^2 |x|)
-    "rectangle": surrogate.Rect,
-    "exponential": surrogate.PiecewiseExp,
-}
+from robustbench_snn.models.gradients import (
+    DEFAULT_ALPHA,
+    SURROGATES,
+    GradientMode,
+    bptr_slope,
+    rga_slope,
+    with_local_gradient,
+)
 
 
 @dataclass(frozen=True)
@@ -47,11 +46,19 @@ class NeuronConfig:
 
 
 class SpikingActivation(nn.Module):
-    """A layer of LIF neurons run over ``timesteps`` steps on a time-flattened batch."""
+    """A layer of LIF neurons run over ``timesteps`` steps on a time-flattened batch.
+
+    ``set_gradient`` picks the backward rule attacks differentiate with (see
+    `robustbench_snn.models.gradients`); ``rate_mode`` turns the layer into the rate ANN's
+    ReLU of the time-averaged input, used for the ``act`` gradient.
+    """
 
     def __init__(self, timesteps: int, config: NeuronConfig) -> None:
         super().__init__()
         self.timesteps = timesteps
+        self.config = config
+        self.gradient = GradientMode()
+        self.rate_mode = False
         self.lif = neuron.LIFNode(
             tau=config.tau,
             decay_input=True,
@@ -61,7 +68,28 @@ class SpikingActivation(nn.Module):
             detach_reset=config.detach_reset,
             step_mode="m",
         )
+        self.training_surrogate = self.lif.surrogate_function
+
+    def set_gradient(self, gradient: GradientMode) -> None:
+        self.gradient = gradient
+        if gradient.mode == "bptt" and gradient.surrogate is not None:
+            alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
+            self.lif.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
+        else:
+            self.lif.surrogate_function = self.training_surrogate
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         sequence = currents.reshape(self.timesteps, -1, *currents.shape[1:])
-        return self.lif(sequence).reshape(currents.shape)
+        if self.rate_mode:
+            output = torch.relu(sequence.mean(0, keepdim=True)).expand_as(sequence)
+        elif self.gradient.mode in ("bptt", "act") or not torch.is_grad_enabled():
+            output = self.lif(sequence)
+        else:
+            with torch.no_grad():
+                spikes = self.lif(sequence)
+            if self.gradient.mode == "bptr":
+                slope = bptr_slope(sequence, spikes)
+            else:
+                slope = rga_slope(sequence, self.config.tau, self.config.v_threshold)
+            output = with_local_gradient(spikes, sequence, slope)
+        return output.reshape(currents.shape)

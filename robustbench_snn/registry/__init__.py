@@ -15,7 +15,7 @@ from robustbench_snn.registry.checkpoints import download, read_state_dict, sha2
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ModelCard", "find_card", "list_cards", "load_model", "models_dir", "parse_card", "read_card",
+    "ModelCard", "find_ann_twin", "find_card", "list_cards", "load_model", "models_dir", "parse_card", "read_card",
     "resolve_checkpoint", "sha256_of", "write_state_dict",
 ]
 
@@ -40,6 +40,17 @@ def resolve_checkpoint(card: ModelCard, checkpoint: str | os.PathLike | None = N
     else:
         path = (card.path.parent if card.path else Path.cwd()) / entry.path
     return path, verify(path, entry.sha256, entry.size_bytes)
+
+
+def find_ann_twin(card: ModelCard) -> ModelCard | None:
+    """The registered, trained ANN with the same dataset and architecture as ``card`` (standard recipe first)."""
+    candidates = [
+        other for other in list_cards(card.dataset)
+        if other.kind == "ann" and other.encoding.name == "direct" and other.checkpoint is not None
+        and other.architecture == card.architecture and other.name != card.name
+    ]
+    candidates.sort(key=lambda other: (other.training.recipe != "standard", other.name))
+    return candidates[0] if candidates else None
 
 
 def load_model(

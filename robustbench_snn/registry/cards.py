@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
-from robustbench_snn.models.neurons import SURROGATES
+from robustbench_snn.models.gradients import SURROGATES
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 

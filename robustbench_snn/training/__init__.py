@@ -87,6 +87,11 @@ def train_classifier(
     return model.eval()
 
 
+def entry_paths(out: Path) -> tuple[Path, Path]:
+    """The checkpoint and card files of output stem ``out`` (names may contain dots, e.g. s0.2)."""
+    return out.parent / f"{out.name}.safetensors", out.parent / f"{out.name}.yaml"
+
+
 def write_entry(
     model: Classifier,
     spec: ModelSpec,
@@ -98,7 +103,7 @@ def write_entry(
     progress: bool = False,
 ) -> ModelCard:
     """Save ``out``.safetensors, measure clean accuracy on the full test split, write ``out``.yaml."""
-    checkpoint = out.with_suffix(".safetensors")
+    checkpoint, card_path = entry_paths(out)
     sha256, size = write_state_dict(model.state_dict(), checkpoint)
     evaluation_seed = 0
     record = benchmark(model, dataset=dataset, n_examples=None, seed=evaluation_seed, data_dir=data_dir, progress=progress)
@@ -127,8 +132,8 @@ def write_entry(
             },
             "license": "MIT",
         },
-        str(out.with_suffix(".yaml")),
+        str(card_path),
     )
-    out.with_suffix(".yaml").write_text(card.to_yaml())
-    logger.info("wrote %s and %s (clean accuracy %.4f)", checkpoint, out.with_suffix(".yaml"), record.clean_accuracy)
+    card_path.write_text(card.to_yaml())
+    logger.info("wrote %s and %s (clean accuracy %.4f)", checkpoint, card_path, record.clean_accuracy)
     return card

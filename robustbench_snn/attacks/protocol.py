@@ -1,0 +1,195 @@
+"""Attack protocols: validated configuration of what the runner does, from presets and the CLI.
+
+A protocol is a list of member attacks plus the rule that decides accuracy of stochastic
+models. A preset file (``attacks/<name>.yaml``) holds shared fields and, for ensembles, a
+``members`` list whose entries override them. Options given on the command line override the
+shared fields and the same field of every member.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from robustbench_snn.data import DatasetInfo
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, GradientMode
+
+DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
+
+ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
+WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
+BLACK_BOX = ("square", "transfer")
+MEMBER_FIELDS = (
+    "attack", "norm", "eps", "steps", "step_size", "random_start", "restarts", "grad", "surrogate",
+    "surrogate_alpha", "eot", "queries", "source",
+)
+
+
+def parse_eps(text: str | float) -> float:
+    """An eps given as a number or a fraction such as ``8/255``."""
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"eps must be a number or a fraction like 8/255, got {text!r}") from None
+    if value < 0:
+        raise UserError(f"eps must be >= 0, got {text!r}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AttackSpec(_Strict):
+    """One attack: its threat model, its budget, and how it gets gradients."""
+
+    attack: Literal["fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand"]
+    norm: Literal["Linf", "L2"] = "Linf"
+    eps: float | None = Field(default=None, ge=0)
+    steps: int = Field(default=10, ge=1)
+    step_size: float | None = Field(default=None, gt=0)
+    random_start: bool = True
+    restarts: int = Field(default=1, ge=1)
+    grad: Literal["bptt", "bptr", "rga", "act"] = "bptt"
+    surrogate: str | None = None
+    surrogate_alpha: float | None = Field(default=None, gt=0)
+    eot: int = Field(default=1, ge=1)
+    queries: int = Field(default=1000, ge=1)
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "AttackSpec":
+        if self.surrogate is not None and self.surrogate not in SURROGATES:
+            raise ValueError(f"unknown surrogate {self.surrogate!r}; choose one of {', '.join(SURROGATES)}")
+        if self.attack == "transfer" and self.source is None:
+            raise ValueError("a transfer attack needs a source model (a registered name, or 'twin')")
+        return self
+
+    @property
+    def white_box(self) -> bool:
+        return self.attack in WHITE_BOX
+
+    @property
+    def uses_gradients(self) -> bool:
+        return self.attack in WHITE_BOX or self.attack == "transfer"
+
+    def gradient(self) -> GradientMode:
+        surrogate = self.surrogate if self.grad == "bptt" else None
+        return GradientMode(self.grad, surrogate, self.surrogate_alpha if surrogate else None)
+
+    def label(self) -> str:
+        if self.attack == "transfer":
+            return f"transfer<-{self.source}"
+        if self.attack == "square":
+            return f"square-{self.queries}"
+        steps = "" if self.attack in ("fgsm", "autoattack", "autoattack-rand") else f"-{self.steps}"
+        return f"{self.attack}{steps}[{self.gradient().label()}]"
+
+
+class Protocol(_Strict):
+    """A named list of attacks; a sample is robust only if every member fails on it."""
+
+    name: str
+    description: str = ""
+    members: list[AttackSpec] = Field(default_factory=list)
+    eval_draws: int = Field(default=1, ge=1)
+    checks: bool = False
+    n_examples: int | None = Field(default=None, ge=1)
+
+    def resolved(self, dataset: DatasetInfo) -> "Protocol":
+        """The protocol with every unset eps filled in from the dataset's standard threat model."""
+        members = [
+            member if member.eps is not None else member.model_copy(update={"eps": dataset.default_eps(member.norm)})
+            for member in self.members
+        ]
+        return self.model_copy(update={"members": members})
+
+    def label(self) -> str:
+        return self.name
+
+
+def presets_dir(override: str | os.PathLike | None = None) -> Path:
+    """The folder of preset files: ``override``, else ``$RSC_BENCH_ATTACKS``, else the checkout's ``attacks/``."""
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("RSC_BENCH_ATTACKS") or DEFAULT_PRESETS_DIR)
+
+
+def _read_preset_data(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: an attack preset must be a YAML mapping")
+    return data
+
+
+def list_presets(directory: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Preset names and their files."""
+    return {path.stem: path for path in sorted(presets_dir(directory).glob("*.yaml"))}
+
+
+def _describe(error: ValidationError) -> str:
+    return "\n".join(
+        f"  field '{'.'.join(str(part) for part in problem['loc']) or '(protocol)'}': "
+        f"{problem['msg'].removeprefix('Value error, ')}"
+        for problem in error.errors()
+    )
+
+
+def build_protocol(
+    attack: str,
+    overrides: dict | None = None,
+    directory: str | os.PathLike | None = None,
+) -> Protocol:
+    """The protocol named ``attack`` (a preset, or a bare attack name) with ``overrides`` applied.
+
+    ``overrides`` holds member fields (eps, steps, grad, eot, ...) and protocol fields
+    (eval_draws, checks, n_examples); ``None`` values are ignored.
+    """
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples"}
+    if unknown:
+        raise UserError(f"unknown protocol option(s): {', '.join(sorted(unknown))}")
+    presets = list_presets(directory)
+    if attack == "none":
+        member_options = sorted(set(overrides) & set(MEMBER_FIELDS))
+        if member_options:
+            raise UserError(f"option(s) {', '.join(member_options)} need an attack; --attack none only measures clean accuracy")
+        return Protocol(name="none", description="clean accuracy, no attack", **overrides)
+    if attack in presets:
+        data = _read_preset_data(presets[attack])
+        source = str(presets[attack])
+    elif attack in ATTACKS:
+        data = {"name": attack, "attack": attack}
+        source = f"attack {attack!r}"
+    else:
+        raise UserError(
+            f"unknown attack {attack!r}; none (clean only); presets: {', '.join(presets) or '(none)'}; attacks: {', '.join(ATTACKS)}"
+        )
+    shared = {key: value for key, value in data.items() if key in MEMBER_FIELDS}
+    member_overrides = {key: value for key, value in overrides.items() if key in MEMBER_FIELDS}
+    members = data.get("members") or [{}]
+    if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
+        raise UserError(f"{source}: 'members' must be a list of mappings")
+    protocol_data = {key: value for key, value in data.items() if key not in MEMBER_FIELDS}
+    protocol_data.update({key: value for key, value in overrides.items() if key not in MEMBER_FIELDS})
+    protocol_data["members"] = [{**shared, **member, **member_overrides} for member in members]
+    protocol_data.setdefault("name", attack)
+    try:
+        return Protocol.model_validate(protocol_data)
+    except ValidationError as error:
+        raise UserError(f"{source}: invalid attack protocol\n{_describe(error)}") from None
+
+
+__all__ = [
+    "ATTACKS", "BLACK_BOX", "GRADIENT_MODES", "WHITE_BOX", "AttackSpec", "Protocol", "build_protocol",
+    "list_presets", "parse_eps", "presets_dir",
+]

@@ -1,0 +1,164 @@
+"""The runner: a protocol's members on one batch, and the rule that decides a stochastic model's accuracy.
+
+Decision rule (one rule, for clean and adversarial inputs alike): with ``eval_draws = m``, a
+sample counts as correct only if the model is right on every one of m independent encoder
+draws. For m = 1 this is plain accuracy; for m > 1 it is conservative, so robust accuracy can
+be underestimated by the rule but never inflated by a lucky draw. A sample is robust only if
+it is correct on its clean input and every member fails on it. Members run white-box first,
+then black-box, each only on the samples still robust.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_snn.attacks.methods import PERTURB, pgd
+from robustbench_snn.attacks.protocol import AttackSpec, Protocol
+from robustbench_snn.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def has_spiking_layers(model: nn.Module) -> bool:
+    return bool(getattr(model, "spiking_layers", []))
+
+
+def is_stochastic(model: nn.Module) -> bool:
+    return bool(getattr(model, "stochastic", False))
+
+
+def eot_draws(model: nn.Module, spec: AttackSpec) -> int:
+    """EOT draws per gradient: the member's ``eot`` for stochastic models, 1 otherwise."""
+    return spec.eot if is_stochastic(model) else 1
+
+
+def gradient_context(model: nn.Module, spec: AttackSpec):
+    """Run ``spec`` with its SNN gradient mode set on ``model`` (a no-op for models without spiking layers)."""
+    return model.using_gradient(spec.gradient()) if has_spiking_layers(model) else nullcontext()
+
+
+@torch.inference_mode()
+def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> torch.Tensor:
+    """Per-sample correctness under the decision rule (right on every one of ``draws`` draws)."""
+    draws = draws if is_stochastic(model) else 1
+    if len(images) == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    repeated = images.repeat(draws, *([1] * (images.dim() - 1)))
+    predictions = model(repeated).argmax(1).view(draws, len(images))
+    return (predictions == labels.unsqueeze(0)).all(0).cpu()
+
+
+def effective_members(model: nn.Module, protocol: Protocol) -> list[AttackSpec]:
+    """The members to run, white-box first; for a model without spiking layers, members that
+    differ only in SNN gradient mode are the same attack and run once."""
+    members = list(protocol.members)
+    if not has_spiking_layers(model):
+        unique: dict[str, AttackSpec] = {}
+        for member in members:
+            plain = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
+            unique.setdefault(plain.label(), plain)
+        members = list(unique.values())
+    return sorted(members, key=lambda member: not member.white_box)
+
+
+@dataclass
+class BatchOutcome:
+    """Per-sample results of one batch, in the batch's order."""
+
+    clean: list[bool]
+    robust: list[bool]
+    fooled_by: list[str | None]
+    zero_gradients: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"clean": self.clean, "robust": self.robust, "fooled_by": self.fooled_by, "zero_gradients": self.zero_gradients}
+
+
+def count_zero_gradients(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many samples have an all-zero or non-finite input gradient of the loss under ``spec``'s mode."""
+    if len(images) == 0:
+        return 0
+    images = images.detach().requires_grad_(True)
+    with gradient_context(model, spec):
+        loss = F.cross_entropy(model(images), labels, reduction="sum")
+        (gradient,) = torch.autograd.grad(loss, images)
+    flat = gradient.flatten(1)
+    broken = (~torch.isfinite(flat).all(1)) | (flat.abs().sum(1) == 0)
+    return int(broken.sum())
+
+
+def perturb(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> torch.Tensor:
+    """Adversarial examples for ``images`` under one member."""
+    if spec.attack == "transfer":
+        source = sources[spec.source]
+        with gradient_context(source, spec):
+            return pgd(source, spec.model_copy(update={"attack": "pgd"}), images, labels, seed, eot_draws(source, spec))
+    with gradient_context(model, spec):
+        return PERTURB[spec.attack](model, spec, images, labels, seed, eot_draws(model, spec))
+
+
+def attack_batch(
+    model: nn.Module,
+    protocol: Protocol,
+    members: list[AttackSpec],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    sources: dict[str, nn.Module],
+    count_gradients: bool = True,
+) -> BatchOutcome:
+    """Run every member on the samples still robust; record which member fooled each sample."""
+    if is_stochastic(model):
+        model.encoder.seed(seed)
+    clean = decide(model, images, labels, protocol.eval_draws)
+    robust = clean.clone()
+    fooled_by: list[str | None] = [None] * len(images)
+    zero_gradients: dict[str, int] = {}
+    if count_gradients:
+        correct = clean.nonzero().squeeze(1)
+        for member in members:
+            if member.white_box and member.gradient().label() not in zero_gradients:
+                zero_gradients[member.gradient().label()] = count_zero_gradients(
+                    model, member, images[correct], labels[correct]
+                )
+    for number, member in enumerate(members):
+        index = robust.nonzero().squeeze(1)
+        if index.numel() == 0:
+            break
+        adversarial = perturb(model, member, images[index], labels[index], seed + 7919 * (number + 1), sources)
+        survived = decide(model, adversarial, labels[index], protocol.eval_draws)
+        for position in index[~survived].tolist():
+            robust[position] = False
+            fooled_by[position] = member.label()
+    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients)
+
+
+def robust_fraction(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eval_draws: int,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> float:
+    """Share of ``images`` (assumed clean-correct) on which ``spec`` alone fails."""
+    if len(images) == 0:
+        raise UserError("no correctly classified samples to run reliability checks on")
+    if is_stochastic(model):
+        model.encoder.seed(seed)
+    adversarial = perturb(model, spec, images, labels, seed, sources)
+    return decide(model, adversarial, labels, eval_draws).float().mean().item()

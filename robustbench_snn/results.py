@@ -1,0 +1,116 @@
+"""Stored results: tidy rows in ``results/<dataset>.jsonl``, one per evaluated configuration.
+
+Rows are appended under an exclusive file lock with one write each, so concurrent runs lose
+nothing and a reader never sees half a row. A configuration is identified by a hash of
+everything that determines its numbers; an identical one already stored is reused. Unfinished
+runs keep their finished batches in ``results/.partial/`` so that they resume.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+
+
+def results_dir(override: str | os.PathLike | None = None) -> Path:
+    """The results folder: ``override``, else ``$RSC_BENCH_RESULTS``, else the checkout's ``results/``."""
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("RSC_BENCH_RESULTS") or DEFAULT_RESULTS_DIR)
+
+
+def config_hash(config: dict) -> str:
+    """A stable identifier of a configuration (canonical JSON, sha256, 16 hex digits)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _locked(path: Path, mode: str) -> Iterator:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, mode) as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if "a" in mode or "w" in mode else fcntl.LOCK_SH)
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with _locked(path, "r") as handle:
+        lines = handle.read().splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                logger.warning("%s:%d: skipping a malformed row", path, number)
+    return rows
+
+
+def append_row(row: dict, directory: str | os.PathLike | None = None) -> Path:
+    """Append one result row to its dataset's file, atomically with respect to other writers."""
+    path = results_dir(directory) / f"{row['dataset']}.jsonl"
+    line = json.dumps(row, sort_keys=False, default=str) + "\n"
+    with _locked(path, "a") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = None) -> dict | None:
+    """The newest stored row of a configuration, if any."""
+    matches = [row for row in _read_jsonl(results_dir(directory) / f"{dataset}.jsonl") if row.get("config_hash") == hash_]
+    return matches[-1] if matches else None
+
+
+def load_rows(dataset: str | None = None, directory: str | os.PathLike | None = None) -> pd.DataFrame:
+    """All stored rows (optionally of one dataset) as a tidy table."""
+    root = results_dir(directory)
+    paths = [root / f"{dataset}.jsonl"] if dataset else sorted(root.glob("*.jsonl"))
+    return pd.DataFrame([row for path in paths for row in _read_jsonl(path)])
+
+
+def save_samples(frame: pd.DataFrame, hash_: str, directory: str | os.PathLike | None = None) -> Path:
+    """Per-sample outcomes of a run, as CSV beside the rows."""
+    path = results_dir(directory) / "samples" / f"{hash_}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".part{os.getpid()}")
+    frame.to_csv(partial, index=False)
+    partial.replace(path)
+    return path
+
+
+class PartialRun:
+    """The finished batches of an unfinished run, kept so that a rerun resumes after the last one."""
+
+    def __init__(self, hash_: str, directory: str | os.PathLike | None = None) -> None:
+        self.path = results_dir(directory) / ".partial" / f"{hash_}.jsonl"
+
+    def finished_batches(self) -> dict[int, dict]:
+        return {entry["batch"]: entry for entry in _read_jsonl(self.path)}
+
+    def record(self, batch: dict) -> None:
+        with _locked(self.path, "a") as handle:
+            handle.write(json.dumps(batch) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
