@@ -104,3 +104,42 @@ def test_help_explains_every_command(run):
     for args in (["--help"], ["evaluate", "--help"], ["models", "list", "--help"], ["train", "--help"]):
         result = run(*args)
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_evaluate_under_an_attack_accepts_fractional_eps_and_stores_the_row(run, tmp_path):
+    arguments = ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--eps", "8/255", "--steps", "3", "-n", "32",
+                 "--seed", "0", "--results-dir", str(tmp_path), "--json", "-q"]
+    record = json.loads(run(*arguments).output)
+    assert record["eps"] == pytest.approx(8 / 255) and record["norm"] == "Linf"
+    assert record["attacks"] == ["pgd-3[bptt]"] and record["protocol"] == "pgd"
+    assert record["robust_accuracy"] <= record["clean_accuracy"]
+    assert record["flags"] == [] and record["n_examples"] == 32 and record["runtime_s"] >= 0
+    assert (tmp_path / "fashion-mnist.jsonl").is_file()
+    assert json.loads(run(*arguments).output)["reused"] is True
+    human = run(*arguments[:-2], "-q")
+    assert "robust accuracy" in human.output and "stored result reused" in human.output
+
+
+def test_flags_are_printed_with_their_meaning(run):
+    result = run("evaluate", "--model", "fmnist_rsc1_s0.2", "--attack", "pgd", "--eot", "1", "--steps", "2",
+                 "-n", "16", "--no-store", "-q")
+    assert result.exit_code == 0, result.output
+    assert "stochastic_without_eot: a stochastic model was attacked with single-draw gradients" in result.output
+
+
+def test_attacks_list_shows_every_shipped_preset(run):
+    result = run("attacks", "list")
+    assert result.exit_code == 0
+    for preset in ("fgsm", "pgd", "apgd", "autoattack", "autoattack-rand", "square", "transfer", "reliable"):
+        assert f"\n{preset} " in "\n" + result.output
+    presets = json.loads(run("attacks", "list", "--json").output)
+    assert len(presets["reliable"]["members"]) >= 10
+
+
+def test_bad_attack_options_are_clear_errors(run):
+    result = run("evaluate", "--model", "fmnist_ann", "--attack", "pgdd")
+    assert result.exit_code == 2 and "unknown attack 'pgdd'" in result.output
+    result = run("evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--eps", "1/0")
+    assert result.exit_code == 2 and "8/255" in result.output
+    result = run("evaluate", "--model", "fmnist_ann", "--eps", "0.1")
+    assert result.exit_code == 2 and "need an attack" in result.output

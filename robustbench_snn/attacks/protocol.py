@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
@@ -63,10 +63,15 @@ class AttackSpec(_Strict):
     queries: int = Field(default=1000, ge=1)
     source: str | None = None
 
+    @field_validator("surrogate")
+    @classmethod
+    def _known_surrogate(cls, name: str | None) -> str | None:
+        if name is not None and name not in SURROGATES:
+            raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)}")
+        return name
+
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
-        if self.surrogate is not None and self.surrogate not in SURROGATES:
-            raise ValueError(f"unknown surrogate {self.surrogate!r}; choose one of {', '.join(SURROGATES)}")
         if self.attack == "transfer" and self.source is None:
             raise ValueError("a transfer attack needs a source model (a registered name, or 'twin')")
         return self

@@ -1,0 +1,136 @@
+"""The attack runner on real shipped models: strength ordering, gradient modes, EOT, masking flags."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_snn import benchmark
+from robustbench_snn.attacks import build_protocol, parse_eps
+from robustbench_snn.attacks.methods import loss_gradient
+from robustbench_snn.errors import UserError
+from robustbench_snn.models import GradientMode
+
+from conftest import model_with
+
+N = 48
+
+
+def run(model, attack="pgd", n=N, **overrides):
+    overrides.setdefault("eot", 2)
+    overrides.setdefault("eval_draws", 2)
+    if attack == "none":
+        overrides = {key: overrides[key] for key in ("eval_draws",)}
+    return benchmark(model, attack=attack, n_examples=n, seed=0, batch_size=N, overrides=overrides)
+
+
+@pytest.mark.parametrize("name", ["ann", "snn-direct", "snn-rsc"])
+def test_pgd_is_at_most_fgsm_is_at_most_clean_and_falls_with_eps(shipped_models, name):
+    kind, _, encoding = name.partition("-")
+    model = model_with(shipped_models, kind=kind, encoding=encoding or "direct")
+    slack = 2 / N if model.stochastic else 0
+    fgsm = run(model, "fgsm")
+    pgd = run(model, "pgd")
+    assert pgd.clean_accuracy == fgsm.clean_accuracy
+    assert pgd.robust_accuracy <= fgsm.robust_accuracy + slack
+    assert fgsm.robust_accuracy <= fgsm.clean_accuracy
+    curve = [run(model, "pgd", eps=eps).robust_accuracy for eps in (0.02, 0.05, 0.1, 0.2)]
+    assert all(later <= earlier + slack for earlier, later in zip(curve, curve[1:])), curve
+    assert curve[0] > curve[-1]
+    assert run(model, "pgd", eps=1.0).robust_accuracy <= 1 / N
+
+
+def test_gradient_modes_differ_in_gradient_but_never_in_logits(shipped_models, fmnist_batch):
+    model = model_with(shipped_models, kind="snn", encoding="direct")
+    images, labels = fmnist_batch
+    logits, gradients = {}, {}
+    for mode in (GradientMode("bptt", "atan"), GradientMode("bptt", "sigmoid"), GradientMode("bptr"), GradientMode("rga"), GradientMode("act")):
+        with model.using_gradient(mode):
+            inputs = images.clone().requires_grad_(True)
+            output = model(inputs)
+            F.cross_entropy(output, labels).backward()
+        logits[mode.label()] = output.detach()
+        gradients[mode.label()] = inputs.grad
+    reference = logits["bptt-atan"]
+    assert all(torch.equal(value, reference) for value in logits.values())
+    for label, gradient in gradients.items():
+        assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0, label
+    labels_ = list(gradients)
+    for first in range(len(labels_)):
+        for second in range(first + 1, len(labels_)):
+            assert not torch.allclose(gradients[labels_[first]], gradients[labels_[second]]), (labels_[first], labels_[second])
+    assert model.gradient == GradientMode()
+
+
+def test_eot_gradients_vary_less_across_repeats_than_single_draws(shipped_models, fmnist_batch):
+    model = model_with(shipped_models, kind="snn", encoding="rsc")
+    images, labels = fmnist_batch[0][:8], fmnist_batch[1][:8]
+    model.encoder.seed(0)
+
+    def spread(draws: int) -> float:
+        repeats = torch.stack([loss_gradient(model, images, labels, draws)[0] for _ in range(6)])
+        return repeats.var(0).mean().item()
+
+    assert spread(8) < 0.5 * spread(1)
+
+
+class RoundedInput(nn.Module):
+    """A deliberately gradient-masked model: the input is rounded to 5 levels (zero gradient)."""
+
+    stochastic = False
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        return self.model(torch.round(images * 4) / 4)
+
+
+def test_gradient_masking_is_flagged_and_the_reliable_protocol_sees_through_it(shipped_models):
+    masked = RoundedInput(model_with(shipped_models, kind="ann", encoding="direct"))
+    pgd = benchmark(masked, dataset="fashion-mnist", attack="pgd", n_examples=N, batch_size=N, seed=0,
+                    overrides={"checks": True, "steps": 5})
+    assert {"zero_gradients", "unbounded_not_zero", "blackbox_stronger"} <= set(pgd.flags)
+    assert pgd.flag_details["zero_gradient_share"]["bptt"] == 1.0
+    reliable = benchmark(masked, dataset="fashion-mnist", attack="reliable", n_examples=N, batch_size=N, seed=0,
+                         overrides={"steps": 5, "queries": 300})
+    assert reliable.skipped_members and "twin" in reliable.skipped_members[0]
+    assert reliable.robust_accuracy < pgd.robust_accuracy - 0.2
+    assert "zero_gradients" in reliable.flags
+
+
+def test_stochastic_model_attacked_without_eot_is_flagged(shipped_models):
+    model = model_with(shipped_models, kind="snn", encoding="rsc")
+    assert "stochastic_without_eot" in run(model, "pgd", n=16, eot=1, steps=2).flags
+    assert "stochastic_without_eot" not in run(model, "pgd", n=16, eot=2, steps=2).flags
+    deterministic = model_with(shipped_models, kind="ann", encoding="direct")
+    assert "stochastic_without_eot" not in run(deterministic, "pgd", n=16, eot=1, steps=2).flags
+
+
+def test_decision_rule_is_conservative_for_stochastic_models(shipped_models):
+    model = model_with(shipped_models, kind="snn", encoding="rsc")
+    one, many = run(model, "none", n=200, eval_draws=1), run(model, "none", n=200, eval_draws=8)
+    assert many.clean_accuracy <= one.clean_accuracy
+    assert many.robust_accuracy is None and many.eval_draws == 8
+
+
+def test_transfer_from_the_ann_twin_runs_on_an_snn(shipped_models):
+    model = model_with(shipped_models, kind="snn", encoding="direct")
+    record = run(model, "transfer", steps=5)
+    assert record.attacks == ["transfer<-fmnist_ann"]
+    assert record.robust_accuracy < record.clean_accuracy
+
+
+def test_preset_fields_are_overridden_by_options_and_validated():
+    protocol = build_protocol("reliable", {"eps": parse_eps("8/255"), "eot": 3})
+    assert all(member.eps == pytest.approx(8 / 255) and member.eot == 3 for member in protocol.members)
+    assert protocol.checks and len({member.label() for member in protocol.members}) == len(protocol.members)
+    with pytest.raises(UserError, match="unknown attack 'pgdd'"):
+        build_protocol("pgdd")
+    with pytest.raises(UserError, match="field 'members.0.surrogate'"):
+        build_protocol("pgd", {"surrogate": "tanh"})
+    with pytest.raises(UserError, match="need an attack"):
+        build_protocol("none", {"eps": 0.1})
+    with pytest.raises(UserError, match="8/255"):
+        parse_eps("eight")
