@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +49,22 @@ def model_with(shipped_models, *, kind: str, encoding: str):
         if model.card.kind == kind and model.card.encoding.name == encoding:
             return model
     pytest.fail(f"no shipped {kind} model with {encoding} coding")
+
+
+def write_cifar10(root: Path, per_batch: int = 4) -> dict:
+    """CIFAR-10 in its on-disk python pickle format (batches of random images); returns the test batch."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+        batch = {
+            "data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+            "labels": [int(label) for label in rng.integers(0, 10, size=per_batch)],
+        }
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle)
+        if name == "test_batch":
+            test_batch = batch
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, handle)
+    return test_batch

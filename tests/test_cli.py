@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from robustbench_snn.cli import main
 from robustbench_snn.data import DATASETS
 from robustbench_snn.models import ModelSpec, build_classifier
-from robustbench_snn.registry import write_state_dict
+from robustbench_snn.registry import find_card, write_state_dict
+
+from conftest import write_cifar10
 
 
 @pytest.fixture
@@ -143,3 +145,18 @@ def test_bad_attack_options_are_clear_errors(run):
     assert result.exit_code == 2 and "8/255" in result.output
     result = run("evaluate", "--model", "fmnist_ann", "--eps", "0.1")
     assert result.exit_code == 2 and "need an attack" in result.output
+
+
+def test_a_cifar_recipe_card_evaluates_a_users_checkpoint_under_pgd(tmp_path):
+    write_cifar10(tmp_path / "data", per_batch=4)
+    torch.manual_seed(0)
+    card = find_card("rsc_resnet19")
+    model = build_classifier(card.spec(), DATASETS["cifar10"])
+    write_state_dict(model.state_dict(), tmp_path / "my_resnet19.safetensors")
+    result = _rsc_bench("evaluate", "--model", "rsc_resnet19", "--checkpoint", str(tmp_path / "my_resnet19.safetensors"),
+                        "--attack", "pgd", "--steps", "2", "--eot", "2", "--eval-draws", "1", "-n", "4",
+                        "--data-dir", str(tmp_path / "data"), "--no-store", "--json", "-q")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["model"] == "rsc_resnet19" and record["dataset"] == "cifar10" and record["n_examples"] == 4
+    assert record["eps"] == pytest.approx(8 / 255) and record["robust_accuracy"] <= record["clean_accuracy"]

@@ -1,7 +1,6 @@
 """Datasets: where data are found, the embedded split, and loaders on files in real on-disk formats."""
 
 import gzip
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from PIL import Image
 from robustbench_snn import data
 from robustbench_snn.data import DATASETS, data_root, first_examples, load_dataset
 from robustbench_snn.errors import DatasetNotFoundError, UserError
+
+from conftest import write_cifar10
 
 
 def test_embedded_fashion_mnist_test_split_needs_no_download(tmp_path, monkeypatch):
@@ -65,26 +66,8 @@ def test_fashion_mnist_is_found_where_debian_installs_it(tmp_path, monkeypatch):
     assert train_set.tensors[1].tolist() == [7, 9]
 
 
-def _write_cifar10(root: Path, per_batch: int = 4) -> np.ndarray:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
-        batch = {
-            "data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
-            "labels": [int(label) for label in rng.integers(0, 10, size=per_batch)],
-        }
-        with open(folder / name, "wb") as handle:
-            pickle.dump(batch, handle)
-        if name == "test_batch":
-            test_batch = batch
-    with open(folder / "batches.meta", "wb") as handle:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, handle)
-    return test_batch
-
-
 def test_cifar10_loader_reads_the_python_pickle_format(tmp_path):
-    written = _write_cifar10(tmp_path)
+    written = write_cifar10(tmp_path)
     test_set = load_dataset("cifar10", "test", data_dir=tmp_path, download=False)
     assert len(test_set) == 4
     image, label = test_set[0]
