@@ -3,6 +3,13 @@
 The CLI turns every `UserError` into one clear message and exit code 2, with no traceback.
 """
 
+from collections.abc import Iterable
+
+
+def unknown_name(what: str, name: object, known: Iterable[str]) -> str:
+    """The message for a name that is not among the ``known`` ones."""
+    return f"unknown {what} {name!r}; choose one of {', '.join(known)}"
+
 
 class UserError(Exception):
     """A problem the user can fix: bad input, missing data, a wrong checkpoint."""

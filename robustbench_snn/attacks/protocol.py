@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from robustbench_snn.data import DatasetInfo
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, GradientMode
 
 DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
@@ -67,7 +67,7 @@ class AttackSpec(_Strict):
     @classmethod
     def _known_surrogate(cls, name: str | None) -> str | None:
         if name is not None and name not in SURROGATES:
-            raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)}")
+            raise ValueError(unknown_name("surrogate", name, SURROGATES))
         return name
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ from torchvision import datasets, transforms
 from torchvision.datasets.folder import default_loader
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from robustbench_snn.errors import DatasetNotFoundError, UserError
+from robustbench_snn.errors import DatasetNotFoundError, UserError, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+        raise UserError(unknown_name("dataset", name, DATASETS)) from None
 
 
 def cache_dir() -> Path:

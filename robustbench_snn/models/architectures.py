@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, unknown_name
 
 ActivationFactory = Callable[[], nn.Module]
 Builder = Callable[..., nn.Module]
@@ -33,7 +33,7 @@ def build_backbone(
 ) -> nn.Module:
     """Build the registered architecture ``name`` with its card arguments."""
     if name not in ARCHITECTURES:
-        raise UserError(f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}")
+        raise UserError(unknown_name("architecture", name, sorted(ARCHITECTURES)))
     try:
         return ARCHITECTURES[name](activation, input_shape, num_classes, **args)
     except TypeError as error:
@@ -111,6 +111,22 @@ def _stage(activation: ActivationFactory, in_channels: int, out_channels: int, b
     ]
 
 
+def _residual_network(
+    activation: ActivationFactory,
+    in_channels: int,
+    stem: int,
+    stages: tuple[tuple[int, int, int], ...],
+    head: list[nn.Module],
+) -> nn.Module:
+    """A conv stem, residual stages of ``(width, blocks, stride)``, global pooling, then ``head``."""
+    layers: list[nn.Module] = [*_conv_bn(in_channels, stem), activation()]
+    width = stem
+    for out_width, blocks, stride in stages:
+        layers += _stage(activation, width, out_width, blocks, stride)
+        width = out_width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), *head)
+
+
 @register_architecture
 def resnet19(
     activation: ActivationFactory,
@@ -118,15 +134,8 @@ def resnet19(
     num_classes: int,
 ) -> nn.Module:
     """ResNet-19 of the tdBN paper (Zheng et al. 2021): 128-256-512 stages of 3, 3, 2 blocks."""
-    return nn.Sequential(
-        *_conv_bn(input_shape[0], 128), activation(),
-        *_stage(activation, 128, 128, 3, 1),
-        *_stage(activation, 128, 256, 3, 2),
-        *_stage(activation, 256, 512, 2, 2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(512, 256), activation(),
-        nn.Linear(256, num_classes),
-    )
+    head = [nn.Linear(512, 256), activation(), nn.Linear(256, num_classes)]
+    return _residual_network(activation, input_shape[0], 128, ((128, 3, 1), (256, 3, 2), (512, 2, 2)), head)
 
 
 @register_architecture
@@ -136,11 +145,4 @@ def wrn16_4(
     num_classes: int,
 ) -> nn.Module:
     """Wide ResNet 16-4: a 16-channel stem, then 64-128-256 stages of two blocks each."""
-    return nn.Sequential(
-        *_conv_bn(input_shape[0], 16), activation(),
-        *_stage(activation, 16, 64, 2, 1),
-        *_stage(activation, 64, 128, 2, 2),
-        *_stage(activation, 128, 256, 2, 2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(256, num_classes),
-    )
+    return _residual_network(activation, input_shape[0], 16, ((64, 2, 1), (128, 2, 2), (256, 2, 2)), [nn.Linear(256, num_classes)])

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from spikingjelly.activation_based import surrogate
 
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, unknown_name
 
 # The surrogate derivatives of the Heaviside step, by the names the literature uses.
 SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
@@ -54,9 +54,9 @@ class GradientMode:
 
     def __post_init__(self) -> None:
         if self.mode not in GRADIENT_MODES:
-            raise UserError(f"unknown gradient mode {self.mode!r}; choose one of {', '.join(GRADIENT_MODES)}")
+            raise UserError(unknown_name("gradient mode", self.mode, GRADIENT_MODES))
         if self.surrogate is not None and self.surrogate not in SURROGATES:
-            raise UserError(f"unknown surrogate {self.surrogate!r}; choose one of {', '.join(SURROGATES)}")
+            raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.alpha is not None and self.alpha <= 0:
             raise UserError(f"surrogate sharpness must be > 0, got {self.alpha}")
 

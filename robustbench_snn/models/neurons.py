@@ -13,7 +13,7 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
 
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.gradients import (
     DEFAULT_ALPHA,
     SURROGATES,
@@ -37,7 +37,7 @@ class NeuronConfig:
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
-            raise UserError(f"unknown surrogate {self.surrogate!r}; choose one of {', '.join(SURROGATES)}")
+            raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.tau <= 1.0:
             raise UserError(f"LIF tau must be > 1, got {self.tau}")
 

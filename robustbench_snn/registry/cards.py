@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from robustbench_snn.data import DATASETS
-from robustbench_snn.errors import CardError
+from robustbench_snn.errors import CardError, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
 from robustbench_snn.models.gradients import SURROGATES
 
@@ -33,7 +33,7 @@ class ArchitectureField(_Strict):
     @classmethod
     def _registered(cls, name: str) -> str:
         if name not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}")
+            raise ValueError(unknown_name("architecture", name, sorted(ARCHITECTURES)))
         return name
 
 
@@ -67,7 +67,7 @@ class NeuronField(_Strict):
     @classmethod
     def _known_surrogate(cls, name: str) -> str:
         if name not in SURROGATES:
-            raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(SURROGATES)}")
+            raise ValueError(unknown_name("surrogate", name, SURROGATES))
         return name
 
 
@@ -126,7 +126,7 @@ class ModelCard(_Strict):
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+            raise ValueError(unknown_name("dataset", name, DATASETS))
         return name
 
     @model_validator(mode="after")
