@@ -134,3 +134,28 @@ def test_preset_fields_are_overridden_by_options_and_validated():
         build_protocol("none", {"eps": 0.1})
     with pytest.raises(UserError, match="8/255"):
         parse_eps("eight")
+
+
+def test_autoattack_standard_and_rand_run_through_the_runner(shipped_models):
+    ann = model_with(shipped_models, kind="ann", encoding="direct")
+    standard = benchmark(ann, attack="autoattack", n_examples=8, batch_size=8, seed=0)
+    assert standard.attacks == ["autoattack[bptt]"]
+    assert standard.robust_accuracy <= run(ann, "pgd", n=8).robust_accuracy
+    rsc = model_with(shipped_models, kind="snn", encoding="rsc")
+    rand = benchmark(rsc, attack="autoattack-rand", n_examples=4, batch_size=4, seed=0, overrides={"eval_draws": 2})
+    assert "stochastic_without_eot" not in rand.flags
+    assert rand.robust_accuracy <= rand.clean_accuracy
+
+
+def test_l2_pgd_stays_inside_its_ball_and_beats_a_smaller_ball(shipped_models, fmnist_batch):
+    from robustbench_snn.attacks.methods import pgd
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    model = model_with(shipped_models, kind="ann", encoding="direct")
+    images, labels = fmnist_batch
+    spec = AttackSpec(attack="pgd", norm="L2", eps=1.5, steps=10)
+    adversarial = pgd(model, spec, images, labels, seed=0)
+    assert ((adversarial - images).flatten(1).norm(dim=1) <= 1.5 + 1e-4).all()
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    small, large = (run(model, "pgd", n=32, norm="L2", eps=eps).robust_accuracy for eps in (0.25, 2.0))
+    assert large < small

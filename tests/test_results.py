@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from robustbench_snn import benchmark
@@ -85,3 +86,14 @@ def test_a_killed_run_resumes_from_its_last_finished_batch_with_the_same_result(
     reference = json.loads(uninterrupted.stdout)
     assert (record["clean_accuracy"], record["robust_accuracy"]) == (reference["clean_accuracy"], reference["robust_accuracy"])
     assert record["config_hash"] == reference["config_hash"]
+
+
+def test_per_sample_outcomes_are_saved_on_request(tmp_path):
+    model = load_model("fmnist_ann")
+    record = benchmark(model, attack="pgd", n_examples=20, batch_size=8, seed=0, store=True, results_dir=tmp_path,
+                       save_samples=True, overrides={"steps": 3})
+    samples = pd.read_csv(tmp_path / "samples" / f"{record.config_hash}.csv")
+    assert len(samples) == 20 and list(samples["index"]) == list(range(20))
+    assert samples["robust"].mean() == pytest.approx(record.robust_accuracy)
+    assert samples["clean_correct"].mean() == pytest.approx(record.clean_accuracy)
+    assert set(samples.loc[samples["clean_correct"] & ~samples["robust"], "fooled_by"]) <= {"pgd-3[bptt]"}
