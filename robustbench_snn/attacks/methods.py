@@ -1,7 +1,8 @@
 """Attack methods behind one interface: ``perturb(model, spec, images, labels, seed) -> adversarial images``.
 
 FGSM and PGD are ours because they must average gradients over a batched set of encoder draws
-(EOT) and stop attacking a sample once it is fooled, which torchattacks' PGD does not combine.
+(EOT), differentiate through a chosen SNN gradient mode and stop attacking a deterministic
+model's sample once it is fooled; torchattacks' PGD/EOTPGD do not combine these.
 APGD-CE/DLR, AutoAttack (standard and rand) and Square come from pyautoattack. Transfer
 crafts PGD examples on a source model. Every attack differentiates the target through its
 chosen SNN gradient mode.
@@ -85,14 +86,17 @@ def _ascent_step(images: torch.Tensor, gradient: torch.Tensor, step_size: float,
 
 
 def pgd(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor, seed: int, draws: int = 1) -> torch.Tensor:
-    """PGD (FGSM when ``spec.attack == 'fgsm'``) with EOT over ``draws``, restarts and early stopping.
+    """PGD (FGSM when ``spec.attack == 'fgsm'``) with EOT over ``draws`` and restarts.
 
-    A sample whose mean prediction over the draws is wrong is frozen at that point; the others
-    keep their last iterate. Restarts run only on samples not yet fooled.
+    For a deterministic model a sample is frozen as soon as it is misclassified (exact early
+    stopping), and restarts run only on samples not yet fooled. A stochastic model's samples run
+    every step and keep their last iterate: freezing on a noisy verdict would leave them at
+    borderline points that a fresh evaluation may call robust, inflating robust accuracy.
     """
     fgsm = spec.attack == "fgsm"
     steps = 1 if fgsm else spec.steps
     step_size = spec.step_size or (spec.eps if fgsm else 2.5 * spec.eps / steps)
+    exact = not getattr(model, "stochastic", False)
     generator = torch.Generator().manual_seed(seed)
     adversarial = images.clone()
     fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -105,13 +109,16 @@ def pgd(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.
         for step in range(steps + 1):
             if step < steps:
                 gradient, logits = loss_gradient(model, current, targets, draws)
-            else:
+            elif exact:
                 with torch.no_grad():
-                    logits = ExpectedLogits(model, draws)(current)
-            wrong = logits.argmax(1) != targets
-            adversarial[index[wrong]] = current[wrong]
-            fooled[index[wrong]] = True
-            keep = ~wrong
+                    logits = model(current)
+            if exact:
+                wrong = logits.argmax(1) != targets
+                adversarial[index[wrong]] = current[wrong]
+                fooled[index[wrong]] = True
+                keep = ~wrong
+            else:
+                keep = torch.ones(len(index), dtype=torch.bool, device=images.device)
             if step == steps or not keep.any():
                 adversarial[index[keep]] = current[keep]
                 break
