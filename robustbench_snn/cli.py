@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -22,6 +21,7 @@ from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
 from robustbench_snn.results import results_dir as results_store_dir
+from robustbench_snn.training.recipes import RECIPES
 
 
 class UserFacingError(click.ClickException):
@@ -288,6 +288,18 @@ def models_measure(name, write, data_dir, quiet):
 # train ------------------------------------------------------------------------------------
 
 
+def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str, ...]) -> str:
+    """The command as a user would retype it: every option that differs from its default (and ``always``)."""
+    words = ["rsc-bench", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in never or value is None or (value == param.default and param.name not in always):
+            continue
+        flag = max(param.opts, key=len)
+        words += [flag] if getattr(param, "is_flag", False) else [flag, str(value)]
+    return shlex.join(words)
+
+
 @main.command()
 @click.option("--dataset", required=True, type=click.Choice(sorted(DATASETS)))
 @click.option("--arch", required=True, type=click.Choice(sorted(ARCHITECTURES)), help="Registered architecture.")
@@ -297,7 +309,15 @@ def models_measure(name, write, data_dir, quiet):
 @click.option("--variant", type=click.Choice(["I", "II"]), help="RSC variant: I one draw for all steps, II a draw per step.")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
 @click.option("--surrogate", default="atan", show_default=True, type=click.Choice(sorted(SURROGATES)), help="Surrogate for BPTT training.")
-@click.option("--recipe", default="standard", show_default=True, type=click.Choice(["standard"]))
+@click.option("--recipe", default="standard", show_default=True, type=click.Choice(RECIPES),
+              help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
+                   "pgd-at (PGD adversarial training).")
+@click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
+@click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")
+@click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True), help="ersct: softening temperature [default: 4].")
+@click.option("--presynaptic-weight", type=click.FloatRange(min=0), help="ersct: weight of the pre-synaptic loss [default: 0.5].")
+@click.option("--at-eps", type=EpsType(), help="pgd-at: Linf radius [default: the dataset's threat model].")
+@click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
@@ -307,9 +327,18 @@ def models_measure(name, write, data_dir, quiet):
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, recipe, epochs, batch_size, lr,
-          train_examples, seed, out, data_dir, device, quiet):
+def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, recipe, teacher, kd_weight, kd_temperature,
+          presynaptic_weight, at_eps, at_steps, epochs, batch_size, lr, train_examples, seed, out, data_dir, device, quiet):
     """Train a model with a paper recipe and write its checkpoint and model card.
+
+    \b
+    Examples:
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --encoding rsc \\
+          --sigma 0.2 --variant I --recipe rsc --epochs 4 --seed 0 --out models/fashion-mnist/my_rsc
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --encoding rsc \\
+          --sigma 0.2 --variant I --recipe ersct --teacher fmnist_ann --epochs 4 --out models/fashion-mnist/my_ersct
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind ann --recipe pgd-at --at-steps 5 \\
+          --epochs 4 --out models/fashion-mnist/my_ann_at
 
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split.
@@ -329,10 +358,14 @@ def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, r
         neuron=NeuronConfig(surrogate=surrogate),
     )
     config = TrainingConfig(
-        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, train_examples=train_examples
+        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, train_examples=train_examples,
+        teacher=teacher, kd_weight=kd_weight, kd_temperature=kd_temperature, presynaptic_weight=presynaptic_weight,
+        at_eps=at_eps, at_steps=at_steps,
     )
-    command = "rsc-bench " + shlex.join(sys.argv[1:])
+    command = _command_line(click.get_current_context(), always=("seed",), never=("quiet",))
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not quiet)
-    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, progress=not quiet)
+    card = write_entry(
+        model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not quiet
+    )
     click.echo(f"wrote {entry_paths(Path(out))[1]}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% "
                f"on {card.claimed.n_examples} test images")

@@ -26,7 +26,7 @@ from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
 from robustbench_snn.attacks.flags import CHECK_EXAMPLES, stochastic_without_eot, zero_gradients
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.runner import is_stochastic
+from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 
@@ -95,15 +95,16 @@ def git_commit() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def _summary_fields(members: list[AttackSpec]) -> dict:
+def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
+    """The threat model and the gradient settings that actually ran (no SNN mode or EOT where they do not apply)."""
     if not members:
         return {"norm": None, "eps": None, "grad": None, "eot": 1}
-    grads = {member.gradient().label() for member in members if member.uses_gradients}
+    grads = {member.gradient().label() for member in members if member.white_box} if has_spiking_layers(model) else set()
     return {
         "norm": members[0].norm,
         "eps": members[0].eps,
         "grad": grads.pop() if len(grads) == 1 else ("ensemble" if grads else None),
-        "eot": max(member.eot for member in members),
+        "eot": max(eot_draws(model, member) for member in members),
     }
 
 
@@ -246,7 +247,7 @@ def benchmark(
         dataset=dataset,
         protocol=protocol.name,
         attacks=[member.label() for member in members],
-        **_summary_fields(members),
+        **_summary_fields(model, members),
         eval_draws=protocol.eval_draws,
         seed=seed,
         n_examples=len(clean),

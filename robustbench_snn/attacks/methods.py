@@ -85,18 +85,27 @@ def _ascent_step(images: torch.Tensor, gradient: torch.Tensor, step_size: float,
     return images + step_size * gradient / _per_sample_norm(gradient)
 
 
-def pgd(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor, seed: int, draws: int = 1) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    draws: int = 1,
+    stop_when_fooled: bool | None = None,
+) -> torch.Tensor:
     """PGD (FGSM when ``spec.attack == 'fgsm'``) with EOT over ``draws`` and restarts.
 
     For a deterministic model a sample is frozen as soon as it is misclassified (exact early
     stopping), and restarts run only on samples not yet fooled. A stochastic model's samples run
     every step and keep their last iterate: freezing on a noisy verdict would leave them at
     borderline points that a fresh evaluation may call robust, inflating robust accuracy.
+    ``stop_when_fooled=False`` runs every step on every sample (adversarial training wants that).
     """
     fgsm = spec.attack == "fgsm"
     steps = 1 if fgsm else spec.steps
     step_size = spec.step_size or (spec.eps if fgsm else 2.5 * spec.eps / steps)
-    exact = not getattr(model, "stochastic", False)
+    exact = not getattr(model, "stochastic", False) if stop_when_fooled is None else stop_when_fooled
     generator = torch.Generator().manual_seed(seed)
     adversarial = images.clone()
     fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)

@@ -76,6 +76,8 @@ class TrainingField(_Strict):
     command: str
     seed: int | None = None
     hyperparameters: dict = Field(default_factory=dict)
+    # What the checkpoint's bits depend on beyond the command (library versions, device, CPU threads).
+    environment: dict = Field(default_factory=dict)
 
 
 class CheckpointField(_Strict):

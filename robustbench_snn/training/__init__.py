@@ -1,8 +1,8 @@
-"""Training recipes that produce registry entries: checkpoint plus model card.
+"""Training that produces registry entries: a checkpoint plus its model card.
 
-``standard``: cross-entropy, Adam with a cosine learning-rate schedule; SNNs learn by BPTT
-through their surrogate, and stochastic encoders (Poisson, RSC) draw their noise during
-training, so an RSC model trains under its own noise.
+Every recipe (`robustbench_snn.training.recipes`) runs in the same loop: Adam with a cosine
+learning-rate schedule over all steps, no augmentation, batches shuffled by a seeded generator.
+The card records the exact command, every hyperparameter, and the environment the bits depend on.
 """
 
 from __future__ import annotations
@@ -12,19 +12,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from robustbench_snn.data import dataset_info, load_dataset
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation import benchmark
+from robustbench_snn.evaluation import benchmark, versions
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
-from robustbench_snn.registry import ModelCard, parse_card, write_state_dict
+from robustbench_snn.registry import ModelCard, load_model, parse_card, write_state_dict
+from robustbench_snn.training.recipes import RECIPES, AdversarialTraining, Distillation, Recipe, cross_entropy
 
 logger = logging.getLogger(__name__)
 
-RECIPES = ("standard",)
+# Options that belong to one recipe: (recipe, default). They are written into a card only when used.
+RECIPE_OPTIONS = {
+    "teacher": ("ersct", None),
+    "kd_weight": ("ersct", 1.0),
+    "kd_temperature": ("ersct", 4.0),
+    "presynaptic_weight": ("ersct", 0.5),
+    "at_eps": ("pgd-at", None),
+    "at_steps": ("pgd-at", 5),
+}
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,49 @@ class TrainingConfig:
     augmentation: str = "none"
     seed: int = 0
     train_examples: int | None = None
+    teacher: str | None = None
+    kd_weight: float | None = None
+    kd_temperature: float | None = None
+    presynaptic_weight: float | None = None
+    at_eps: float | None = None
+    at_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise UserError(f"unknown recipe {self.recipe!r}; available: {', '.join(RECIPES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise UserError("epochs and batch size must be >= 1 and the learning rate > 0")
+        for option, (recipe, default) in RECIPE_OPTIONS.items():
+            value = getattr(self, option)
+            if recipe != self.recipe and value is not None:
+                raise UserError(f"{option.replace('_', '-')} is an option of the {recipe} recipe, not {self.recipe}")
+            if recipe == self.recipe and value is None:
+                object.__setattr__(self, option, default)
+        if self.recipe == "ersct" and self.teacher is None:
+            raise UserError("the ersct recipe needs a trained ANN teacher (--teacher NAME)")
+
+    def as_card_dict(self) -> dict:
+        """The hyperparameters for the card, without the options of other recipes."""
+        return {key: value for key, value in asdict(self).items() if key not in RECIPE_OPTIONS or value is not None}
+
+
+def build_recipe(model: Classifier, spec: ModelSpec, dataset: str, config: TrainingConfig, device: str) -> Recipe:
+    """The batch loss of ``config.recipe`` for ``model``, checking that the recipe fits the model."""
+    if config.recipe == "rsc" and spec.encoding != "rsc":
+        raise UserError("the rsc recipe trains RSC models; pass --encoding rsc with --sigma and --variant")
+    if config.recipe == "ersct":
+        if spec.kind != "snn":
+            raise UserError("the ersct recipe distils an ANN teacher into an SNN; pass --kind snn")
+        teacher = load_model(config.teacher, device=device)
+        if teacher.card.kind != "ann" or teacher.card.dataset != dataset or teacher.card.architecture.name != spec.architecture:
+            raise UserError(
+                f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}"
+            )
+        return Distillation(model, teacher, config.kd_weight, config.kd_temperature, config.presynaptic_weight)
+    if config.recipe == "pgd-at":
+        eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
+        return AdversarialTraining(eps, config.at_steps, config.seed)
+    return cross_entropy
 
 
 def train_classifier(
@@ -67,24 +112,37 @@ def train_classifier(
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=shuffle)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
+    batch_loss = build_recipe(model, spec, dataset, config, device)
+    step = 0
     for epoch in range(config.epochs):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
+        parts: dict[str, float] = {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
         for images, labels in bar:
             images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            loss = batch_loss(model, images, labels, step)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.total.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
+            step += 1
+            total_loss += loss.total.item() * len(labels)
+            correct += (loss.logits.argmax(1) == labels).sum().item()
             seen += len(labels)
+            for name, value in loss.parts.items():
+                parts[name] = parts.get(name, 0.0) + value * len(labels)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
-        logger.info("epoch %d/%d: loss %.4f, train accuracy %.4f", epoch + 1, config.epochs, total_loss / seen, correct / seen)
+        averages = ", ".join(f"{name} {value / seen:.4f}" for name, value in parts.items())
+        logger.info("epoch %d/%d: loss %.4f (%s), train accuracy %.4f", epoch + 1, config.epochs, total_loss / seen,
+                    averages, correct / seen)
     return model.eval()
+
+
+def training_environment(device: str) -> dict:
+    """What makes a checkpoint bit-reproducible beyond the command: versions, device and CPU threads."""
+    found = versions()
+    return {"torch": found["torch"], "spikingjelly": found["spikingjelly"], "device": device, "threads": torch.get_num_threads()}
 
 
 def entry_paths(out: Path) -> tuple[Path, Path]:
@@ -100,24 +158,31 @@ def write_entry(
     out: Path,
     command: str,
     data_dir: str | None = None,
+    device: str = "cpu",
     progress: bool = False,
 ) -> ModelCard:
     """Save ``out``.safetensors, measure clean accuracy on the full test split, write ``out``.yaml."""
     checkpoint, card_path = entry_paths(out)
     sha256, size = write_state_dict(model.state_dict(), checkpoint)
     evaluation_seed = 0
-    record = benchmark(model, dataset=dataset, n_examples=None, seed=evaluation_seed, data_dir=data_dir, progress=progress)
+    record = benchmark(
+        model, dataset=dataset, n_examples=None, seed=evaluation_seed, data_dir=data_dir, device=device, progress=progress
+    )
     card = parse_card(
         {
             "name": out.name,
             "dataset": dataset,
-            "description": f"{spec.kind.upper()} {spec.architecture} with {spec.encoding} coding, T={spec.timesteps}",
+            "description": f"{spec.kind.upper()} {spec.architecture} with {spec.encoding} coding, T={spec.timesteps}"
+            + ("" if config.recipe == "standard" else f", {config.recipe} recipe"),
             "architecture": {"name": spec.architecture, "args": spec.architecture_args},
             "kind": spec.kind,
             "encoding": {"name": spec.encoding, **spec.encoding_params},
             "timesteps": spec.timesteps,
             "neuron": spec.neuron.as_dict() if spec.kind == "snn" else None,
-            "training": {"recipe": config.recipe, "command": command, "seed": config.seed, "hyperparameters": asdict(config)},
+            "training": {
+                "recipe": config.recipe, "command": command, "seed": config.seed, "hyperparameters": config.as_card_dict(),
+                "environment": training_environment(device),
+            },
             "checkpoint": {"path": checkpoint.name, "sha256": sha256, "size_bytes": size},
             "claimed": {
                 "clean_accuracy": round(record.clean_accuracy, 4),

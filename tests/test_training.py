@@ -1,0 +1,95 @@
+"""Training recipes on real Fashion-MNIST images, and `rsc-bench train` writing a registry entry."""
+
+import pytest
+import torch
+
+from robustbench_snn.data import DATASETS
+from robustbench_snn.errors import UserError
+from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.registry import read_card, load_model
+from robustbench_snn.training import TrainingConfig, build_recipe
+
+RSC = {"sigma": 0.2, "variant": "I"}
+RECIPE_MODELS = [
+    ("standard", ModelSpec("small_cnn", "ann"), {}),
+    ("standard", ModelSpec("small_cnn", "snn", "poisson", timesteps=2), {}),
+    ("rsc", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {}),
+    ("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_ann"}),
+    ("pgd-at", ModelSpec("small_cnn", "ann"), {"at_steps": 2}),
+    ("pgd-at", ModelSpec("small_cnn", "snn", timesteps=2), {"at_steps": 2}),
+]
+
+
+def recipe_for(recipe: str, spec: ModelSpec, options: dict):
+    torch.manual_seed(0)
+    model = build_classifier(spec, DATASETS["fashion-mnist"], seed=0)
+    config = TrainingConfig(recipe=recipe, **options)
+    return model, build_recipe(model, spec, "fashion-mnist", config, "cpu")
+
+
+@pytest.mark.parametrize(("recipe", "spec", "options"), RECIPE_MODELS,
+                         ids=[f"{recipe}-{spec.kind}-{spec.encoding}" for recipe, spec, _ in RECIPE_MODELS])
+def test_each_recipe_lowers_its_loss_in_a_few_steps(fmnist_batch, recipe, spec, options):
+    images, labels = fmnist_batch
+    model, batch_loss = recipe_for(recipe, spec, options)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(20):
+        model.train()
+        loss = batch_loss(model, images, labels, step)
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+        losses.append(loss.total.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+
+
+def test_ersct_distillation_and_presynaptic_terms_are_nonzero_and_reach_the_students_weights(fmnist_batch):
+    images, labels = fmnist_batch
+    model, distillation = recipe_for("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_ann"})
+    model.train()
+    _, terms = distillation.terms(model, images, labels)
+    first_conv, readout = model.backbone[0].weight, model.backbone[-1].bias
+    for name in ("kd", "presynaptic"):
+        assert terms[name].item() > 0, name
+        (gradient,) = torch.autograd.grad(terms[name], [first_conv], retain_graph=True)
+        assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0, name
+    (readout_gradient,) = torch.autograd.grad(terms["kd"], [readout], retain_graph=True)
+    assert readout_gradient.abs().sum() > 0
+    assert not any(module._forward_hooks for module in model.modules()), "hooks must not outlive a batch"
+
+
+def test_recipe_options_are_checked_against_the_recipe_and_the_model():
+    with pytest.raises(UserError, match="needs a trained ANN teacher"):
+        TrainingConfig(recipe="ersct")
+    with pytest.raises(UserError, match="kd-weight is an option of the ersct recipe"):
+        TrainingConfig(recipe="standard", kd_weight=2.0)
+    assert TrainingConfig(recipe="pgd-at").at_steps == 5
+    with pytest.raises(UserError, match="must be an ANN"):
+        recipe_for("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_snn_direct"})
+    with pytest.raises(UserError, match="rsc recipe trains RSC models"):
+        recipe_for("rsc", ModelSpec("small_cnn", "snn", timesteps=2), {})
+
+
+def test_train_command_writes_a_card_that_validates_and_loads(tmp_path):
+    from click.testing import CliRunner
+
+    from robustbench_snn.cli import main
+
+    out = tmp_path / "tiny_ersct"
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "--encoding", "rsc",
+        "--sigma", "0.1", "--variant", "II", "-T", "2", "--recipe", "ersct", "--teacher", "fmnist_ann",
+        "--epochs", "1", "--train-examples", "256", "--batch-size", "64", "--seed", "0", "--out", str(out), "-q",
+    ])
+    assert result.exit_code == 0, result.output
+    card = read_card(tmp_path / "tiny_ersct.yaml")
+    assert card.training.recipe == "ersct" and "--teacher fmnist_ann" in card.training.command
+    hyperparameters = card.training.hyperparameters
+    assert hyperparameters["teacher"] == "fmnist_ann" and hyperparameters["kd_temperature"] == 4.0
+    assert "at_steps" not in hyperparameters
+    assert {"torch", "threads", "device"} <= set(card.training.environment)
+    assert card.claimed.n_examples == 10000
+    model = load_model(str(tmp_path / "tiny_ersct.yaml"))
+    assert model.card.encoding.variant == "II"
