@@ -1,7 +1,10 @@
 """Cost of one PGD step (forward + backward to the input) of a shipped SNN against its ANN twin.
 
-Both are timed in the same process, interleaved, so the printed ratio SNN / (T x ANN) is
-robust to machine noise; absolute times are printed for information only.
+The SNN is timed three ways: the plain path (spikingjelly's LIF, every layer run T times), the
+default path (the stem computed once when the encoder repeats one frame), and the default path
+with the compiled LIF kernel (``--compile``). All are timed in the same process, interleaved
+with the ANN twin, so the printed ratios SNN / (T x EOT x ANN) are robust to machine noise;
+absolute times are printed for information only.
 
     python benchmarks/attack_throughput.py --model fmnist_snn_direct [--device cuda] [--json]
 """
@@ -20,6 +23,8 @@ from robustbench_snn.attacks.methods import loss_gradient
 from robustbench_snn.data import load_dataset
 from robustbench_snn.registry import find_ann_twin, find_card, load_model
 
+PATHS = {"plain": (False, False), "shared_stem": (True, False), "shared_stem_compiled": (True, True)}
+
 
 def step_seconds(model, images, labels, draws: int) -> float:
     if images.is_cuda:
@@ -34,7 +39,7 @@ def step_seconds(model, images, labels, draws: int) -> float:
 @click.command()
 @click.option("--model", "name", default="fmnist_snn_direct", show_default=True, help="A registered SNN.")
 @click.option("--batch-size", default=128, show_default=True)
-@click.option("--repeats", default=15, show_default=True, help="Timed steps per model (after 3 warm-up steps).")
+@click.option("--repeats", default=15, show_default=True, help="Timed steps per variant (after 3 warm-up steps).")
 @click.option("--eot", default=1, show_default=True, help="EOT draws per gradient for the SNN.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads [default: torch's choice].")
@@ -49,27 +54,37 @@ def main(name, batch_size, repeats, eot, device, threads, as_json):
     snn, ann = load_model(name, device=device), load_model(twin_card.name, device=device)
     images, labels = next(iter(DataLoader(load_dataset(card.dataset, "test"), batch_size=batch_size)))
     images, labels = images.to(device), labels.to(device)
+
+    def snn_step(path: str) -> float:
+        snn.share_stem, compiled = PATHS[path]
+        snn.compile_lif(compiled)
+        return step_seconds(snn, images, labels, eot)
+
     for _ in range(3):
-        step_seconds(snn, images, labels, eot)
+        for path in PATHS:
+            snn_step(path)
         step_seconds(ann, images, labels, 1)
-    snn_times, ann_times = [], []
+    times: dict[str, list[float]] = {path: [] for path in [*PATHS, "ann"]}
     for _ in range(repeats):
-        snn_times.append(step_seconds(snn, images, labels, eot))
-        ann_times.append(step_seconds(ann, images, labels, 1))
-    snn_step, ann_step = statistics.median(snn_times), statistics.median(ann_times)
+        for path in PATHS:
+            times[path].append(snn_step(path))
+        times["ann"].append(step_seconds(ann, images, labels, 1))
+    median = {path: statistics.median(values) for path, values in times.items()}
     result = {
         "model": name, "twin": twin_card.name, "device": device, "threads": torch.get_num_threads(),
         "timesteps": card.timesteps, "eot": eot, "batch_size": batch_size,
-        "snn_ms_per_image": 1000 * snn_step / batch_size, "ann_ms_per_image": 1000 * ann_step / batch_size,
-        "ratio_snn_over_T_ann": snn_step / (card.timesteps * eot * ann_step),
+        "ann_ms_per_image": 1000 * median["ann"] / batch_size,
+        **{f"{path}_ms_per_image": 1000 * median[path] / batch_size for path in PATHS},
+        **{f"ratio_{path}": median[path] / (card.timesteps * eot * median["ann"]) for path in PATHS},
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
-    else:
-        click.echo(f"{name} (T={card.timesteps}, EOT {eot}) vs {twin_card.name}, batch {batch_size}, {device}, "
-                   f"{result['threads']} threads")
-        click.echo(f"  one PGD step: SNN {result['snn_ms_per_image']:.3f} ms/image, ANN {result['ann_ms_per_image']:.3f} ms/image")
-        click.echo(f"  ratio SNN / (T x EOT x ANN) = {result['ratio_snn_over_T_ann']:.2f}")
+        return
+    click.echo(f"{name} (T={card.timesteps}, EOT {eot}) vs {twin_card.name}, batch {batch_size}, {device}, "
+               f"{result['threads']} threads; one PGD step, ms/image and SNN / (T x EOT x ANN):")
+    click.echo(f"  ANN twin               {result['ann_ms_per_image']:.3f}")
+    for path in PATHS:
+        click.echo(f"  SNN {path:<20} {result[f'{path}_ms_per_image']:.3f}   ratio {result[f'ratio_{path}']:.2f}")
 
 
 if __name__ == "__main__":

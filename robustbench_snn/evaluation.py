@@ -11,6 +11,7 @@ import logging
 import platform
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -55,6 +56,7 @@ class EvaluationRecord:
     flags: list[str]
     flag_details: dict
     member_kills: dict[str, int]
+    member_seconds: dict[str, float]
     skipped_members: list[str]
     stochastic: bool
     batch_size: int
@@ -62,6 +64,7 @@ class EvaluationRecord:
     runtime_s: float
     checkpoint_sha256: str | None
     config_hash: str
+    lif_kernel: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str = "unknown"
     timestamp: str = ""
@@ -93,6 +96,23 @@ def git_commit() -> str:
     except OSError:
         return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def _lif_kernel(model: nn.Module) -> str | None:
+    """Which LIF implementation ran (the compiled kernel and spikingjelly's give the same spikes)."""
+    layers = getattr(model, "spiking_layers", [])
+    if not layers:
+        return None
+    return "compiled" if all(layer.compiled for layer in layers) else "spikingjelly"
+
+
+def _summed(counters: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Per-key sums of the batches' counters."""
+    total: dict[str, float] = {}
+    for counter in counters:
+        for key, value in counter.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
@@ -196,7 +216,7 @@ def benchmark(
     loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
     outcomes: list[dict] = []
     true_labels: list[int] = []
-    check_images, check_labels = [], []
+    check_images, check_labels, check_first_robust = [], [], []
     started = time.perf_counter()
     with tqdm(total=len(examples), desc=protocol.name, unit="img", disable=not progress) as bar:
         for index, (images, labels) in enumerate(loader):
@@ -212,6 +232,8 @@ def benchmark(
                 correct = torch.tensor(outcome["clean"], dtype=torch.bool)
                 check_images.append(images[correct.to(device)])
                 check_labels.append(labels[correct.to(device)])
+                survived_first = torch.tensor([who != members[0].label() for who in outcome["fooled_by"]]) if members else correct
+                check_first_robust.append(survived_first[correct])
             bar.update(len(labels))
             robust_so_far = sum(sum(part["robust"]) for part in outcomes)
             bar.set_postfix(clean=sum(sum(part["clean"]) for part in outcomes), robust=robust_so_far)
@@ -220,10 +242,8 @@ def benchmark(
     robust = [flag for part in outcomes for flag in part["robust"]]
     fooled_by = [who for part in outcomes for who in part["fooled_by"]]
     member_kills = {member.label(): fooled_by.count(member.label()) for member in members}
-    zero_counts: dict[str, int] = {}
-    for part in outcomes:
-        for mode, count in part["zero_gradients"].items():
-            zero_counts[mode] = zero_counts.get(mode, 0) + count
+    zero_counts = _summed(part["zero_gradients"] for part in outcomes)
+    member_seconds = {label: round(seconds, 3) for label, seconds in _summed(part.get("member_seconds", {}) for part in outcomes).items()}
 
     flags, details = [], {}
     if stochastic_without_eot(model, members):
@@ -237,7 +257,10 @@ def benchmark(
         blackbox_kills = sum(member_kills[label] for label in blackbox) if blackbox else None
         images = torch.cat(check_images)[:CHECK_EXAMPLES]
         labels = torch.cat(check_labels)[:CHECK_EXAMPLES]
-        check_flags, check_details = run_checks(model, protocol, images, labels, seed, sources, blackbox_kills)
+        first_robust = torch.cat(check_first_robust)[:CHECK_EXAMPLES]
+        check_flags, check_details = run_checks(
+            model, protocol, members, images, labels, seed, sources, blackbox_kills, first_robust
+        )
         flags += check_flags
         details.update(check_details)
     flags = [flag for flag in FLAGS if flag in flags]
@@ -256,6 +279,7 @@ def benchmark(
         flags=flags,
         flag_details=details,
         member_kills=member_kills,
+        member_seconds=member_seconds,
         skipped_members=skipped,
         stochastic=is_stochastic(model),
         batch_size=batch_size,
@@ -263,6 +287,7 @@ def benchmark(
         runtime_s=round(time.perf_counter() - started, 3),
         checkpoint_sha256=checkpoint,
         config_hash=hash_,
+        lif_kernel=_lif_kernel(model),
         versions=versions(),
         git_commit=git_commit(),
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -93,3 +93,20 @@ def test_train_command_writes_a_card_that_validates_and_loads(tmp_path):
     assert card.claimed.n_examples == 10000
     model = load_model(str(tmp_path / "tiny_ersct.yaml"))
     assert model.card.encoding.variant == "II"
+
+
+def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path):
+    from robustbench_snn.registry import sha256_of, write_state_dict
+    from robustbench_snn.training import train_classifier
+
+    spec = ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2)
+    config = TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=3)
+    hashes = []
+    for attempt in range(2):
+        model = train_classifier(spec, "fashion-mnist", config)
+        write_state_dict(model.state_dict(), tmp_path / f"run{attempt}.safetensors")
+        hashes.append(sha256_of(tmp_path / f"run{attempt}.safetensors"))
+    assert hashes[0] == hashes[1]
+    other = train_classifier(spec, "fashion-mnist", TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=4))
+    write_state_dict(other.state_dict(), tmp_path / "other.safetensors")
+    assert sha256_of(tmp_path / "other.safetensors") != hashes[0]

@@ -59,12 +59,12 @@ def zero_gradients(counts: dict[str, int], n_correct: int) -> tuple[bool, dict[s
     return bool(shares) and min(shares.values()) >= ZERO_GRADIENT_SHARE, shares
 
 
-def reference_member(protocol: Protocol) -> AttackSpec:
+def reference_member(members: list[AttackSpec]) -> AttackSpec:
     """The white-box member the checks vary (the first one), or PGD-10 with the protocol's budget."""
-    for member in protocol.members:
+    for member in members:
         if member.white_box and member.attack not in ("autoattack", "autoattack-rand"):
             return member
-    first = protocol.members[0]
+    first = members[0]
     return AttackSpec(attack="pgd", norm=first.norm, eps=first.eps, eot=first.eot, steps=10)
 
 
@@ -76,26 +76,32 @@ def unbounded_eps(spec: AttackSpec, images: torch.Tensor) -> float:
 def run_checks(
     model: nn.Module,
     protocol: Protocol,
+    members: list[AttackSpec],
     images: torch.Tensor,
     labels: torch.Tensor,
     seed: int,
     sources: dict[str, nn.Module],
     blackbox_kills: int | None,
+    first_member_robust: torch.Tensor,
 ) -> tuple[list[str], dict]:
     """The attack-based flags on ``images`` (clean-correct samples) and the numbers behind them.
 
-    ``blackbox_kills`` is how many samples the protocol's own black-box members fooled after
-    every white-box member failed, or None when it has no black-box member (then Square, and
-    transfer when a source is available, are run here on the white-box survivors).
+    ``members`` are the members that ran, in order; ``first_member_robust`` says which of
+    ``images`` the first one failed on (it ran on all of them), which is reused when the first
+    member is the checks' reference instead of attacking again. ``blackbox_kills`` is how many
+    samples the protocol's own black-box members fooled after every white-box member failed, or
+    None when it has no black-box member (then Square, and transfer when a source is available,
+    are run here on the white-box survivors).
     """
     n = len(images)
-    reference = reference_member(protocol)
+    reference = reference_member(members)
     draws = protocol.eval_draws
 
     def fraction(spec: AttackSpec, offset: int) -> float:
         return robust_fraction(model, spec, images, labels, draws, seed + offset, sources)
 
-    at_eps = fraction(reference, 1)
+    reference_robust = first_member_robust if reference is members[0] else None
+    at_eps = fraction(reference, 1) if reference_robust is None else reference_robust.float().mean().item()
     half = fraction(reference.model_copy(update={"eps": reference.eps / 2}), 2)
     double = fraction(reference.model_copy(update={"eps": min(2 * reference.eps, unbounded_eps(reference, images))}), 3)
     more_steps = reference.model_copy(
@@ -122,7 +128,9 @@ def run_checks(
         flags.append("unbounded_not_zero")
 
     if blackbox_kills is None:
-        blackbox_kills = _blackbox_on_survivors(model, protocol, reference, images, labels, seed, sources, details)
+        blackbox_kills = _blackbox_on_survivors(
+            model, protocol, reference, images, labels, seed, sources, details, reference_robust
+        )
         details["blackbox_kills_on_white_box_survivors"] = blackbox_kills
     if blackbox_kills > significant_count(n):
         flags.append("blackbox_stronger")
@@ -138,11 +146,14 @@ def _blackbox_on_survivors(
     seed: int,
     sources: dict[str, nn.Module],
     details: dict,
+    reference_robust: torch.Tensor | None,
 ) -> int:
     """Samples that Square (and transfer, if a source exists) fool among the reference's survivors."""
-    if is_stochastic(model):
-        model.encoder.seed(seed + 6)
-    survivors = decide(model, perturb(model, reference, images, labels, seed + 6, sources), labels, protocol.eval_draws)
+    survivors = reference_robust
+    if survivors is None:
+        if is_stochastic(model):
+            model.encoder.seed(seed + 6)
+        survivors = decide(model, perturb(model, reference, images, labels, seed + 6, sources), labels, protocol.eval_draws)
     index = survivors.nonzero().squeeze(1)
     blackbox = [reference.model_copy(update={"attack": "square", "queries": BLACKBOX_QUERIES})]
     blackbox += [reference.model_copy(update={"attack": "transfer", "source": name}) for name in sources]

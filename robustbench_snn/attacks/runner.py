@@ -11,6 +11,7 @@ then black-box, each only on the samples still robust.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -75,9 +76,13 @@ class BatchOutcome:
     robust: list[bool]
     fooled_by: list[str | None]
     zero_gradients: dict[str, int] = field(default_factory=dict)
+    member_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"clean": self.clean, "robust": self.robust, "fooled_by": self.fooled_by, "zero_gradients": self.zero_gradients}
+        return {
+            "clean": self.clean, "robust": self.robust, "fooled_by": self.fooled_by,
+            "zero_gradients": self.zero_gradients, "member_seconds": self.member_seconds,
+        }
 
 
 def count_zero_gradients(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor) -> int:
@@ -134,16 +139,19 @@ def attack_batch(
                 zero_gradients[member.gradient().label()] = count_zero_gradients(
                     model, member, images[correct], labels[correct]
                 )
+    member_seconds: dict[str, float] = {}
     for number, member in enumerate(members):
         index = robust.nonzero().squeeze(1)
         if index.numel() == 0:
             break
+        started = time.perf_counter()
         adversarial = perturb(model, member, images[index], labels[index], seed + 7919 * (number + 1), sources)
         survived = decide(model, adversarial, labels[index], protocol.eval_draws)
+        member_seconds[member.label()] = time.perf_counter() - started
         for position in index[~survived].tolist():
             robust[position] = False
             fooled_by[position] = member.label()
-    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients)
+    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds)
 
 
 def robust_fraction(

@@ -2,6 +2,11 @@
 
 One class serves SNNs and ANNs: an ANN is the same pipeline with ReLU activations and T = 1.
 Neuron state is reset at the start of every forward, so independent calls never leak state.
+
+When the encoder repeats one frame over the T steps (direct coding, RSC-I) and the model is in
+eval mode, the backbone's stem (its stateless layers before the first spiking layer) runs once
+on that frame and its output is repeated: the same values as running it T times, at 1/T the cost
+(``share_stem = False`` gives the plain path).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Classifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.gradient = GradientMode()
+        self.stem_length = _stem_length(backbone)
+        self.share_stem = True
 
     @property
     def stochastic(self) -> bool:
@@ -76,6 +83,12 @@ class Classifier(nn.Module):
         for layer in self.spiking_layers:
             layer.set_gradient(gradient)
 
+    def compile_lif(self, enabled: bool = True) -> "Classifier":
+        """Run every LIF layer through the compiled kernel (same spikes, faster; compiles on first use)."""
+        for layer in self.spiking_layers:
+            layer.compiled = enabled
+        return self
+
     @contextmanager
     def using_gradient(self, gradient: GradientMode) -> Iterator["Classifier"]:
         previous = self.gradient
@@ -87,26 +100,41 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)
-        sequence = self.encoder(images, self.timesteps)
-        currents = (sequence.flatten(0, 1) - self.mean) / self.std
-        if self.gradient.mode == "act" and torch.is_grad_enabled() and self.spiking_layers:
-            logits = self._with_rate_ann_gradient(currents)
+        if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
+            frame = self.backbone[:self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
+            currents = frame.unsqueeze(0).expand(self.timesteps, *frame.shape).flatten(0, 1)
+            network = self.backbone[self.stem_length:]
         else:
-            logits = self.backbone(currents)
+            sequence = self.encoder(images, self.timesteps)
+            currents, network = (sequence.flatten(0, 1) - self.mean) / self.std, self.backbone
+        if self.gradient.mode == "act" and torch.is_grad_enabled() and self.spiking_layers:
+            logits = self._with_rate_ann_gradient(network, currents)
+        else:
+            logits = network(currents)
         return logits.view(self.timesteps, images.shape[0], -1).mean(0)
 
-    def _with_rate_ann_gradient(self, currents: torch.Tensor) -> torch.Tensor:
+    def _with_rate_ann_gradient(self, network: nn.Module, currents: torch.Tensor) -> torch.Tensor:
         """The SNN's logits, carrying the gradient of the rate ANN with the same weights."""
         with torch.no_grad():
-            spiking = self.backbone(currents)
+            spiking = network(currents)
         for layer in self.spiking_layers:
             layer.rate_mode = True
         try:
-            rate = self.backbone(currents)
+            rate = network(currents)
         finally:
             for layer in self.spiking_layers:
                 layer.rate_mode = False
         return spiking + (rate - rate.detach())
+
+
+def _stem_length(backbone: nn.Module) -> int:
+    """How many convolution and batch-norm layers a sequential backbone has before its first spiking layer (else 0)."""
+    if not isinstance(backbone, nn.Sequential):
+        return 0
+    length = 0
+    while length < len(backbone) and isinstance(backbone[length], (nn.Conv2d, nn.BatchNorm2d)):
+        length += 1
+    return length if length < len(backbone) and isinstance(backbone[length], SpikingActivation) else 0
 
 
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:

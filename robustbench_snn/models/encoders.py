@@ -18,12 +18,26 @@ class Encoder(nn.Module):
 
     stochastic = False
 
+    @property
+    def repeats_frame(self) -> bool:
+        """Whether every step sees the same frame, so a model may compute its first layers once."""
+        return False
+
+    def frame(self, images: torch.Tensor) -> torch.Tensor:
+        """The one frame ``[B, ...]`` repeated over all steps (only when ``repeats_frame``)."""
+        raise NotImplementedError
+
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
         raise NotImplementedError
 
 
 class DirectEncoder(Encoder):
     """Direct coding: ``x_t = x`` at every step. Gradient: the sum over steps (identity per step)."""
+
+    repeats_frame = True
+
+    def frame(self, images: torch.Tensor) -> torch.Tensor:
+        return images
 
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
         return images.unsqueeze(0).expand(timesteps, *images.shape)
@@ -88,10 +102,18 @@ class RSCEncoder(StochasticEncoder):
         self.sigma = float(sigma)
         self.variant = variant
 
+    @property
+    def repeats_frame(self) -> bool:
+        return self.variant == "I"
+
+    def frame(self, images: torch.Tensor) -> torch.Tensor:
+        return images + self.sigma * self._normal(images.shape, images)
+
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
-        noise_steps = 1 if self.variant == "I" else timesteps
-        noise = self._normal(torch.Size((noise_steps, *images.shape)), images)
-        return images.unsqueeze(0) + self.sigma * noise.expand(timesteps, *images.shape)
+        if self.repeats_frame:
+            return self.frame(images).unsqueeze(0).expand(timesteps, *images.shape)
+        noise = self._normal(torch.Size((timesteps, *images.shape)), images)
+        return images.unsqueeze(0) + self.sigma * noise
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, variant={self.variant}"

@@ -14,6 +14,7 @@ from spikingjelly.activation_based import neuron
 from torch import nn
 
 from robustbench_snn.errors import UserError, unknown_name
+from robustbench_snn.models.compiled_lif import CompiledLIF
 from robustbench_snn.models.gradients import (
     DEFAULT_ALPHA,
     SURROGATES,
@@ -50,7 +51,9 @@ class SpikingActivation(nn.Module):
 
     ``set_gradient`` picks the backward rule attacks differentiate with (see
     `robustbench_snn.models.gradients`); ``rate_mode`` turns the layer into the rate ANN's
-    ReLU of the time-averaged input, used for the ``act`` gradient.
+    ReLU of the time-averaged input, used for the ``act`` gradient; ``compiled`` runs the
+    recurrence through the compiled kernel (`robustbench_snn.models.compiled_lif`) instead of
+    spikingjelly's, with the same spikes.
     """
 
     def __init__(self, timesteps: int, config: NeuronConfig) -> None:
@@ -69,24 +72,35 @@ class SpikingActivation(nn.Module):
             step_mode="m",
         )
         self.training_surrogate = self.lif.surrogate_function
+        self.surrogate = (config.surrogate, config.surrogate_alpha)
+        self.compiled = False
 
     def set_gradient(self, gradient: GradientMode) -> None:
         self.gradient = gradient
         if gradient.mode == "bptt" and gradient.surrogate is not None:
             alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
             self.lif.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
+            self.surrogate = (gradient.surrogate, alpha)
         else:
             self.lif.surrogate_function = self.training_surrogate
+            self.surrogate = (self.config.surrogate, self.config.surrogate_alpha)
+
+    def _spikes(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The layer's spikes, differentiable by BPTT through the current surrogate."""
+        if not self.compiled:
+            return self.lif(sequence)
+        config = self.config
+        return CompiledLIF.apply(sequence, config.tau, config.v_threshold, config.v_reset, *self.surrogate, config.detach_reset)
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         sequence = currents.reshape(self.timesteps, -1, *currents.shape[1:])
         if self.rate_mode:
             output = torch.relu(sequence.mean(0, keepdim=True)).expand_as(sequence)
         elif self.gradient.mode in ("bptt", "act") or not torch.is_grad_enabled():
-            output = self.lif(sequence)
+            output = self._spikes(sequence)
         else:
             with torch.no_grad():
-                spikes = self.lif(sequence)
+                spikes = self._spikes(sequence)
             if self.gradient.mode == "bptr":
                 slope = bptr_slope(sequence, spikes)
             else:

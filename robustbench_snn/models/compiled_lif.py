@@ -1,0 +1,101 @@
+"""An optional LIF kernel: the recurrence over all T steps compiled by ``torch.compile`` into one loop.
+
+spikingjelly's LIF runs several full-tensor operations per step; compiled, the forward and the
+BPTT backward each become a single pass over memory, several times faster on a CPU. The values
+are the same as spikingjelly's multi-step ``LIFNode`` (decay input; hard reset to ``v_reset``,
+or soft reset when it is None): the same arithmetic in the same order, so spikes are
+bit-identical, and the backward uses spikingjelly's own surrogate derivatives.
+
+Per step, with ``h_t`` the membrane potential before firing:
+    h_t = v_{t-1} + (x_t - (v_{t-1} - v_reset)) / tau       (soft reset: v_reset taken as 0)
+    s_t = H(h_t - threshold)
+    v_t = h_t (1 - s_t) + v_reset s_t                         (soft reset: h_t - threshold s_t)
+Backward, with g_t the surrogate derivative at h_t - threshold and r_t = dv_t/dh_t:
+    dL/dh_t = dL/ds_t g_t + dL/dh_{t+1} (1 - 1/tau) r_t,      dL/dx_t = dL/dh_t / tau
+
+Compiling costs tens of seconds the first time on a machine (then it is cached on disk), so the
+kernel is opt-in: ``Classifier.compile_lif()``, ``rsc-bench evaluate --compile``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+from spikingjelly.activation_based import surrogate
+
+logger = logging.getLogger(__name__)
+
+# spikingjelly's closed-form surrogate derivatives ``f(grad, x, alpha) -> (grad * g(x), None)``.
+SURROGATE_DERIVATIVES = {
+    "atan": surrogate.atan_backward,
+    "sigmoid": surrogate.sigmoid_backward,
+    "triangle": surrogate.piecewise_quadratic_backward,
+    "rectangle": surrogate.rect_backward,
+    "exponential": surrogate.piecewise_exp_backward,
+}
+
+
+def _potentials(currents: torch.Tensor, tau: float, threshold: float, v_reset: float | None) -> torch.Tensor:
+    reset_value = 0.0 if v_reset is None else v_reset
+    potential = torch.full_like(currents[0], reset_value)
+    charged_steps = []
+    for step in range(currents.shape[0]):
+        charged = potential + (currents[step] - (potential - reset_value)) / tau
+        charged_steps.append(charged)
+        fired = (charged >= threshold).to(charged.dtype)
+        if v_reset is None:
+            potential = charged - fired * threshold
+        else:
+            potential = (1.0 - fired) * charged + fired * reset_value
+    return torch.stack(charged_steps)
+
+
+def _input_gradient(
+    grad_spikes: torch.Tensor,
+    before_fire: torch.Tensor,
+    tau: float,
+    threshold: float,
+    v_reset: float | None,
+    surrogate_name: str,
+    alpha: float,
+    detach_reset: bool,
+) -> torch.Tensor:
+    shifted = before_fire - threshold
+    slope = SURROGATE_DERIVATIVES[surrogate_name](torch.ones_like(shifted), shifted, alpha)[0]
+    fired = (shifted >= 0).to(before_fire.dtype)
+    if v_reset is None:
+        through_reset = torch.ones_like(slope) if detach_reset else 1.0 - threshold * slope
+    else:
+        through_reset = (1.0 - fired) if detach_reset else (1.0 - fired) + (v_reset - before_fire) * slope
+    carried = through_reset * (1.0 - 1.0 / tau)
+    direct = grad_spikes * slope
+    grad_charged = direct[-1]
+    steps = [grad_charged]
+    for step in range(before_fire.shape[0] - 2, -1, -1):
+        grad_charged = direct[step] + grad_charged * carried[step]
+        steps.append(grad_charged)
+    return torch.stack(steps[::-1]) / tau
+
+
+@functools.cache
+def _compiled(function):
+    return torch.compile(function, dynamic=True)
+
+
+class CompiledLIF(torch.autograd.Function):
+    """``spikes = CompiledLIF.apply(currents [T, ...], tau, threshold, v_reset, surrogate, alpha, detach_reset)``."""
+
+    @staticmethod
+    def forward(ctx, currents, tau, threshold, v_reset, surrogate_name, alpha, detach_reset):
+        before_fire = _compiled(_potentials)(currents, tau, threshold, v_reset)
+        ctx.save_for_backward(before_fire)
+        ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset)
+        return (before_fire >= threshold).to(currents.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        (before_fire,) = ctx.saved_tensors
+        grad = _compiled(_input_gradient)(grad_spikes.contiguous(), before_fire, *ctx.settings)
+        return grad, None, None, None, None, None, None
