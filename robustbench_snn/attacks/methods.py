@@ -27,8 +27,25 @@ logger = logging.getLogger(__name__)
 Perturb = Callable[..., torch.Tensor]
 
 
+# On a CPU, forward passes are fastest when their activations stay in cache: encoder draws are
+# batched together only up to this many images per forward (measured: one forward of 512 images
+# cost 1.9x the same work in forwards of 64 to 128). Accelerators take all draws in one forward.
+CPU_IMAGES_PER_FORWARD = 128
+
+
+def draw_chunks(draws: int, images: torch.Tensor) -> list[int]:
+    """How many of ``draws`` encoder draws of ``images`` each forward pass takes."""
+    per_forward = draws if images.device.type != "cpu" else max(1, CPU_IMAGES_PER_FORWARD // max(len(images), 1))
+    return [min(per_forward, draws - start) for start in range(0, draws, per_forward)]
+
+
+def repeated(tensor: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` copies of a batch, stacked along the batch dimension."""
+    return tensor if count == 1 else tensor.repeat(count, *([1] * (tensor.dim() - 1)))
+
+
 class ExpectedLogits(nn.Module):
-    """A stochastic model's logits averaged over ``draws`` encoder draws, in one batched forward.
+    """A stochastic model's logits averaged over ``draws`` encoder draws, batched as `draw_chunks` says.
 
     Gradients through it average over the draws (EOT for attacks that call the model directly).
     """
@@ -39,23 +56,23 @@ class ExpectedLogits(nn.Module):
         self.draws = draws
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.draws == 1:
-            return self.model(images)
-        logits = self.model(images.repeat(self.draws, *([1] * (images.dim() - 1))))
-        return logits.view(self.draws, images.shape[0], -1).mean(0)
+        total = 0
+        for count in draw_chunks(self.draws, images):
+            total = total + self.model(repeated(images, count)).view(count, images.shape[0], -1).sum(0)
+        return total / self.draws
 
 
 def loss_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """EOT gradient of the cross-entropy, ``(1/k) sum_i grad L(f_i(x))``, and the draws' mean logits.
-
-    The k draws run as one batch of k x B images.
-    """
+    """EOT gradient of the cross-entropy, ``(1/k) sum_i grad L(f_i(x))``, and the draws' mean logits."""
     images = images.detach().requires_grad_(True)
-    repeated = images.repeat(draws, *([1] * (images.dim() - 1))) if draws > 1 else images
-    logits = model(repeated)
-    loss = F.cross_entropy(logits, labels.repeat(draws), reduction="sum") / draws
-    (gradient,) = torch.autograd.grad(loss, images)
-    return gradient, logits.detach().view(draws, images.shape[0], -1).mean(0)
+    gradient, logits_sum = torch.zeros_like(images), 0
+    for count in draw_chunks(draws, images):
+        logits = model(repeated(images, count))
+        loss = F.cross_entropy(logits, repeated(labels, count), reduction="sum") / draws
+        (part,) = torch.autograd.grad(loss, images)
+        gradient += part
+        logits_sum = logits_sum + logits.detach().view(count, images.shape[0], -1).sum(0)
+    return gradient, logits_sum / draws
 
 
 def _per_sample_norm(tensor: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods import PERTURB, pgd
+from robustbench_snn.attacks.methods import PERTURB, draw_chunks, pgd, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.errors import UserError
 
@@ -48,11 +48,11 @@ def gradient_context(model: nn.Module, spec: AttackSpec):
 def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> torch.Tensor:
     """Per-sample correctness under the decision rule (right on every one of ``draws`` draws)."""
     draws = draws if is_stochastic(model) else 1
-    if len(images) == 0:
-        return torch.zeros(0, dtype=torch.bool)
-    repeated = images.repeat(draws, *([1] * (images.dim() - 1)))
-    predictions = model(repeated).argmax(1).view(draws, len(images))
-    return (predictions == labels.unsqueeze(0)).all(0).cpu()
+    correct = torch.ones(len(images), dtype=torch.bool, device=images.device)
+    for count in draw_chunks(draws, images) if len(images) else []:
+        predictions = model(repeated(images, count)).argmax(1).view(count, len(images))
+        correct &= (predictions == labels.unsqueeze(0)).all(0)
+    return correct.cpu()
 
 
 def effective_members(model: nn.Module, protocol: Protocol) -> list[AttackSpec]:
