@@ -15,7 +15,7 @@ import click
 import pandas as pd
 
 from robustbench_snn.attacks import ATTACKS, build_protocol, list_presets, parse_eps
-from robustbench_snn.data import DATASETS
+from robustbench_snn.data import DATASETS, dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
@@ -49,6 +49,8 @@ def main(verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # torch.compile's note that a CPU-only machine has no CUDA runtime is not news to a user.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def _print_json(data: object) -> None:
@@ -286,6 +288,93 @@ def models_measure(name, write, data_dir, quiet):
         claimed = card.claimed.model_copy(update={"clean_accuracy": round(record.clean_accuracy, 4)})
         card.path.write_text(card.model_copy(update={"claimed": claimed}).to_yaml())
         click.echo(f"updated {card.path}")
+
+
+# results and plots -------------------------------------------------------------------------
+
+
+def _table(dataset, protocol, eps, results_dir):
+    from robustbench_snn.results import load_rows
+    from robustbench_snn.tables import results_table
+
+    return results_table(load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps)
+
+
+_table_filters = [
+    click.option("--dataset", type=click.Choice(sorted(DATASETS)), help="Only this dataset."),
+    click.option("--protocol", help="Only this protocol (e.g. pgd, reliable)."),
+    click.option("--eps", type=EpsType(), help="Only this eps, e.g. 0.1 or 8/255."),
+    click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/]."),
+]
+
+
+def table_filters(command):
+    for option in reversed(_table_filters):
+        command = option(command)
+    return command
+
+
+@main.command()
+@table_filters
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def results(dataset, protocol, eps, results_dir, output):
+    """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
+
+    robust_low/high is the 95% Clopper-Pearson interval from n; QTE is the area under robust
+    accuracy against eps over the stored sweep (A(0) = clean accuracy), qte_normalised the
+    same divided by the sweep's width.
+    """
+    table = _table(dataset, protocol, eps, results_dir)
+    if output == "json":
+        click.echo(table.to_json(orient="records", indent=2))
+    elif output == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    elif table.empty:
+        click.echo("no stored results match; run `rsc-bench evaluate` first")
+    else:
+        shown = table.assign(
+            clean=[f"{100 * value:.2f}" for value in table["clean_accuracy"]],
+            robust=["-" if pd.isna(value) else f"{100 * value:.2f}" for value in table["robust_accuracy"]],
+            ci95=["-" if pd.isna(low) else f"{100 * low:.1f}-{100 * high:.1f}" for low, high in zip(table["robust_low"], table["robust_high"])],
+            qte_norm=["-" if pd.isna(value) else f"{100 * value:.2f}" for value in table["qte_normalised"]],
+            flags=[", ".join(flags) or "-" for flags in table["flags"]],
+        )
+        columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "robust", "ci95", "qte_norm", "flags"]
+        click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+
+
+@main.command("plot-tradeoff")
+@table_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+def plot_tradeoff_command(dataset, protocol, eps, results_dir, out):
+    """The accuracy-robustness Pareto plot: clean against robust accuracy, one point per model.
+
+    \b
+    Example:
+      rsc-bench plot-tradeoff --dataset fashion-mnist --protocol reliable --eps 0.1 --out tradeoff.png
+    """
+    from robustbench_snn.plots import plot_tradeoff
+
+    dataset = dataset or "fashion-mnist"
+    protocol = protocol or "pgd"
+    eps = eps if eps is not None else dataset_info(dataset).linf_eps
+    table = _table(dataset, protocol, eps, results_dir)
+    path = plot_tradeoff(table, {card.name: card for card in list_cards()}, Path(out), f"{dataset}, {protocol}, eps = {eps:.4g}")
+    click.echo(f"wrote {path} ({len(table)} models)")
+
+
+@main.command("plot-eps")
+@table_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+def plot_eps_command(dataset, protocol, eps, results_dir, out):
+    """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
+    from robustbench_snn.plots import plot_eps
+
+    dataset = dataset or "fashion-mnist"
+    protocol = protocol or "pgd"
+    table = _table(dataset, protocol, eps, results_dir)
+    path = plot_eps(table, Path(out), f"{dataset}, {protocol}")
+    click.echo(f"wrote {path} ({table['model'].nunique()} models)")
 
 
 # train ------------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Figures from results tables: the accuracy-robustness Pareto plot and robust accuracy against eps.
+
+Both use seaborn's colour-blind palette plus a distinct marker per family, so they read in
+colour, in greyscale print and for colour-blind readers. Error bars are 95% Clopper-Pearson
+intervals of the robust accuracy from the number of evaluated samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from robustbench_snn.errors import UserError  # noqa: E402
+from robustbench_snn.tables import pareto_front  # noqa: E402
+
+FAMILIES = ["ANN", "direct SNN", "Poisson SNN", "RSC-I", "RSC-II", "E-RSCT", "adversarially trained", "unregistered"]
+MARKERS = dict(zip(FAMILIES, ["s", "D", "^", "o", "v", "P", "X", "*"]))
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def _style(family: str) -> dict:
+    palette = sns.color_palette("colorblind", len(FAMILIES))
+    return {"color": palette[FAMILIES.index(family)], "marker": MARKERS[family]}
+
+
+def _save(figure: plt.Figure, out: Path) -> Path:
+    if out.suffix not in FORMATS:
+        raise UserError(f"plot file {out} must end in one of {', '.join(FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=150, bbox_inches="tight")
+    plt.close(figure)
+    return out
+
+
+def _sigma(model: str, cards: dict) -> float | None:
+    card = cards.get(model)
+    return card.encoding.sigma if card is not None and card.encoding.name == "rsc" else None
+
+
+def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
+    """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma curves."""
+    points = table.dropna(subset=["robust_accuracy"])
+    if points.empty:
+        raise UserError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    for family, group in points.groupby("family"):
+        style = _style(family)
+        axes.errorbar(
+            100 * group["clean_accuracy"], 100 * group["robust_accuracy"],
+            yerr=[100 * (group["robust_accuracy"] - group["robust_low"]), 100 * (group["robust_high"] - group["robust_accuracy"])],
+            fmt=style["marker"], color=style["color"], markersize=7, capsize=2, linewidth=1, label=family,
+        )
+        if family.startswith("RSC"):
+            sweep = group.assign(sigma=[_sigma(model, cards) for model in group["model"]]).dropna(subset=["sigma"])
+            sweep = sweep.sort_values("sigma")
+            axes.plot(100 * sweep["clean_accuracy"], 100 * sweep["robust_accuracy"], color=style["color"], linewidth=1)
+            for _, row in sweep.iterrows():
+                axes.annotate(f"σ={row['sigma']:g}", (100 * row["clean_accuracy"], 100 * row["robust_accuracy"]),
+                              textcoords="offset points", xytext=(4, 4), fontsize=7, color=style["color"])
+    coordinates = list(zip(points["clean_accuracy"], points["robust_accuracy"]))
+    front = [coordinates[index] for index in pareto_front(coordinates)]
+    axes.step([100 * clean for clean, _ in front], [100 * robust for _, robust in front], where="post",
+              color="black", linestyle="--", linewidth=1, label="Pareto front")
+    flagged = points[points["flags"].map(bool)]
+    if not flagged.empty:
+        axes.scatter(100 * flagged["clean_accuracy"], 100 * flagged["robust_accuracy"], s=160, facecolors="none",
+                     edgecolors="red", linewidths=1, label="potentially unreliable")
+    axes.set_xlabel("clean accuracy (%)")
+    axes.set_ylabel("robust accuracy (%)")
+    axes.set_title(title)
+    axes.legend(fontsize=7, loc="best")
+    return _save(figure, out)
+
+
+def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
+    """Robust accuracy against eps, one line per model (A(0) is the clean accuracy)."""
+    curves = table.dropna(subset=["robust_accuracy"])
+    if curves.empty:
+        raise UserError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    for model, curve in curves.groupby("model"):
+        style = _style(curve["family"].iloc[0])
+        curve = curve.sort_values("eps")
+        eps = [0.0, *curve["eps"]] if 0.0 not in set(curve["eps"]) else list(curve["eps"])
+        accuracy = [curve["clean_accuracy"].iloc[0], *curve["robust_accuracy"]] if len(eps) > len(curve) else list(curve["robust_accuracy"])
+        axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"], label=model)
+    axes.set_xlabel("eps")
+    axes.set_ylabel("robust accuracy (%)")
+    axes.set_title(title)
+    axes.legend(fontsize=7, loc="best")
+    return _save(figure, out)

@@ -1,0 +1,102 @@
+"""Tables from stored results: tidy rows joined with the registry, QTE over eps sweeps, Pareto fronts.
+
+QTE (Quantification Trade-off Estimation, Wu et al. 2024) scores a model over attack strengths:
+the trapezoid area under robust accuracy against eps, ``sum (eps_b - eps_a) (A(eps_a) + A(eps_b)) / 2``
+over the stored grid, with ``A(0)`` the clean accuracy. ``qte_normalised`` divides it by the
+grid's width so that models evaluated on different grids compare.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+from scipy.stats import beta
+
+from robustbench_snn.registry import ModelCard
+
+# Columns that identify one evaluated configuration apart from eps.
+CURVE_KEYS = ["model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
+TABLE_COLUMNS = [
+    "model", "family", "dataset", "protocol", "norm", "eps", "grad", "eot", "eval_draws", "seed", "n_examples",
+    "clean_accuracy", "robust_accuracy", "robust_low", "robust_high", "qte", "qte_normalised", "flags", "timestamp",
+]
+
+
+def qte(eps: Sequence[float], accuracy: Sequence[float]) -> float:
+    """The trapezoid area under accuracy against eps (points in any order)."""
+    points = sorted(zip(eps, accuracy))
+    return sum((b - a) * (acc_a + acc_b) / 2 for (a, acc_a), (b, acc_b) in zip(points, points[1:]))
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points (clean, robust) that no other point matches or beats in both, best clean first."""
+    front = [
+        index for index, (clean, robust) in enumerate(points)
+        if not any(
+            other_clean >= clean and other_robust >= robust and (other_clean, other_robust) != (clean, robust)
+            for other_clean, other_robust in points
+        )
+    ]
+    return sorted(front, key=lambda index: -points[index][0])
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact binomial confidence interval of a proportion."""
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return low, high
+
+
+def family(card: ModelCard | None) -> str:
+    """The family a model is plotted and grouped in."""
+    if card is None:
+        return "unregistered"
+    recipe = card.training.recipe
+    if recipe == "pgd-at":
+        return "adversarially trained"
+    if card.kind == "ann":
+        return "ANN"
+    if recipe == "ersct":
+        return "E-RSCT"
+    if card.encoding.name == "rsc":
+        return f"RSC-{card.encoding.variant}"
+    return {"direct": "direct SNN", "poisson": "Poisson SNN"}[card.encoding.name]
+
+
+def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str | None = None,
+                  protocol: str | None = None, eps: float | None = None) -> pd.DataFrame:
+    """One row per model x protocol x eps (the newest stored run), with family, confidence interval and QTE."""
+    if rows.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    table = rows.copy()
+    for column, value in (("dataset", dataset), ("protocol", protocol)):
+        if value is not None:
+            table = table[table[column] == value]
+    table = table.sort_values("timestamp").drop_duplicates([*CURVE_KEYS, "eps"], keep="last")
+    by_name = {card.name: card for card in cards}
+    table["family"] = [family(by_name.get(name)) for name in table["model"]]
+    attacked = table["robust_accuracy"].notna()
+    intervals = [
+        clopper_pearson(round(accuracy * n), n) if has_attack else (math.nan, math.nan)
+        for accuracy, n, has_attack in zip(table["robust_accuracy"].fillna(0), table["n_examples"], attacked)
+    ]
+    table["robust_low"] = [low for low, _ in intervals]
+    table["robust_high"] = [high for _, high in intervals]
+    curve_ids = pd.Series(
+        ["|".join(map(str, key)) for key in table[CURVE_KEYS].itertuples(index=False, name=None)], index=table.index
+    )
+    scores = {}
+    for curve_id, curve in table[attacked].groupby(curve_ids[attacked]):
+        grid, accuracy = list(curve["eps"]), list(curve["robust_accuracy"])
+        if 0.0 not in grid:
+            grid, accuracy = [0.0, *grid], [curve["clean_accuracy"].iloc[0], *accuracy]
+        area, width = qte(grid, accuracy), max(grid) - min(grid)
+        scores[curve_id] = (area, area / width) if width > 0 else (math.nan, math.nan)
+    table["qte"] = [scores.get(curve_id, (math.nan, math.nan))[0] for curve_id in curve_ids]
+    table["qte_normalised"] = [scores.get(curve_id, (math.nan, math.nan))[1] for curve_id in curve_ids]
+    if eps is not None:
+        table = table[(table["eps"] - eps).abs() < 1e-9]
+    return table[TABLE_COLUMNS].sort_values(["dataset", "protocol", "model", "eps"]).reset_index(drop=True)

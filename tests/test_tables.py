@@ -1,0 +1,89 @@
+"""Results tables, QTE, Pareto fronts and plots, from rows stored the way `evaluate` stores them."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from robustbench_snn.cli import main
+from robustbench_snn.registry import list_cards
+from robustbench_snn.results import append_row, load_rows
+from robustbench_snn.tables import clopper_pearson, pareto_front, qte, results_table
+
+
+def test_qte_of_a_known_curve_is_its_hand_computed_area():
+    # Trapezoids: 0.1 * (0.9 + 0.5) / 2 + 0.1 * (0.5 + 0.1) / 2 = 0.07 + 0.03 = 0.10
+    assert qte([0.0, 0.1, 0.2], [0.9, 0.5, 0.1]) == pytest.approx(0.10)
+    assert qte([0.2, 0.0, 0.1], [0.1, 0.9, 0.5]) == pytest.approx(0.10)
+    assert qte([0.0, 0.05, 0.1], [1.0, 1.0, 1.0]) == pytest.approx(0.1)
+
+
+def test_pareto_front_of_a_known_point_set():
+    points = [(0.90, 0.10), (0.85, 0.30), (0.80, 0.25), (0.70, 0.50), (0.60, 0.45), (0.85, 0.30)]
+    assert pareto_front(points) == [0, 1, 5, 3]
+    assert pareto_front([(0.5, 0.5)]) == [0]
+
+
+def test_clopper_pearson_interval_covers_the_estimate_and_narrows_with_n():
+    low, high = clopper_pearson(30, 100)
+    assert low < 0.30 < high
+    wide, narrow = clopper_pearson(3, 10), clopper_pearson(300, 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert clopper_pearson(0, 50)[0] == 0.0 and clopper_pearson(50, 50)[1] == 1.0
+
+
+def _row(model, eps, robust, clean=0.9, protocol="pgd", flags=(), timestamp="2026-01-01T00:00:00"):
+    return {
+        "model": model, "dataset": "fashion-mnist", "protocol": protocol, "norm": "Linf", "eps": eps, "grad": "bptt",
+        "eot": 8, "eval_draws": 4, "seed": 0, "n_examples": 1000, "clean_accuracy": clean, "robust_accuracy": robust,
+        "flags": list(flags), "timestamp": timestamp,
+    }
+
+
+@pytest.fixture
+def stored(tmp_path):
+    for eps, robust in ((0.05, 0.6), (0.1, 0.3), (0.2, 0.1)):
+        append_row(_row("fmnist_rsc1_s0.2", eps, robust), tmp_path)
+    append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92), tmp_path)
+    append_row(_row("fmnist_ann", 0.1, 0.01, clean=0.92, timestamp="2026-02-01T00:00:00"), tmp_path)
+    append_row(_row("fmnist_snn_poisson", 0.1, 0.35, clean=0.86, flags=["blackbox_stronger"]), tmp_path)
+    return tmp_path
+
+
+def test_results_table_keeps_the_newest_run_and_scores_each_sweep(stored):
+    table = results_table(load_rows("fashion-mnist", stored), list_cards())
+    ann = table[table["model"] == "fmnist_ann"]
+    assert len(ann) == 1 and ann["robust_accuracy"].item() == 0.01
+    rsc = table[table["model"] == "fmnist_rsc1_s0.2"]
+    expected = qte([0.0, 0.05, 0.1, 0.2], [0.9, 0.6, 0.3, 0.1])
+    assert rsc["qte"].tolist() == pytest.approx([expected] * 3)
+    assert rsc["qte_normalised"].iloc[0] == pytest.approx(expected / 0.2)
+    assert set(table["family"]) == {"ANN", "RSC-I", "Poisson SNN"}
+    at_eps = results_table(load_rows("fashion-mnist", stored), list_cards(), eps=0.1)
+    assert sorted(at_eps["model"]) == ["fmnist_ann", "fmnist_rsc1_s0.2", "fmnist_snn_poisson"]
+
+
+def test_results_command_prints_table_csv_and_json(stored):
+    runner = CliRunner()
+    records = json.loads(runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "json"]).output)
+    assert {record["model"] for record in records} == {"fmnist_ann", "fmnist_rsc1_s0.2", "fmnist_snn_poisson"}
+    table = runner.invoke(main, ["results", "--results-dir", str(stored), "--eps", "0.1"])
+    assert table.exit_code == 0 and "blackbox_stronger" in table.output and "qte_norm" in table.output
+    csv = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--protocol", "reliable"])
+    assert csv.output.splitlines()[0].startswith("model,family")
+    assert len(csv.output.splitlines()) == 1
+
+
+def test_plots_are_written_and_bad_requests_are_clear_errors(stored, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "tradeoff.png"
+    result = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(stored), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "eps.svg"
+    assert runner.invoke(main, ["plot-eps", "--results-dir", str(stored), "--out", str(svg)]).exit_code == 0
+    assert "<svg" in svg.read_text()[:500]
+    wrong = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(stored), "--out", str(tmp_path / "x.gif")])
+    assert wrong.exit_code == 2 and "must end in one of" in wrong.output
+    empty = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "none"), "--out", str(out)])
+    assert empty.exit_code == 2 and "run `rsc-bench evaluate` first" in empty.output
