@@ -377,6 +377,28 @@ def plot_eps_command(dataset, protocol, eps, results_dir, out):
     click.echo(f"wrote {path} ({table['model'].nunique()} models)")
 
 
+# leaderboard ------------------------------------------------------------------------------
+
+
+@main.group()
+def leaderboard() -> None:
+    """Build the static leaderboard site from results/ and models/."""
+
+
+@leaderboard.command("build")
+@click.option("--out", default="leaderboard", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to write the site into.")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+def leaderboard_build(out, results_dir):
+    """Write the site: a ranked page per dataset, a page per model, the Pareto plot, the data as JSON.
+
+    The pages open from file:// with no network.
+    """
+    from robustbench_snn.leaderboard import build_site
+
+    click.echo(f"wrote {build_site(out, results_dir)}")
+
+
 # train ------------------------------------------------------------------------------------
 
 

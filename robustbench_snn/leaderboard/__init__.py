@@ -1,0 +1,135 @@
+"""The static leaderboard: HTML pages, figures and JSON built from ``results/`` and ``models/``.
+
+One page per dataset at its standard threat model (Linf, the dataset's eps), ranked by robust
+accuracy under the ``reliable`` protocol; one page per model with its card, all its rows and
+its eps curve. The site opens from ``file://`` with no network: the only script is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from robustbench_snn.data import dataset_info
+from robustbench_snn.plots import plot_eps, plot_tradeoff
+from robustbench_snn.registry import ModelCard, list_cards
+from robustbench_snn.results import load_rows
+from robustbench_snn.tables import results_table
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+RANKING_PROTOCOL = "reliable"
+
+
+def _percent(value: float) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def _encoding(card: ModelCard) -> str:
+    return f"rsc-{card.encoding.variant}" if card.encoding.name == "rsc" else card.encoding.name
+
+
+def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str]) -> list[dict]:
+    """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
+    rows = []
+    for name, group in at_eps.groupby("model"):
+        card = cards.get(name)
+        by_protocol = {row["protocol"]: row for _, row in group.iterrows()}
+        ranking = by_protocol.get(RANKING_PROTOCOL)
+        main = ranking if ranking is not None else group.sort_values("timestamp").iloc[-1]
+        flags = sorted({flag for flags in group["flags"] for flag in flags})
+        pgd = by_protocol.get("pgd")
+        rows.append({
+            "model": name,
+            "kind": card.kind if card else "?",
+            "encoding": _encoding(card) if card else "?",
+            "sigma": card.encoding.sigma if card and card.encoding.sigma is not None else "-",
+            "timesteps": card.timesteps if card else "-",
+            "clean": _percent(main["clean_accuracy"]),
+            "robust": {protocol: _percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
+                       for protocol in protocols},
+            "qte": _percent(pgd["qte_normalised"]) if pgd is not None else "-",
+            "flags": ", ".join(flags),
+            "n": int(main["n_examples"]),
+            "date": str(main["timestamp"])[:10],
+            "_key": (ranking is None, bool(flags), -(ranking["robust_accuracy"] if ranking is not None else 0.0)),
+        })
+    rows.sort(key=lambda row: row["_key"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank if not row["_key"][0] else None
+        del row["_key"]
+    return rows
+
+
+def _model_rows(table: pd.DataFrame) -> list[dict]:
+    return [
+        {
+            "protocol": row["protocol"], "norm": row["norm"], "eps": f"{row['eps']:.4g}", "grad": row["grad"] or "-",
+            "eot": row["eot"], "n": row["n_examples"], "clean": _percent(row["clean_accuracy"]),
+            "robust": _percent(row["robust_accuracy"]),
+            "ci": "-" if math.isnan(row["robust_low"]) else f"{100 * row['robust_low']:.1f}-{100 * row['robust_high']:.1f}",
+            "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
+        }
+        for _, row in table.iterrows()
+    ]
+
+
+def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None,
+               models_dir: str | os.PathLike | None = None) -> Path:
+    """Write the site into ``out`` (replacing what a previous build wrote there); return its index page."""
+    out = Path(out)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cards = list_cards(directory=models_dir)
+    by_name = {card.name: card for card in cards}
+    rows = load_rows(directory=results_dir)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(HERE / "static", out / "static", dirs_exist_ok=True)
+
+    pages = []
+    for dataset in sorted({card.dataset for card in cards if card.checkpoint} | set(rows.get("dataset", []))):
+        info = dataset_info(dataset)
+        table = results_table(rows, cards, dataset=dataset)
+        table = table[table["norm"] == "Linf"] if not table.empty else table
+        at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
+        protocols = sorted(set(at_eps["protocol"]) - {"none"}, key=lambda name: (name != RANKING_PROTOCOL, name))
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols)
+        pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
+        pareto = None
+        if pareto_protocol:
+            pareto = f"{dataset}-tradeoff.png"
+            plot_tradeoff(at_eps[at_eps["protocol"] == pareto_protocol], by_name, out / pareto,
+                          f"{dataset}, {pareto_protocol}, Linf eps = {info.linf_eps:.4g}")
+        json_file = f"{dataset}.json"
+        (out / json_file).write_text(json.dumps(
+            {"dataset": dataset, "norm": "Linf", "eps": info.linf_eps, "leaderboard": leaderboard,
+             "results": json.loads(table.to_json(orient="records"))}, indent=1))
+        title = f"{dataset}, Linf eps = {info.linf_eps:.4g}"
+        page = f"{dataset}.html"
+        (out / page).write_text(environment.get_template("dataset.html").render(
+            title=title, root="", built=built, rows=leaderboard, protocols=protocols, norm="Linf",
+            eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file))
+        pages.append({"file": page, "title": title, "models": len(leaderboard),
+                      "evaluated": ", ".join(protocols) or "-"})
+        for card in (card for card in cards if card.dataset == dataset):
+            model_table = table[table["model"] == card.name] if not table.empty else table
+            curve = None
+            if not model_table.empty and model_table["robust_accuracy"].notna().any():
+                curve = f"{card.name}-eps.png"
+                plot_eps(model_table, out / "models" / curve, f"{card.name}: robust accuracy against eps")
+            (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
+                title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
+                rows=_model_rows(model_table), curve=curve))
+    index = out / "index.html"
+    index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
+    logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))
+    return index

@@ -1,0 +1,93 @@
+"""The static leaderboard, built from stored rows and tested in a real headless browser (Debian's chromium)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from robustbench_snn.leaderboard import build_site
+from robustbench_snn.results import append_row
+
+from test_tables import _row
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    for model, clean, pgd, reliable, flags in [
+        ("fmnist_ann", 0.92, 0.00, 0.00, []),
+        ("fmnist_rsc1_s0.2", 0.80, 0.25, 0.20, []),
+        ("fmnist_snn_poisson", 0.78, 0.40, 0.35, ["blackbox_stronger"]),
+        ("fmnist_ann_pgdat", 0.82, 0.69, 0.66, []),
+    ]:
+        append_row(_row(model, 0.1, pgd, clean=clean), results)
+        append_row(_row(model, 0.1, reliable, clean=clean, protocol="reliable", flags=flags), results)
+    append_row(_row("fmnist_rsc1_s0.2", 0.05, 0.5, clean=0.80), results)
+    append_row(_row("fmnist_snn_direct", 0.1, 0.05, clean=0.89), results)
+    out = tmp_path_factory.mktemp("site")
+    build_site(out, results)
+    return out
+
+
+def test_site_files_and_ranking(site):
+    data = json.loads((site / "fashion-mnist.json").read_text())
+    ranked = [(row["rank"], row["model"]) for row in data["leaderboard"]]
+    # Unflagged reliable results by robust accuracy, then the flagged one, then the unranked.
+    assert ranked == [(1, "fmnist_ann_pgdat"), (2, "fmnist_rsc1_s0.2"), (3, "fmnist_ann"),
+                      (4, "fmnist_snn_poisson"), (None, "fmnist_snn_direct")]
+    assert (site / "fashion-mnist-tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert (site / "models" / "fmnist_rsc1_s0.2-eps.png").is_file()
+    assert (site / "models" / "fmnist_rsc2_s0.1.html").is_file(), "every registered model gets a page"
+    html = (site / "fashion-mnist.html").read_text()
+    assert "http://" not in html and "https://" not in html, "the page must not need the network"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM and CHROMEDRIVER, "install Debian's chromium and chromium-driver (.ci/run does)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--allow-file-access-from-files"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _column(driver, index: int) -> list[str]:
+    return [row.find_elements(By.TAG_NAME, "td")[index].text for row in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
+
+
+def test_leaderboard_renders_sorts_and_links_in_a_real_browser(site, browser):
+    browser.get((site / "fashion-mnist.html").as_uri())
+    headers = [header.text for header in browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")]
+    assert headers[:7] == ["rank", "model", "kind", "encoding", "sigma", "T", "clean"]
+    assert headers.index("reliable") < headers.index("pgd")
+    model_column = headers.index("model")
+    assert _column(browser, model_column) == [
+        "fmnist_ann_pgdat", "fmnist_rsc1_s0.2", "fmnist_ann", "fmnist_snn_poisson", "fmnist_snn_direct"]
+    flags = _column(browser, headers.index("flags"))
+    assert flags[3] == "potentially unreliable" and flags[0] == "-"
+
+    clean_header = browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")[headers.index("clean")]
+    clean_header.click()
+    ascending = [float(value) for value in _column(browser, headers.index("clean"))]
+    assert ascending == sorted(ascending)
+    clean_header.click()
+    assert [float(value) for value in _column(browser, headers.index("clean"))] == sorted(ascending, reverse=True)
+
+    browser.find_element(By.LINK_TEXT, "fmnist_rsc1_s0.2").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "fmnist_rsc1_s0.2"
+    assert Path(browser.current_url).name == "fmnist_rsc1_s0.2.html"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 3
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
