@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -397,6 +398,50 @@ def leaderboard_build(out, results_dir):
     from robustbench_snn.leaderboard import build_site
 
     click.echo(f"wrote {build_site(out, results_dir)}")
+
+
+# submit -----------------------------------------------------------------------------------
+
+
+@main.group()
+def submit() -> None:
+    """Validate and evaluate a submitted model card (see CONTRIBUTING.md)."""
+
+
+@submit.command("check")
+@click.argument("card", type=click.Path(dir_okay=False))
+@click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Test images to re-measure the claimed clean accuracy on.")
+@click.option("--attack-examples", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Test images for the PGD sanity attack and the reliability checks.")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def submit_check(card, n_examples, attack_examples, data_dir, as_json):
+    """Check a submitted card: schema, checkpoint size and sha256, safe loading, the claimed clean
+    accuracy, a PGD sanity attack and the reliability checks. Exits 1 if any check fails."""
+    from robustbench_snn.submission import check_submission
+
+    report = check_submission(card, n_examples=n_examples, attack_examples=attack_examples, data_dir=data_dir)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for check in report.checks:
+            click.echo(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+        click.echo("submission OK" if report.passed else "submission FAILED")
+    if not report.passed:
+        sys.exit(1)
+
+
+@submit.command("evaluate")
+@click.argument("card", type=click.Path(dir_okay=False))
+@click.option("--compile", "compile_lif", is_flag=True, help="Use the compiled LIF kernel (faster attacks).")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+def submit_evaluate(card, compile_lif, results_dir):
+    """Run the leaderboard's protocols (pgd, reliable) on a submitted card and store its result rows."""
+    for protocol in ("pgd", "reliable"):
+        model = load_model(card).compile_lif(compile_lif)
+        record = benchmark(model, attack=protocol, store=True, results_dir=results_dir, progress=True)
+        _print_record(record, str(results_store_dir(results_dir) / f"{record.dataset}.jsonl"))
 
 
 # train ------------------------------------------------------------------------------------

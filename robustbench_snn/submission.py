@@ -1,0 +1,101 @@
+"""Checks of a submitted model card and checkpoint, run by ``rsc-bench submit check`` and by CI on pull requests.
+
+In order, each depending on the ones before: the card validates; its checkpoint is found and has
+the card's size and sha256; it loads safely into the card's architecture; its clean accuracy on
+the first n test images agrees with the card's claim; a short PGD attack lowers accuracy and
+raises no reliability flag (the attack-based checks included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation import benchmark
+from robustbench_snn.registry import ModelCard, load_model, read_card, resolve_checkpoint
+
+logger = logging.getLogger(__name__)
+
+# A claim may differ from a re-measurement on n images by sampling error (3 standard errors) plus
+# this much, since the claim was measured on the whole split (and stochastic models vary by draw).
+ACCURACY_SLACK = 0.01
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class SubmissionReport:
+    card: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"card": self.card, "passed": self.passed, "checks": [asdict(check) for check in self.checks]}
+
+
+def accuracy_tolerance(claimed: float, n: int) -> float:
+    return 3 * math.sqrt(max(claimed * (1 - claimed), 1e-4) / n) + ACCURACY_SLACK
+
+
+def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attack_examples: int = 200,
+                     data_dir: str | None = None, seed: int = 0) -> SubmissionReport:
+    """Run every check on the card at ``card_path``; stops at the first check the later ones need."""
+    report = SubmissionReport(str(card_path))
+
+    def step(name: str, action):
+        try:
+            passed, detail, value = action()
+        except UserError as error:
+            passed, detail, value = False, str(error), None
+        report.checks.append(Check(name, passed, detail))
+        return value if passed else None
+
+    card: ModelCard | None = step("card", lambda: (True, "valid model card", read_card(card_path)))
+    if card is None:
+        return report
+    if card.checkpoint is None:
+        report.checks.append(Check("checkpoint", False, "the card names no checkpoint (path or url)"))
+        return report
+    if step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match",
+                                   resolve_checkpoint(card))) is None:
+        return report
+    model = step("loads", lambda: (True, f"weights fit architecture {card.architecture.name}",
+                                   load_model(str(card_path), seed=seed)))
+    if model is None:
+        return report
+    if card.claimed is None:
+        report.checks.append(Check("clean accuracy", False, "the card claims no clean accuracy"))
+        return report
+
+    def clean_accuracy():
+        record = benchmark(model, n_examples=n_examples, seed=seed, data_dir=data_dir)
+        tolerance = accuracy_tolerance(card.claimed.clean_accuracy, record.n_examples)
+        difference = abs(record.clean_accuracy - card.claimed.clean_accuracy)
+        return (difference <= tolerance,
+                f"measured {100 * record.clean_accuracy:.2f}% on {record.n_examples} test images, claimed "
+                f"{100 * card.claimed.clean_accuracy:.2f}% (tolerance {100 * tolerance:.2f} points)", record)
+
+    if step("clean accuracy", clean_accuracy) is None:
+        return report
+
+    def sanity_attack():
+        record = benchmark(model, attack="pgd", n_examples=attack_examples, seed=seed, data_dir=data_dir,
+                           overrides={"checks": True})
+        lowered = record.robust_accuracy < record.clean_accuracy
+        detail = (f"PGD-10 at eps {record.eps:.4g}: clean {100 * record.clean_accuracy:.1f}%, robust "
+                  f"{100 * record.robust_accuracy:.1f}% on {record.n_examples} images; flags: {', '.join(record.flags) or 'none'}")
+        return lowered and not record.flags, detail, record
+
+    step("attack sanity and reliability flags", sanity_attack)
+    return report
