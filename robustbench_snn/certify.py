@@ -1,0 +1,215 @@
+"""Randomized-smoothing certificates: a provable robustness radius for each test image.
+
+The smoothed classifier ``g(x) = argmax_c P(f(noise(x)) = c)`` predicts the class the base
+network gives most often over draws of its input noise. Following Cohen et al. (2019): ``n0``
+draws pick the class c; ``n`` further draws count how often the network gives c, and the
+one-sided Clopper-Pearson lower bound ``p_A`` at level ``alpha`` bounds its probability. If
+``p_A <= 1/2`` the prediction abstains; otherwise no perturbation within the radius below can
+change ``g``'s prediction (with probability at least ``1 - alpha`` over the sampling).
+
+Which certificate applies depends on the noise:
+- RSC-I (one Gaussian draw shared by all T steps) is Gaussian smoothing of the base SNN:
+  L2 radius ``sigma * Phi^-1(p_A)``. So is an ANN (or direct SNN) with added noise (``--sigma``).
+- RSC-II (a fresh draw per step): the SNN sees ``(x + e_1, ..., x + e_T)``, Gaussian smoothing of
+  a network on T copies of x, and a shift ``delta`` of x moves that point by ``sqrt(T) ||delta||_2``;
+  hence L2 radius ``sigma * Phi^-1(p_A) / sqrt(T)``.
+- Poisson (rate) coding, after Mukhoty et al. (ICLR 2024): with ``s_t ~ Bernoulli(x)``
+  independent over steps and pixels, the total-variation distance between the spike
+  distributions of x and x' is at most ``T ||x - x'||_1`` (one Bernoulli pair is ``|x_i - x'_i|``
+  apart; product distributions add at most their distances), and a class probability moves by at
+  most that distance. ``g`` keeps its prediction while ``p_A - T ||delta||_1 > 1/2``: L1 radius
+  ``(p_A - 1/2) / T``. It assumes x and x + delta both lie in [0, 1] (pixel intensities).
+- A deterministic model without added noise (direct coding, plain ANN) has no certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from scipy.stats import norm as gaussian
+from torch import nn
+
+from robustbench_snn.attacks.methods import draw_chunks, repeated
+from robustbench_snn.errors import UserError
+from robustbench_snn.tables import clopper_pearson
+
+logger = logging.getLogger(__name__)
+
+# Counts of the base network's predictions over draws: (images [B, ...], draws) -> counts [B, classes].
+Sampler = Callable[[torch.Tensor, int], torch.Tensor]
+ABSTAIN = -1
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The radius formula of one smoothing distribution."""
+
+    norm: str
+    sigma: float | None
+    timesteps: int
+    kind: str
+
+    def radius(self, p_lower: float) -> float:
+        """The certified radius for a lower bound ``p_lower`` on the top class's probability (0 if it abstains)."""
+        if p_lower <= 0.5:
+            return 0.0
+        if self.norm == "L1":
+            return (p_lower - 0.5) / self.timesteps
+        scale = math.sqrt(self.timesteps) if self.kind == "rsc-II" else 1.0
+        return self.sigma * float(gaussian.ppf(p_lower)) / scale
+
+
+class GaussianNoise(nn.Module):
+    """A base classifier that sees its input plus N(0, sigma^2) noise, drawn from its own generator."""
+
+    stochastic = True
+
+    def __init__(self, model: nn.Module, sigma: float, seed: int = 0) -> None:
+        super().__init__()
+        self.model, self.sigma = model, sigma
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(images.shape, generator=self.generator).to(images)
+        return self.model(images + self.sigma * noise)
+
+
+def smoothing_for(model: nn.Module, sigma: float | None = None, seed: int = 0) -> tuple[nn.Module, Certificate]:
+    """The noisy base classifier to sample and its certificate.
+
+    ``sigma`` sets an RSC model's noise level, or adds Gaussian noise to a model without any.
+    """
+    card = getattr(model, "card", None)
+    encoding = card.encoding.name if card is not None else "direct"
+    timesteps = getattr(model, "timesteps", 1)
+    if encoding == "rsc":
+        if sigma is not None:
+            model.encoder.sigma = float(sigma)
+        model.encoder.seed(seed)
+        variant = model.encoder.variant
+        return model, Certificate("L2", model.encoder.sigma, timesteps, f"rsc-{variant}")
+    if encoding == "poisson":
+        if sigma is not None:
+            raise UserError("a Poisson-coded model is smoothed by its own spikes; --sigma applies to RSC models and noise-free ones")
+        model.encoder.seed(seed)
+        return model, Certificate("L1", None, timesteps, "poisson")
+    if sigma is None or sigma <= 0:
+        raise UserError(
+            "a model without input noise has no randomized-smoothing certificate; pass --sigma S to certify it "
+            "smoothed with Gaussian noise of level S"
+        )
+    return GaussianNoise(model, sigma, seed), Certificate("L2", float(sigma), 1, "gaussian")
+
+
+def sampler_for(noisy: nn.Module, num_classes: int) -> Sampler:
+    @torch.inference_mode()
+    def sample(images: torch.Tensor, draws: int) -> torch.Tensor:
+        counts = torch.zeros(len(images), num_classes, dtype=torch.long)
+        for count in draw_chunks(draws, images):
+            predictions = noisy(repeated(images, count)).argmax(1).view(count, len(images)).cpu()
+            counts += torch.nn.functional.one_hot(predictions, num_classes).sum(0)
+        return counts
+
+    return sample
+
+
+@dataclass
+class CertifiedSample:
+    label: int
+    prediction: int
+    p_lower: float
+    radius: float
+
+    @property
+    def correct(self) -> bool:
+        return self.prediction == self.label
+
+
+def certify_batch(sample: Sampler, certificate: Certificate, images: torch.Tensor, labels: torch.Tensor,
+                  n0: int, n: int, alpha: float) -> list[CertifiedSample]:
+    """Cohen et al.'s CERTIFY for each image: select with ``n0`` draws, bound with ``n`` fresh ones."""
+    chosen = sample(images, n0).argmax(1)
+    counts = sample(images, n)
+    results = []
+    for label, top, row in zip(labels.tolist(), chosen.tolist(), counts):
+        p_lower = clopper_pearson(int(row[top]), n, level=1 - 2 * alpha)[0]
+        radius = certificate.radius(p_lower)
+        results.append(CertifiedSample(label, top if p_lower > 0.5 else ABSTAIN, p_lower, radius))
+    return results
+
+
+def certified_accuracy(samples: list[CertifiedSample], radius: float) -> float:
+    """Share of samples predicted correctly with a certified radius of at least ``radius``."""
+    return sum(sample.correct and sample.radius >= radius for sample in samples) / len(samples)
+
+
+@dataclass
+class CertificationSummary:
+    model: str
+    dataset: str
+    norm: str
+    certificate: str
+    sigma: float | None
+    timesteps: int
+    n0: int
+    n: int
+    alpha: float
+    seed: int
+    n_examples: int
+    abstained: float
+    smoothed_accuracy: float
+    mean_radius: float
+    curve: dict[str, float]
+    runtime_s: float
+    draws_per_second: float
+    samples: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def radius_grid(certificate: Certificate) -> list[float]:
+    """Radii the certified-accuracy curve is reported at."""
+    if certificate.norm == "L1":
+        return [0.0, 0.01, 0.02, 0.05, 0.1]
+    return [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+
+
+def summarise(model_name: str, dataset: str, certificate: Certificate, samples: list[CertifiedSample], *, n0: int, n: int,
+              alpha: float, seed: int, runtime_s: float) -> CertificationSummary:
+    total = len(samples)
+    return CertificationSummary(
+        model=model_name, dataset=dataset, norm=certificate.norm, certificate=certificate.kind, sigma=certificate.sigma,
+        timesteps=certificate.timesteps, n0=n0, n=n, alpha=alpha, seed=seed, n_examples=total,
+        abstained=sum(sample.prediction == ABSTAIN for sample in samples) / total,
+        smoothed_accuracy=certified_accuracy(samples, 0.0),
+        mean_radius=sum(sample.radius for sample in samples if sample.correct) / total,
+        curve={f"{radius:g}": certified_accuracy(samples, radius) for radius in radius_grid(certificate)},
+        runtime_s=round(runtime_s, 3), draws_per_second=round(total * (n0 + n) / max(runtime_s, 1e-9), 1),
+        samples=[asdict(sample) for sample in samples],
+    )
+
+
+def certify_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dataset: str, num_classes: int,
+                  sigma: float | None = None, n0: int = 100, n: int = 10000, alpha: float = 0.001, seed: int = 0,
+                  batch_size: int = 16, progress: Callable[[int, float], None] | None = None) -> CertificationSummary:
+    """Certify each image in batches; ``progress(images_done, draws_per_second)`` is called after each batch."""
+    if not 0 < alpha < 0.5:
+        raise UserError(f"alpha must be in (0, 0.5), got {alpha}")
+    noisy, certificate = smoothing_for(model.eval(), sigma, seed)
+    sample = sampler_for(noisy, num_classes)
+    started = time.perf_counter()
+    samples: list[CertifiedSample] = []
+    for start in range(0, len(images), batch_size):
+        samples += certify_batch(sample, certificate, images[start:start + batch_size], labels[start:start + batch_size],
+                                 n0, n, alpha)
+        if progress is not None:
+            progress(len(samples), len(samples) * (n0 + n) / (time.perf_counter() - started))
+    name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
+    return summarise(name, dataset, certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed,
+                     runtime_s=time.perf_counter() - started)
