@@ -68,10 +68,12 @@ def family(card: ModelCard | None) -> str:
 
 def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str | None = None,
                   protocol: str | None = None, eps: float | None = None) -> pd.DataFrame:
-    """One row per model x protocol x eps (the newest stored run), with family, confidence interval and QTE."""
-    if rows.empty:
+    """One row per model x attack protocol x eps (the newest stored run), with family, confidence interval and QTE."""
+    if rows.empty or "protocol" not in rows:
         return pd.DataFrame(columns=TABLE_COLUMNS)
-    table = rows.copy()
+    table = rows[rows["protocol"] != "certify"].copy()  # certificates are another kind of row
+    if table.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
     for column, value in (("dataset", dataset), ("protocol", protocol)):
         if value is not None:
             table = table[table[column] == value]

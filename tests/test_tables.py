@@ -47,6 +47,8 @@ def stored(tmp_path):
     append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92), tmp_path)
     append_row(_row("fmnist_ann", 0.1, 0.01, clean=0.92, timestamp="2026-02-01T00:00:00"), tmp_path)
     append_row(_row("fmnist_snn_poisson", 0.1, 0.35, clean=0.86, flags=["blackbox_stronger"]), tmp_path)
+    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2",
+                "curve": {"0": 0.8}, "timestamp": "2026-01-01T00:00:00"}, tmp_path)
     return tmp_path
 
 
