@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from robustbench_snn.errors import UserError  # noqa: E402
-from robustbench_snn.tables import pareto_front  # noqa: E402
+from robustbench_snn.tables import curve_from_zero, pareto_front  # noqa: E402
 
 FAMILIES = ["ANN", "direct SNN", "Poisson SNN", "RSC-I", "RSC-II", "E-RSCT", "adversarially trained", "unregistered"]
 MARKERS = dict(zip(FAMILIES, ["s", "D", "^", "o", "v", "P", "X", "*"]))
@@ -44,13 +44,27 @@ def _sigma(model: str, cards: dict) -> float | None:
     return card.encoding.sigma if card is not None and card.encoding.name == "rsc" else None
 
 
-def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
-    """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma curves."""
+def _new_figure(table: pd.DataFrame) -> tuple[pd.DataFrame, plt.Figure, plt.Axes]:
+    """The rows with a robust accuracy, and an empty figure for them."""
     points = table.dropna(subset=["robust_accuracy"])
     if points.empty:
         raise UserError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
     sns.set_theme(style="whitegrid", context="paper")
     figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    return points, figure, axes
+
+
+def _finish(figure: plt.Figure, axes: plt.Axes, xlabel: str, title: str, out: Path) -> Path:
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("robust accuracy (%)")
+    axes.set_title(title)
+    axes.legend(fontsize=7, loc="best")
+    return _save(figure, out)
+
+
+def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
+    """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma curves."""
+    points, figure, axes = _new_figure(table)
     for family, group in points.groupby("family"):
         style = _style(family)
         axes.errorbar(
@@ -73,28 +87,14 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     if not flagged.empty:
         axes.scatter(100 * flagged["clean_accuracy"], 100 * flagged["robust_accuracy"], s=160, facecolors="none",
                      edgecolors="red", linewidths=1, label="potentially unreliable")
-    axes.set_xlabel("clean accuracy (%)")
-    axes.set_ylabel("robust accuracy (%)")
-    axes.set_title(title)
-    axes.legend(fontsize=7, loc="best")
-    return _save(figure, out)
+    return _finish(figure, axes, "clean accuracy (%)", title, out)
 
 
 def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     """Robust accuracy against eps, one line per model (A(0) is the clean accuracy)."""
-    curves = table.dropna(subset=["robust_accuracy"])
-    if curves.empty:
-        raise UserError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+    curves, figure, axes = _new_figure(table)
     for model, curve in curves.groupby("model"):
         style = _style(curve["family"].iloc[0])
-        curve = curve.sort_values("eps")
-        eps = [0.0, *curve["eps"]] if 0.0 not in set(curve["eps"]) else list(curve["eps"])
-        accuracy = [curve["clean_accuracy"].iloc[0], *curve["robust_accuracy"]] if len(eps) > len(curve) else list(curve["robust_accuracy"])
+        eps, accuracy = curve_from_zero(curve)
         axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"], label=model)
-    axes.set_xlabel("eps")
-    axes.set_ylabel("robust accuracy (%)")
-    axes.set_title(title)
-    axes.legend(fontsize=7, loc="best")
-    return _save(figure, out)
+    return _finish(figure, axes, "eps", title, out)

@@ -30,6 +30,15 @@ def qte(eps: Sequence[float], accuracy: Sequence[float]) -> float:
     return sum((b - a) * (acc_a + acc_b) / 2 for (a, acc_a), (b, acc_b) in zip(points, points[1:]))
 
 
+def curve_from_zero(curve: pd.DataFrame) -> tuple[list[float], list[float]]:
+    """A model's eps grid and robust accuracies, sorted, starting at eps 0 (A(0) is the clean accuracy)."""
+    curve = curve.sort_values("eps")
+    grid, accuracy = list(curve["eps"]), list(curve["robust_accuracy"])
+    if 0.0 not in grid:
+        grid, accuracy = [0.0, *grid], [curve["clean_accuracy"].iloc[0], *accuracy]
+    return grid, accuracy
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points (clean, robust) that no other point matches or beats in both, best clean first."""
     front = [
@@ -92,9 +101,7 @@ def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str |
     )
     scores = {}
     for curve_id, curve in table[attacked].groupby(curve_ids[attacked]):
-        grid, accuracy = list(curve["eps"]), list(curve["robust_accuracy"])
-        if 0.0 not in grid:
-            grid, accuracy = [0.0, *grid], [curve["clean_accuracy"].iloc[0], *accuracy]
+        grid, accuracy = curve_from_zero(curve)
         area, width = qte(grid, accuracy), max(grid) - min(grid)
         scores[curve_id] = (area, area / width) if width > 0 else (math.nan, math.nan)
     table["qte"] = [scores.get(curve_id, (math.nan, math.nan))[0] for curve_id in curve_ids]
