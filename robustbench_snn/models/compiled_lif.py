@@ -87,15 +87,19 @@ def _compiled(function):
 class CompiledLIF(torch.autograd.Function):
     """``spikes = CompiledLIF.apply(currents [T, ...], tau, threshold, v_reset, surrogate, alpha, detach_reset)``."""
 
+    # The kernels see ``[T, N]`` tensors, so layers of any shape share one compiled version.
+
     @staticmethod
     def forward(ctx, currents, tau, threshold, v_reset, surrogate_name, alpha, detach_reset):
-        before_fire = _compiled(_potentials)(currents, tau, threshold, v_reset)
+        before_fire = _compiled(_potentials)(currents.reshape(currents.shape[0], -1), tau, threshold, v_reset)
         ctx.save_for_backward(before_fire)
         ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset)
-        return (before_fire >= threshold).to(currents.dtype)
+        ctx.shape = currents.shape
+        return (before_fire >= threshold).to(currents.dtype).view(currents.shape)
 
     @staticmethod
     def backward(ctx, grad_spikes):
         (before_fire,) = ctx.saved_tensors
-        grad = _compiled(_input_gradient)(grad_spikes.contiguous(), before_fire, *ctx.settings)
-        return grad, None, None, None, None, None, None
+        flat = grad_spikes.reshape(before_fire.shape).contiguous()
+        grad = _compiled(_input_gradient)(flat, before_fire, *ctx.settings)
+        return grad.view(ctx.shape), None, None, None, None, None, None
