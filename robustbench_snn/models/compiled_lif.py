@@ -87,11 +87,12 @@ def _compiled(function):
 class CompiledLIF(torch.autograd.Function):
     """``spikes = CompiledLIF.apply(currents [T, ...], tau, threshold, v_reset, surrogate, alpha, detach_reset)``."""
 
-    # The kernels see ``[T, N]`` tensors, so layers of any shape share one compiled version.
+    # The kernels see ``[T, N]`` tensors that are not views (``detach``), so layers of any shape
+    # share one compiled version instead of recompiling for each one's rank.
 
     @staticmethod
     def forward(ctx, currents, tau, threshold, v_reset, surrogate_name, alpha, detach_reset):
-        before_fire = _compiled(_potentials)(currents.reshape(currents.shape[0], -1), tau, threshold, v_reset)
+        before_fire = _compiled(_potentials)(currents.reshape(currents.shape[0], -1).detach(), tau, threshold, v_reset)
         ctx.save_for_backward(before_fire)
         ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset)
         ctx.shape = currents.shape
@@ -100,6 +101,6 @@ class CompiledLIF(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes):
         (before_fire,) = ctx.saved_tensors
-        flat = grad_spikes.reshape(before_fire.shape).contiguous()
+        flat = grad_spikes.reshape(before_fire.shape).contiguous().detach()
         grad = _compiled(_input_gradient)(flat, before_fire, *ctx.settings)
         return grad.view(ctx.shape), None, None, None, None, None, None
