@@ -98,3 +98,15 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
         eps, accuracy = curve_from_zero(curve)
         axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"], label=model)
     return _finish(figure, axes, "eps", title, out)
+
+
+def plot_certified(curve: dict[str, float], norm: str, out: Path, title: str) -> Path:
+    """Certified accuracy against the certified radius (one randomized-smoothing certificate)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    radii = sorted(curve, key=float)
+    axes.plot([float(radius) for radius in radii], [100 * curve[radius] for radius in radii], marker="o", drawstyle="steps-post")
+    axes.set_xlabel(f"{norm} radius")
+    axes.set_ylabel("certified accuracy (%)")
+    axes.set_title(title)
+    return _save(figure, out)

@@ -30,6 +30,10 @@ def site(tmp_path_factory):
         append_row(_row(model, 0.1, reliable, clean=clean, protocol="reliable", flags=flags), results)
     append_row(_row("fmnist_rsc1_s0.2", 0.05, 0.5, clean=0.80), results)
     append_row(_row("fmnist_snn_direct", 0.1, 0.05, clean=0.89), results)
+    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2",
+                "certificate": "rsc-I", "sigma": 0.2, "n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500,
+                "smoothed_accuracy": 0.8, "abstained": 0.05, "mean_radius": 0.3,
+                "curve": {"0": 0.8, "0.25": 0.45, "0.5": 0.0}, "timestamp": "2026-01-01T00:00:00"}, results)
     out = tmp_path_factory.mktemp("site")
     build_site(out, results)
     return out
@@ -44,6 +48,10 @@ def test_site_files_and_ranking(site):
     assert (site / "fashion-mnist-tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     assert (site / "models" / "fmnist_rsc1_s0.2-eps.png").is_file()
     assert (site / "models" / "fmnist_rsc2_s0.1.html").is_file(), "every registered model gets a page"
+    certified = {row["model"]: row["certified"] for row in data["leaderboard"]}
+    assert certified["fmnist_rsc1_s0.2"] == "45.00 (L2 0.25)" and certified["fmnist_ann"] == "-"
+    assert (site / "models" / "fmnist_rsc1_s0.2-certified.png").is_file()
+    assert "rsc-I certificate" in (site / "models" / "fmnist_rsc1_s0.2.html").read_text()
     html = (site / "fashion-mnist.html").read_text()
     assert "http://" not in html and "https://" not in html, "the page must not need the network"
 

@@ -19,7 +19,7 @@ import jinja2
 import pandas as pd
 
 from robustbench_snn.data import dataset_info
-from robustbench_snn.plots import plot_eps, plot_tradeoff
+from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.results import load_rows
 from robustbench_snn.tables import results_table
@@ -28,6 +28,24 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 RANKING_PROTOCOL = "reliable"
+# No certificate reaches a Linf ball of the threat model's size (0.1 in Linf is 2.8 in L2 on 28x28
+# images), so certified accuracy is shown at fixed radii of the norm each certificate is in.
+CERTIFIED_RADIUS = {"L2": 0.25, "L1": 0.02}
+
+
+def _certificates(rows: pd.DataFrame, dataset: str) -> dict[str, dict]:
+    """The newest certificate row of each model of ``dataset``."""
+    if rows.empty or "protocol" not in rows:
+        return {}
+    certified = rows[(rows["protocol"] == "certify") & (rows["dataset"] == dataset)].sort_values("timestamp")
+    return {row["model"]: row.to_dict() for _, row in certified.iterrows()}
+
+
+def _certified_label(certificate: dict | None) -> str:
+    if certificate is None:
+        return "-"
+    radius = CERTIFIED_RADIUS[certificate["norm"]]
+    return f"{_percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
 
 
 def _percent(value: float) -> str:
@@ -38,7 +56,8 @@ def _encoding(card: ModelCard) -> str:
     return f"rsc-{card.encoding.variant}" if card.encoding.name == "rsc" else card.encoding.name
 
 
-def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str]) -> list[dict]:
+def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
+                      certificates: dict[str, dict]) -> list[dict]:
     """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
     rows = []
     for name, group in at_eps.groupby("model"):
@@ -58,6 +77,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "robust": {protocol: _percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
                        for protocol in protocols},
             "qte": _percent(pgd["qte_normalised"]) if pgd is not None else "-",
+            "certified": _certified_label(certificates.get(name)),
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
             "date": str(main["timestamp"])[:10],
@@ -102,7 +122,8 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
         table = table[table["norm"] == "Linf"] if not table.empty else table
         at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
         protocols = sorted(set(at_eps["protocol"]) - {"none"}, key=lambda name: (name != RANKING_PROTOCOL, name))
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols)
+        certificates = _certificates(rows, dataset)
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates)
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
         pareto = None
         if pareto_protocol:
@@ -112,7 +133,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
         json_file = f"{dataset}.json"
         (out / json_file).write_text(json.dumps(
             {"dataset": dataset, "norm": "Linf", "eps": info.linf_eps, "leaderboard": leaderboard,
-             "results": json.loads(table.to_json(orient="records"))}, indent=1))
+             "results": json.loads(table.to_json(orient="records")), "certificates": certificates}, indent=1, default=str))
         title = f"{dataset}, Linf eps = {info.linf_eps:.4g}"
         page = f"{dataset}.html"
         (out / page).write_text(environment.get_template("dataset.html").render(
@@ -126,9 +147,14 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
             if not model_table.empty and model_table["robust_accuracy"].notna().any():
                 curve = f"{card.name}-eps.png"
                 plot_eps(model_table, out / "models" / curve, f"{card.name}: robust accuracy against eps")
+            certificate, certified_curve = certificates.get(card.name), None
+            if certificate is not None:
+                certified_curve = f"{card.name}-certified.png"
+                plot_certified(certificate["curve"], certificate["norm"], out / "models" / certified_curve,
+                               f"{card.name}: {certificate['certificate']} certificate")
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
-                rows=_model_rows(model_table), curve=curve))
+                rows=_model_rows(model_table), curve=curve, certificate=certificate, certified_curve=certified_curve))
     index = out / "index.html"
     index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
     logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))
