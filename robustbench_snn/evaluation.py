@@ -235,8 +235,10 @@ def benchmark(
                 survived_first = torch.tensor([who != members[0].label() for who in outcome["fooled_by"]]) if members else correct
                 check_first_robust.append(survived_first[correct])
             bar.update(len(labels))
-            robust_so_far = sum(sum(part["robust"]) for part in outcomes)
-            bar.set_postfix(clean=sum(sum(part["clean"]) for part in outcomes), robust=robust_so_far)
+            counts = {"clean": sum(sum(part["clean"]) for part in outcomes)}
+            if members:
+                counts["robust"] = sum(sum(part["robust"]) for part in outcomes)
+            bar.set_postfix(counts)
 
     clean = [flag for part in outcomes for flag in part["clean"]]
     robust = [flag for part in outcomes for flag in part["robust"]]
