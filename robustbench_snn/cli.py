@@ -327,6 +327,8 @@ def results(dataset, protocol, eps, results_dir, output):
     accuracy against eps over the stored sweep (A(0) = clean accuracy), qte_normalised the
     same divided by the sweep's width.
     """
+    from robustbench_snn.tables import interval, percent
+
     table = _table(dataset, protocol, eps, results_dir)
     if output == "json":
         click.echo(table.to_json(orient="records", indent=2))
@@ -336,10 +338,10 @@ def results(dataset, protocol, eps, results_dir, output):
         click.echo("no stored results match; run `rsc-bench evaluate` first")
     else:
         shown = table.assign(
-            clean=[f"{100 * value:.2f}" for value in table["clean_accuracy"]],
-            robust=["-" if pd.isna(value) else f"{100 * value:.2f}" for value in table["robust_accuracy"]],
-            ci95=["-" if pd.isna(low) else f"{100 * low:.1f}-{100 * high:.1f}" for low, high in zip(table["robust_low"], table["robust_high"])],
-            qte_norm=["-" if pd.isna(value) else f"{100 * value:.2f}" for value in table["qte_normalised"]],
+            clean=table["clean_accuracy"].map(percent),
+            robust=table["robust_accuracy"].map(percent),
+            ci95=[interval(low, high) for low, high in zip(table["robust_low"], table["robust_high"])],
+            qte_norm=table["qte_normalised"].map(percent),
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
         )
         columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "robust", "ci95", "qte_norm", "flags"]
@@ -506,8 +508,8 @@ def submit_check(card, n_examples, attack_examples, data_dir, as_json):
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
 def submit_evaluate(card, compile_lif, results_dir):
     """Run the leaderboard's protocols (pgd, reliable) on a submitted card and store its result rows."""
+    model = load_model(card).compile_lif(compile_lif)
     for protocol in ("pgd", "reliable"):
-        model = load_model(card).compile_lif(compile_lif)
         record = benchmark(model, attack=protocol, store=True, results_dir=results_dir, progress=True)
         _print_record(record, str(results_store_dir(results_dir) / f"{record.dataset}.jsonl"))
 

@@ -24,6 +24,16 @@ TABLE_COLUMNS = [
 ]
 
 
+def percent(value: float | None) -> str:
+    """An accuracy as a percentage with two decimals, or "-" when missing."""
+    return "-" if value is None or pd.isna(value) else f"{100 * value:.2f}"
+
+
+def interval(low: float, high: float) -> str:
+    """A confidence interval in percent with one decimal, or "-" when missing."""
+    return "-" if pd.isna(low) else f"{100 * low:.1f}-{100 * high:.1f}"
+
+
 def qte(eps: Sequence[float], accuracy: Sequence[float]) -> float:
     """The trapezoid area under accuracy against eps (points in any order)."""
     points = sorted(zip(eps, accuracy))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from robustbench_snn.data import dataset_info
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.results import load_rows
-from robustbench_snn.tables import results_table
+from robustbench_snn.tables import interval, percent, results_table
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +44,7 @@ def _certified_label(certificate: dict | None) -> str:
     if certificate is None:
         return "-"
     radius = CERTIFIED_RADIUS[certificate["norm"]]
-    return f"{_percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
-
-
-def _percent(value: float) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+    return f"{percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
 
 
 def _encoding(card: ModelCard) -> str:
@@ -73,10 +68,10 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "encoding": _encoding(card) if card else "?",
             "sigma": card.encoding.sigma if card and card.encoding.sigma is not None else "-",
             "timesteps": card.timesteps if card else "-",
-            "clean": _percent(main["clean_accuracy"]),
-            "robust": {protocol: _percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
+            "clean": percent(main["clean_accuracy"]),
+            "robust": {protocol: percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
                        for protocol in protocols},
-            "qte": _percent(pgd["qte_normalised"]) if pgd is not None else "-",
+            "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
             "certified": _certified_label(certificates.get(name)),
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
@@ -94,9 +89,9 @@ def _model_rows(table: pd.DataFrame) -> list[dict]:
     return [
         {
             "protocol": row["protocol"], "norm": row["norm"], "eps": f"{row['eps']:.4g}", "grad": row["grad"] or "-",
-            "eot": row["eot"], "n": row["n_examples"], "clean": _percent(row["clean_accuracy"]),
-            "robust": _percent(row["robust_accuracy"]),
-            "ci": "-" if math.isnan(row["robust_low"]) else f"{100 * row['robust_low']:.1f}-{100 * row['robust_high']:.1f}",
+            "eot": row["eot"], "n": row["n_examples"], "clean": percent(row["clean_accuracy"]),
+            "robust": percent(row["robust_accuracy"]),
+            "ci": interval(row["robust_low"], row["robust_high"]),
             "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
         }
         for _, row in table.iterrows()
