@@ -20,6 +20,10 @@ Which certificate applies depends on the noise:
   most that distance. ``g`` keeps its prediction while ``p_A - T ||delta||_1 > 1/2``: L1 radius
   ``(p_A - 1/2) / T``. It assumes x and x + delta both lie in [0, 1] (pixel intensities).
 - A deterministic model without added noise (direct coding, plain ANN) has no certificate.
+
+`SmoothedClassifier` is the same smoothed classifier as a model that the attack runner can
+attack: its forward is one noisy draw of the base network (the runner's EOT then averages the
+gradient over the smoothing noise), and it decides by majority vote over many draws.
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ class GaussianNoise(nn.Module):
         super().__init__()
         self.model, self.sigma = model, sigma
         self.generator = torch.Generator().manual_seed(seed)
+
+    def seed(self, seed: int) -> None:
+        """Restart the noise stream at ``seed``."""
+        self.generator.manual_seed(seed)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(images.shape, generator=self.generator).to(images)
@@ -193,6 +201,65 @@ def summarise(model_name: str, dataset: str, certificate: Certificate, samples: 
         runtime_s=round(runtime_s, 3), draws_per_second=round(total * (n0 + n) / max(runtime_s, 1e-9), 1),
         samples=[asdict(sample) for sample in samples],
     )
+
+
+def covering_radius(attack_norm: str, eps: float, certificate_norm: str, dimension: int) -> float:
+    """The smallest radius in ``certificate_norm`` whose ball holds the whole ``attack_norm`` ball of ``eps``.
+
+    ``||d||_q <= dimension^(1/q - 1/p) ||d||_p`` for q < p, and ``||d||_q <= ||d||_p`` otherwise.
+    """
+    exponent = {"L1": 1.0, "L2": 0.5, "Linf": 0.0}
+    return eps * dimension ** max(0.0, exponent[certificate_norm] - exponent[attack_norm])
+
+
+class SmoothedClassifier(nn.Module):
+    """The smoothed classifier ``g`` of a noisy model, to attack and to certify on the same images.
+
+    ``forward`` is one draw of the base network under the smoothing noise, so gradient attacks
+    with EOT target ``E[f(noise(x))]``; ``predict`` is ``g`` itself, the majority class over
+    ``votes`` draws; ``certify`` runs CERTIFY with ``n0``, ``n`` and ``alpha``.
+    """
+
+    stochastic = True
+
+    def __init__(self, model: nn.Module, num_classes: int, *, sigma: float | None = None, seed: int = 0,
+                 votes: int = 100, n0: int = 100, n: int = 1000, alpha: float = 0.001) -> None:
+        super().__init__()
+        if not 0 < alpha < 0.5:
+            raise UserError(f"alpha must be in (0, 0.5), got {alpha}")
+        self.noisy, self.certificate = smoothing_for(model.eval(), sigma, seed)
+        self.base = model
+        self.sample = sampler_for(self.noisy, num_classes)
+        self.votes, self.n0, self.n, self.alpha = votes, n0, n, alpha
+        self.card = getattr(model, "card", None)
+        self.checkpoint_sha256 = getattr(model, "checkpoint_sha256", None)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """What the runner seeds: the base's own encoder, or the added Gaussian noise."""
+        return getattr(self.noisy, "encoder", self.noisy)
+
+    @property
+    def spiking_layers(self) -> list:
+        return getattr(self.base, "spiking_layers", [])
+
+    def using_gradient(self, gradient):
+        return self.base.using_gradient(gradient)
+
+    def settings(self) -> dict:
+        """What defines this smoothed classifier, for result rows."""
+        return {"certificate": self.certificate.kind, "norm": self.certificate.norm, "sigma": self.certificate.sigma,
+                "votes": self.votes, "n0": self.n0, "n": self.n, "alpha": self.alpha}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.noisy(images)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """``g(x)``: the class the base network gives most often over ``votes`` draws."""
+        return self.sample(images, self.votes).argmax(1).to(images.device)
+
+    def certify(self, images: torch.Tensor, labels: torch.Tensor) -> list[CertifiedSample]:
+        return certify_batch(self.sample, self.certificate, images, labels, self.n0, self.n, self.alpha)
 
 
 def certify_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dataset: str, num_classes: int,

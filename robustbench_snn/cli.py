@@ -91,11 +91,15 @@ FLAG_MEANINGS = {
     "non_monotone_steps": "robust accuracy rose with more attack steps",
     "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
     "unbounded_not_zero": "samples stayed robust with eps covering the whole input range",
+    "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
 }
 
 
 def _print_record(record: EvaluationRecord, stored: str | None) -> None:
+    smoothing = record.params.get("smoothed")
     draws = f", decided over {record.eval_draws} encoder draw(s)" if record.stochastic else ""
+    if smoothing:
+        draws = f", smoothed classifier: majority of {smoothing['votes']} draws"
     if record.robust_accuracy is None:
         robust = "- (no attack)"
     else:
@@ -111,8 +115,12 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
     rows += [
         ("clean accuracy", f"{100 * record.clean_accuracy:.2f}%"),
         ("robust accuracy", robust),
-        ("flags", ", ".join(record.flags) or "none"),
     ]
+    if "certified_accuracy_at_eps" in record.flag_details:
+        details = record.flag_details
+        rows.append(("certified", f"{100 * details['certified_accuracy_at_eps']:.2f}% certified at {smoothing['norm']} radius "
+                                  f"{details['certified_radius_needed']:.4g} ({details['certified_but_fooled']} of them fooled)"))
+    rows.append(("flags", ", ".join(record.flags) or "none"))
     rows += [("", f"  {flag}: {FLAG_MEANINGS[flag]}") for flag in record.flags]
     rows += [("skipped", reason) for reason in record.skipped_members]
     rows.append(("run time", f"{record.runtime_s:.1f} s" + (" (stored result reused; --force recomputes)" if record.reused else "")))
@@ -144,6 +152,17 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
 @click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
 @click.option("--source", help="Source model of a transfer attack (a registered name, or twin).")
 @click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
+@click.option("--smoothed", is_flag=True,
+              help="Attack the model's randomized-smoothing classifier (majority vote over --votes draws of its noise), "
+                   "certify the same images, and flag samples fooled inside their certified radius.")
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True),
+              help="With --smoothed: an RSC model's noise level [default: the card's]; models without noise are smoothed with N(0, sigma^2).")
+@click.option("--votes", default=100, show_default=True, type=click.IntRange(min=1),
+              help="With --smoothed: draws whose majority decides each prediction.")
+@click.option("--cert-draws", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="With --smoothed: draws that bound the certified class's probability (after 100 that select it).")
+@click.option("--alpha", default=0.001, show_default=True, type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+              help="With --smoothed: failure probability of each certificate.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
@@ -157,8 +176,9 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON record.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, norm, steps, step_size, restarts,
-             random_start, grad, surrogate, surrogate_alpha, eot, eval_draws, queries, source, checks, batch_size,
-             data_dir, device, compile_lif, results_dir, no_store, force, save_samples, as_json, quiet):
+             random_start, grad, surrogate, surrogate_alpha, eot, eval_draws, queries, source, checks, smoothed, sigma,
+             votes, cert_draws, alpha, batch_size, data_dir, device, compile_lif, results_dir, no_store, force, save_samples,
+             as_json, quiet):
     """Evaluate a model's clean and robust accuracy under an attack protocol.
 
     \b
@@ -167,6 +187,7 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
       rsc-bench evaluate --model fmnist_snn_poisson --attack pgd --eps 0.1 --steps 10 \\
           --grad bptt --surrogate atan --eot 8 -n 1000 --seed 0 --json
       rsc-bench evaluate --model fmnist_rsc1_s0.2 --attack reliable -n 500
+      rsc-bench evaluate --model fmnist_rsc1_s0.2 --smoothed --attack pgd --norm L2 --eps 0.5 -n 200
 
     Results are stored under results/ (one row per configuration) and reused when the same
     configuration is asked for again; an interrupted run resumes from its last finished batch.
@@ -177,6 +198,13 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
         "eot": eot, "eval_draws": eval_draws, "queries": queries, "source": source, "checks": checks,
     }
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
+    if smoothed:
+        from robustbench_snn.certify import SmoothedClassifier
+
+        model = SmoothedClassifier(model, dataset_info(model.card.dataset).num_classes, sigma=sigma, seed=seed,
+                                   votes=votes, n=cert_draws, alpha=alpha)
+    elif sigma is not None:
+        raise UserError("--sigma sets the smoothing noise; pass --smoothed with it")
     record = benchmark(
         model,
         dataset=dataset or model.card.dataset,

@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
-from robustbench_snn.attacks.flags import CHECK_EXAMPLES, stochastic_without_eot, zero_gradients
+from robustbench_snn.attacks.flags import CHECK_EXAMPLES, below_certified, stochastic_without_eot, zero_gradients
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
+from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 
@@ -177,6 +178,8 @@ def benchmark(
 
     ``attack`` is a preset name, an attack name, ``none`` (clean accuracy only) or a `Protocol`;
     ``overrides`` replaces protocol fields (eps, steps, grad, surrogate, eot, eval_draws, ...).
+    A `SmoothedClassifier` is also certified on every batch, and its record's protocol is
+    ``<name>-smoothed``, with the ``below_certified`` check.
     """
     card = getattr(model, "card", None)
     dataset = dataset or (card.dataset if card is not None else None)
@@ -192,6 +195,7 @@ def benchmark(
     if n_examples is None:
         n_examples = protocol.n_examples
     model = model.to(device).eval()
+    smoothed = hasattr(model, "certify")
     members, sources, skipped = _resolve_sources(model, effective_members(model, protocol), device, seed)
 
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
@@ -202,6 +206,8 @@ def benchmark(
         "seed": seed, "batch_size": batch_size, "protocol": protocol.model_dump(mode="json"),
         "members": [member.model_dump(mode="json") for member in members], "package": versions()["robustbench-snn"],
     }
+    if smoothed:
+        config["smoothed"] = model.settings()
     hash_ = store_.config_hash(config)
     if store and not force:
         row = store_.find_row(dataset, hash_, results_dir)
@@ -224,6 +230,10 @@ def benchmark(
             outcome = finished.get(index)
             if outcome is None:
                 outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources).as_dict()
+                if smoothed:
+                    outcome["certified_radius"] = [
+                        sample.radius if sample.correct else 0.0 for sample in model.certify(images, labels)
+                    ]
                 if partial is not None:
                     partial.record({"batch": index, **outcome})
             outcomes.append(outcome)
@@ -265,12 +275,20 @@ def benchmark(
         )
         flags += check_flags
         details.update(check_details)
+    if smoothed and members:
+        needed = covering_radius(members[0].norm, members[0].eps, model.certificate.norm, examples[0][0].numel())
+        violated, smoothing_details = below_certified(
+            clean, robust, [radius for part in outcomes for radius in part["certified_radius"]], needed
+        )
+        details.update(smoothing_details)
+        if violated:
+            flags.append("below_certified")
     flags = [flag for flag in FLAGS if flag in flags]
 
     record = EvaluationRecord(
         model=model_name,
         dataset=dataset,
-        protocol=protocol.name,
+        protocol=f"{protocol.name}-smoothed" if smoothed else protocol.name,
         attacks=[member.label() for member in members],
         **_summary_fields(model, members),
         eval_draws=protocol.eval_draws,
@@ -285,7 +303,7 @@ def benchmark(
         skipped_members=skipped,
         stochastic=is_stochastic(model),
         batch_size=batch_size,
-        params=protocol.model_dump(mode="json"),
+        params={**protocol.model_dump(mode="json"), **({"smoothed": model.settings()} if smoothed else {})},
         runtime_s=round(time.perf_counter() - started, 3),
         checkpoint_sha256=checkpoint,
         config_hash=hash_,

@@ -1,15 +1,22 @@
-"""Randomized-smoothing certificates: exact on a linear classifier, sound and monotone on a shipped RSC-I SNN."""
+"""Randomized-smoothing certificates: exact on a linear classifier, sound and monotone on a shipped RSC-I SNN,
+and never contradicted by attacks on the same smoothed classifier."""
 
+import json
 import math
 
 import pytest
 import torch
 from scipy.stats import norm
+from click.testing import CliRunner
 from torch import nn
 
-from robustbench_snn.certify import ABSTAIN, Certificate, GaussianNoise, certify_batch, certify_model, sampler_for
+from robustbench_snn.certify import (
+    ABSTAIN, Certificate, GaussianNoise, SmoothedClassifier, certify_batch, certify_model, covering_radius, sampler_for,
+)
+from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation import benchmark
 from robustbench_snn.tables import clopper_pearson
 
 from conftest import model_with
@@ -97,3 +104,46 @@ def test_models_without_noise_need_a_sigma_and_poisson_models_take_none(shipped_
         certify_model(poisson, images, labels, dataset="fashion-mnist", num_classes=10, sigma=0.1, n0=2, n=4)
     summary = certify_model(poisson, images[:4], labels[:4], dataset="fashion-mnist", num_classes=10, n0=10, n=50)
     assert summary.norm == "L1" and summary.certificate == "poisson"
+
+
+def test_covering_radius_holds_the_attack_ball_in_the_certificate_norm():
+    assert covering_radius("L2", 0.5, "L2", 784) == 0.5
+    assert covering_radius("Linf", 0.1, "L2", 784) == pytest.approx(2.8)
+    assert covering_radius("L2", 0.5, "L1", 784) == pytest.approx(14.0)
+    assert covering_radius("Linf", 0.1, "L1", 784) == pytest.approx(78.4)
+    assert covering_radius("L1", 0.3, "L2", 784) == 0.3
+
+
+def test_attacks_on_the_smoothed_classifier_never_beat_its_certificate(shipped_models, fmnist_head):
+    """On a shipped RSC-I model, L2 PGD on the smoothed classifier keeps the certified samples; a certificate
+    made 100x too large is caught by the check."""
+    images, labels = fmnist_head
+    base = shipped_models["fmnist_rsc1_s0.2"]
+    smoothed = SmoothedClassifier(base, 10, seed=0, votes=50, n0=20, n=400, alpha=ALPHA)
+    attack = {"norm": "L2", "eps": 0.25, "steps": 5, "eot": 2}
+    record = benchmark(smoothed, attack="pgd", n_examples=len(labels), batch_size=len(labels), overrides=attack)
+    details = record.flag_details
+    assert record.protocol == "pgd-smoothed" and record.params["smoothed"]["votes"] == 50
+    assert details["certified_radius_needed"] == 0.25
+    assert details["certified_accuracy_at_eps"] >= 0.5, "the check must have certified samples to test"
+    assert record.robust_accuracy >= details["certified_accuracy_at_eps"]
+    assert details["certified_but_fooled"] == 0 and "below_certified" not in record.flags
+
+    sigma = smoothed.certificate.sigma
+    smoothed.certificate = Certificate("L2", 100 * sigma, 1, "rsc-I")
+    record = benchmark(smoothed, attack="pgd", n_examples=len(labels), batch_size=len(labels),
+                       overrides={**attack, "eps": 4.0})
+    assert record.flag_details["certified_but_fooled"] >= 2 and "below_certified" in record.flags
+
+
+def test_evaluate_smoothed_from_the_command_line():
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--model", "fmnist_rsc1_s0.2", "--smoothed", "--attack", "pgd", "--norm", "L2",
+                                  "--eps", "0.25", "--steps", "2", "--eot", "1", "--votes", "20", "--cert-draws", "100",
+                                  "-n", "8", "--no-store", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["protocol"] == "pgd-smoothed" and record["params"]["smoothed"]["certificate"] == "rsc-I"
+    assert 0 <= record["flag_details"]["certified_accuracy_at_eps"] <= record["clean_accuracy"]
+    result = runner.invoke(main, ["evaluate", "--model", "fmnist_ann", "--sigma", "0.25", "-n", "4", "--no-store"])
+    assert result.exit_code != 0 and "pass --smoothed" in result.output and "Traceback" not in result.output

@@ -7,6 +7,9 @@
 - ``non_monotone_steps``: robust accuracy rises with 4x the attack steps.
 - ``blackbox_stronger``: Square or transfer fools samples that every white-box attack missed.
 - ``unbounded_not_zero``: with eps covering the whole input range, samples stay robust.
+- ``below_certified``: a smoothed classifier is fooled on samples that its randomized-smoothing
+  certificate covers (certified radius at least the attack's ball), so the certificate or the
+  attack's evaluation is wrong.
 
 The last four need extra attacks; they run on up to CHECK_EXAMPLES correctly classified
 samples when asked for (``--checks``) and always in the ``reliable`` protocol. Differences
@@ -28,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 FLAGS = (
     "stochastic_without_eot", "zero_gradients", "non_monotone_eps", "non_monotone_steps",
-    "blackbox_stronger", "unbounded_not_zero",
+    "blackbox_stronger", "unbounded_not_zero", "below_certified",
 )
 ZERO_GRADIENT_SHARE = 0.01
 CHECK_EXAMPLES = 200
@@ -57,6 +60,25 @@ def zero_gradients(counts: dict[str, int], n_correct: int) -> tuple[bool, dict[s
     """Whether every gradient mode saw too many broken gradients, and the share per mode."""
     shares = {mode: count / n_correct for mode, count in counts.items()} if n_correct else {}
     return bool(shares) and min(shares.values()) >= ZERO_GRADIENT_SHARE, shares
+
+
+def below_certified(clean: list[bool], robust: list[bool], radii: list[float], needed_radius: float) -> tuple[bool, dict]:
+    """Whether the attack fooled the smoothed classifier on more certified samples than chance allows.
+
+    ``radii`` are the certified radii (0 where the certificate abstains or is wrong) and
+    ``needed_radius`` is the radius whose certified ball holds the attack's ball. A certificate
+    fails with probability alpha and the vote at an adversarial input is a finite sample, so a
+    violation counts only beyond `significant_count` of the certified samples.
+    """
+    certified = [radius >= needed_radius for radius in radii]
+    violations = sum(cert and correct and not kept for cert, correct, kept in zip(certified, clean, robust))
+    n = len(radii)
+    details = {
+        "certified_accuracy_at_eps": sum(certified) / n if n else 0.0,
+        "certified_radius_needed": needed_radius,
+        "certified_but_fooled": violations,
+    }
+    return violations > significant_count(sum(certified)), details
 
 
 def reference_member(members: list[AttackSpec]) -> AttackSpec:

@@ -46,7 +46,12 @@ def gradient_context(model: nn.Module, spec: AttackSpec):
 
 @torch.inference_mode()
 def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> torch.Tensor:
-    """Per-sample correctness under the decision rule (right on every one of ``draws`` draws)."""
+    """Per-sample correctness under the decision rule (right on every one of ``draws`` draws).
+
+    A smoothed classifier is decided by its own prediction, the majority vote of its draws.
+    """
+    if hasattr(model, "certify"):
+        return (model.predict(images) == labels).cpu() if len(images) else torch.ones(0, dtype=torch.bool)
     draws = draws if is_stochastic(model) else 1
     correct = torch.ones(len(images), dtype=torch.bool, device=images.device)
     for count in draw_chunks(draws, images) if len(images) else []:
