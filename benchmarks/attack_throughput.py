@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from robustbench_snn.attacks.methods import loss_gradient
 from robustbench_snn.data import load_dataset
+from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.registry import find_ann_twin, find_card, load_model
 
 PATHS = {"plain": (False, False), "shared_stem": (True, False), "shared_stem_compiled": (True, True)}
@@ -45,6 +46,7 @@ def step_seconds(model, images, labels, draws: int) -> float:
 @click.option("--threads", type=int, help="torch CPU threads [default: torch's choice].")
 @click.option("--json", "as_json", is_flag=True)
 def main(name, batch_size, repeats, eot, device, threads, as_json):
+    keep_freed_memory()  # as the CLI does
     if threads:
         torch.set_num_threads(threads)
     card = find_card(name)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from robustbench_snn.attacks import build_protocol, decide
 from robustbench_snn.attacks.runner import perturb
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
+from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.registry import load_model
 
 
@@ -59,6 +60,7 @@ def timed(function):
 @click.option("--compile", "compile_lif", is_flag=True, help="Ours with the compiled LIF kernel (rsc-bench evaluate --compile).")
 @click.option("--json", "as_json", is_flag=True)
 def main(name, n_examples, seed, device, compile_lif, as_json):
+    keep_freed_memory()  # as the CLI does
     model = load_model(name, device=device, seed=seed)
     info = dataset_info(model.card.dataset)
     protocol = build_protocol("pgd").resolved(info)

@@ -24,6 +24,7 @@ from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
 from robustbench_snn.results import results_dir as results_store_dir
+from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.training.recipes import RECIPES
 
 
@@ -54,6 +55,7 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # torch.compile's note that a CPU-only machine has no CUDA runtime is not news to a user.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    keep_freed_memory()
 
 
 def _print_json(data: object) -> None:

@@ -102,6 +102,9 @@ class Classifier(nn.Module):
         functional.reset_net(self.backbone)
         if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
             frame = self.backbone[:self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
+            if not (self.gradient.mode == "act" and torch.is_grad_enabled()):
+                spikes = self.backbone[self.stem_length].constant_input(frame)
+                return self.backbone[self.stem_length + 1:](spikes).view(self.timesteps, images.shape[0], -1).mean(0)
             currents = frame.unsqueeze(0).expand(self.timesteps, *frame.shape).flatten(0, 1)
             network = self.backbone[self.stem_length:]
         else:

@@ -13,6 +13,10 @@ Per step, with ``h_t`` the membrane potential before firing:
 Backward, with g_t the surrogate derivative at h_t - threshold and r_t = dv_t/dh_t:
     dL/dh_t = dL/ds_t g_t + dL/dh_{t+1} (1 - 1/tau) r_t,      dL/dx_t = dL/dh_t / tau
 
+A current that is the same at every step (a shared stem's output) is passed once, ``[1, ...]``:
+the kernel reads it at every step and its backward returns the gradient summed over steps,
+without materialising T copies of either.
+
 Compiling costs tens of seconds the first time on a machine (then it is cached on disk), so the
 kernel is opt-in: ``Classifier.compile_lif()``, ``rsc-bench evaluate --compile``.
 """
@@ -37,12 +41,12 @@ SURROGATE_DERIVATIVES = {
 }
 
 
-def _potentials(currents: torch.Tensor, tau: float, threshold: float, v_reset: float | None) -> torch.Tensor:
+def _potentials(currents: torch.Tensor, timesteps: int, tau: float, threshold: float, v_reset: float | None) -> torch.Tensor:
     reset_value = 0.0 if v_reset is None else v_reset
     potential = torch.full_like(currents[0], reset_value)
     charged_steps = []
-    for step in range(currents.shape[0]):
-        charged = potential + (currents[step] - (potential - reset_value)) / tau
+    for step in range(timesteps):
+        charged = potential + (currents[min(step, currents.shape[0] - 1)] - (potential - reset_value)) / tau
         charged_steps.append(charged)
         fired = (charged >= threshold).to(charged.dtype)
         if v_reset is None:
@@ -61,6 +65,7 @@ def _input_gradient(
     surrogate_name: str,
     alpha: float,
     detach_reset: bool,
+    constant_input: bool,
 ) -> torch.Tensor:
     shifted = before_fire - threshold
     slope = SURROGATE_DERIVATIVES[surrogate_name](torch.ones_like(shifted), shifted, alpha)[0]
@@ -76,31 +81,51 @@ def _input_gradient(
     for step in range(before_fire.shape[0] - 2, -1, -1):
         grad_charged = direct[step] + grad_charged * carried[step]
         steps.append(grad_charged)
+    if constant_input:
+        return sum(steps).unsqueeze(0) / tau
     return torch.stack(steps[::-1]) / tau
 
 
 @functools.cache
+def _compiled_kernel(function):
+    return torch.compile(function)
+
+
 def _compiled(function):
-    return torch.compile(function, dynamic=True)
+    """``function`` compiled once for any number of neurons: the size of dim 1 of its [T, N] tensor
+    arguments is marked dynamic, while T and the float settings stay constants (``dynamic=True``
+    would make them symbolic too, and its code ran about 1.3x slower per attack step here)."""
+    kernel = _compiled_kernel(function)
+
+    def call(*args):
+        for argument in args:
+            if isinstance(argument, torch.Tensor):
+                torch._dynamo.mark_dynamic(argument, 1)
+        return kernel(*args)
+
+    return call
 
 
 class CompiledLIF(torch.autograd.Function):
-    """``spikes = CompiledLIF.apply(currents [T, ...], tau, threshold, v_reset, surrogate, alpha, detach_reset)``."""
+    """``spikes [T, ...] = CompiledLIF.apply(currents, T, tau, threshold, v_reset, surrogate, alpha, detach_reset)``
+    with ``currents`` of shape ``[T, ...]``, or ``[1, ...]`` for the same current at every step."""
 
     # The kernels see ``[T, N]`` tensors that are not views (``detach``), so layers of any shape
     # share one compiled version instead of recompiling for each one's rank.
 
     @staticmethod
-    def forward(ctx, currents, tau, threshold, v_reset, surrogate_name, alpha, detach_reset):
-        before_fire = _compiled(_potentials)(currents.reshape(currents.shape[0], -1).detach(), tau, threshold, v_reset)
+    def forward(ctx, currents, timesteps, tau, threshold, v_reset, surrogate_name, alpha, detach_reset):
+        flat = currents.reshape(currents.shape[0], -1).detach()
+        before_fire = _compiled(_potentials)(flat, timesteps, tau, threshold, v_reset)
         ctx.save_for_backward(before_fire)
-        ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset)
+        constant_input = currents.shape[0] == 1 and timesteps > 1
+        ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset, constant_input)
         ctx.shape = currents.shape
-        return (before_fire >= threshold).to(currents.dtype).view(currents.shape)
+        return (before_fire >= threshold).to(currents.dtype).view(timesteps, *currents.shape[1:])
 
     @staticmethod
     def backward(ctx, grad_spikes):
         (before_fire,) = ctx.saved_tensors
         flat = grad_spikes.reshape(before_fire.shape).contiguous().detach()
         grad = _compiled(_input_gradient)(flat, before_fire, *ctx.settings)
-        return grad.view(ctx.shape), None, None, None, None, None, None
+        return grad.view(ctx.shape), None, None, None, None, None, None, None

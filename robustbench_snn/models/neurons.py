@@ -90,7 +90,18 @@ class SpikingActivation(nn.Module):
         if not self.compiled:
             return self.lif(sequence)
         config = self.config
-        return CompiledLIF.apply(sequence, config.tau, config.v_threshold, config.v_reset, *self.surrogate, config.detach_reset)
+        return CompiledLIF.apply(
+            sequence, self.timesteps, config.tau, config.v_threshold, config.v_reset, *self.surrogate, config.detach_reset
+        )
+
+    def constant_input(self, current: torch.Tensor) -> torch.Tensor:
+        """The spikes ``[T * B, ...]`` for a current ``[B, ...]`` that is the same at every step.
+
+        The compiled kernel takes it once; other paths see it repeated over T.
+        """
+        if self.compiled and not self.rate_mode and (self.gradient.mode == "bptt" or not torch.is_grad_enabled()):
+            return self._spikes(current.unsqueeze(0)).flatten(0, 1)
+        return self(current.unsqueeze(0).expand(self.timesteps, *current.shape).flatten(0, 1))
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         sequence = currents.reshape(self.timesteps, -1, *currents.shape[1:])
