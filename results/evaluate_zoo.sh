@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The commands that produced results/fashion-mnist.jsonl: every Fashion-MNIST zoo model under the
-# `pgd` preset (eps 0.1, 1,000 test images), then under `reliable`. Each row also records its
-# protocol, seed, versions, checkpoint hash and git commit. Rerunning reuses stored rows.
-#   bash results/evaluate_zoo.sh [pgd|reliable ...]
+# The commands that produced the attack rows of results/fashion-mnist.jsonl: every Fashion-MNIST zoo
+# model under the `pgd` preset (eps 0.1, 1,000 test images), under `reliable`, and (`sweep`) under
+# `pgd` at the eps sweep of DESIGN.md that QTE integrates. Each row also records its protocol,
+# seed, versions, checkpoint hash and git commit. Rerunning reuses stored rows.
+#   bash results/evaluate_zoo.sh [pgd|reliable|sweep ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-protocols=("${@:-pgd reliable}")
+jobs=("${@:-pgd reliable sweep}")
 models=$(python -m robustbench_snn models list --dataset fashion-mnist --json \
          | python -c 'import json, sys; print(" ".join(card["name"] for card in json.load(sys.stdin)))')
-for protocol in ${protocols[@]}; do
+for job in ${jobs[@]}; do
   for model in $models; do
-    python -m robustbench_snn evaluate --model "$model" --attack "$protocol" --seed 0 --compile -q
+    if [ "$job" = sweep ]; then
+      for eps in 1/255 2/255 4/255 8/255 0.05 0.1 0.15 0.2; do
+        python -m robustbench_snn evaluate --model "$model" --attack pgd --eps "$eps" --seed 0 --compile -q
+      done
+    else
+      python -m robustbench_snn evaluate --model "$model" --attack "$job" --seed 0 --compile -q
+    fi
   done
 done
