@@ -113,8 +113,8 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
     pages = []
     for dataset in sorted({card.dataset for card in cards if card.checkpoint} | set(rows.get("dataset", []))):
         info = dataset_info(dataset)
-        table = results_table(rows, cards, dataset=dataset)
-        table = table[table["norm"] == "Linf"] if not table.empty else table
+        every_norm = results_table(rows, cards, dataset=dataset)
+        table = every_norm[every_norm["norm"] == "Linf"] if not every_norm.empty else every_norm
         at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
         protocols = sorted(set(at_eps["protocol"]) - {"none"}, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset)
@@ -138,6 +138,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
                       "evaluated": ", ".join(protocols) or "-"})
         for card in (card for card in cards if card.dataset == dataset):
             model_table = table[table["model"] == card.name] if not table.empty else table
+            model_rows = every_norm[every_norm["model"] == card.name] if not every_norm.empty else every_norm
             curve = None
             if not model_table.empty and model_table["robust_accuracy"].notna().any():
                 curve = f"{card.name}-eps.png"
@@ -149,7 +150,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
                                f"{card.name}: {certificate['certificate']} certificate")
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
-                rows=_model_rows(model_table), curve=curve, certificate=certificate, certified_curve=certified_curve))
+                rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve))
     index = out / "index.html"
     index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
     logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))
