@@ -10,7 +10,8 @@ for model in fmnist_rsc1_s0.05 fmnist_rsc1_s0.1 fmnist_rsc1_s0.2 fmnist_rsc1_s0.
 done
 # Attacks on the same smoothed classifiers (L2 PGD, 200 images), certified in the same run; a row is
 # flagged below_certified if the attack fools a sample inside its certified radius.
-for spec in "fmnist_rsc1_s0.2 0.25" "fmnist_rsc1_s0.3 0.25" "fmnist_rsc1_s0.3 0.5"; do
+for spec in "fmnist_rsc1_s0.1 0.25" "fmnist_rsc1_s0.2 0.25" "fmnist_rsc1_s0.2 0.5" "fmnist_rsc1_s0.3 0.25" "fmnist_rsc1_s0.3 0.5" \
+            "fmnist_rsc1_s0.3 1.0" "fmnist_snn_poisson 0.25"; do
   set -- $spec
   python -m robustbench_snn evaluate --model "$1" --smoothed --attack pgd --norm L2 --eps "$2" -n 200 --seed 0 --compile -q
 done
