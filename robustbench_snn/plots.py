@@ -91,12 +91,15 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
 
 
 def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
-    """Robust accuracy against eps, one line per model (A(0) is the clean accuracy)."""
+    """Robust accuracy against eps, one line per model and protocol (A(0) is the clean accuracy)."""
     curves, figure, axes = _new_figure(table)
-    for model, curve in curves.groupby("model"):
+    protocols = sorted(curves["protocol"].unique())
+    for (model, protocol), curve in curves.groupby(["model", "protocol"]):
         style = _style(curve["family"].iloc[0])
         eps, accuracy = curve_from_zero(curve)
-        axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"], label=model)
+        axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"],
+                  linestyle=("-", "--", ":", "-.")[protocols.index(protocol) % 4],
+                  label=model if len(protocols) == 1 else f"{model} ({protocol})")
     return _finish(figure, axes, "eps", title, out)
 
 
