@@ -266,17 +266,13 @@ def certify_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
                   sigma: float | None = None, n0: int = 100, n: int = 10000, alpha: float = 0.001, seed: int = 0,
                   batch_size: int = 16, progress: Callable[[int, float], None] | None = None) -> CertificationSummary:
     """Certify each image in batches; ``progress(images_done, draws_per_second)`` is called after each batch."""
-    if not 0 < alpha < 0.5:
-        raise UserError(f"alpha must be in (0, 0.5), got {alpha}")
-    noisy, certificate = smoothing_for(model.eval(), sigma, seed)
-    sample = sampler_for(noisy, num_classes)
+    smoothed = SmoothedClassifier(model, num_classes, sigma=sigma, seed=seed, n0=n0, n=n, alpha=alpha)
     started = time.perf_counter()
     samples: list[CertifiedSample] = []
     for start in range(0, len(images), batch_size):
-        samples += certify_batch(sample, certificate, images[start:start + batch_size], labels[start:start + batch_size],
-                                 n0, n, alpha)
+        samples += smoothed.certify(images[start:start + batch_size], labels[start:start + batch_size])
         if progress is not None:
             progress(len(samples), len(samples) * (n0 + n) / (time.perf_counter() - started))
     name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
-    return summarise(name, dataset, certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed,
+    return summarise(name, dataset, smoothed.certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed,
                      runtime_s=time.perf_counter() - started)

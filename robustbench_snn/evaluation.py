@@ -27,7 +27,7 @@ from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
 from robustbench_snn.attacks.flags import CHECK_EXAMPLES, below_certified, stochastic_without_eot, zero_gradients
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
+from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic
 from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
@@ -195,7 +195,7 @@ def benchmark(
     if n_examples is None:
         n_examples = protocol.n_examples
     model = model.to(device).eval()
-    smoothed = hasattr(model, "certify")
+    smoothed = is_smoothed(model)
     members, sources, skipped = _resolve_sources(model, effective_members(model, protocol), device, seed)
 
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)

@@ -34,6 +34,11 @@ def is_stochastic(model: nn.Module) -> bool:
     return bool(getattr(model, "stochastic", False))
 
 
+def is_smoothed(model: nn.Module) -> bool:
+    """Whether ``model`` is a randomized-smoothing classifier (`robustbench_snn.certify.SmoothedClassifier`)."""
+    return hasattr(model, "certify")
+
+
 def eot_draws(model: nn.Module, spec: AttackSpec) -> int:
     """EOT draws per gradient: the member's ``eot`` for stochastic models, 1 otherwise."""
     return spec.eot if is_stochastic(model) else 1
@@ -50,7 +55,7 @@ def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: 
 
     A smoothed classifier is decided by its own prediction, the majority vote of its draws.
     """
-    if hasattr(model, "certify"):
+    if is_smoothed(model):
         return (model.predict(images) == labels).cpu() if len(images) else torch.ones(0, dtype=torch.bool)
     draws = draws if is_stochastic(model) else 1
     correct = torch.ones(len(images), dtype=torch.bool, device=images.device)

@@ -100,20 +100,17 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)
+        rate_gradient = self.gradient.mode == "act" and torch.is_grad_enabled() and bool(self.spiking_layers)
         if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
             frame = self.backbone[:self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
-            if not (self.gradient.mode == "act" and torch.is_grad_enabled()):
-                spikes = self.backbone[self.stem_length].constant_input(frame)
-                return self.backbone[self.stem_length + 1:](spikes).view(self.timesteps, images.shape[0], -1).mean(0)
-            currents = frame.unsqueeze(0).expand(self.timesteps, *frame.shape).flatten(0, 1)
-            network = self.backbone[self.stem_length:]
+            if rate_gradient:
+                currents = frame.unsqueeze(0).expand(self.timesteps, *frame.shape).flatten(0, 1)
+                logits = self._with_rate_ann_gradient(self.backbone[self.stem_length:], currents)
+            else:
+                logits = self.backbone[self.stem_length + 1:](self.backbone[self.stem_length].constant_input(frame))
         else:
-            sequence = self.encoder(images, self.timesteps)
-            currents, network = (sequence.flatten(0, 1) - self.mean) / self.std, self.backbone
-        if self.gradient.mode == "act" and torch.is_grad_enabled() and self.spiking_layers:
-            logits = self._with_rate_ann_gradient(network, currents)
-        else:
-            logits = network(currents)
+            currents = (self.encoder(images, self.timesteps).flatten(0, 1) - self.mean) / self.std
+            logits = self._with_rate_ann_gradient(self.backbone, currents) if rate_gradient else self.backbone(currents)
         return logits.view(self.timesteps, images.shape[0], -1).mean(0)
 
     def _with_rate_ann_gradient(self, network: nn.Module, currents: torch.Tensor) -> torch.Tensor:
