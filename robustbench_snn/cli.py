@@ -89,10 +89,10 @@ class EpsType(click.ParamType):
 FLAG_MEANINGS = {
     "stochastic_without_eot": "a stochastic model was attacked with single-draw gradients (use --eot)",
     "zero_gradients": "many input gradients are zero or not finite (gradient masking?)",
-    "non_monotone_eps": "robust accuracy rose with eps",
-    "non_monotone_steps": "robust accuracy rose with more attack steps",
+    "non_monotone_eps": "an attack at eps/2 fooled samples that every attack at eps missed",
+    "more_steps_stronger": "4x the attack steps fooled samples that every attack missed (not converged)",
     "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
-    "unbounded_not_zero": "samples stayed robust with eps covering the whole input range",
+    "unbounded_not_zero": "samples every attack missed stayed robust with eps covering the whole input range",
     "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
 }
 

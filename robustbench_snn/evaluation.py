@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
-from robustbench_snn.attacks.flags import CHECK_EXAMPLES, below_certified, stochastic_without_eot, zero_gradients
+from robustbench_snn.attacks.flags import (
+    CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients,
+)
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic
 from robustbench_snn.certify import covering_radius
@@ -222,7 +224,7 @@ def benchmark(
     loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
     outcomes: list[dict] = []
     true_labels: list[int] = []
-    check_images, check_labels, check_first_robust = [], [], []
+    check_images, check_labels, check_robust = [], [], []
     started = time.perf_counter()
     with tqdm(total=len(examples), desc=protocol.name, unit="img", disable=not progress) as bar:
         for index, (images, labels) in enumerate(loader):
@@ -242,8 +244,7 @@ def benchmark(
                 correct = torch.tensor(outcome["clean"], dtype=torch.bool)
                 check_images.append(images[correct.to(device)])
                 check_labels.append(labels[correct.to(device)])
-                survived_first = torch.tensor([who != members[0].label() for who in outcome["fooled_by"]]) if members else correct
-                check_first_robust.append(survived_first[correct])
+                check_robust.append(torch.tensor(outcome["robust"], dtype=torch.bool)[correct])
             bar.update(len(labels))
             counts = {"clean": sum(sum(part["clean"]) for part in outcomes)}
             if members:
@@ -266,12 +267,13 @@ def benchmark(
         flags.append("zero_gradients")
     if protocol.checks and members:
         blackbox = [member.label() for member in members if not member.white_box]
-        blackbox_kills = sum(member_kills[label] for label in blackbox) if blackbox else None
-        images = torch.cat(check_images)[:CHECK_EXAMPLES]
-        labels = torch.cat(check_labels)[:CHECK_EXAMPLES]
-        first_robust = torch.cat(check_first_robust)[:CHECK_EXAMPLES]
+        if blackbox:
+            details["blackbox_kills"] = sum(member_kills[label] for label in blackbox)
+            if details["blackbox_kills"] > significant_count(sum(clean)):
+                flags.append("blackbox_stronger")
         check_flags, check_details = run_checks(
-            model, protocol, members, images, labels, seed, sources, blackbox_kills, first_robust
+            model, protocol, members, torch.cat(check_images)[:CHECK_EXAMPLES], torch.cat(check_labels)[:CHECK_EXAMPLES],
+            torch.cat(check_robust)[:CHECK_EXAMPLES].to(device), seed, sources, blackbox=not blackbox,
         )
         flags += check_flags
         details.update(check_details)

@@ -100,6 +100,17 @@ def test_gradient_masking_is_flagged_and_the_reliable_protocol_sees_through_it(s
     assert "zero_gradients" in reliable.flags
 
 
+def test_checks_attack_the_survivors_and_flag_an_attack_that_had_not_converged(shipped_models):
+    model = model_with(shipped_models, kind="ann", encoding="direct")
+    weak = run(model, "pgd", eps=0.05, steps=1, step_size=0.01, checks=True)
+    details = weak.flag_details
+    assert details["check_survivors"] == round(weak.robust_accuracy * N)
+    assert details["fooled_with_4x_steps"] >= 2 and "more_steps_stronger" in weak.flags
+    strong = run(model, "pgd", eps=0.02, steps=20, checks=True)
+    assert strong.flag_details["check_survivors"] >= 5, strong.flag_details
+    assert not {"non_monotone_eps", "more_steps_stronger", "unbounded_not_zero", "blackbox_stronger"} & set(strong.flags)
+
+
 def test_stochastic_model_attacked_without_eot_is_flagged(shipped_models):
     model = model_with(shipped_models, kind="snn", encoding="rsc")
     assert "stochastic_without_eot" in run(model, "pgd", n=16, eot=1, steps=2).flags

@@ -21,7 +21,6 @@ from torch.nn import functional as F
 
 from robustbench_snn.attacks.methods import PERTURB, draw_chunks, pgd, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
-from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -162,21 +161,3 @@ def attack_batch(
             robust[position] = False
             fooled_by[position] = member.label()
     return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds)
-
-
-def robust_fraction(
-    model: nn.Module,
-    spec: AttackSpec,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    eval_draws: int,
-    seed: int,
-    sources: dict[str, nn.Module],
-) -> float:
-    """Share of ``images`` (assumed clean-correct) on which ``spec`` alone fails."""
-    if len(images) == 0:
-        raise UserError("no correctly classified samples to run reliability checks on")
-    if is_stochastic(model):
-        model.encoder.seed(seed)
-    adversarial = perturb(model, spec, images, labels, seed, sources)
-    return decide(model, adversarial, labels, eval_draws).float().mean().item()
