@@ -168,9 +168,13 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
-@click.option("--compile", "compile_lif", is_flag=True,
+@click.option("--compile/--no-compile", "compile_lif", default=None,
               help="Run LIF layers through a torch.compile kernel: same spikes, several times faster attacks; "
-                   "the first use on a machine spends tens of seconds compiling.")
+                   "the first use on a machine spends tens of seconds compiling [default: on when the attack work pays for it].")
+@click.option("--loss", type=click.Choice(["ce", "cw", "dlr"]),
+              help="Loss of PGD, SA-PGD, FGSM and transfer: cross-entropy, or the CW or DLR margin on EOT-averaged logits.")
+@click.option("--bpda", is_flag=True, default=None,
+              help="Give rounding, floor, ceil, trunc and sign an identity backward (BPDA against quantising defences).")
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
 @click.option("--no-store", is_flag=True, help="Do not store the result row (nor resume an interrupted run).")
 @click.option("--force", is_flag=True, help="Recompute even if this exact configuration is stored.")
@@ -179,8 +183,8 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, norm, steps, step_size, restarts,
              random_start, grad, surrogate, surrogate_alpha, eot, eval_draws, queries, source, checks, smoothed, sigma,
-             votes, cert_draws, alpha, batch_size, data_dir, device, compile_lif, results_dir, no_store, force, save_samples,
-             as_json, quiet):
+             votes, cert_draws, alpha, batch_size, data_dir, device, compile_lif, loss, bpda, results_dir, no_store, force,
+             save_samples, as_json, quiet):
     """Evaluate a model's clean and robust accuracy under an attack protocol.
 
     \b
@@ -198,8 +202,9 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
         "eps": eps, "norm": norm, "steps": steps, "step_size": step_size, "restarts": restarts,
         "random_start": random_start, "grad": grad, "surrogate": surrogate, "surrogate_alpha": surrogate_alpha,
         "eot": eot, "eval_draws": eval_draws, "queries": queries, "source": source, "checks": checks,
+        "loss": loss, "bpda": bpda,
     }
-    model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
+    model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed)
     if smoothed:
         from robustbench_snn.certify import SmoothedClassifier
 
@@ -222,12 +227,70 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
         results_dir=results_dir,
         save_samples=save_samples,
         progress=not quiet,
+        compile_lif=compile_lif,
     )
     if as_json:
         _print_json(record.as_dict())
     else:
         stored = None if no_store else str(results_store_dir(results_dir) / f"{record.dataset}.jsonl")
         _print_record(record, stored)
+
+
+# audit ------------------------------------------------------------------------------------
+
+
+@main.command("audit")
+@click.argument("model_name", metavar="MODEL")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Your own weights for the model's architecture.")
+@click.option("--protocol", default="reliable", show_default=True, help="The protocol under audit.")
+@click.option("--attacks", "attack_preset", default="audit", show_default=True,
+              help="Preset whose members each run alone (attacks/audit.yaml lists every family).")
+@click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Audit on the first N test images.")
+@click.option("--seed", default=0, show_default=True, help="Seed of encoder draws and attack randomness.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
+@click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True, help="Run LIF layers through the compiled kernel.")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where audits are stored (audits/DATASET.jsonl) [default: results/].")
+@click.option("--no-store", is_flag=True, help="Do not store the audit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def audit_command(model_name, checkpoint, protocol, attack_preset, n_examples, seed, batch_size, data_dir, device,
+                  compile_lif, results_dir, no_store, as_json, quiet):
+    """Run every attack family alone beside a protocol, on the same images and seed.
+
+    Prints each attack's robust accuracy alone, the samples only it broke, the survivors of the
+    protocol it broke and its run time; the worst case over all; and whether the attacks broke
+    more of the protocol's survivors than re-running the protocol's first member with another
+    seed does (the noise of re-deciding a stochastic model). If so, the protocol is too weak on
+    this model and the audit is flagged.
+    """
+    from robustbench_snn.audit import audit
+    from robustbench_snn.results import append_audit
+
+    model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
+    report = audit(model, protocol=protocol, attacks=attack_preset, n_examples=n_examples, seed=seed,
+                   batch_size=batch_size, data_dir=data_dir, device=device, progress=not quiet)
+    row = {**report.as_dict(), "checkpoint_sha256": model.checkpoint_sha256}
+    stored = None if no_store else append_audit(row, results_dir)
+    if as_json:
+        _print_json(row)
+        return
+    click.echo(f"{report.model} on {report.dataset} (n={report.n_examples}, seed {report.seed}): "
+               f"clean {100 * report.clean_accuracy:.1f}%")
+    click.echo(f"{'attack alone':<34} {'robust':>7} {'only it':>8} {'beat ' + report.protocol:>14} {'time':>8}")
+    for entry in sorted(report.entries, key=lambda entry: entry.robust_accuracy):
+        click.echo(f"{entry.attack:<34} {100 * entry.robust_accuracy:6.1f}% {entry.only_this:>8} "
+                   f"{entry.fooled_protocol_survivors:>14} {entry.seconds:>7.0f}s")
+    click.echo(f"{report.protocol:<34} {100 * report.protocol_accuracy:6.1f}%")
+    click.echo(f"{'worst case over all':<34} {100 * report.worst_case_accuracy:6.1f}%")
+    click.echo(f"the attacks broke {report.broken_survivors} of {report.protocol}'s {report.protocol_survivors} survivors; "
+               f"its first member re-run with another seed broke {report.control_kills}")
+    verdict = (f"FLAGGED: {report.protocol} is too weak on this model (audit_stronger)" if report.flagged
+               else f"{report.protocol} holds on this model (within the re-seed noise)")
+    click.echo(verdict)
+    if stored:
+        click.echo(f"stored in {stored}")
 
 
 # attacks ----------------------------------------------------------------------------------

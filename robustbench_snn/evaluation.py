@@ -28,6 +28,7 @@ from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protoco
 from robustbench_snn.attacks.flags import (
     CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients,
 )
+from robustbench_snn.attacks.methods import uses_quantizers
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic
 from robustbench_snn.certify import covering_radius
@@ -118,6 +119,18 @@ def _summed(counters: Iterable[dict[str, float]]) -> dict[str, float]:
     return total
 
 
+# Image-gradient evaluations (images x steps x EOT draws) beyond which compiling the LIF kernel
+# pays for itself: compiling costs tens of seconds the first time on a machine and a few seconds
+# per process after that, one compiled PGD step saves about half the step's time.
+COMPILE_WORTH = 20_000
+
+
+def compile_pays(model: nn.Module, members: list[AttackSpec], n_examples: int) -> bool:
+    """Whether an evaluation is big enough for the compiled LIF kernel to pay for its compilation."""
+    work = n_examples * sum(member.steps * eot_draws(model, member) for member in members if member.uses_gradients)
+    return has_spiking_layers(model) and hasattr(model, "compile_lif") and work >= COMPILE_WORTH
+
+
 def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
     """The threat model and the gradient settings that actually ran (no SNN mode or EOT where they do not apply)."""
     if not members:
@@ -131,7 +144,7 @@ def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
     }
 
 
-def _resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, seed: int) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, seed: int) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
     """Load the source model of each transfer member ('twin': the registered ANN twin)."""
     from robustbench_snn.registry import find_ann_twin, load_model
 
@@ -143,6 +156,18 @@ def _resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, s
             kept.append(member)
             continue
         name = member.source
+        if name == "expectation":
+            relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
+            if relative is None:
+                reason = f"{member.label()}: the model has no stochastic encoder with a known expectation"
+                if len(members) == 1:
+                    raise UserError(f"cannot run {reason}")
+                logger.warning("skipping %s", reason)
+                skipped.append(reason)
+                continue
+            sources[name] = relative
+            kept.append(member)
+            continue
         if name == "twin":
             twin = find_ann_twin(card) if card is not None else None
             if twin is None:
@@ -157,6 +182,15 @@ def _resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, s
             sources[name] = load_model(name, device=device, seed=seed)
         kept.append(member.model_copy(update={"source": name}))
     return kept, sources, skipped
+
+
+def plan_members(
+    model: nn.Module, protocol: Protocol, sample: torch.Tensor, device: str, seed: int
+) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """The members that run on ``model`` (`effective_members`), their transfer sources and the
+    members skipped; ``sample`` (one image) shows whether the model quantises its input."""
+    quantized = any(member.bpda for member in protocol.members) and uses_quantizers(model, sample)
+    return resolve_sources(model, effective_members(model, protocol, quantized), device, seed)
 
 
 def benchmark(
@@ -175,13 +209,16 @@ def benchmark(
     results_dir: str | None = None,
     save_samples: bool = False,
     progress: bool = False,
+    compile_lif: bool | None = None,
 ) -> EvaluationRecord:
     """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
 
     ``attack`` is a preset name, an attack name, ``none`` (clean accuracy only) or a `Protocol`;
     ``overrides`` replaces protocol fields (eps, steps, grad, surrogate, eot, eval_draws, ...).
     A `SmoothedClassifier` is also certified on every batch, and its record's protocol is
-    ``<name>-smoothed``, with the ``below_certified`` check.
+    ``<name>-smoothed``, with the ``below_certified`` check. ``compile_lif`` runs the LIF layers
+    through the compiled kernel (same spikes); by default it does when the attack work pays for
+    the compilation (`compile_pays`).
     """
     card = getattr(model, "card", None)
     dataset = dataset or (card.dataset if card is not None else None)
@@ -198,9 +235,12 @@ def benchmark(
         n_examples = protocol.n_examples
     model = model.to(device).eval()
     smoothed = is_smoothed(model)
-    members, sources, skipped = _resolve_sources(model, effective_members(model, protocol), device, seed)
-
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
+    members, sources, skipped = plan_members(model, protocol, examples[0][0].unsqueeze(0).to(device), device, seed)
+    if compile_lif is None:
+        compile_lif = compile_pays(model, members, len(examples)) or None
+    if compile_lif is not None and hasattr(model, "compile_lif"):
+        model.compile_lif(compile_lif)
     model_name = card.name if card is not None else type(model).__name__
     checkpoint = getattr(model, "checkpoint_sha256", None)
     config = {

@@ -63,15 +63,29 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def append_row(row: dict, directory: str | os.PathLike | None = None) -> Path:
-    """Append one result row to its dataset's file, atomically with respect to other writers."""
-    path = results_dir(directory) / f"{row['dataset']}.jsonl"
+def _append_line(path: Path, row: dict) -> Path:
+    """Append ``row`` as one JSON line, in one write under the lock (other writers lose nothing)."""
     line = json.dumps(row, sort_keys=False, default=str) + "\n"
     with _locked(path, "a") as handle:
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
     return path
+
+
+def append_row(row: dict, directory: str | os.PathLike | None = None) -> Path:
+    """Append one result row to its dataset's file, atomically with respect to other writers."""
+    return _append_line(results_dir(directory) / f"{row['dataset']}.jsonl", row)
+
+
+def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
+    """Append one audit (`robustbench_snn.audit`) to ``audits/<dataset>.jsonl``."""
+    return _append_line(results_dir(directory) / "audits" / f"{row['dataset']}.jsonl", row)
+
+
+def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
+    """The stored audits of a dataset, oldest first."""
+    return _read_jsonl(results_dir(directory) / "audits" / f"{dataset}.jsonl")
 
 
 def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = None) -> dict | None:

@@ -2,7 +2,10 @@
 
 FGSM and PGD are ours because they must average gradients over a batched set of encoder draws
 (EOT), differentiate through a chosen SNN gradient mode and stop attacking a deterministic
-model's sample once it is fooled; torchattacks' PGD/EOTPGD do not combine these.
+model's sample once it is fooled; torchattacks' PGD/EOTPGD do not combine these. Their loss is
+cross-entropy (the gradient averaged over draws) or a margin, CW or DLR, taken on the logits
+averaged over the draws: cross-entropy saturates on confident SNN logits, margins do not.
+SA-PGD (Wang et al., arXiv 2512.22522) is ours too, written from the paper's rule.
 APGD-CE/DLR, AutoAttack (standard and rand) and Square come from pyautoattack. Transfer
 crafts PGD examples on a source model. Every attack differentiates the target through its
 chosen SNN gradient mode.
@@ -11,7 +14,8 @@ chosen SNN gradient mode.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from pyautoattack import AutoAttack
@@ -19,8 +23,10 @@ from pyautoattack.autopgd_base import APGDAttack
 from pyautoattack.square import SquareAttack
 from torch import nn
 from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.models.neurons import holding_sharpness, uses_adaptive_sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +68,48 @@ class ExpectedLogits(nn.Module):
         return total / self.draws
 
 
-def loss_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """EOT gradient of the cross-entropy, ``(1/k) sum_i grad L(f_i(x))``, and the draws' mean logits."""
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-sample margin to maximise: CW ``max_{j != y} z_j - z_y``, or DLR (Croce and Hein 2020),
+    the same margin divided by the gap between the largest and third-largest logit."""
+    true = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+    others = logits.scatter(1, labels.unsqueeze(1), float("-inf")).amax(1)
+    if loss == "cw":
+        return others - true
+    ordered = logits.sort(1).values
+    return (others - true) / (ordered[:, -1] - ordered[:, -3] + 1e-12)
+
+
+def _draw_chunks_for(model: nn.Module, draws: int, images: torch.Tensor) -> list[int]:
+    """`draw_chunks`, except that an adaptive-sharpness surrogate's first forward holds one draw alone:
+    its moments move on that draw only, once per gradient."""
+    if draws > 1 and uses_adaptive_sharpness(model):
+        return [1, *draw_chunks(draws - 1, images)]
+    return draw_chunks(draws, images)
+
+
+def loss_gradient(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str = "ce"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """EOT gradient of the loss and the draws' mean logits.
+
+    Cross-entropy: ``(1/k) sum_i grad L(f_i(x))``, one backward per forward. A margin loss is taken
+    on the mean logits ``(1/k) sum_i f_i(x)``, so all draws stay in one graph until its backward.
+    """
     images = images.detach().requires_grad_(True)
     gradient, logits_sum = torch.zeros_like(images), 0
-    for count in draw_chunks(draws, images):
-        logits = model(repeated(images, count))
-        loss = F.cross_entropy(logits, repeated(labels, count), reduction="sum") / draws
-        (part,) = torch.autograd.grad(loss, images)
-        gradient += part
-        logits_sum = logits_sum + logits.detach().view(count, images.shape[0], -1).sum(0)
-    return gradient, logits_sum / draws
+    for number, count in enumerate(_draw_chunks_for(model, draws, images)):
+        with holding_sharpness(model, number > 0):
+            logits = model(repeated(images, count))
+        if loss == "ce":
+            objective = F.cross_entropy(logits, repeated(labels, count), reduction="sum") / draws
+            (part,) = torch.autograd.grad(objective, images)
+            gradient += part
+            logits = logits.detach()
+        logits_sum = logits_sum + logits.view(count, images.shape[0], -1).sum(0)
+    mean_logits = logits_sum / draws
+    if loss != "ce":
+        (gradient,) = torch.autograd.grad(margin_loss(mean_logits, labels, loss).sum(), images)
+    return gradient, mean_logits.detach()
 
 
 def _per_sample_norm(tensor: torch.Tensor) -> torch.Tensor:
@@ -134,7 +171,7 @@ def pgd(
         current = _random_start(clean, spec, generator) if spec.random_start and not fgsm else clean.clone()
         for step in range(steps + 1):
             if step < steps:
-                gradient, logits = loss_gradient(model, current, targets, draws)
+                gradient, logits = loss_gradient(model, current, targets, draws, spec.loss)
             elif exact:
                 with torch.no_grad():
                     logits = model(current)
@@ -150,6 +187,62 @@ def pgd(
                 break
             index, clean, targets, current = index[keep], clean[keep], targets[keep], current[keep]
             current = _project(_ascent_step(current, gradient[keep], step_size, spec.norm), clean, spec)
+    return adversarial.detach()
+
+
+def sapgd(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor, seed: int, draws: int = 1) -> torch.Tensor:
+    """SA-PGD (Wang et al., arXiv 2512.22522): a stable adaptive PGD for the non-smooth input space of SNNs.
+
+    From a random start, with ``g`` the EOT gradient normalised by its per-sample mean |g|:
+    ``m <- 0.5 m + g``, ``v <- 0.8 v + g^2 / mean(g^2)``, step ``clip(m / sqrt(v) * a, -a, a)``
+    (Linf; for L2 the step is rescaled to norm ``a``). The step size ``a`` starts at eps and halves
+    after ``k`` iterations, ``k`` starting at 22% of the steps and shrinking by 3% of them after
+    each halving down to 6%. Every sample runs every step; a sample counts as fooled at the first
+    iterate the model misclassifies (under the draws' mean logits), and that iterate is returned;
+    restarts run on the samples not yet fooled. A stochastic model's samples keep their last iterate.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    adversarial = images.clone()
+    fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+    for _ in range(spec.restarts):
+        index = (~fooled).nonzero().squeeze(1)
+        if index.numel() == 0:
+            break
+        clean, targets = images[index], labels[index]
+        current = _random_start(clean, spec, generator)
+        step_size = torch.full((len(index),) + (1,) * (images.dim() - 1), spec.eps, device=images.device)
+        period, shrink, shortest = (max(int(share * spec.steps), 1) for share in (0.22, 0.03, 0.06))
+        since_halving = 0
+        best = current.clone()
+        hit = torch.zeros(len(index), dtype=torch.bool, device=images.device)
+        first = second = None
+        for _step in range(spec.steps):
+            gradient, logits = loss_gradient(model, current, targets, draws, spec.loss)
+            newly = (logits.argmax(1) != targets) & ~hit
+            best[newly], hit = current[newly], hit | newly
+            scaled = gradient / gradient.abs().flatten(1).mean(1).clamp_min(1e-12).view_as(step_size)
+            squared = gradient**2 / (gradient**2).flatten(1).mean(1).clamp_min(1e-24).view_as(step_size)
+            first = scaled if first is None else 0.5 * first + scaled
+            second = squared if second is None else 0.8 * second + squared
+            direction = first / (second.sqrt() + 1e-12)
+            if spec.norm == "Linf":
+                update = torch.maximum(torch.minimum(direction * step_size, step_size), -step_size)
+            else:
+                update = direction / _per_sample_norm(direction) * step_size
+            current = _project(current + update, clean, spec)
+            since_halving += 1
+            if since_halving == period:
+                step_size, since_halving, period = step_size / 2, 0, max(period - shrink, shortest)
+        with torch.no_grad():
+            last_wrong = ExpectedLogits(model, draws)(current).argmax(1) != targets
+        if getattr(model, "stochastic", False):
+            # A stochastic model's verdict at one iterate is noisy: keep the last iterate (as PGD does).
+            best, hit = current, last_wrong
+        else:
+            best[~hit & last_wrong] = current[~hit & last_wrong]
+            hit |= last_wrong
+        adversarial[index] = torch.where(hit.view(-1, *([1] * (images.dim() - 1))), best, current)
+        fooled[index[hit]] = True
     return adversarial.detach()
 
 
@@ -190,9 +283,54 @@ def square(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: tor
 PERTURB: dict[str, Perturb] = {
     "fgsm": pgd,
     "pgd": pgd,
+    "sapgd": sapgd,
     "apgd-ce": apgd,
     "apgd-dlr": apgd,
     "autoattack": autoattack,
     "autoattack-rand": autoattack,
     "square": square,
 }
+
+
+# Operations whose derivative is zero almost everywhere: the usual input quantisers of a defence.
+QUANTIZERS = frozenset({
+    torch.round, torch.floor, torch.ceil, torch.trunc, torch.sign,
+    torch.Tensor.round, torch.Tensor.floor, torch.Tensor.ceil, torch.Tensor.trunc, torch.Tensor.sign,
+})
+
+
+class StraightThroughQuantizers(TorchFunctionMode):
+    """BPDA (Athalye et al. 2018) for quantising defences: inside this mode, rounding, floor, ceil,
+    trunc and sign keep their forward values but pass the gradient through as the identity, so an
+    attack sees the gradient of the network around the quantiser. ``used`` counts the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        if func in QUANTIZERS and isinstance(args[0], torch.Tensor) and args[0].requires_grad and not kwargs.get("out"):
+            self.used += 1
+            source = args[0]
+            return source + (output - source).detach()
+        return output
+
+
+def uses_quantizers(model: nn.Module, images: torch.Tensor) -> bool:
+    """Whether a forward of ``model`` on ``images`` differentiates through a quantising operation."""
+    mode = StraightThroughQuantizers()
+    with torch.enable_grad(), mode:
+        model(images.detach().requires_grad_(True))
+    return mode.used > 0
+
+
+@contextmanager
+def bpda_context(enabled: bool) -> Iterator[None]:
+    """`StraightThroughQuantizers` when ``enabled``."""
+    if not enabled:
+        yield
+        return
+    with StraightThroughQuantizers():
+        yield

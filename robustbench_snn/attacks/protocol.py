@@ -22,12 +22,14 @@ from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, Gradien
 
 DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
 
-ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
-WHITE_BOX = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
+ATTACKS = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
+WHITE_BOX = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
+# Attacks whose loss is ours to choose (pyautoattack's fix their own).
+LOSS_CHOICE = ("fgsm", "pgd", "sapgd", "transfer")
 BLACK_BOX = ("square", "transfer")
 MEMBER_FIELDS = (
     "attack", "norm", "eps", "steps", "step_size", "random_start", "restarts", "grad", "surrogate",
-    "surrogate_alpha", "eot", "queries", "source",
+    "surrogate_alpha", "eot", "queries", "source", "loss", "bpda",
 )
 
 
@@ -49,19 +51,28 @@ class _Strict(BaseModel):
 class AttackSpec(_Strict):
     """One attack: its threat model, its budget, and how it gets gradients."""
 
-    attack: Literal["fgsm", "pgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand"]
+    attack: Literal["fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand"]
     norm: Literal["Linf", "L2"] = "Linf"
     eps: float | None = Field(default=None, ge=0)
     steps: int = Field(default=10, ge=1)
     step_size: float | None = Field(default=None, gt=0)
     random_start: bool = True
     restarts: int = Field(default=1, ge=1)
-    grad: Literal["bptt", "bptr", "rga", "act"] = "bptt"
+    grad: str = "bptt"
     surrogate: str | None = None
     surrogate_alpha: float | None = Field(default=None, gt=0)
     eot: int = Field(default=1, ge=1)
     queries: int = Field(default=1000, ge=1)
     source: str | None = None
+    loss: Literal["ce", "cw", "dlr"] = "ce"
+    bpda: bool = False
+
+    @field_validator("grad")
+    @classmethod
+    def _known_mode(cls, name: str) -> str:
+        if name not in GRADIENT_MODES:
+            raise ValueError(unknown_name("gradient mode", name, GRADIENT_MODES))
+        return name
 
     @field_validator("surrogate")
     @classmethod
@@ -73,7 +84,9 @@ class AttackSpec(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
         if self.attack == "transfer" and self.source is None:
-            raise ValueError("a transfer attack needs a source model (a registered name, or 'twin')")
+            raise ValueError("a transfer attack needs a source model (a registered name, 'twin' or 'expectation')")
+        if self.loss != "ce" and self.attack not in LOSS_CHOICE:
+            raise ValueError(f"{self.attack} fixes its own loss; 'loss' applies to {', '.join(LOSS_CHOICE)}")
         return self
 
     @property
@@ -86,25 +99,32 @@ class AttackSpec(_Strict):
 
     def gradient(self) -> GradientMode:
         surrogate = self.surrogate if self.grad == "bptt" else None
-        return GradientMode(self.grad, surrogate, self.surrogate_alpha if surrogate else None)
+        takes_alpha = surrogate is not None or self.grad in ("hart", "assg")
+        return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
 
     def label(self) -> str:
+        loss = "" if self.loss == "ce" else f"-{self.loss}"
+        bpda = "+bpda" if self.bpda else ""
         if self.attack == "transfer":
-            return f"transfer<-{self.source}"
+            gradient = self.gradient().label()
+            mode = "" if gradient == "bptt" and not bpda else f"[{gradient}{bpda}]"
+            return f"transfer{loss}{mode}<-{self.source}"
         if self.attack == "square":
             return f"square-{self.queries}"
         steps = "" if self.attack in ("fgsm", "autoattack", "autoattack-rand") else f"-{self.steps}"
-        return f"{self.attack}{steps}[{self.gradient().label()}]"
+        return f"{self.attack}{steps}{loss}[{self.gradient().label()}{bpda}]"
 
 
 class Protocol(_Strict):
     """A named list of attacks; a sample is robust only if every member fails on it."""
 
     name: str
+    version: int = Field(default=1, ge=1)
     description: str = ""
     members: list[AttackSpec] = Field(default_factory=list)
     eval_draws: int = Field(default=1, ge=1)
     checks: bool = False
+    adaptive: bool = False
     n_examples: int | None = Field(default=None, ge=1)
 
     def resolved(self, dataset: DatasetInfo) -> "Protocol":
@@ -160,7 +180,7 @@ def build_protocol(
     (eval_draws, checks, n_examples); ``None`` values are ignored.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples"}
+    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples", "adaptive"}
     if unknown:
         raise UserError(f"unknown protocol option(s): {', '.join(sorted(unknown))}")
     presets = list_presets(directory)

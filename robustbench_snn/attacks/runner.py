@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods import PERTURB, draw_chunks, pgd, repeated
+from robustbench_snn.attacks.methods import PERTURB, bpda_context, draw_chunks, pgd, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 
 logger = logging.getLogger(__name__)
@@ -64,17 +64,31 @@ def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: 
     return correct.cpu()
 
 
-def effective_members(model: nn.Module, protocol: Protocol) -> list[AttackSpec]:
-    """The members to run, white-box first; for a model without spiking layers, members that
-    differ only in SNN gradient mode are the same attack and run once."""
-    members = list(protocol.members)
-    if not has_spiking_layers(model):
-        unique: dict[str, AttackSpec] = {}
-        for member in members:
-            plain = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
-            unique.setdefault(plain.label(), plain)
-        members = list(unique.values())
-    return sorted(members, key=lambda member: not member.white_box)
+def adaptive_members(model: nn.Module, protocol: Protocol) -> list[AttackSpec]:
+    """The attacks the model's encoder declares for its coding, each over the protocol's first
+    white-box member (its eps, norm, EOT); none unless the protocol asks for them."""
+    encoder = getattr(model, "encoder", None)
+    reference = next((member for member in protocol.members if member.white_box), None)
+    if not protocol.adaptive or encoder is None or reference is None:
+        return []
+    return [AttackSpec.model_validate({**reference.model_dump(), **fields}) for fields in encoder.adaptive_attacks]
+
+
+def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = False) -> list[AttackSpec]:
+    """The members to run: white-box first, then transfers, Square last (each runs only on the
+    samples still robust, so the cheap ones go first), with the encoder's adaptive attacks when
+    the protocol asks for them. Members that are the same attack on this model run once: for a
+    model without spiking layers SNN gradient modes are all plain backprop, and without a
+    quantising operation (``quantized``) BPDA changes nothing."""
+    members = list(protocol.members) + adaptive_members(model, protocol)
+    plain: dict[str, AttackSpec] = {}
+    for member in members:
+        if not has_spiking_layers(model):
+            member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
+        if member.bpda and not quantized:
+            member = member.model_copy(update={"bpda": False})
+        plain.setdefault(member.model_dump_json(), member)
+    return sorted(plain.values(), key=lambda member: (not member.white_box, member.attack == "square"))
 
 
 @dataclass
@@ -118,9 +132,9 @@ def perturb(
     """Adversarial examples for ``images`` under one member."""
     if spec.attack == "transfer":
         source = sources[spec.source]
-        with gradient_context(source, spec):
+        with gradient_context(source, spec), bpda_context(spec.bpda):
             return pgd(source, spec.model_copy(update={"attack": "pgd"}), images, labels, seed, eot_draws(source, spec))
-    with gradient_context(model, spec):
+    with gradient_context(model, spec), bpda_context(spec.bpda):
         return PERTURB[spec.attack](model, spec, images, labels, seed, eot_draws(model, spec))
 
 

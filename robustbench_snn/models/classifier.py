@@ -89,6 +89,18 @@ class Classifier(nn.Module):
             layer.compiled = enabled
         return self
 
+    def expectation_relative(self) -> "Classifier | None":
+        """The same weights fed the encoder's expectation (direct coding of x for Poisson and RSC):
+        a deterministic relative whose gradients attack this model by transfer; None if the
+        encoder is deterministic already."""
+        encoder = self.encoder.expectation()
+        if encoder is None:
+            return None
+        relative = Classifier(self.backbone, encoder, self.timesteps, tuple(self.mean.flatten().tolist()),
+                              tuple(self.std.flatten().tolist()))
+        relative.share_stem = self.share_stem
+        return relative.to(self.mean.device).eval()
+
     @contextmanager
     def using_gradient(self, gradient: GradientMode) -> Iterator["Classifier"]:
         previous = self.gradient

@@ -56,20 +56,18 @@ def _potentials(currents: torch.Tensor, timesteps: int, tau: float, threshold: f
     return torch.stack(charged_steps)
 
 
-def _input_gradient(
+def _recurrent_gradient(
     grad_spikes: torch.Tensor,
     before_fire: torch.Tensor,
+    slope: torch.Tensor,
     tau: float,
     threshold: float,
     v_reset: float | None,
-    surrogate_name: str,
-    alpha: float,
     detach_reset: bool,
     constant_input: bool,
 ) -> torch.Tensor:
-    shifted = before_fire - threshold
-    slope = SURROGATE_DERIVATIVES[surrogate_name](torch.ones_like(shifted), shifted, alpha)[0]
-    fired = (shifted >= 0).to(before_fire.dtype)
+    """BPTT through the LIF recurrence with the surrogate derivative ``slope`` at each ``h_t - threshold``."""
+    fired = (before_fire >= threshold).to(before_fire.dtype)
     if v_reset is None:
         through_reset = torch.ones_like(slope) if detach_reset else 1.0 - threshold * slope
     else:
@@ -84,6 +82,22 @@ def _input_gradient(
     if constant_input:
         return sum(steps).unsqueeze(0) / tau
     return torch.stack(steps[::-1]) / tau
+
+
+def _input_gradient(
+    grad_spikes: torch.Tensor,
+    before_fire: torch.Tensor,
+    tau: float,
+    threshold: float,
+    v_reset: float | None,
+    surrogate_name: str,
+    alpha: float,
+    detach_reset: bool,
+    constant_input: bool,
+) -> torch.Tensor:
+    shifted = before_fire - threshold
+    slope = SURROGATE_DERIVATIVES[surrogate_name](torch.ones_like(shifted), shifted, alpha)[0]
+    return _recurrent_gradient(grad_spikes, before_fire, slope, tau, threshold, v_reset, detach_reset, constant_input)
 
 
 # Each surrogate, and a constant or per-step input, is its own compiled version of the backward:
@@ -136,4 +150,33 @@ class CompiledLIF(torch.autograd.Function):
         (before_fire,) = ctx.saved_tensors
         flat = grad_spikes.reshape(before_fire.shape).contiguous().detach()
         grad = _compiled(_input_gradient)(flat, before_fire, *ctx.settings)
+        return grad.view(ctx.shape), None, None, None, None, None, None, None
+
+
+def potentials(currents: torch.Tensor, timesteps: int, tau: float, threshold: float, v_reset: float | None, compiled: bool) -> torch.Tensor:
+    """The membrane potentials before firing, ``[T, ...]``, for currents ``[T, ...]`` (no gradient)."""
+    flat = currents.reshape(currents.shape[0], -1).detach()
+    kernel = _compiled(_potentials) if compiled else _potentials
+    return kernel(flat, timesteps, tau, threshold, v_reset).view(timesteps, *currents.shape[1:])
+
+
+class LIFWithSlope(torch.autograd.Function):
+    """``spikes = LIFWithSlope.apply(currents, before_fire, slope, tau, threshold, v_reset, detach_reset, compiled)``:
+    the spikes of precomputed potentials ``before_fire``, differentiated by BPTT with a given surrogate
+    derivative ``slope`` per element (adaptive surrogates: PDSG, ASSG)."""
+
+    @staticmethod
+    def forward(ctx, currents, before_fire, slope, tau, threshold, v_reset, detach_reset, compiled):
+        ctx.save_for_backward(before_fire.reshape(before_fire.shape[0], -1), slope.reshape(slope.shape[0], -1))
+        ctx.settings = (tau, threshold, v_reset, detach_reset, False)
+        ctx.compiled = compiled
+        ctx.shape = currents.shape
+        return (before_fire >= threshold).to(currents.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        before_fire, slope = ctx.saved_tensors
+        flat = grad_spikes.reshape(before_fire.shape).contiguous().detach()
+        kernel = _compiled(_recurrent_gradient) if ctx.compiled else _recurrent_gradient
+        grad = kernel(flat, before_fire, slope.contiguous(), *ctx.settings)
         return grad.view(ctx.shape), None, None, None, None, None, None, None

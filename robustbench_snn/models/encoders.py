@@ -14,9 +14,20 @@ from robustbench_snn.errors import UserError
 
 
 class Encoder(nn.Module):
-    """Base class. ``stochastic`` tells attacks whether EOT is needed."""
+    """Base class. ``stochastic`` tells attacks whether EOT is needed.
+
+    ``adaptive_attacks`` are the attacks designed for this coding: member fields that the
+    ``reliable`` protocol adds, each over its first white-box member (so they share its eps, norm
+    and EOT). A new encoder declares its own here.
+    """
 
     stochastic = False
+    adaptive_attacks: tuple[dict, ...] = ()
+
+    def expectation(self) -> "Encoder | None":
+        """A deterministic encoder with this one's mean input, for attacks through the expectation
+        of the randomness (None for a deterministic encoder)."""
+        return None
 
     @property
     def repeats_frame(self) -> bool:
@@ -44,9 +55,27 @@ class DirectEncoder(Encoder):
 
 
 class StochasticEncoder(Encoder):
-    """An encoder that owns a generator; ``seed`` re-seeds it for a repeatable sequence of draws."""
+    """An encoder that owns a generator; ``seed`` re-seeds it for a repeatable sequence of draws.
+
+    Its noise has mean zero around ``x`` (Bernoulli(x) for Poisson, x + e for RSC), so direct coding
+    of ``x`` is its expectation: the same weights fed the mean input are a deterministic relative
+    whose clean gradients transfer to the stochastic model (a BPDA-style substitute, Athalye et
+    al. 2018). Its adaptive attacks are four PGD-20 transfers from that relative with different
+    surrogates and losses (measured on the Poisson SNN: the four together fooled 12 of the 42
+    samples that `reliable` version 1 counted robust on 200 test images, where PGD with EOT 8 on
+    the model itself fooled none; each takes about a second).
+    """
 
     stochastic = True
+    adaptive_attacks = (
+        {"attack": "transfer", "source": "expectation", "steps": 20},
+        {"attack": "transfer", "source": "expectation", "steps": 20, "loss": "cw"},
+        {"attack": "transfer", "source": "expectation", "steps": 20, "surrogate": "sigmoid", "loss": "cw"},
+        {"attack": "transfer", "source": "expectation", "steps": 20, "surrogate": "triangle"},
+    )
+
+    def expectation(self) -> Encoder:
+        return DirectEncoder()
 
     def __init__(self, seed: int | None = None, generator: torch.Generator | None = None) -> None:
         super().__init__()

@@ -13,10 +13,24 @@ rule of each spiking layer does:
   time-averaged input, set by the leak and the threshold (below).
 - ``act``: gradients of the rate ANN with the same weights (each spiking nonlinearity replaced
   by ReLU of its time-averaged input), attached to the SNN's logits.
+- ``hart`` (Hao et al., ICLR 2024): no recursion through the membrane (leak and reset detached);
+  each step's local gradient ``dL/ds_t * tri(h_t - threshold) / tau``, with the triangle surrogate
+  ``tri(x) = max(0, w - |x|) / w^2`` of width ``w`` (``alpha``, default 1), is averaged over the T
+  steps and given to every step.
+- ``pdsg`` (CVPR 2025, potential-dependent surrogate): BPTT with a Gaussian surrogate whose
+  standard deviation is that of the membrane potential, per channel (per layer for a linear
+  layer), over the batch and the steps up to t.
+- ``assg`` (Wang et al., arXiv 2512.22522, adaptive-sharpness surrogate): BPTT with an arctan
+  surrogate whose sharpness is set per neuron, per step and per image from running moments of
+  ``|h_t - threshold|`` kept across the attack's iterations: ``M <- 0.9 M + 0.1 |u|``,
+  ``D <- 0.9 D + 0.1 ||u| - M|`` (from M = 1, D = 0), sharpness ``a / (M + 1.5 D + 1e-4)`` with
+  ``a = 2 tan(pi A) / pi`` and ``A`` (``alpha``, default 0.425) the tolerated vanishing degree.
+  The moments move once per attack iteration (on the first EOT draw, as the authors' code does).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +47,13 @@ SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
     "exponential": surrogate.PiecewiseExp,
 }
 
-GRADIENT_MODES = ("bptt", "bptr", "rga", "act")
+GRADIENT_MODES = ("bptt", "bptr", "rga", "act", "hart", "pdsg", "assg")
+
+# Modes whose parameter is ``alpha`` without a surrogate name, with their defaults.
+MODE_DEFAULT_ALPHA = {"hart": 1.0, "assg": 0.425}
+
+ASSG_MOMENTUM = 0.9
+ASSG_RELAX = 1.5
 
 # RGA's rate model: a small slope below the firing knee keeps gradients alive where a neuron
 # is silent, and the ramp above it reaches rate 1 at RGA_EXTENSION thresholds past the knee.
@@ -59,8 +79,19 @@ class GradientMode:
             raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.alpha is not None and self.alpha <= 0:
             raise UserError(f"surrogate sharpness must be > 0, got {self.alpha}")
+        if self.mode == "assg" and self.alpha is not None and not 0 < self.alpha < 0.5:
+            raise UserError(f"ASSG's vanishing degree A must be in (0, 0.5), got {self.alpha}")
+
+    @property
+    def parameter(self) -> float | None:
+        """The rule's parameter: the surrogate's sharpness for bptt, the width for hart, A for assg."""
+        if self.mode in MODE_DEFAULT_ALPHA:
+            return self.alpha if self.alpha is not None else MODE_DEFAULT_ALPHA[self.mode]
+        return self.alpha
 
     def label(self) -> str:
+        if self.mode in MODE_DEFAULT_ALPHA:
+            return f"{self.mode}@{self.parameter:g}"
         if self.mode != "bptt" or self.surrogate is None:
             return self.mode
         return f"bptt-{self.surrogate}" + (f"@{self.alpha:g}" if self.alpha is not None else "")
@@ -95,3 +126,55 @@ def with_local_gradient(values: torch.Tensor, inputs: torch.Tensor, slope: torch
     """``values`` in the forward pass; ``d values / d inputs = slope`` (elementwise) in the backward."""
     linear = inputs * slope.detach()
     return values.detach() + (linear - linear.detach())
+
+
+def time_averaged(sequence: torch.Tensor) -> torch.Tensor:
+    """``sequence [T, ...]`` in the forward pass; each step's gradient is the mean over steps (HART)."""
+    mean = sequence.mean(0, keepdim=True).expand_as(sequence)
+    return sequence.detach() + (mean - mean.detach())
+
+
+def triangle_slope(shifted: torch.Tensor, width: float) -> torch.Tensor:
+    """HART's triangle surrogate ``max(0, w - |x|) / w^2`` at ``x = h - threshold``."""
+    return (width - shifted.abs()).clamp_min(0) / width**2
+
+
+def pdsg_slope(shifted: torch.Tensor) -> torch.Tensor:
+    """PDSG's Gaussian surrogate at ``shifted [T, B, C, ...]`` (or ``[T, B, F]``).
+
+    Its standard deviation at step t is that of the membrane potential over the steps up to t,
+    the batch and the spatial positions, per channel; per layer for a linear layer. A width of
+    zero (a constant potential) is taken as 1.
+    """
+    per_channel = shifted.dim() > 3
+    widths = []
+    for step in range(shifted.shape[0]):
+        seen = shifted[: step + 1]
+        if per_channel:
+            std = seen.transpose(0, 2).flatten(1).std(1).view(1, -1, *([1] * (shifted.dim() - 3)))
+        else:
+            std = seen.std().view(1, 1)
+        widths.append(torch.where(std == 0, torch.ones_like(std), std))
+    width = torch.stack(widths).expand_as(shifted)
+    return torch.exp(-0.5 * (shifted / width) ** 2) / (math.sqrt(2 * math.pi) * width)
+
+
+def assg_coefficient(vanishing_degree: float) -> float:
+    """ASSG's ``a = 2 tan(pi A) / pi``."""
+    return 2 * math.tan(math.pi * vanishing_degree) / math.pi
+
+
+def assg_update(moments: tuple[torch.Tensor, torch.Tensor] | None, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of ASSG's running moments ``(M, D)`` of ``|shifted|`` (from M = 1, D = 0)."""
+    magnitude = shifted.abs()
+    first, spread = moments if moments is not None else (torch.ones_like(magnitude), torch.zeros_like(magnitude))
+    first = ASSG_MOMENTUM * first + (1 - ASSG_MOMENTUM) * magnitude
+    spread = ASSG_MOMENTUM * spread + (1 - ASSG_MOMENTUM) * (magnitude - first).abs()
+    return first, spread
+
+
+def assg_slope(shifted: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor], vanishing_degree: float) -> torch.Tensor:
+    """The arctan surrogate ``(s/2) / (1 + (pi/2 s x)^2)`` with ASSG's sharpness ``s`` per element."""
+    first, spread = moments
+    sharpness = assg_coefficient(vanishing_degree) / (first + ASSG_RELAX * spread + 1e-4)
+    return sharpness / 2 / (1 + (math.pi / 2 * sharpness * shifted) ** 2)

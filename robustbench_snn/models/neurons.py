@@ -7,6 +7,8 @@ twin fills the same slot with ``nn.ReLU``, so both share one architecture defini
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -14,13 +16,18 @@ from spikingjelly.activation_based import neuron
 from torch import nn
 
 from robustbench_snn.errors import UserError, unknown_name
-from robustbench_snn.models.compiled_lif import CompiledLIF
+from robustbench_snn.models.compiled_lif import CompiledLIF, LIFWithSlope, potentials
 from robustbench_snn.models.gradients import (
     DEFAULT_ALPHA,
     SURROGATES,
     GradientMode,
+    assg_slope,
+    assg_update,
     bptr_slope,
+    pdsg_slope,
     rga_slope,
+    time_averaged,
+    triangle_slope,
     with_local_gradient,
 )
 
@@ -74,9 +81,14 @@ class SpikingActivation(nn.Module):
         self.training_surrogate = self.lif.surrogate_function
         self.surrogate = (config.surrogate, config.surrogate_alpha)
         self.compiled = False
+        # ASSG's running moments of |h - threshold| per step, neuron and image, kept across an
+        # attack's iterations; `update_sharpness` is off for the EOT draws after the first.
+        self.sharpness_moments: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.update_sharpness = True
 
     def set_gradient(self, gradient: GradientMode) -> None:
         self.gradient = gradient
+        self.sharpness_moments = None
         if gradient.mode == "bptt" and gradient.surrogate is not None:
             alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
             self.lif.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
@@ -105,16 +117,73 @@ class SpikingActivation(nn.Module):
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         sequence = currents.reshape(self.timesteps, -1, *currents.shape[1:])
+        mode = self.gradient.mode
         if self.rate_mode:
             output = torch.relu(sequence.mean(0, keepdim=True)).expand_as(sequence)
-        elif self.gradient.mode in ("bptt", "act") or not torch.is_grad_enabled():
+        elif mode in ("bptt", "act") or not torch.is_grad_enabled():
             output = self._spikes(sequence)
+        elif mode in ("hart", "pdsg", "assg"):
+            output = self._adaptive_surrogate(sequence)
         else:
             with torch.no_grad():
                 spikes = self._spikes(sequence)
-            if self.gradient.mode == "bptr":
+            if mode == "bptr":
                 slope = bptr_slope(sequence, spikes)
             else:
                 slope = rga_slope(sequence, self.config.tau, self.config.v_threshold)
             output = with_local_gradient(spikes, sequence, slope)
         return output.reshape(currents.shape)
+
+    def _adaptive_surrogate(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The spikes, differentiated by HART, PDSG or ASSG (same values as every other mode)."""
+        config, mode = self.config, self.gradient.mode
+        with torch.no_grad():
+            before_fire = potentials(sequence, self.timesteps, config.tau, config.v_threshold, config.v_reset, self.compiled)
+            shifted = before_fire - config.v_threshold
+            if mode == "hart":
+                spikes = (before_fire >= config.v_threshold).to(sequence.dtype)
+                slope = triangle_slope(shifted, self.gradient.parameter) / config.tau
+            elif mode == "pdsg":
+                slope = pdsg_slope(shifted)
+            else:
+                slope = assg_slope(shifted, self._sharpness_moments(shifted), self.gradient.parameter)
+        if mode == "hart":
+            return with_local_gradient(spikes, time_averaged(sequence), slope)
+        return LIFWithSlope.apply(
+            sequence, before_fire, slope, config.tau, config.v_threshold, config.v_reset, config.detach_reset, self.compiled
+        )
+
+    def _sharpness_moments(self, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ASSG's moments for this forward's ``shifted [T, k * B, ...]``.
+
+        The moments are per image of the first draw's batch B; a forward of k draws of that batch
+        (EOT) reads them repeated k times. A batch of another size (an attack that dropped its
+        fooled samples) starts the moments afresh.
+        """
+        moments = self.sharpness_moments
+        if moments is not None and (shifted.shape[1] % moments[0].shape[1] or shifted.shape[2:] != moments[0].shape[2:]):
+            moments = None
+        if self.update_sharpness and (moments is None or moments[0].shape[1] == shifted.shape[1]):
+            moments = self.sharpness_moments = assg_update(moments, shifted)
+        elif moments is None:
+            moments = assg_update(None, shifted)
+        draws = shifted.shape[1] // moments[0].shape[1]
+        return tuple(moment.repeat(1, draws, *([1] * (shifted.dim() - 2))) for moment in moments)
+
+
+def uses_adaptive_sharpness(model: nn.Module) -> bool:
+    """Whether any spiking layer of ``model`` differentiates with ASSG (which keeps state across iterations)."""
+    return any(isinstance(layer, SpikingActivation) and layer.gradient.mode == "assg" for layer in model.modules())
+
+
+@contextmanager
+def holding_sharpness(model: nn.Module, hold: bool = True) -> Iterator[None]:
+    """While ``hold``, ASSG's moments in ``model`` are read but not moved (EOT draws after the first)."""
+    layers = [layer for layer in model.modules() if isinstance(layer, SpikingActivation)] if hold else []
+    for layer in layers:
+        layer.update_sharpness = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.update_sharpness = True

@@ -1,0 +1,164 @@
+"""Adaptive SNN attacks: the new gradient rules against hand-computed values, margin losses, SA-PGD,
+BPDA, attacks through a coding's expectation, and the audit."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_snn import benchmark
+from robustbench_snn.attacks import build_protocol
+from robustbench_snn.attacks.methods import StraightThroughQuantizers, margin_loss
+from robustbench_snn.audit import audit
+from robustbench_snn.models import GradientMode, NeuronConfig, SpikingActivation
+from robustbench_snn.models.gradients import assg_slope, assg_update, pdsg_slope
+
+from conftest import model_with
+
+N = 48
+
+
+def lif_layer(timesteps: int = 2) -> SpikingActivation:
+    return SpikingActivation(timesteps, NeuronConfig(tau=2.0, v_threshold=1.0, v_reset=0.0))
+
+
+def input_gradient(layer: SpikingActivation, currents: torch.Tensor, mode: GradientMode, weights: torch.Tensor) -> torch.Tensor:
+    layer.set_gradient(mode)
+    currents = currents.clone().requires_grad_(True)
+    (layer(currents) * weights).sum().backward()
+    return currents.grad
+
+
+def test_hart_averages_the_local_triangle_gradient_over_steps():
+    # One neuron, T = 2, currents 1.2 then 2.0: h_1 = 0.6 (no spike), h_2 = 0.6 / 2 + 2.0 / 2 = 1.3 (spike).
+    layer = lif_layer()
+    weights = torch.tensor([[1.0], [3.0]])
+    gradient = input_gradient(layer, torch.tensor([[1.2], [2.0]]), GradientMode("hart", alpha=1.0), weights)
+    local = [1.0 * (1 - abs(0.6 - 1)) / 2, 3.0 * (1 - abs(1.3 - 1)) / 2]  # dL/ds_t * tri(h_t - 1) / tau
+    expected = sum(local) / 2
+    assert torch.allclose(gradient, torch.full((2, 1), expected))
+
+
+def test_assg_sharpness_comes_from_the_running_moments():
+    shifted = torch.tensor([[0.5, -2.0]])
+    first, spread = assg_update(None, shifted)
+    assert torch.allclose(first, torch.tensor([[0.9 + 0.05, 0.9 + 0.2]]))
+    assert torch.allclose(spread, 0.1 * (shifted.abs() - first).abs())
+    a = 2 * math.tan(math.pi * 0.425) / math.pi
+    sharpness = a / (first + 1.5 * spread + 1e-4)
+    expected = sharpness / 2 / (1 + (math.pi / 2 * sharpness * shifted) ** 2)
+    assert torch.allclose(assg_slope(shifted, (first, spread), 0.425), expected)
+
+
+def test_assg_moments_move_once_per_gradient_and_reset_with_the_mode():
+    layer = lif_layer()
+    currents = torch.tensor([[1.2, 0.4], [2.0, 0.1]])
+    input_gradient(layer, currents, GradientMode("assg"), torch.ones(2, 2))
+    moments = layer.sharpness_moments
+    assert moments is not None and moments[0].shape == (2, 1, 2)  # [T, B, neurons]
+    layer.update_sharpness = False
+    layer(currents.clone().requires_grad_(True))
+    assert torch.equal(layer.sharpness_moments[0], moments[0])
+    layer.set_gradient(GradientMode("bptt"))
+    assert layer.sharpness_moments is None
+
+
+def test_pdsg_width_is_the_channel_standard_deviation():
+    shifted = torch.randn(3, 4, 2, 5, 5)
+    slope = pdsg_slope(shifted)
+    width = shifted[:2, :, 1].std()
+    expected = torch.exp(-0.5 * (shifted[1, :, 1] / width) ** 2) / (math.sqrt(2 * math.pi) * width)
+    assert torch.allclose(slope[1, :, 1], expected, atol=1e-6)
+
+
+def test_every_gradient_mode_keeps_the_logits_and_gives_its_own_gradient(shipped_models, fmnist_batch):
+    model = model_with(shipped_models, kind="snn", encoding="direct")
+    images, labels = fmnist_batch
+    logits, gradients = {}, {}
+    for mode in (GradientMode("bptt", "atan"), GradientMode("hart"), GradientMode("pdsg"), GradientMode("assg")):
+        with model.using_gradient(mode):
+            inputs = images.clone().requires_grad_(True)
+            output = model(inputs)
+            F.cross_entropy(output, labels).backward()
+        logits[mode.label()], gradients[mode.label()] = output.detach(), inputs.grad
+    assert all(torch.equal(value, logits["bptt-atan"]) for value in logits.values())
+    for label, gradient in gradients.items():
+        assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0, label
+    names = list(gradients)
+    assert all(not torch.allclose(gradients[a], gradients[b]) for i, a in enumerate(names) for b in names[i + 1:])
+
+
+def test_margin_losses_match_their_definitions():
+    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0]])
+    labels = torch.tensor([0])
+    assert margin_loss(logits, labels, "cw").item() == pytest.approx(2.0 - 3.0)
+    assert margin_loss(logits, labels, "dlr").item() == pytest.approx((2.0 - 3.0) / (3.0 - 1.0))
+
+
+def test_new_members_parse_label_and_run(shipped_models):
+    protocol = build_protocol("pgd", {"loss": "dlr", "grad": "hart", "surrogate_alpha": 0.5, "steps": 2})
+    assert protocol.members[0].label() == "pgd-2-dlr[hart@0.5]"
+    assert build_protocol("sapgd", {"grad": "assg"}).members[0].label() == "sapgd-10[assg@0.425]"
+    model = model_with(shipped_models, kind="snn", encoding="rsc")
+    record = benchmark(model, attack="sapgd", n_examples=16, batch_size=16, seed=0,
+                       overrides={"grad": "assg", "steps": 3, "eot": 2, "eval_draws": 2})
+    assert record.robust_accuracy <= record.clean_accuracy and record.attacks == ["sapgd-3[assg@0.425]"]
+
+
+class RoundedInput(nn.Module):
+    """A deterministic 'defence' that rounds its input to five levels: zero gradients everywhere."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        return self.model(torch.round(images * 4) / 4)
+
+
+def test_bpda_sees_through_input_rounding(shipped_models):
+    base = model_with(shipped_models, kind="ann", encoding="direct")
+    masked = RoundedInput(base)
+    images = torch.rand(4, 1, 28, 28, requires_grad=True)
+    with StraightThroughQuantizers() as mode:
+        logits = masked(images)
+        logits.sum().backward()
+    assert mode.used == 1 and images.grad.abs().sum() > 0
+    assert torch.equal(logits.detach(), masked(images.detach()))
+    plain = benchmark(masked, dataset="fashion-mnist", attack="pgd", n_examples=N, batch_size=N, seed=0)
+    bpda = benchmark(masked, dataset="fashion-mnist", attack="pgd", n_examples=N, batch_size=N, seed=0, overrides={"bpda": True})
+    # Rounding to 5 levels limits what an eps = 0.1 ball can reach, so the base model's 0% is not the bound.
+    assert plain.robust_accuracy > 0.8 and bpda.robust_accuracy < plain.robust_accuracy - 0.5
+
+
+def test_the_expectation_relative_shares_weights_and_is_deterministic(shipped_models, fmnist_batch):
+    model = model_with(shipped_models, kind="snn", encoding="poisson")
+    relative = model.expectation_relative()
+    images, _ = fmnist_batch
+    assert not relative.stochastic and relative.backbone is model.backbone
+    assert torch.equal(relative(images), relative(images))
+    assert model_with(shipped_models, kind="snn", encoding="direct").expectation_relative() is None
+
+
+def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
+    poisson = model_with(shipped_models, kind="snn", encoding="poisson")
+    record = benchmark(poisson, attack="reliable", n_examples=16, batch_size=16, seed=0,
+                       overrides={"steps": 1, "queries": 20, "checks": False})
+    declared = [label for label in record.attacks if label.endswith("<-expectation")]
+    assert len(declared) == len(poisson.encoder.adaptive_attacks) == 4
+    assert record.attacks[-1] == "square-20" and "pgd-1[hart@1]" in record.attacks
+    assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
+    direct = model_with(shipped_models, kind="snn", encoding="direct")
+    plain = benchmark(direct, attack="reliable", n_examples=8, batch_size=8, seed=0,
+                      overrides={"steps": 1, "queries": 20, "checks": False})
+    assert not any("expectation" in label for label in plain.attacks)
+
+
+def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):
+    model = model_with(shipped_models, kind="snn", encoding="rsc")
+    report = audit(model, protocol="pgd", attacks="pgd", n_examples=32, batch_size=32, seed=0)
+    assert report.worst_case_accuracy == report.protocol_accuracy
+    assert report.broken_survivors == 0 and not report.flagged
+    assert [entry.attack for entry in report.entries] == report.protocol_attacks
