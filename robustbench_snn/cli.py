@@ -23,6 +23,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
+from robustbench_snn.results import STANDARD_SEED
 from robustbench_snn.results import results_dir as results_store_dir
 from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.training.recipes import RECIPES
@@ -69,6 +70,16 @@ def _encoding_label(card: ModelCard) -> str:
     return encoding.name
 
 
+storing_results = click.option(
+    "--results-dir", type=click.Path(file_okay=False),
+    help="Where rows are stored [default: $RSC_BENCH_RESULTS, else your data folder; the official store results/ only when named].",
+)
+reading_results = click.option(
+    "--results-dir", type=click.Path(file_okay=False),
+    help="Read rows from this folder, e.g. your own runs' [default: $RSC_BENCH_RESULTS, else the official results/].",
+)
+
+
 # evaluate ---------------------------------------------------------------------------------
 
 
@@ -94,6 +105,7 @@ FLAG_MEANINGS = {
     "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
     "unbounded_not_zero": "samples every attack missed stayed robust with eps covering the whole input range",
     "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
+    "reduced_protocol": "members of the protocol could not run on this model (see skipped): a reduced protocol, not the preset",
 }
 
 
@@ -114,10 +126,19 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
     ]
     if record.attacks:
         rows.append(("attacks", ", ".join(record.attacks) + (f" (EOT {record.eot})" if record.stochastic else "")))
+    if smoothing:
+        clean = f"{100 * record.clean_accuracy:.2f}% (the smoothed classifier's majority vote)"
+    elif record.stochastic and record.eval_draws > 1:
+        clean = (f"{100 * record.clean_accuracy:.2f}% (right on all {record.eval_draws} draws, the rule robustness is "
+                 f"decided by); one draw: {100 * record.clean_accuracy_one_draw:.2f}% (as papers and model cards report)")
+    else:
+        clean = f"{100 * record.clean_accuracy:.2f}%"
     rows += [
-        ("clean accuracy", f"{100 * record.clean_accuracy:.2f}%"),
+        ("clean accuracy", clean),
         ("robust accuracy", robust),
     ]
+    if not record.preset_unmodified or record.seed != STANDARD_SEED:
+        rows.append(("official", "no: not the unmodified preset with the standard seed (never shown on the leaderboard)"))
     if "certified_accuracy_at_eps" in record.flag_details:
         details = record.flag_details
         rows.append(("certified", f"{100 * details['certified_accuracy_at_eps']:.2f}% certified at {smoothing['norm']} radius "
@@ -175,7 +196,7 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
               help="Loss of PGD, SA-PGD, FGSM and transfer: cross-entropy, or the CW or DLR margin on EOT-averaged logits.")
 @click.option("--bpda", is_flag=True, default=None,
               help="Give rounding, floor, ceil, trunc and sign an identity backward (BPDA against quantising defences).")
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+@storing_results
 @click.option("--no-store", is_flag=True, help="Do not store the result row (nor resume an interrupted run).")
 @click.option("--force", is_flag=True, help="Recompute even if this exact configuration is stored.")
 @click.option("--save-samples", is_flag=True, help="Also store per-sample outcomes (results/samples/HASH.csv).")
@@ -195,8 +216,10 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
       rsc-bench evaluate --model fmnist_rsc1_s0.2 --attack reliable -n 500
       rsc-bench evaluate --model fmnist_rsc1_s0.2 --smoothed --attack pgd --norm L2 --eps 0.5 -n 200
 
-    Results are stored under results/ (one row per configuration) and reused when the same
-    configuration is asked for again; an interrupted run resumes from its last finished batch.
+    Results are stored in your results folder (--results-dir, else $RSC_BENCH_RESULTS, else your
+    data folder), never in the official results/ unless you name it. A result is identified by
+    the exact weights, the normalised protocol and the evaluation code: the same identity
+    reuses the stored row, an interrupted run resumes from its last finished batch.
     """
     overrides = {
         "eps": eps, "norm": norm, "steps": steps, "step_size": step_size, "restarts": restarts,
@@ -251,7 +274,7 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
 @click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True, help="Run LIF layers through the compiled kernel.")
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where audits are stored (audits/DATASET.jsonl) [default: results/].")
+@storing_results
 @click.option("--no-store", is_flag=True, help="Do not store the audit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -389,18 +412,19 @@ def models_measure(name, write, data_dir, quiet):
 # results and plots -------------------------------------------------------------------------
 
 
-def _table(dataset, protocol, eps, results_dir):
+def _table(dataset, protocol, eps, results_dir, official_only=True):
     from robustbench_snn.results import load_rows
     from robustbench_snn.tables import results_table
 
-    return results_table(load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps)
+    return results_table(load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps,
+                         official_only=official_only)
 
 
 _table_filters = [
     click.option("--dataset", type=click.Choice(sorted(DATASETS)), help="Only this dataset."),
     click.option("--protocol", help="Only this protocol (e.g. pgd, reliable)."),
     click.option("--eps", type=EpsType(), help="Only this eps, e.g. 0.1 or 8/255."),
-    click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/]."),
+    reading_results,
 ]
 
 
@@ -413,16 +437,21 @@ def table_filters(command):
 @main.command()
 @table_filters
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def results(dataset, protocol, eps, results_dir, output):
+@click.option("--all", "every_row", is_flag=True,
+              help="Every stored configuration (quick runs, overrides, other seeds), marked official or not.")
+def results(dataset, protocol, eps, results_dir, output, every_row):
     """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
 
-    robust_low/high is the 95% Clopper-Pearson interval from n; QTE is the area under robust
-    accuracy against eps over the stored sweep (A(0) = clean accuracy), qte_normalised the
-    same divided by the sweep's width.
+    By default only official rows: the unmodified preset, on at least its number of images, with
+    the standard seed (the newest such run); --all lists every configuration. robust_low/high
+    is the 95% Clopper-Pearson interval from n; QTE is the area under robust accuracy against
+    eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
+    the sweep's width. clean counts a stochastic model correct only if right on every decision
+    draw; clean_1draw is the accuracy of one draw.
     """
     from robustbench_snn.tables import interval, percent
 
-    table = _table(dataset, protocol, eps, results_dir)
+    table = _table(dataset, protocol, eps, results_dir, official_only=not every_row)
     if output == "json":
         click.echo(table.to_json(orient="records", indent=2))
     elif output == "csv":
@@ -432,12 +461,14 @@ def results(dataset, protocol, eps, results_dir, output):
     else:
         shown = table.assign(
             clean=table["clean_accuracy"].map(percent),
+            clean_1draw=table["clean_accuracy_one_draw"].map(percent),
             robust=table["robust_accuracy"].map(percent),
             ci95=[interval(low, high) for low, high in zip(table["robust_low"], table["robust_high"])],
             qte_norm=table["qte_normalised"].map(percent),
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
         )
-        columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "robust", "ci95", "qte_norm", "flags"]
+        columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "clean_1draw", "robust",
+                   "ci95", "qte_norm", "flags"] + (["official"] if every_row else [])
         click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
 
 
@@ -492,7 +523,7 @@ def plot_eps_command(dataset, protocol, eps, results_dir, out):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--compile", "compile_lif", is_flag=True, help="Run LIF layers through the compiled kernel.")
 @click.option("--data-dir", type=click.Path(file_okay=False))
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+@storing_results
 @click.option("--no-store", is_flag=True, help="Do not store the result row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (with per-image results) as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -552,7 +583,7 @@ def leaderboard() -> None:
 @leaderboard.command("build")
 @click.option("--out", default="leaderboard", show_default=True, type=click.Path(file_okay=False),
               help="Folder to write the site into.")
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+@reading_results
 def leaderboard_build(out, results_dir):
     """Write the site: a ranked page per dataset, a page per model, the Pareto plot, the data as JSON.
 
@@ -598,7 +629,7 @@ def submit_check(card, n_examples, attack_examples, data_dir, as_json):
 @submit.command("evaluate")
 @click.argument("card", type=click.Path(dir_okay=False))
 @click.option("--compile", "compile_lif", is_flag=True, help="Use the compiled LIF kernel (faster attacks).")
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where result rows are stored [default: results/].")
+@storing_results
 def submit_evaluate(card, compile_lif, results_dir):
     """Run the leaderboard's protocols (pgd, reliable) on a submitted card and store its result rows."""
     model = load_model(card).compile_lif(compile_lif)

@@ -7,6 +7,8 @@ is appended to ``results/`` and an identical configuration already stored is reu
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import platform
 import subprocess
@@ -29,15 +31,19 @@ from robustbench_snn.attacks.flags import (
     CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients,
 )
 from robustbench_snn.attacks.methods import uses_quantizers
-from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic
+from robustbench_snn.attacks.protocol import DEFAULT_PRESETS_DIR, EXPECTATION_SOURCE, AttackSpec, list_presets
+from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic, normalised, unsupported
 from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
+from robustbench_snn.models.user import as_attackable
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parent
+# Parts of the package that only present numbers: a change there changes no result.
+PRESENTATION = frozenset({"cli.py", "plots.py", "tables.py", "leaderboard", "__main__.py"})
 
 
 @dataclass
@@ -57,6 +63,7 @@ class EvaluationRecord:
     n_examples: int
     clean_accuracy: float
     robust_accuracy: float | None
+    clean_accuracy_one_draw: float | None
     flags: list[str]
     flag_details: dict
     member_kills: dict[str, int]
@@ -68,6 +75,9 @@ class EvaluationRecord:
     runtime_s: float
     checkpoint_sha256: str | None
     config_hash: str
+    preset_unmodified: bool = False
+    model_hash: str | None = None
+    code_version: str | None = None
     lif_kernel: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str = "unknown"
@@ -81,6 +91,42 @@ class EvaluationRecord:
     def from_row(cls, row: dict) -> "EvaluationRecord":
         known = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
         return cls(**{**known, "reused": True})
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of the package's code that computes numbers (everything but its presentation), so a
+    stored result is never reused after that code changed."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] not in PRESENTATION:
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_hash(model: nn.Module) -> str:
+    """The identity of a module's exact weights: its structure (the module tree as printed, with
+    its settings such as an encoder's sigma) and every parameter and buffer, bit for bit."""
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + b"\0" + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
+    """Whether ``protocol`` is the official preset of its name as shipped, eps aside: every field
+    and member the same once normalised for ``model`` (a user's file named like a preset is not)."""
+    if protocol.name not in list_presets(DEFAULT_PRESETS_DIR):
+        return False
+    preset = build_protocol(protocol.name, directory=DEFAULT_PRESETS_DIR)
+
+    def shape(candidate: Protocol) -> tuple:
+        members = [normalised(member, model).model_copy(update={"eps": None}).model_dump() for member in candidate.members]
+        return candidate.model_dump(exclude={"members", "n_examples", "description"}), members
+
+    return shape(protocol) == shape(preset)
 
 
 def versions() -> dict[str, str]:
@@ -156,7 +202,7 @@ def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, se
             kept.append(member)
             continue
         name = member.source
-        if name == "expectation":
+        if name == EXPECTATION_SOURCE:
             relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
             if relative is None:
                 reason = f"{member.label()}: the model has no stochastic encoder with a known expectation"
@@ -190,7 +236,14 @@ def plan_members(
     """The members that run on ``model`` (`effective_members`), their transfer sources and the
     members skipped; ``sample`` (one image) shows whether the model quantises its input."""
     quantized = any(member.bpda for member in protocol.members) and uses_quantizers(model, sample)
-    return resolve_sources(model, effective_members(model, protocol, quantized), device, seed)
+    members = effective_members(model, protocol, quantized)
+    impossible = [reason for reason in map(functools.partial(unsupported, model), members) if reason]
+    for reason in impossible:
+        logger.warning("skipping %s", reason)
+    kept, sources, skipped = resolve_sources(
+        model, [member for member in members if unsupported(model, member) is None], device, seed
+    )
+    return kept, sources, impossible + skipped
 
 
 def benchmark(
@@ -231,22 +284,26 @@ def benchmark(
     info = dataset_info(dataset)
     protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
     protocol = protocol.resolved(info)
+    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
     if n_examples is None:
         n_examples = protocol.n_examples
-    model = model.to(device).eval()
-    smoothed = is_smoothed(model)
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
+    probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
+    model = as_attackable(model.to(device).eval(), probe, seed)
+    smoothed = is_smoothed(model)
     members, sources, skipped = plan_members(model, protocol, examples[0][0].unsqueeze(0).to(device), device, seed)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None
     if compile_lif is not None and hasattr(model, "compile_lif"):
         model.compile_lif(compile_lif)
-    model_name = card.name if card is not None else type(model).__name__
+    model_name = card.name if card is not None else getattr(model, "display_name", type(model).__name__)
     checkpoint = getattr(model, "checkpoint_sha256", None)
+    weights = model_hash(model)
+    unmodified = preset_unmodified(model, protocol)
     config = {
-        "model": model_name, "checkpoint_sha256": checkpoint, "dataset": dataset, "n_examples": len(examples),
-        "seed": seed, "batch_size": batch_size, "protocol": protocol.model_dump(mode="json"),
-        "members": [member.model_dump(mode="json") for member in members], "package": versions()["robustbench-snn"],
+        "model": model_name, "weights": weights, "dataset": dataset, "n_examples": len(examples),
+        "seed": seed, "batch_size": batch_size, "protocol": protocol.model_dump(mode="json", exclude={"members", "description"}),
+        "members": [member.model_dump(mode="json") for member in members], "code": code_version(),
     }
     if smoothed:
         config["smoothed"] = model.settings()
@@ -292,6 +349,7 @@ def benchmark(
             bar.set_postfix(counts)
 
     clean = [flag for part in outcomes for flag in part["clean"]]
+    one_draw = [flag for part in outcomes for flag in part["clean_one_draw"]]
     robust = [flag for part in outcomes for flag in part["robust"]]
     fooled_by = [who for part in outcomes for who in part["fooled_by"]]
     member_kills = {member.label(): fooled_by.count(member.label()) for member in members}
@@ -325,12 +383,13 @@ def benchmark(
         details.update(smoothing_details)
         if violated:
             flags.append("below_certified")
+    if skipped and members:
+        flags.append("reduced_protocol")
     flags = [flag for flag in FLAGS if flag in flags]
-
     record = EvaluationRecord(
         model=model_name,
         dataset=dataset,
-        protocol=f"{protocol.name}-smoothed" if smoothed else protocol.name,
+        protocol=protocol.name + ("-smoothed" if smoothed else "") + ("-reduced" if skipped and members else ""),
         attacks=[member.label() for member in members],
         **_summary_fields(model, members),
         eval_draws=protocol.eval_draws,
@@ -338,6 +397,7 @@ def benchmark(
         n_examples=len(clean),
         clean_accuracy=sum(clean) / len(clean),
         robust_accuracy=sum(robust) / len(robust) if members else None,
+        clean_accuracy_one_draw=None if smoothed else sum(one_draw) / len(one_draw),
         flags=flags,
         flag_details=details,
         member_kills=member_kills,
@@ -349,6 +409,9 @@ def benchmark(
         runtime_s=round(time.perf_counter() - started, 3),
         checkpoint_sha256=checkpoint,
         config_hash=hash_,
+        preset_unmodified=unmodified,
+        model_hash=weights,
+        code_version=code_version(),
         lif_kernel=_lif_kernel(model),
         versions=versions(),
         git_commit=git_commit(),

@@ -18,17 +18,34 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import platformdirs
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+# The seed of official runs: a row made with another seed is never shown as official.
+STANDARD_SEED = 0
+
+# The official store: the repository's results/, which feeds the leaderboard. Only the zoo
+# scripts and a maintainer's explicit --results-dir write here.
+OFFICIAL_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 
 def results_dir(override: str | os.PathLike | None = None) -> Path:
-    """The results folder: ``override``, else ``$RSC_BENCH_RESULTS``, else the checkout's ``results/``."""
+    """Where a user's runs are stored: ``override``, else ``$RSC_BENCH_RESULTS``, else the user's own
+    data folder (never the official store unless asked for by name)."""
     if override is not None:
         return Path(override)
-    return Path(os.environ.get("RSC_BENCH_RESULTS") or DEFAULT_RESULTS_DIR)
+    if os.environ.get("RSC_BENCH_RESULTS"):
+        return Path(os.environ["RSC_BENCH_RESULTS"])
+    return platformdirs.user_data_path("rsc-bench") / "results"
+
+
+def reading_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where tables, plots and the leaderboard read rows: ``override``, else ``$RSC_BENCH_RESULTS``,
+    else the official store."""
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("RSC_BENCH_RESULTS") or OFFICIAL_RESULTS_DIR)
 
 
 def config_hash(config: dict) -> str:
@@ -84,8 +101,8 @@ def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
 
 
 def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
-    """The stored audits of a dataset, oldest first."""
-    return _read_jsonl(results_dir(directory) / "audits" / f"{dataset}.jsonl")
+    """The stored audits of a dataset, oldest first, from `reading_dir`."""
+    return _read_jsonl(reading_dir(directory) / "audits" / f"{dataset}.jsonl")
 
 
 def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = None) -> dict | None:
@@ -95,8 +112,8 @@ def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = Non
 
 
 def load_rows(dataset: str | None = None, directory: str | os.PathLike | None = None) -> pd.DataFrame:
-    """All stored rows (optionally of one dataset) as a tidy table."""
-    root = results_dir(directory)
+    """All stored rows (optionally of one dataset) as a tidy table, from `reading_dir`."""
+    root = reading_dir(directory)
     paths = [root / f"{dataset}.jsonl"] if dataset else sorted(root.glob("*.jsonl"))
     return pd.DataFrame([row for path in paths for row in _read_jsonl(path)])
 

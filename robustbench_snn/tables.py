@@ -1,5 +1,10 @@
 """Tables from stored results: tidy rows joined with the registry, QTE over eps sweeps, Pareto fronts.
 
+Official rows: a table cell, a leaderboard cell and a QTE point come only from a run of an
+official preset as shipped (`preset_unmodified`, eps aside), on at least the preset's
+``n_examples`` images, with the standard seed; among those the newest run wins. Quick runs,
+overrides and other seeds are kept in the store and listed as such, never shown as official.
+
 QTE (Quantification Trade-off Estimation, Wu et al. 2024) scores a model over attack strengths:
 the trapezoid area under robust accuracy against eps, ``sum (eps_b - eps_a) (A(eps_a) + A(eps_b)) / 2``
 over the stored grid, with ``A(0)`` the clean accuracy. ``qte_normalised`` divides it by the
@@ -9,19 +14,54 @@ grid's width so that models evaluated on different grids compare.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from scipy.stats import beta
 
+from robustbench_snn.attacks.protocol import DEFAULT_PRESETS_DIR, build_protocol, list_presets
+from robustbench_snn.results import STANDARD_SEED
 from robustbench_snn.registry import ModelCard
 
 # Columns that identify one evaluated configuration apart from eps.
 CURVE_KEYS = ["model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
+OFFICIAL_KEYS = ["model", "dataset", "protocol", "norm"]
 TABLE_COLUMNS = [
     "model", "family", "dataset", "protocol", "norm", "eps", "grad", "eot", "eval_draws", "seed", "n_examples",
-    "clean_accuracy", "robust_accuracy", "robust_low", "robust_high", "qte", "qte_normalised", "flags", "timestamp",
+    "clean_accuracy", "clean_accuracy_one_draw", "robust_accuracy", "robust_low", "robust_high", "qte", "qte_normalised",
+    "flags", "official", "timestamp",
 ]
+# The settings of the zoo's certificates: a certificate row is official with at least these
+# draws and images, at most this alpha, the standard seed, and the model's own noise.
+STANDARD_CERTIFICATE = {"n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500}
+
+
+@functools.cache
+def preset_sizes() -> dict[str, int]:
+    """The ``n_examples`` each official preset asks for."""
+    return {name: build_protocol(name, directory=DEFAULT_PRESETS_DIR).n_examples or 0 for name in list_presets(DEFAULT_PRESETS_DIR)}
+
+
+def is_official(row: Mapping) -> bool:
+    """Whether a stored attack row may fill an official cell (see the module docstring)."""
+    sizes = preset_sizes()
+    return (
+        row.get("protocol") in sizes and row.get("preset_unmodified") is True and row.get("seed") == STANDARD_SEED
+        and (row.get("n_examples") or 0) >= sizes[row["protocol"]]
+    )
+
+
+def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
+    """Whether a certificate row is one of the standard settings on the model's own noise."""
+    own_sigma = card.encoding.sigma if card is not None else None
+    return (
+        row.get("protocol") == "certify" and row.get("certificate") != "gaussian" and row.get("seed") == STANDARD_SEED
+        and row.get("n0") == STANDARD_CERTIFICATE["n0"] and (row.get("n") or 0) >= STANDARD_CERTIFICATE["n"]
+        and (row.get("alpha") or 1) <= STANDARD_CERTIFICATE["alpha"]
+        and (row.get("n_examples") or 0) >= STANDARD_CERTIFICATE["n_examples"]
+        and (own_sigma is None or row.get("sigma") == own_sigma)
+    )
 
 
 def percent(value: float | None) -> str:
@@ -86,8 +126,12 @@ def family(card: ModelCard | None) -> str:
 
 
 def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str | None = None,
-                  protocol: str | None = None, eps: float | None = None) -> pd.DataFrame:
-    """One row per model x attack protocol x eps (the newest stored run), with family, confidence interval and QTE."""
+                  protocol: str | None = None, eps: float | None = None, official_only: bool = True) -> pd.DataFrame:
+    """One row per model x attack protocol x eps, with family, confidence interval and QTE.
+
+    ``official_only``: only official rows (`is_official`), the newest per model, protocol, norm and
+    eps. Otherwise every configuration's newest run, with an ``official`` column saying which is.
+    """
     if rows.empty or "protocol" not in rows:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     table = rows[rows["protocol"] != "certify"].copy()  # certificates are another kind of row
@@ -96,7 +140,14 @@ def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str |
     for column, value in (("dataset", dataset), ("protocol", protocol)):
         if value is not None:
             table = table[table[column] == value]
-    table = table.sort_values("timestamp").drop_duplicates([*CURVE_KEYS, "eps"], keep="last")
+    for column in ("preset_unmodified", "clean_accuracy_one_draw"):
+        if column not in table:
+            table[column] = None
+    table["official"] = [is_official(row) for row in table.to_dict("records")]
+    if official_only:
+        table = table[table["official"]]
+    keys = [*OFFICIAL_KEYS, "eps"] if official_only else [*CURVE_KEYS, "eps"]
+    table = table.sort_values("timestamp").drop_duplicates(keys, keep="last")
     by_name = {card.name: card for card in cards}
     table["family"] = [family(by_name.get(name)) for name in table["model"]]
     attacked = table["robust_accuracy"].notna()

@@ -9,6 +9,9 @@
 - ``blackbox_stronger``: Square or transfer fools samples that every white-box attack missed.
 - ``unbounded_not_zero``: with eps covering the whole input range, samples that every member
   failed on stay robust.
+- ``reduced_protocol``: members of the protocol could not run on this model (an SNN gradient
+  mode the model does not support, a transfer source it has not); the protocol's name says
+  ``-reduced`` and the record lists them under ``skipped_members``.
 - ``below_certified``: a smoothed classifier is fooled on samples that its randomized-smoothing
   certificate covers (certified radius at least the attack's ball), so the certificate or the
   attack's evaluation is wrong.
@@ -38,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 FLAGS = (
     "stochastic_without_eot", "zero_gradients", "non_monotone_eps", "more_steps_stronger",
-    "blackbox_stronger", "unbounded_not_zero", "below_certified",
+    "blackbox_stronger", "unbounded_not_zero", "below_certified", "reduced_protocol",
 )
 ZERO_GRADIENT_SHARE = 0.01
 CHECK_EXAMPLES = 200
@@ -86,7 +89,7 @@ def below_certified(clean: list[bool], robust: list[bool], radii: list[float], n
 def reference_member(members: list[AttackSpec]) -> AttackSpec:
     """The white-box member the checks vary (the first one), or PGD-10 with the protocol's budget."""
     for member in members:
-        if member.white_box and member.attack not in ("autoattack", "autoattack-rand"):
+        if member.white_box and member.attack not in ("autoattack", "autoattack-rand", "transfer"):
             return member
     first = members[0]
     return AttackSpec(attack="pgd", norm=first.norm, eps=first.eps, eot=first.eot, steps=10)

@@ -79,6 +79,13 @@ def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.
     return (others - true) / (ordered[:, -1] - ordered[:, -3] + 1e-12)
 
 
+def input_gradient(objective: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``d objective / d images``; zero where the model's graph does not reach its input at all (a
+    user's encoder that samples without a straight-through gradient), as the flags expect."""
+    (gradient,) = torch.autograd.grad(objective, images, allow_unused=True)
+    return torch.zeros_like(images) if gradient is None else gradient
+
+
 def _draw_chunks_for(model: nn.Module, draws: int, images: torch.Tensor) -> list[int]:
     """`draw_chunks`, except that an adaptive-sharpness surrogate's first forward holds one draw alone:
     its moments move on that draw only, once per gradient."""
@@ -102,13 +109,12 @@ def loss_gradient(
             logits = model(repeated(images, count))
         if loss == "ce":
             objective = F.cross_entropy(logits, repeated(labels, count), reduction="sum") / draws
-            (part,) = torch.autograd.grad(objective, images)
-            gradient += part
+            gradient += input_gradient(objective, images)
             logits = logits.detach()
         logits_sum = logits_sum + logits.view(count, images.shape[0], -1).sum(0)
     mean_logits = logits_sum / draws
     if loss != "ce":
-        (gradient,) = torch.autograd.grad(margin_loss(mean_logits, labels, loss).sum(), images)
+        gradient = input_gradient(margin_loss(mean_logits, labels, loss).sum(), images)
     return gradient, mean_logits.detach()
 
 

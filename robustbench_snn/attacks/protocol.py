@@ -24,6 +24,9 @@ DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
 
 ATTACKS = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
 WHITE_BOX = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
+# The transfer source that is the model itself fed its coding's expectation (white-box: it uses
+# the model's own weights), as against another model's (black-box for the target).
+EXPECTATION_SOURCE = "expectation"
 # Attacks whose loss is ours to choose (pyautoattack's fix their own).
 LOSS_CHOICE = ("fgsm", "pgd", "sapgd", "transfer")
 BLACK_BOX = ("square", "transfer")
@@ -91,7 +94,8 @@ class AttackSpec(_Strict):
 
     @property
     def white_box(self) -> bool:
-        return self.attack in WHITE_BOX
+        """Whether the attack uses the target's own weights (a transfer from its expectation does)."""
+        return self.attack in WHITE_BOX or (self.attack == "transfer" and self.source == EXPECTATION_SOURCE)
 
     @property
     def uses_gradients(self) -> bool:

@@ -19,14 +19,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods import PERTURB, bpda_context, draw_chunks, pgd, repeated
+from robustbench_snn.attacks.methods import PERTURB, bpda_context, draw_chunks, input_gradient, pgd, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
+from robustbench_snn.models.gradients import DEFAULT_ALPHA, MODE_DEFAULT_ALPHA
 
 logger = logging.getLogger(__name__)
 
+# The one-draw clean decision (the accuracy papers and model cards report) uses its own draw,
+# seeded apart from the batch's, so it leaves every other decision's draws as they were.
+ONE_DRAW_SEED_OFFSET = 500_009
+
 
 def has_spiking_layers(model: nn.Module) -> bool:
-    return bool(getattr(model, "spiking_layers", []))
+    return bool(getattr(model, "spiking_layers", [])) or bool(getattr(model, "single_step_neurons", []))
+
+
+def unsupported(model: nn.Module, member: AttackSpec) -> str | None:
+    """Why ``member`` cannot run on ``model`` (its SNN gradient mode is not one the model supports), else None."""
+    supported = getattr(model, "supported_gradients", None)
+    if supported is None or not member.uses_gradients or member.grad in supported:
+        return None
+    return f"{member.label()}: gradient mode {member.grad} is not supported by this model (it supports {', '.join(supported)})"
 
 
 def is_stochastic(model: nn.Module) -> bool:
@@ -74,15 +87,41 @@ def adaptive_members(model: nn.Module, protocol: Protocol) -> list[AttackSpec]:
     return [AttackSpec.model_validate({**reference.model_dump(), **fields}) for fields in encoder.adaptive_attacks]
 
 
+def training_surrogate(model: nn.Module) -> tuple[str, float] | None:
+    """The surrogate and sharpness ``model``'s spiking layers were trained with (None without any)."""
+    layers = getattr(model, "spiking_layers", [])
+    return (layers[0].config.surrogate, layers[0].config.surrogate_alpha) if layers else None
+
+
+def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
+    """``member`` with every default spelled out removed, so one attack has one form, one label
+    and one identity: the model's own training surrogate is ``surrogate: None``, a mode's default
+    parameter is ``None``, and settings a mode ignores are dropped."""
+    update: dict = {}
+    if member.grad == "bptt" and member.surrogate is None:
+        update = {"surrogate_alpha": None} if member.surrogate_alpha is not None else {}
+    elif member.grad == "bptt":
+        alpha = member.surrogate_alpha if member.surrogate_alpha is not None else DEFAULT_ALPHA[member.surrogate]
+        if (member.surrogate, alpha) == training_surrogate(model):
+            update = {"surrogate": None, "surrogate_alpha": None}
+    elif member.grad != "bptt":
+        update["surrogate"] = None
+        default = MODE_DEFAULT_ALPHA.get(member.grad)
+        if default is None or member.surrogate_alpha == default:
+            update["surrogate_alpha"] = None
+    return member.model_copy(update=update) if update else member
+
+
 def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = False) -> list[AttackSpec]:
     """The members to run: white-box first, then transfers, Square last (each runs only on the
     samples still robust, so the cheap ones go first), with the encoder's adaptive attacks when
     the protocol asks for them. Members that are the same attack on this model run once: for a
     model without spiking layers SNN gradient modes are all plain backprop, and without a
-    quantising operation (``quantized``) BPDA changes nothing."""
+    quantising operation (``quantized``) BPDA changes nothing. Each member is `normalised`."""
     members = list(protocol.members) + adaptive_members(model, protocol)
     plain: dict[str, AttackSpec] = {}
     for member in members:
+        member = normalised(member, model)
         if not has_spiking_layers(model):
             member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
         if member.bpda and not quantized:
@@ -100,11 +139,13 @@ class BatchOutcome:
     fooled_by: list[str | None]
     zero_gradients: dict[str, int] = field(default_factory=dict)
     member_seconds: dict[str, float] = field(default_factory=dict)
+    clean_one_draw: list[bool] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
             "clean": self.clean, "robust": self.robust, "fooled_by": self.fooled_by,
             "zero_gradients": self.zero_gradients, "member_seconds": self.member_seconds,
+            "clean_one_draw": self.clean_one_draw,
         }
 
 
@@ -114,8 +155,7 @@ def count_zero_gradients(model: nn.Module, spec: AttackSpec, images: torch.Tenso
         return 0
     images = images.detach().requires_grad_(True)
     with gradient_context(model, spec):
-        loss = F.cross_entropy(model(images), labels, reduction="sum")
-        (gradient,) = torch.autograd.grad(loss, images)
+        gradient = input_gradient(F.cross_entropy(model(images), labels, reduction="sum"), images)
     flat = gradient.flatten(1)
     broken = (~torch.isfinite(flat).all(1)) | (flat.abs().sum(1) == 0)
     return int(broken.sum())
@@ -174,4 +214,8 @@ def attack_batch(
         for position in index[~survived].tolist():
             robust[position] = False
             fooled_by[position] = member.label()
-    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds)
+    one_draw = clean
+    if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
+        model.encoder.seed(seed + ONE_DRAW_SEED_OFFSET)
+        one_draw = decide(model, images, labels, 1)
+    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist())

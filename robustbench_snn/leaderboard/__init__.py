@@ -1,8 +1,11 @@
 """The static leaderboard: HTML pages, figures and JSON built from ``results/`` and ``models/``.
 
 One page per dataset at its standard threat model (Linf, the dataset's eps), ranked by robust
-accuracy under the ``reliable`` protocol; one page per model with its card, all its rows and
-its eps curve. The site opens from ``file://`` with no network: the only script is ours.
+accuracy under the ``reliable`` protocol, from official rows only (`robustbench_snn.tables`);
+one page per model with its card, every stored row (marked official or not), its eps curve, its
+certificate and its latest audit. A flagged audit (an attack alone broke samples ``reliable``
+counted robust) adds ``audit_stronger`` to the model's flags. The site opens from ``file://``
+with no network: the only script is ours.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import pandas as pd
 from robustbench_snn.data import dataset_info
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
-from robustbench_snn.results import load_rows
-from robustbench_snn.tables import interval, percent, results_table
+from robustbench_snn.results import load_audits, load_rows
+from robustbench_snn.tables import interval, is_official_certificate, percent, results_table
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,19 @@ RANKING_PROTOCOL = "reliable"
 CERTIFIED_RADIUS = {"L2": 0.25, "L1": 0.02}
 
 
-def _certificates(rows: pd.DataFrame, dataset: str) -> dict[str, dict]:
-    """The newest certificate row of each model of ``dataset``."""
+def _certificates(rows: pd.DataFrame, dataset: str, cards: dict[str, ModelCard]) -> dict[str, dict]:
+    """The newest official certificate row of each model of ``dataset``."""
     if rows.empty or "protocol" not in rows:
         return {}
     certified = rows[(rows["protocol"] == "certify") & (rows["dataset"] == dataset)].sort_values("timestamp")
-    return {row["model"]: row.to_dict() for _, row in certified.iterrows()}
+    return {
+        row["model"]: row for row in certified.to_dict("records") if is_official_certificate(row, cards.get(row["model"]))
+    }
+
+
+def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, dict]:
+    """The newest audit of ``reliable`` for each model of ``dataset``."""
+    return {audit["model"]: audit for audit in load_audits(dataset, results_dir) if audit.get("protocol") == RANKING_PROTOCOL}
 
 
 def _certified_label(certificate: dict | None) -> str:
@@ -52,7 +62,7 @@ def _encoding(card: ModelCard) -> str:
 
 
 def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
-                      certificates: dict[str, dict]) -> list[dict]:
+                      certificates: dict[str, dict], audits: dict[str, dict]) -> list[dict]:
     """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
     rows = []
     for name, group in at_eps.groupby("model"):
@@ -60,7 +70,8 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         by_protocol = {row["protocol"]: row for _, row in group.iterrows()}
         ranking = by_protocol.get(RANKING_PROTOCOL)
         main = ranking if ranking is not None else group.sort_values("timestamp").iloc[-1]
-        flags = sorted({flag for flags in group["flags"] for flag in flags})
+        flags = sorted({flag for flags in group["flags"] for flag in flags}
+                       | ({"audit_stronger"} if audits.get(name, {}).get("flagged") else set()))
         pgd = by_protocol.get("pgd")
         rows.append({
             "model": name,
@@ -69,6 +80,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "sigma": card.encoding.sigma if card and card.encoding.sigma is not None else "-",
             "timesteps": card.timesteps if card else "-",
             "clean": percent(main["clean_accuracy"]),
+            "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
             "robust": {protocol: percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
                        for protocol in protocols},
             "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
@@ -90,8 +102,8 @@ def _model_rows(table: pd.DataFrame) -> list[dict]:
         {
             "protocol": row["protocol"], "norm": row["norm"], "eps": f"{row['eps']:.4g}", "grad": row["grad"] or "-",
             "eot": row["eot"], "n": row["n_examples"], "clean": percent(row["clean_accuracy"]),
-            "robust": percent(row["robust_accuracy"]),
-            "ci": interval(row["robust_low"], row["robust_high"]),
+            "robust": percent(row["robust_accuracy"]), "clean_one_draw": percent(row["clean_accuracy_one_draw"]),
+            "ci": interval(row["robust_low"], row["robust_high"]), "official": "official" if row["official"] else "other",
             "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
         }
         for _, row in table.iterrows()
@@ -117,8 +129,10 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
         table = every_norm[every_norm["norm"] == "Linf"] if not every_norm.empty else every_norm
         at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
         protocols = sorted(set(at_eps["protocol"]) - {"none"}, key=lambda name: (name != RANKING_PROTOCOL, name))
-        certificates = _certificates(rows, dataset)
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates)
+        certificates = _certificates(rows, dataset, by_name)
+        audits = _audits(dataset, results_dir)
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits)
+        all_rows = results_table(rows, cards, dataset=dataset, official_only=False)
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
         pareto = None
         if pareto_protocol:
@@ -138,7 +152,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
                       "evaluated": ", ".join(protocols) or "-"})
         for card in (card for card in cards if card.dataset == dataset):
             model_table = table[table["model"] == card.name] if not table.empty else table
-            model_rows = every_norm[every_norm["model"] == card.name] if not every_norm.empty else every_norm
+            model_rows = all_rows[all_rows["model"] == card.name] if not all_rows.empty else all_rows
             curve = None
             if not model_table.empty and model_table["robust_accuracy"].notna().any():
                 curve = f"{card.name}-eps.png"
@@ -150,7 +164,8 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
                                f"{card.name}: {certificate['certificate']} certificate")
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
-                rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve))
+                rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
+                audit=audits.get(card.name)))
     index = out / "index.html"
     index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
     logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))

@@ -24,7 +24,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
 from robustbench_snn.models.gradients import GradientMode
-from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation
+from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, with_rate_ann_gradient
 
 KINDS = ("ann", "snn")
 
@@ -127,16 +127,7 @@ class Classifier(nn.Module):
 
     def _with_rate_ann_gradient(self, network: nn.Module, currents: torch.Tensor) -> torch.Tensor:
         """The SNN's logits, carrying the gradient of the rate ANN with the same weights."""
-        with torch.no_grad():
-            spiking = network(currents)
-        for layer in self.spiking_layers:
-            layer.rate_mode = True
-        try:
-            rate = network(currents)
-        finally:
-            for layer in self.spiking_layers:
-                layer.rate_mode = False
-        return spiking + (rate - rate.detach())
+        return with_rate_ann_gradient(lambda: network(currents), self.spiking_layers)
 
 
 def _stem_length(backbone: nn.Module) -> int:

@@ -7,7 +7,7 @@ twin fills the same slot with ``nn.ReLU``, so both share one architecture defini
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -187,3 +187,19 @@ def holding_sharpness(model: nn.Module, hold: bool = True) -> Iterator[None]:
     finally:
         for layer in layers:
             layer.update_sharpness = True
+
+
+def with_rate_ann_gradient(run: Callable[[], torch.Tensor], layers: Sequence[SpikingActivation]) -> torch.Tensor:
+    """The output of ``run()`` (the SNN's forward), carrying the gradient of the rate ANN with the
+    same weights: ``run()`` again with every spiking layer as ReLU of its time-averaged input
+    (the ``act`` gradient mode). ``run`` must see the same input both times."""
+    with torch.no_grad():
+        spiking = run()
+    for layer in layers:
+        layer.rate_mode = True
+    try:
+        rate = run()
+    finally:
+        for layer in layers:
+            layer.rate_mode = False
+    return spiking + (rate - rate.detach())

@@ -1,0 +1,270 @@
+"""A user's own model, given what the attack runner needs: its spiking layers, its randomness, a seed.
+
+The runner asks a model for (`robustbench_snn.attacks.runner`):
+- ``spiking_layers``: layers whose backward an SNN gradient mode replaces (`SpikingActivation`),
+  and ``using_gradient(mode)`` to set it; absent or empty for an ANN;
+- ``stochastic`` and ``encoder.seed(seed)``: whether forwards on the same input differ (then
+  attacks average gradients over draws, EOT) and how to make its draws repeatable;
+- optionally ``compile_lif()``, ``expectation_relative()`` and ``encoder.adaptive_attacks``.
+
+`Classifier` (the registry's models) has all of these. `UserModel` gives them to any module:
+`wrap_snn` replaces each multi-step spikingjelly LIF neuron of a network by a `SpikingActivation`
+with the same parameters and surrogate (same spikes, every gradient mode), and `as_attackable`
+(called by `benchmark`) wraps any module that has spikingjelly neurons or randomness. Randomness
+is detected, not assumed: a module whose two forwards on one input differ is stochastic. Its
+draws come from torch's global generator, which `UserModel` saves and restores around each forward
+from a stream of its own, so a seed repeats a run and the caller's generator is left untouched.
+
+Single-step spikingjelly networks (each call one time step) keep their own neurons: attacks
+reach them by BPTT through a surrogate of the attacker's choice, and modes that need the whole
+spike train (bptr, rga, act, hart, pdsg, assg) cannot run on them: the runner lists those
+members as skipped and the protocol as reduced.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from spikingjelly.activation_based import functional, neuron
+from torch import nn
+
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.gradients import DEFAULT_ALPHA, SURROGATES, GradientMode
+from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, with_rate_ann_gradient
+
+# Gradient modes a single-step network supports: BPTT through spikingjelly's own recurrence.
+SINGLE_STEP_MODES = ("bptt",)
+
+
+class MultiStepNeuron(SpikingActivation):
+    """A user's multi-step spikingjelly ``LIFNode`` (input ``[T, B, ...]``) as a `SpikingActivation`."""
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        self.timesteps = sequence.shape[0]
+        return super().forward(sequence.flatten(0, 1)).view_as(sequence)
+
+
+class SingleStepNeuron(nn.Module):
+    """A user's single-step spikingjelly neuron, kept as it is; the attacker may swap its surrogate."""
+
+    def __init__(self, node: neuron.BaseNode) -> None:
+        super().__init__()
+        self.node = node
+        self.training_surrogate = node.surrogate_function
+
+    def set_gradient(self, gradient: GradientMode) -> None:
+        if gradient.mode not in SINGLE_STEP_MODES:
+            raise UserError(f"gradient mode {gradient.mode!r} needs the whole spike train; a single-step network supports bptt")
+        if gradient.surrogate is None:
+            self.node.surrogate_function = self.training_surrogate
+        else:
+            alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
+            self.node.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        return self.node(current)
+
+
+def _surrogate_name(node: neuron.BaseNode) -> tuple[str, float]:
+    function = node.surrogate_function
+    for name, kind in SURROGATES.items():
+        if type(function) is kind:
+            return name, float(function.alpha)
+    raise UserError(
+        f"{type(node).__name__} uses the surrogate {type(function).__name__}, which the gradient modes do not know; "
+        f"use one of {', '.join(f'surrogate.{kind.__name__}' for kind in SURROGATES.values())}"
+    )
+
+
+def _converted(node: neuron.BaseNode) -> nn.Module:
+    """The runner's layer for one of the user's neurons (a `UserError` for neurons it cannot model)."""
+    if node.step_mode == "s":
+        return SingleStepNeuron(node)
+    if type(node) is not neuron.LIFNode or not node.decay_input:
+        raise UserError(
+            f"{type(node).__name__} is not supported in multi-step mode: the SNN gradient modes model spikingjelly's "
+            "LIFNode with decay_input=True (leaky integrate-and-fire, hard or soft reset)"
+        )
+    surrogate_name, alpha = _surrogate_name(node)
+    config = NeuronConfig(tau=float(node.tau), v_threshold=float(node.v_threshold),
+                          v_reset=None if node.v_reset is None else float(node.v_reset),
+                          surrogate=surrogate_name, surrogate_alpha=alpha, detach_reset=bool(node.detach_reset))
+    return MultiStepNeuron(1, config)
+
+
+def _replace_neurons(module: nn.Module) -> int:
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, neuron.BaseNode):
+            setattr(module, name, _converted(child))
+            count += 1
+        else:
+            count += _replace_neurons(child)
+    return count
+
+
+def has_spikingjelly_neurons(module: nn.Module) -> bool:
+    return any(isinstance(child, neuron.BaseNode) for child in module.modules())
+
+
+class RandomStream:
+    """A stream of torch's global random numbers that belongs to one model: ``seed`` restarts it,
+    and each forward continues it without touching the caller's generator."""
+
+    stochastic = True
+    adaptive_attacks: tuple[dict, ...] = ()
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.cpu_state = torch.get_rng_state()
+        self.cuda_seed = seed
+        self.cuda_states: list[torch.Tensor] | None = None
+
+    @contextmanager
+    def drawing(self) -> Iterator[None]:
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self.cpu_state)
+            if devices:
+                if self.cuda_states is None:
+                    torch.cuda.manual_seed_all(self.cuda_seed)
+                else:
+                    torch.cuda.set_rng_state_all(self.cuda_states)
+            try:
+                yield
+            finally:
+                self.cpu_state = torch.get_rng_state()
+                if devices:
+                    self.cuda_states = torch.cuda.get_rng_state_all()
+
+
+class UserModel(nn.Module):
+    """A user's network with the interface the runner needs (see the module docstring).
+
+    Its output may be logits ``[B, classes]`` or per-step logits ``[T, B, classes]`` (averaged).
+    Neuron state is reset before every forward.
+    """
+
+    def __init__(self, network: nn.Module, stochastic: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        self.network = network
+        self.encoder = RandomStream(seed) if stochastic else None
+        self.gradient = GradientMode()
+        self.display_name = type(network).__name__
+
+    @property
+    def stochastic(self) -> bool:
+        return self.encoder is not None
+
+    @property
+    def spiking_layers(self) -> list[SpikingActivation]:
+        return [module for module in self.network.modules() if isinstance(module, SpikingActivation)]
+
+    @property
+    def single_step_neurons(self) -> list[SingleStepNeuron]:
+        return [module for module in self.network.modules() if isinstance(module, SingleStepNeuron)]
+
+    @property
+    def supported_gradients(self) -> tuple[str, ...] | None:
+        """The SNN gradient modes this model supports (None: all of them)."""
+        return SINGLE_STEP_MODES if self.single_step_neurons else None
+
+    def set_gradient(self, gradient: GradientMode) -> None:
+        self.gradient = gradient
+        for layer in [*self.spiking_layers, *self.single_step_neurons]:
+            layer.set_gradient(gradient)
+
+    @contextmanager
+    def using_gradient(self, gradient: GradientMode) -> Iterator[UserModel]:
+        previous = self.gradient
+        self.set_gradient(gradient)
+        try:
+            yield self
+        finally:
+            self.set_gradient(previous)
+
+    def compile_lif(self, enabled: bool = True) -> UserModel:
+        for layer in self.spiking_layers:
+            layer.compiled = enabled
+        return self
+
+    def _run(self, images: torch.Tensor) -> torch.Tensor:
+        functional.reset_net(self.network)
+        output = self.network(images)
+        return output.mean(0) if output.dim() == 3 else output
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.gradient.mode != "act" or not torch.is_grad_enabled() or not self.spiking_layers:
+            return self._run(images)
+        state = torch.get_rng_state()
+
+        def same_draws() -> torch.Tensor:  # the rate pass sees the random numbers the spiking pass saw
+            torch.set_rng_state(state)
+            return self._run(images)
+
+        return with_rate_ann_gradient(same_draws, self.spiking_layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            output = self._forward(images)
+        else:
+            with self.encoder.drawing():
+                output = self._forward(images)
+        if torch.is_grad_enabled() and images.requires_grad:
+            # A network whose graph never reaches its input (an encoder that samples without a
+            # straight-through gradient) has an input gradient of exactly zero; attach the input so
+            # that attacks see that zero (and flag it) instead of an autograd error.
+            output = output + 0 * images.sum()
+        return output
+
+
+def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 0,
+             sample: torch.Tensor | None = None) -> UserModel:
+    """A copy of a spikingjelly network that every SNN gradient mode, EOT and the decision rule apply to.
+
+    Multi-step ``LIFNode``s (``decay_input=True``, any surrogate of the gradient table) become
+    `SpikingActivation`s with the same parameters: the same spikes, and bptt with any surrogate,
+    bptr, rga, act, hart, pdsg and assg. Single-step networks keep their neurons (bptt only).
+    ``stochastic``: whether the network draws random numbers (its own Poisson encoder, say);
+    None detects it from two forwards on ``sample``. ``seed`` starts its random stream. The
+    network may encode its input itself (images in, logits out) and may return per-step logits.
+    """
+    copied = copy.deepcopy(network)
+    if _replace_neurons(copied) == 0:
+        raise UserError("the network has no spikingjelly neurons; evaluate it as it is (an ANN)")
+    model = UserModel(copied, seed=seed)
+    if stochastic is None:
+        if sample is None:
+            raise UserError("pass stochastic=True/False, or a sample input to detect randomness from")
+        stochastic = draws_differ(model, sample)
+    if stochastic:
+        model.encoder = RandomStream(seed)
+    return model.eval()
+
+
+def draws_differ(model: nn.Module, sample: torch.Tensor) -> bool:
+    """Whether two forwards of ``model`` on ``sample`` differ (the model draws random numbers)."""
+    with torch.no_grad():
+        first = model(sample)
+        second = model(sample)
+    return not torch.equal(first, second)
+
+
+def as_attackable(model: nn.Module, sample: torch.Tensor, seed: int = 0) -> nn.Module:
+    """``model`` as the runner needs it: registry models and wrapped ones as they are; a module with
+    spikingjelly neurons wrapped by `wrap_snn`; any other module whose forwards differ given a
+    random stream (`UserModel`); a deterministic ANN as it is."""
+    if hasattr(model, "stochastic") or hasattr(model, "certify"):
+        return model
+    if has_spikingjelly_neurons(model):
+        return wrap_snn(model, sample=sample, seed=seed)
+    if draws_differ(model, sample):
+        return UserModel(model, stochastic=True, seed=seed).eval()
+    return model

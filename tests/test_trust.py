@@ -1,0 +1,152 @@
+"""Numbers a researcher can trust off the zoo path: official rows kept apart, results tied to exact
+weights and protocol, user-built spikingjelly SNNs and stochastic modules attacked as what they are."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from spikingjelly.activation_based import layer, neuron, surrogate
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_snn import benchmark, load_model
+from robustbench_snn.attacks import build_protocol, effective_members
+from robustbench_snn.models import GradientMode
+from robustbench_snn.models.user import wrap_snn
+from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
+from robustbench_snn.registry import list_cards
+from robustbench_snn.tables import results_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class SpikingCNN(nn.Module):
+    """A user's multi-step spikingjelly network (T = 4) that encodes its input itself."""
+
+    def __init__(self, poisson: bool = False, step_mode: str = "m") -> None:
+        super().__init__()
+        self.poisson, self.step_mode = poisson, step_mode
+        torch.manual_seed(0)
+        convolution = layer.Conv2d(1, 8, 3, padding=1, step_mode=step_mode)
+        with torch.no_grad():
+            convolution.weight.mul_(8)  # so that the untrained neurons fire
+        self.net = nn.Sequential(
+            convolution, neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), step_mode=step_mode),
+            layer.Flatten(step_mode=step_mode), layer.Linear(8 * 28 * 28, 10, step_mode=step_mode),
+        )
+
+    def forward(self, images):
+        sequence = images.unsqueeze(0).repeat(4, 1, 1, 1, 1)
+        if self.poisson:
+            sequence = sequence + ((torch.rand_like(sequence) < sequence).float() - sequence).detach()
+        if self.step_mode == "m":
+            return self.net(sequence)
+        return torch.stack([self.net(frame) for frame in sequence])
+
+
+def official_cells(directory):
+    table = results_table(load_rows("fashion-mnist", directory), list_cards("fashion-mnist"), dataset="fashion-mnist")
+    return table.drop(columns=["timestamp"]).to_dict("records")
+
+
+def test_quick_runs_never_change_an_official_cell(tmp_path, monkeypatch):
+    store = tmp_path / "official"
+    shutil.copytree(OFFICIAL_RESULTS_DIR, store, ignore=shutil.ignore_patterns("*.sh", "*.py"))
+    before = official_cells(store)
+    assert any(cell["protocol"] == "pgd" for cell in before)
+    model = load_model("fmnist_rsc1_s0.2")
+    quick = benchmark(model, attack="pgd", n_examples=20, batch_size=20, store=True, results_dir=store, seed=0)
+    tuned = benchmark(model, attack="pgd", n_examples=20, batch_size=20, store=True, results_dir=store, seed=1,
+                      overrides={"steps": 1})
+    assert not quick.preset_unmodified or quick.n_examples < 1000
+    assert not tuned.preset_unmodified
+    assert official_cells(store) == before
+
+
+def test_a_users_run_goes_to_their_folder_and_changes_no_tracked_file(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "RSC_BENCH_RESULTS"}
+    environment.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    status = ["git", "-C", str(REPO), "status", "--porcelain"]
+    before = subprocess.run(status, capture_output=True, text=True).stdout
+    run = subprocess.run([sys.executable, "-m", "robustbench_snn", "evaluate", "--model", "fmnist_ann", "--attack", "pgd",
+                          "-n", "8", "-q"], capture_output=True, text=True, env=environment, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert str(tmp_path / "data") in run.stdout
+    assert subprocess.run(status, capture_output=True, text=True).stdout == before
+
+
+def test_two_modules_of_one_class_are_two_results_and_the_same_weights_one(tmp_path):
+    def ann(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    run = dict(dataset="fashion-mnist", n_examples=16, batch_size=16, store=True, results_dir=tmp_path)
+    first, second = benchmark(ann(0), **run), benchmark(ann(1), **run)
+    assert first.config_hash != second.config_hash and not second.reused
+    again = benchmark(ann(0), **run)
+    assert again.reused and again.clean_accuracy == first.clean_accuracy
+
+
+def test_the_spelled_out_preset_is_the_preset(tmp_path):
+    model = load_model("fmnist_rsc1_s0.2")
+    run = dict(n_examples=16, batch_size=16, store=True, results_dir=tmp_path, seed=0)
+    preset = benchmark(model, attack="pgd", **run, overrides={"steps": 2})
+    spelled = benchmark(model, attack="pgd", **run, overrides={
+        "steps": 2, "eps": 0.1, "grad": "bptt", "surrogate": "atan", "surrogate_alpha": 2.0, "eot": 8, "eval_draws": 4})
+    assert spelled.reused and spelled.attacks == preset.attacks == ["pgd-2[bptt]"]
+
+
+def test_a_user_spikingjelly_network_gets_every_gradient_mode(fmnist_batch):
+    images, labels = fmnist_batch
+    model = wrap_snn(SpikingCNN(), sample=images)
+    assert not model.stochastic and len(model.spiking_layers) == 1
+    logits, gradients = {}, {}
+    for mode in ("bptt", "bptr", "rga", "act", "hart", "pdsg", "assg"):
+        with model.using_gradient(GradientMode(mode)):
+            inputs = images.clone().requires_grad_(True)
+            output = model(inputs)
+            F.cross_entropy(output, labels).backward()
+        logits[mode], gradients[mode] = output.detach(), inputs.grad
+    assert all(torch.equal(value, logits["bptt"]) for value in logits.values())
+    assert all(not torch.allclose(gradients[a], gradients[b]) for a in gradients for b in gradients if a < b)
+    with torch.no_grad():
+        assert torch.equal(SpikingCNN()(images).mean(0), logits["bptt"])  # the same spikes as the user's own neurons
+    record = benchmark(SpikingCNN(), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8, seed=0,
+                       overrides={"steps": 1, "queries": 10, "checks": False})
+    white_box = [label for label in record.attacks if label.startswith(("pgd", "apgd"))]
+    zoo_snn = load_model("fmnist_snn_direct")
+    assert len(white_box) == sum(member.white_box for member in effective_members(zoo_snn, build_protocol("reliable")))
+    assert record.grad == "ensemble"
+
+
+def test_randomness_is_detected_given_eot_and_seeded(tmp_path):
+    run = dict(dataset="fashion-mnist", attack="pgd", n_examples=16, batch_size=16, seed=0, overrides={"steps": 2})
+    with_eot = benchmark(SpikingCNN(poisson=True), **run)
+    assert with_eot.stochastic and with_eot.eot == 8 and "stochastic_without_eot" not in with_eot.flags
+    single = benchmark(SpikingCNN(poisson=True), **{**run, "overrides": {"steps": 2, "eot": 1}})
+    assert "stochastic_without_eot" in single.flags
+    state = torch.get_rng_state()
+    repeats = [benchmark(SpikingCNN(poisson=True), **run) for _ in range(2)]
+    assert repeats[0].clean_accuracy == repeats[1].clean_accuracy == with_eot.clean_accuracy
+    assert repeats[0].robust_accuracy == repeats[1].robust_accuracy
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is left alone
+
+
+def test_a_protocol_with_members_that_cannot_run_is_reduced_and_flagged():
+    record = benchmark(SpikingCNN(step_mode="s"), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8,
+                       seed=0, overrides={"steps": 1, "queries": 10, "checks": False})
+    assert record.protocol == "reliable-reduced" and "reduced_protocol" in record.flags
+    assert any("bptr" in reason for reason in record.skipped_members)
+    assert not record.preset_unmodified or record.protocol != "reliable"
+
+
+@pytest.mark.parametrize("attack", ["pgd", "none"])
+def test_records_carry_the_one_draw_and_the_all_draws_accuracy(attack):
+    model = load_model("fmnist_rsc1_s0.2")
+    record = benchmark(model, attack=attack, n_examples=64, batch_size=64, seed=0,
+                       overrides={"steps": 1, "eval_draws": 4} if attack == "pgd" else {"eval_draws": 4})
+    assert record.clean_accuracy <= record.clean_accuracy_one_draw
