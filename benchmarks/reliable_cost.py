@@ -6,7 +6,7 @@ same decision rule, timed before and after `reliable` (their mean is the denomin
 drift in machine speed cancels), and `reliable` with its ensemble and reliability checks. A
 short warm-up run first compiles every kernel either needs, so neither pays compilation.
 
-    python benchmarks/reliable_cost.py --model fmnist_rsc1_s0.2 -n 1000 --compile [--device cuda] [--json]
+    python benchmarks/reliable_cost.py --model fmnist_rsc1_s0.2 -n 1000 [--no-compile] [--device cuda] [--json]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from robustbench_snn.runtime import keep_freed_memory
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--compile", "compile_lif", is_flag=True, help="The compiled LIF kernel (rsc-bench evaluate --compile).")
+@click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True,
+              help="The compiled LIF kernel (the default of rsc-bench evaluate for attacks).")
 @click.option("--json", "as_json", is_flag=True)
 def main(name, n_examples, seed, device, compile_lif, as_json):
     keep_freed_memory()  # as the CLI does
@@ -37,7 +38,8 @@ def main(name, n_examples, seed, device, compile_lif, as_json):
     strongest = Protocol(name="strongest-member", members=reliable.members[:1], eval_draws=reliable.eval_draws)
 
     def run(protocol: Protocol, n: int):
-        return benchmark(model, attack=protocol, n_examples=n, seed=seed, device=device, progress=not as_json)
+        return benchmark(model, attack=protocol, n_examples=n, seed=seed, device=device, progress=not as_json,
+                         compile_lif=compile_lif)
 
     run(reliable, 8)  # warm-up: compiles the kernels of every member and check
     before = run(strongest, n_examples)

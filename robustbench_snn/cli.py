@@ -23,7 +23,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
-from robustbench_snn.results import STANDARD_SEED
+from robustbench_snn.results import STANDARD_SEED, ensure_writable
 from robustbench_snn.results import results_dir as results_store_dir
 from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.training.recipes import RECIPES
@@ -70,6 +70,8 @@ def _encoding_label(card: ModelCard) -> str:
     return encoding.name
 
 
+seed_option = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+                           help="Seed of encoder draws, attack randomness and training; 0 is the standard seed of official rows.")
 storing_results = click.option(
     "--results-dir", type=click.Path(file_okay=False),
     help="Where rows are stored [default: $RSC_BENCH_RESULTS, else your data folder; the official store results/ only when named].",
@@ -160,7 +162,7 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
               help="A preset from attacks/ (see `rsc-bench attacks list`), an attack name, or none (clean accuracy only).")
 @click.option("--dataset", help="Dataset to evaluate on; defaults to the model's own.")
 @click.option("-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the preset's, else the whole split].")
-@click.option("--seed", default=0, show_default=True, help="Seed of encoder draws and attack randomness.")
+@seed_option
 @click.option("--eps", type=EpsType(), help="Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].")
 @click.option("--norm", type=click.Choice(["Linf", "L2"]), help="Threat model norm.")
 @click.option("--steps", type=click.IntRange(min=1), help="Attack iterations.")
@@ -269,7 +271,7 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
 @click.option("--attacks", "attack_preset", default="audit", show_default=True,
               help="Preset whose members each run alone (attacks/audit.yaml lists every family).")
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Audit on the first N test images.")
-@click.option("--seed", default=0, show_default=True, help="Seed of encoder draws and attack randomness.")
+@seed_option
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data root [default: $RSC_BENCH_DATA, else the user cache].")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cpu or cuda.")
@@ -291,6 +293,8 @@ def audit_command(model_name, checkpoint, protocol, attack_preset, n_examples, s
     from robustbench_snn.audit import audit
     from robustbench_snn.results import append_audit
 
+    if not no_store:
+        ensure_writable(results_store_dir(results_dir))
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
     report = audit(model, protocol=protocol, attacks=attack_preset, n_examples=n_examples, seed=seed,
                    batch_size=batch_size, data_dir=data_dir, device=device, progress=not quiet)
@@ -484,6 +488,7 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out):
     """
     from robustbench_snn.plots import plot_tradeoff
 
+    ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"
     protocol = protocol or "pgd"
     eps = eps if eps is not None else dataset_info(dataset).linf_eps
@@ -499,6 +504,7 @@ def plot_eps_command(dataset, protocol, eps, results_dir, out):
     """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
     from robustbench_snn.plots import plot_eps
 
+    ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"
     protocol = protocol or "pgd"
     table = _table(dataset, protocol, eps, results_dir)
@@ -515,12 +521,13 @@ def plot_eps_command(dataset, protocol, eps, results_dir, out):
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True),
               help="RSC models: their noise level [default: the card's]; models without noise: certify them smoothed with N(0, sigma^2).")
 @click.option("--n0", default=100, show_default=True, type=click.IntRange(min=1), help="Draws that select the predicted class.")
-@click.option("--n", "draws", default=10000, show_default=True, type=click.IntRange(min=1), help="Draws that bound its probability.")
+@click.option("--draws", "draws", default=10000, show_default=True, type=click.IntRange(min=1),
+              help="Noise draws that bound its probability (not -n, the number of images).")
 @click.option("--alpha", default=0.001, show_default=True, type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
               help="Failure probability of each certificate.")
 @click.option("-n", "--n-examples", default=500, show_default=True, type=click.IntRange(min=1), help="Certify the first N test images.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Images sampled together.")
-@click.option("--seed", default=0, show_default=True)
+@seed_option
 @click.option("--compile", "compile_lif", is_flag=True, help="Run LIF layers through the compiled kernel.")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @storing_results
@@ -543,6 +550,8 @@ def certify(model_name, checkpoint, sigma, n0, draws, alpha, n_examples, batch_s
     from robustbench_snn.evaluation import git_commit, versions
     from robustbench_snn.results import append_row
 
+    if not no_store:
+        ensure_writable(results_store_dir(results_dir))
     model = load_model(model_name, checkpoint=checkpoint, seed=seed).compile_lif(compile_lif)
     info = dataset_info(model.card.dataset)
     test_set = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
@@ -581,8 +590,8 @@ def leaderboard() -> None:
 
 
 @leaderboard.command("build")
-@click.option("--out", default="leaderboard", show_default=True, type=click.Path(file_okay=False),
-              help="Folder to write the site into.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the site into (the committed one is leaderboard/).")
 @reading_results
 def leaderboard_build(out, results_dir):
     """Write the site: a ranked page per dataset, a page per model, the Pareto plot, the data as JSON.
@@ -590,7 +599,10 @@ def leaderboard_build(out, results_dir):
     The pages open from file:// with no network.
     """
     from robustbench_snn.leaderboard import build_site
+    from robustbench_snn.results import reading_dir
 
+    reading_dir(results_dir)
+    ensure_writable(Path(out))
     click.echo(f"wrote {build_site(out, results_dir)}")
 
 
@@ -612,9 +624,12 @@ def submit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def submit_check(card, n_examples, attack_examples, data_dir, as_json):
     """Check a submitted card: schema, checkpoint size and sha256, safe loading, the claimed clean
-    accuracy, a PGD sanity attack and the reliability checks. Exits 1 if any check fails."""
+    accuracy, a PGD sanity attack and the reliability checks. Exits 1 if any check fails, 2 if
+    the card file is not there."""
     from robustbench_snn.submission import check_submission
 
+    if not Path(card).is_file():
+        raise UserError(f"{card}: no such card file")
     report = check_submission(card, n_examples=n_examples, attack_examples=attack_examples, data_dir=data_dir)
     if as_json:
         _print_json(report.as_dict())
@@ -675,7 +690,7 @@ def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str,
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--train-examples", type=click.IntRange(min=1), help="Train on the first N training images only.")
-@click.option("--seed", default=0, show_default=True)
+@seed_option
 @click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors and OUT.yaml.")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--device", default="cpu", show_default=True)
@@ -716,6 +731,7 @@ def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, r
         at_eps=at_eps, at_steps=at_steps,
     )
     command = _command_line(click.get_current_context(), always=("seed",), never=("quiet",))
+    ensure_writable(Path(out).resolve().parent)
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not quiet)
     card = write_entry(
         model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not quiet

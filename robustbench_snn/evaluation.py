@@ -37,6 +37,7 @@ from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.user import as_attackable
+from robustbench_snn.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -191,12 +192,20 @@ def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
 
 
 def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, seed: int) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
-    """Load the source model of each transfer member ('twin': the registered ANN twin)."""
+    """Load the source model of each transfer member ('twin': the registered ANN twin; 'expectation':
+    the model fed its coding's expectation); a member whose source does not exist is skipped."""
     from robustbench_snn.registry import find_ann_twin, load_model
 
     sources: dict[str, nn.Module] = {}
     kept, skipped = [], []
     card = getattr(model, "card", None)
+
+    def skip(reason: str, hint: str = "") -> None:
+        if len(members) == 1:
+            raise UserError(f"cannot run {reason}{hint}")
+        logger.warning("skipping %s", reason)
+        skipped.append(reason)
+
     for member in members:
         if member.attack != "transfer":
             kept.append(member)
@@ -205,11 +214,7 @@ def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, se
         if name == EXPECTATION_SOURCE:
             relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
             if relative is None:
-                reason = f"{member.label()}: the model has no stochastic encoder with a known expectation"
-                if len(members) == 1:
-                    raise UserError(f"cannot run {reason}")
-                logger.warning("skipping %s", reason)
-                skipped.append(reason)
+                skip(f"{member.label()}: the model has no stochastic encoder with a known expectation")
                 continue
             sources[name] = relative
             kept.append(member)
@@ -217,11 +222,8 @@ def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, se
         if name == "twin":
             twin = find_ann_twin(card) if card is not None else None
             if twin is None:
-                reason = f"{member.label()}: no registered ANN twin of {card.name if card else 'this unregistered model'}"
-                if len(members) == 1:
-                    raise UserError(f"cannot run {reason}; pass --source NAME")
-                logger.warning("skipping %s", reason)
-                skipped.append(reason)
+                skip(f"{member.label()}: no registered ANN twin of {card.name if card else 'this unregistered model'}",
+                     "; pass --source NAME")
                 continue
             name = twin.name
         if name not in sources:
@@ -281,13 +283,19 @@ def benchmark(
         raise UserError(f"model {card.name!r} was trained on {card.dataset}, not {dataset}")
     if batch_size <= 0:
         raise UserError(f"batch size must be positive, got {batch_size}")
+    if not 0 <= seed < 2**63:
+        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+    device = resolve_device(device)
     info = dataset_info(dataset)
     protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
     protocol = protocol.resolved(info)
     protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
     if n_examples is None:
         n_examples = protocol.n_examples
-    examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
+    test_split = load_dataset(dataset, "test", data_dir)
+    if n_examples is not None and n_examples > len(test_split):
+        raise UserError(f"asked for {n_examples} images; the {dataset} test split has {len(test_split)}")
+    examples = first_examples(test_split, n_examples)
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
     model = as_attackable(model.to(device).eval(), probe, seed)
     smoothed = is_smoothed(model)
@@ -314,10 +322,13 @@ def benchmark(
             logger.info("reusing stored result %s (pass force=True to recompute)", hash_)
             return EvaluationRecord.from_row(row)
 
+    if store:
+        store_.ensure_writable(store_.results_dir(results_dir))
     partial = store_.PartialRun(hash_, results_dir) if store else None
     finished = partial.finished_batches() if partial is not None else {}
     if finished:
-        logger.info("resuming %s: %d batch(es) already finished", hash_, len(finished))
+        logger.warning("resuming an interrupted run: %d of %d batch(es) already finished (%s)",
+                       len(finished), -(-len(examples) // batch_size), partial.path)
     loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
     outcomes: list[dict] = []
     true_labels: list[int] = []
@@ -328,11 +339,13 @@ def benchmark(
             images, labels = images.to(device), labels.to(device)
             outcome = finished.get(index)
             if outcome is None:
+                batch_started = time.perf_counter()
                 outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources).as_dict()
                 if smoothed:
                     outcome["certified_radius"] = [
                         sample.radius if sample.correct else 0.0 for sample in model.certify(images, labels)
                     ]
+                outcome["seconds"] = time.perf_counter() - batch_started
                 if partial is not None:
                     partial.record({"batch": index, **outcome})
             outcomes.append(outcome)
@@ -389,7 +402,8 @@ def benchmark(
     record = EvaluationRecord(
         model=model_name,
         dataset=dataset,
-        protocol=protocol.name + ("-smoothed" if smoothed else "") + ("-reduced" if skipped and members else ""),
+        protocol=protocol.name + ("-custom" if protocol.name in list_presets(DEFAULT_PRESETS_DIR) and not unmodified else "")
+        + ("-smoothed" if smoothed else "") + ("-reduced" if skipped and members else ""),
         attacks=[member.label() for member in members],
         **_summary_fields(model, members),
         eval_draws=protocol.eval_draws,
@@ -406,7 +420,8 @@ def benchmark(
         stochastic=is_stochastic(model),
         batch_size=batch_size,
         params={**protocol.model_dump(mode="json"), **({"smoothed": model.settings()} if smoothed else {})},
-        runtime_s=round(time.perf_counter() - started, 3),
+        # an interrupted run's batches count too, so a resumed row's time is the whole run's
+        runtime_s=round(time.perf_counter() - started + sum(part["seconds"] for part in finished.values()), 3),
         checkpoint_sha256=checkpoint,
         config_hash=hash_,
         preset_unmodified=unmodified,
@@ -418,7 +433,7 @@ def benchmark(
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     if store:
-        store_.append_row(record.as_dict(), results_dir)
+        store_.append_row(record.as_dict(), results_dir, replace=force)
         partial.discard()
     if save_samples:
         frame = pd.DataFrame({

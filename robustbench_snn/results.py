@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from robustbench_snn.config import describe
+from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ def reading_dir(override: str | os.PathLike | None = None) -> Path:
     """Where tables, plots and the leaderboard read rows: ``override``, else ``$RSC_BENCH_RESULTS``,
     else the official store."""
     if override is not None:
+        if not Path(override).is_dir():
+            raise UserError(f"results folder {override} does not exist")
         return Path(override)
     return Path(os.environ.get("RSC_BENCH_RESULTS") or OFFICIAL_RESULTS_DIR)
 
@@ -65,34 +71,106 @@ def _locked(path: Path, mode: str) -> Iterator:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+class StoredRow(BaseModel):
+    """What every stored row must have for the readers (tables, plots, the leaderboard) to use it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    dataset: str
+    protocol: str
+    seed: int
+    n_examples: int = Field(ge=1)
+    timestamp: str
+    clean_accuracy: float | None = Field(default=None, ge=0, le=1)
+    robust_accuracy: float | None = Field(default=None, ge=0, le=1)
+    eps: float | None = Field(default=None, ge=0)
+    flags: list[str] = Field(default_factory=list)
+
+
+class StoredAuditEntry(BaseModel):
+    attack: str
+    robust_accuracy: float = Field(ge=0, le=1)
+    only_this: int = Field(ge=0)
+    fooled_protocol_survivors: int = Field(ge=0)
+    seconds: float = Field(ge=0)
+
+
+class StoredAudit(BaseModel):
+    """What the leaderboard reads of a stored audit (`robustbench_snn.audit.AuditReport`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    dataset: str
+    protocol: str
+    n_examples: int = Field(ge=1)
+    protocol_accuracy: float = Field(ge=0, le=1)
+    worst_case_accuracy: float = Field(ge=0, le=1)
+    entries: list[StoredAuditEntry]
+    protocol_survivors: int = Field(ge=0)
+    broken_survivors: int = Field(ge=0)
+    control_kills: int = Field(ge=0)
+    flagged: bool
+    timestamp: str
+
+
+def _read_jsonl(path: Path, schema: type[BaseModel] | None = None) -> list[dict]:
+    """The rows of a JSON-lines file; a line that is not a valid row is skipped with a warning
+    naming file and line, so one broken line never breaks a command."""
     if not path.is_file():
         return []
     with _locked(path, "r") as handle:
-        lines = handle.read().splitlines()
+        lines = handle.buffer.read().split(b"\n")
     rows = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning("%s:%d: skipping a malformed row", path, number)
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+            if not isinstance(row, dict):
+                raise ValueError(f"a JSON {type(row).__name__}, not an object")
+            if schema is not None:
+                schema.model_validate(row)
+        except (UnicodeDecodeError, ValueError, ValidationError) as error:
+            reason = describe(error) if isinstance(error, ValidationError) else str(error).splitlines()[0]
+            logger.warning("%s:%d: skipping a malformed row: %s", path, number, reason.strip())
+            continue
+        rows.append(row)
     return rows
 
 
-def _append_line(path: Path, row: dict) -> Path:
-    """Append ``row`` as one JSON line, in one write under the lock (other writers lose nothing)."""
+def _append_line(path: Path, row: dict, unique_hash: str | None = None) -> Path:
+    """Append ``row`` as one JSON line, in one write under the lock (other writers lose nothing).
+
+    A file whose last line was cut off (a crash, a full disk) gets a newline first, so the new row
+    is never glued to the broken one. With ``unique_hash``, nothing is written if a row with that
+    ``config_hash`` is already there.
+    """
     line = json.dumps(row, sort_keys=False, default=str) + "\n"
     with _locked(path, "a") as handle:
+        if handle.tell() > 0:
+            with open(path, "rb") as reader:
+                content = reader.read()
+            if unique_hash is not None and f'"config_hash": "{unique_hash}"'.encode() in content:
+                logger.info("%s already holds configuration %s; not stored twice", path, unique_hash)
+                return path
+            if not content.endswith(b"\n"):
+                line = "\n" + line
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
     return path
 
 
-def append_row(row: dict, directory: str | os.PathLike | None = None) -> Path:
-    """Append one result row to its dataset's file, atomically with respect to other writers."""
-    return _append_line(results_dir(directory) / f"{row['dataset']}.jsonl", row)
+def append_row(row: dict, directory: str | os.PathLike | None = None, replace: bool = False) -> Path:
+    """Append one result row to its dataset's file, atomically with respect to other writers.
+
+    A row whose configuration is already stored (two runs of one configuration at once) is not
+    written twice, unless ``replace`` (a forced recomputation, which the newer row supersedes).
+    """
+    path = results_dir(directory) / f"{row['dataset']}.jsonl"
+    return _append_line(path, row, None if replace else row.get("config_hash"))
 
 
 def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
@@ -102,12 +180,23 @@ def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
 
 def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
     """The stored audits of a dataset, oldest first, from `reading_dir`."""
-    return _read_jsonl(reading_dir(directory) / "audits" / f"{dataset}.jsonl")
+    return _read_jsonl(reading_dir(directory) / "audits" / f"{dataset}.jsonl", StoredAudit)
+
+
+def ensure_writable(directory: Path) -> Path:
+    """``directory``, or a `UserError` if it could not be written to: checked before any work is
+    done (and without creating anything), so a long run never ends unable to store its result."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {directory}: {existing} is not a writable folder")
+    return directory
 
 
 def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = None) -> dict | None:
     """The newest stored row of a configuration, if any."""
-    matches = [row for row in _read_jsonl(results_dir(directory) / f"{dataset}.jsonl") if row.get("config_hash") == hash_]
+    matches = [row for row in _read_jsonl(results_dir(directory) / f"{dataset}.jsonl", StoredRow) if row.get("config_hash") == hash_]
     return matches[-1] if matches else None
 
 
@@ -115,7 +204,7 @@ def load_rows(dataset: str | None = None, directory: str | os.PathLike | None = 
     """All stored rows (optionally of one dataset) as a tidy table, from `reading_dir`."""
     root = reading_dir(directory)
     paths = [root / f"{dataset}.jsonl"] if dataset else sorted(root.glob("*.jsonl"))
-    return pd.DataFrame([row for path in paths for row in _read_jsonl(path)])
+    return pd.DataFrame([row for path in paths for row in _read_jsonl(path, StoredRow)])
 
 
 def save_samples(frame: pd.DataFrame, hash_: str, directory: str | os.PathLike | None = None) -> Path:

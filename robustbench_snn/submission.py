@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
-from robustbench_snn.registry import ModelCard, load_model, read_card, resolve_checkpoint
+from robustbench_snn.registry import ModelCard, list_cards, load_model, read_card, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,15 @@ def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attac
 
     card: ModelCard | None = step("card", lambda: (True, "valid model card", read_card(card_path)))
     if card is None:
+        return report
+
+    def unique_name():
+        others = [other.path for other in list_cards() if other.name == card.name and other.path != card.path]
+        if others:
+            return False, f"the name {card.name!r} is already registered ({others[0]}); choose another", None
+        return True, f"the name {card.name!r} is new", card
+
+    if step("name", unique_name) is None:
         return report
     if card.checkpoint is None:
         report.checks.append(Check("checkpoint", False, "the card names no checkpoint (path or url)"))

@@ -140,12 +140,12 @@ def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str |
     for column, value in (("dataset", dataset), ("protocol", protocol)):
         if value is not None:
             table = table[table[column] == value]
-    for column in ("preset_unmodified", "clean_accuracy_one_draw"):
-        if column not in table:
-            table[column] = None
-    table["official"] = [is_official(row) for row in table.to_dict("records")]
+    for column in {*CURVE_KEYS, *TABLE_COLUMNS} - set(table.columns) - {"family", "robust_low", "robust_high", "qte",
+                                                                     "qte_normalised", "official"}:
+        table[column] = None
+    table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
     if official_only:
-        table = table[table["official"]]
+        table = table.loc[table["official"]]
     keys = [*OFFICIAL_KEYS, "eps"] if official_only else [*CURVE_KEYS, "eps"]
     table = table.sort_values("timestamp").drop_duplicates(keys, keep="last")
     by_name = {card.name: card for card in cards}

@@ -162,3 +162,18 @@ def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_
     assert report.worst_case_accuracy == report.protocol_accuracy
     assert report.broken_survivors == 0 and not report.flagged
     assert [entry.attack for entry in report.entries] == report.protocol_attacks
+
+
+@pytest.mark.slow
+def test_reliable_version_2_is_stronger_than_version_1_on_the_poisson_snn(shipped_models):
+    """Version 1 lacked HART, BPDA and the coding's attacks; on the same images and seed version 2
+    must count no more samples robust, and on the Poisson SNN strictly fewer (the issue it fixes)."""
+    model = model_with(shipped_models, kind="snn", encoding="poisson")
+    current = build_protocol("reliable", {"checks": False})
+    old_members = [member for member in current.members if member.grad != "hart" and not member.bpda]
+    version_1 = current.model_copy(update={"name": "reliable-v1", "version": 1, "adaptive": False, "members": old_members})
+    run = dict(n_examples=100, batch_size=100, seed=0)
+    old, new = benchmark(model, attack=version_1, **run), benchmark(model, attack=current, **run)
+    assert new.clean_accuracy == old.clean_accuracy
+    assert new.robust_accuracy < old.robust_accuracy
+    assert sum(kills for label, kills in new.member_kills.items() if label.endswith("<-expectation")) > 0

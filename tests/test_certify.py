@@ -123,7 +123,7 @@ def test_attacks_on_the_smoothed_classifier_never_beat_its_certificate(shipped_m
     attack = {"norm": "L2", "eps": 0.25, "steps": 5, "eot": 2}
     record = benchmark(smoothed, attack="pgd", n_examples=len(labels), batch_size=len(labels), overrides=attack)
     details = record.flag_details
-    assert record.protocol == "pgd-smoothed" and record.params["smoothed"]["votes"] == 50
+    assert record.protocol == "pgd-custom-smoothed" and record.params["smoothed"]["votes"] == 50
     assert details["certified_radius_needed"] == 0.25
     assert details["certified_accuracy_at_eps"] >= 0.5, "the check must have certified samples to test"
     assert record.robust_accuracy >= details["certified_accuracy_at_eps"]

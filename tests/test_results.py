@@ -36,7 +36,8 @@ def test_a_rerun_with_the_same_configuration_reuses_the_stored_row(tmp_path):
 
 def _append_many(directory: str, writer: int, count: int) -> None:
     for number in range(count):
-        append_row({"dataset": "fashion-mnist", "writer": writer, "number": number, "padding": "x" * 5000}, directory)
+        append_row({"model": "m", "dataset": "fashion-mnist", "protocol": "pgd", "seed": 0, "n_examples": 1,
+                    "timestamp": "t", "writer": writer, "number": number, "padding": "x" * 5000}, directory)
 
 
 def test_two_processes_appending_at_once_lose_nothing(tmp_path):

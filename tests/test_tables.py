@@ -36,7 +36,7 @@ def _row(model, eps, robust, clean=0.9, protocol="pgd", flags=(), timestamp="202
     return {
         "model": model, "dataset": "fashion-mnist", "protocol": protocol, "norm": "Linf", "eps": eps, "grad": "bptt",
         "eot": 8, "eval_draws": 4, "seed": 0, "n_examples": 1000, "clean_accuracy": clean, "robust_accuracy": robust,
-        "flags": list(flags), "timestamp": timestamp,
+        "flags": list(flags), "timestamp": timestamp, "preset_unmodified": True,
     }
 
 
@@ -47,8 +47,8 @@ def stored(tmp_path):
     append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92), tmp_path)
     append_row(_row("fmnist_ann", 0.1, 0.01, clean=0.92, timestamp="2026-02-01T00:00:00"), tmp_path)
     append_row(_row("fmnist_snn_poisson", 0.1, 0.35, clean=0.86, flags=["blackbox_stronger"]), tmp_path)
-    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2",
-                "curve": {"0": 0.8}, "timestamp": "2026-01-01T00:00:00"}, tmp_path)
+    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2", "seed": 0,
+                "n_examples": 500, "curve": {"0": 0.8}, "timestamp": "2026-01-01T00:00:00"}, tmp_path)
     return tmp_path
 
 
@@ -87,5 +87,8 @@ def test_plots_are_written_and_bad_requests_are_clear_errors(stored, tmp_path):
     assert "<svg" in svg.read_text()[:500]
     wrong = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(stored), "--out", str(tmp_path / "x.gif")])
     assert wrong.exit_code == 2 and "must end in one of" in wrong.output
+    (tmp_path / "none").mkdir()
     empty = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "none"), "--out", str(out)])
     assert empty.exit_code == 2 and "run `rsc-bench evaluate` first" in empty.output
+    missing = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "missing"), "--out", str(out)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

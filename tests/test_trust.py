@@ -139,7 +139,7 @@ def test_randomness_is_detected_given_eot_and_seeded(tmp_path):
 def test_a_protocol_with_members_that_cannot_run_is_reduced_and_flagged():
     record = benchmark(SpikingCNN(step_mode="s"), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8,
                        seed=0, overrides={"steps": 1, "queries": 10, "checks": False})
-    assert record.protocol == "reliable-reduced" and "reduced_protocol" in record.flags
+    assert record.protocol.endswith("-reduced") and "reduced_protocol" in record.flags
     assert any("bptr" in reason for reason in record.skipped_members)
     assert not record.preset_unmodified or record.protocol != "reliable"
 

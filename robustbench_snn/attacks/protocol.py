@@ -13,12 +13,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from robustbench_snn.config import Strict as _Strict
+from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo
-from robustbench_snn.errors import UserError, unknown_name
-from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, GradientMode
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode, GradientModeName, SurrogateName
 
 DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
 
@@ -40,15 +41,11 @@ def parse_eps(text: str | float) -> float:
     """An eps given as a number or a fraction such as ``8/255``."""
     try:
         value = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"eps must be a number or a fraction like 8/255, got {text!r}") from None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise UserError(f"eps must be a finite number or a fraction like 8/255, got {text!r}") from None
     if value < 0:
         raise UserError(f"eps must be >= 0, got {text!r}")
     return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AttackSpec(_Strict):
@@ -56,33 +53,19 @@ class AttackSpec(_Strict):
 
     attack: Literal["fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand"]
     norm: Literal["Linf", "L2"] = "Linf"
-    eps: float | None = Field(default=None, ge=0)
-    steps: int = Field(default=10, ge=1)
-    step_size: float | None = Field(default=None, gt=0)
+    eps: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    steps: int = Field(default=10, ge=1, le=10_000)
+    step_size: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     random_start: bool = True
-    restarts: int = Field(default=1, ge=1)
-    grad: str = "bptt"
-    surrogate: str | None = None
-    surrogate_alpha: float | None = Field(default=None, gt=0)
-    eot: int = Field(default=1, ge=1)
-    queries: int = Field(default=1000, ge=1)
+    restarts: int = Field(default=1, ge=1, le=100)
+    grad: GradientModeName = "bptt"
+    surrogate: SurrogateName | None = None
+    surrogate_alpha: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    eot: int = Field(default=1, ge=1, le=1024)
+    queries: int = Field(default=1000, ge=1, le=100_000)
     source: str | None = None
     loss: Literal["ce", "cw", "dlr"] = "ce"
     bpda: bool = False
-
-    @field_validator("grad")
-    @classmethod
-    def _known_mode(cls, name: str) -> str:
-        if name not in GRADIENT_MODES:
-            raise ValueError(unknown_name("gradient mode", name, GRADIENT_MODES))
-        return name
-
-    @field_validator("surrogate")
-    @classmethod
-    def _known_surrogate(cls, name: str | None) -> str | None:
-        if name is not None and name not in SURROGATES:
-            raise ValueError(unknown_name("surrogate", name, SURROGATES))
-        return name
 
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
@@ -126,7 +109,7 @@ class Protocol(_Strict):
     version: int = Field(default=1, ge=1)
     description: str = ""
     members: list[AttackSpec] = Field(default_factory=list)
-    eval_draws: int = Field(default=1, ge=1)
+    eval_draws: int = Field(default=1, ge=1, le=1024)
     checks: bool = False
     adaptive: bool = False
     n_examples: int | None = Field(default=None, ge=1)
@@ -151,10 +134,7 @@ def presets_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def _read_preset_data(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML: {error}") from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: an attack preset must be a YAML mapping")
     return data
@@ -163,14 +143,6 @@ def _read_preset_data(path: Path) -> dict:
 def list_presets(directory: str | os.PathLike | None = None) -> dict[str, Path]:
     """Preset names and their files."""
     return {path.stem: path for path in sorted(presets_dir(directory).glob("*.yaml"))}
-
-
-def _describe(error: ValidationError) -> str:
-    return "\n".join(
-        f"  field '{'.'.join(str(part) for part in problem['loc']) or '(protocol)'}': "
-        f"{problem['msg'].removeprefix('Value error, ')}"
-        for problem in error.errors()
-    )
 
 
 def build_protocol(
@@ -205,9 +177,9 @@ def build_protocol(
         )
     shared = {key: value for key, value in data.items() if key in MEMBER_FIELDS}
     member_overrides = {key: value for key, value in overrides.items() if key in MEMBER_FIELDS}
-    members = data.get("members") or [{}]
-    if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
-        raise UserError(f"{source}: 'members' must be a list of mappings")
+    members = data.get("members", [{}])
+    if not isinstance(members, list) or not members or not all(isinstance(member, dict) for member in members):
+        raise UserError(f"{source}: 'members' must be a non-empty list of mappings")
     protocol_data = {key: value for key, value in data.items() if key not in MEMBER_FIELDS}
     protocol_data.update({key: value for key, value in overrides.items() if key not in MEMBER_FIELDS})
     protocol_data["members"] = [{**shared, **member, **member_overrides} for member in members]
@@ -215,7 +187,7 @@ def build_protocol(
     try:
         return Protocol.model_validate(protocol_data)
     except ValidationError as error:
-        raise UserError(f"{source}: invalid attack protocol\n{_describe(error)}") from None
+        raise UserError(f"{source}: invalid attack protocol\n{describe(error, '(protocol)')}") from None
 
 
 __all__ = [

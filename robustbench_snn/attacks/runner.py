@@ -113,12 +113,14 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
 
 
 def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = False) -> list[AttackSpec]:
-    """The members to run: white-box first, then transfers, Square last (each runs only on the
-    samples still robust, so the cheap ones go first), with the encoder's adaptive attacks when
-    the protocol asks for them. Members that are the same attack on this model run once: for a
+    """The members to run: white-box first (the coding's attacks right after the first member),
+    then transfers from other models, Square last (each runs only on the samples still robust,
+    so the cheap ones go early), with the encoder's adaptive attacks when the protocol asks for them. Members that are the same attack on this model run once: for a
     model without spiking layers SNN gradient modes are all plain backprop, and without a
     quantising operation (``quantized``) BPDA changes nothing. Each member is `normalised`."""
-    members = list(protocol.members) + adaptive_members(model, protocol)
+    # The coding's attacks are cheap transfers: right after the first member, they leave the
+    # costlier members fewer samples to attack.
+    members = [*protocol.members[:1], *adaptive_members(model, protocol), *protocol.members[1:]]
     plain: dict[str, AttackSpec] = {}
     for member in members:
         member = normalised(member, model)

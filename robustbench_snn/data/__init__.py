@@ -1,6 +1,7 @@
 """Datasets: find, load and describe the benchmark's datasets as tensors in [0, 1].
 
-Every loader is torchvision code. Data are looked for under one root (``--data-dir``, else
+Loaders are torchvision code, except CIFAR's reader of its pickled batches, which refuses anything
+but arrays and plain containers (torchvision's only guard is the MD5 of the official files). Data are looked for under one root (``--data-dir``, else
 ``$RSC_BENCH_DATA``, else the user cache folder); Fashion-MNIST is also found where Debian's
 ``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
 evaluating on it never needs a download.
@@ -16,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision import datasets, transforms
@@ -125,6 +127,9 @@ def load_dataset(
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     root = data_root(data_dir)
+    if data_dir is not None and not root.is_dir():
+        # an explicit folder that is not there is a mistake, never a reason to fall back elsewhere
+        raise _not_found(info, split, [root], "the data folder given does not exist")
     loader = {
         "fashion-mnist": _load_idx,
         "mnist": _load_idx,
@@ -220,40 +225,75 @@ def _load_idx(info: DatasetInfo, split: str, root: Path, download: bool) -> Data
 # CIFAR -----------------------------------------------------------------------------------
 
 
-class _CifarPresenceCheck:
-    """torchvision's CIFAR loader checking that its files exist rather than their MD5.
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and plain numpy arrays, and nothing that can run code.
 
-    Repacked copies (and the small files our tests write) have other checksums but the same
-    format; the files are still read by torchvision's own code.
+    CIFAR's python batches are pickles: unpickled as they are, a file that says it is a CIFAR batch
+    could run anything. torchvision guards against that with the MD5 of the official files; repacked
+    copies (and our tests' small files) have other checksums, so we read them with this instead.
     """
 
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    })
 
-    def _load_meta(self) -> None:
-        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as handle:
-            self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
-        self.class_to_idx = {label: index for index, label in enumerate(self.classes)}
-
-
-class _Cifar10(_CifarPresenceCheck, datasets.CIFAR10):
-    pass
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks to load {module}.{name}, which a CIFAR file never does")
 
 
-class _Cifar100(_CifarPresenceCheck, datasets.CIFAR100):
-    pass
+def _read_cifar_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            data = _ArrayUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as error:
+        raise UserError(f"{path} is not a CIFAR batch file; refused to read it ({error})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a CIFAR batch file (a pickled {type(data).__name__}, not a dict)")
+    return data
+
+
+class _CifarFiles(Dataset):
+    """A CIFAR split read from torchvision's folder layout (``cifar-10-batches-py/`` etc.) with `_ArrayUnpickler`."""
+
+    def __init__(self, folder: Path, files: list[str], label_key: str) -> None:
+        images, labels = [], []
+        for name in files:
+            batch = _read_cifar_pickle(folder / name)
+            try:
+                data = torch.as_tensor(np.asarray(batch["data"], dtype=np.uint8))
+                images.append(data.reshape(-1, 3, 32, 32))
+                labels.append(torch.as_tensor(np.asarray(batch[label_key], dtype=np.int64)))
+            except (KeyError, ValueError, RuntimeError, TypeError) as error:
+                raise UserError(f"{folder / name} is not a CIFAR batch file ({type(error).__name__}: {error})") from None
+        self.images = torch.cat(images).float().div_(255.0)
+        self.labels = torch.cat(labels)
+        if len(self.images) != len(self.labels):
+            raise UserError(f"{folder}: the CIFAR files hold {len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
 
 
 def _load_cifar(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
-    cls = _Cifar10 if info.name == "cifar10" else _Cifar100
+    downloader = datasets.CIFAR10 if info.name == "cifar10" else datasets.CIFAR100
+    folder = root / downloader.base_folder
+    files = [name for name, _ in (downloader.train_list if split == "train" else downloader.test_list)]
+    label_key = "labels" if info.name == "cifar10" else "fine_labels"
     reason = ""
-    for attempt_download in ([False, True] if download else [False]):
-        try:
-            return cls(root, train=split == "train", transform=transforms.ToTensor(), download=attempt_download)
+    if download and not all((folder / name).is_file() for name in files):
+        try:  # torchvision fetches the official archive and checks its MD5
+            downloader(root, train=split == "train", download=True)
         except (OSError, RuntimeError) as error:
-            reason = f"download failed: {error}" if attempt_download else ""
-    raise _not_found(info, split, [root / cls.base_folder], reason)
+            reason = f"download failed: {error}"
+    if not all((folder / name).is_file() for name in files):
+        raise _not_found(info, split, [folder], reason)
+    return _CifarFiles(folder, files, label_key)
 
 
 # ImageNet-style folders ------------------------------------------------------------------

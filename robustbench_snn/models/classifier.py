@@ -11,8 +11,6 @@ on that frame and its output is repeated: the same values as running it T times,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -24,7 +22,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
 from robustbench_snn.models.gradients import GradientMode
-from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, with_rate_ann_gradient
+from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 
 KINDS = ("ann", "snn")
 
@@ -48,7 +46,7 @@ class ModelSpec:
             raise UserError(f"timesteps must be >= 1, got {self.timesteps}")
 
 
-class Classifier(nn.Module):
+class Classifier(SpikingModel, nn.Module):
     """Maps images in [0, 1] of shape ``[B, C, H, W]`` to logits ``[B, classes]``."""
 
     def __init__(
@@ -77,18 +75,6 @@ class Classifier(nn.Module):
     def spiking_layers(self) -> list[SpikingActivation]:
         return [module for module in self.backbone.modules() if isinstance(module, SpikingActivation)]
 
-    def set_gradient(self, gradient: GradientMode) -> None:
-        """Choose how attacks differentiate through spiking layers; the forward values never change."""
-        self.gradient = gradient
-        for layer in self.spiking_layers:
-            layer.set_gradient(gradient)
-
-    def compile_lif(self, enabled: bool = True) -> "Classifier":
-        """Run every LIF layer through the compiled kernel (same spikes, faster; compiles on first use)."""
-        for layer in self.spiking_layers:
-            layer.compiled = enabled
-        return self
-
     def expectation_relative(self) -> "Classifier | None":
         """The same weights fed the encoder's expectation (direct coding of x for Poisson and RSC):
         a deterministic relative whose gradients attack this model by transfer; None if the
@@ -100,15 +86,6 @@ class Classifier(nn.Module):
                               tuple(self.std.flatten().tolist()))
         relative.share_stem = self.share_stem
         return relative.to(self.mean.device).eval()
-
-    @contextmanager
-    def using_gradient(self, gradient: GradientMode) -> Iterator["Classifier"]:
-        previous = self.gradient
-        self.set_gradient(gradient)
-        try:
-            yield self
-        finally:
-            self.set_gradient(previous)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator
 from spikingjelly.activation_based import surrogate
 
 from robustbench_snn.errors import UserError, unknown_name
@@ -62,6 +64,20 @@ RGA_EXTENSION = 1.0
 
 # Default surrogate sharpness when a mode names a surrogate without one (spikingjelly's defaults).
 DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "triangle": 1.0, "rectangle": 1.0, "exponential": 1.0}
+
+
+def _one_of(what: str, known) -> AfterValidator:
+    def check(name: str) -> str:
+        if name not in known:
+            raise ValueError(unknown_name(what, name, known))
+        return name
+
+    return AfterValidator(check)
+
+
+# Names as validated schema fields (cards, presets): the tables above are the one list of each.
+SurrogateName = Annotated[str, _one_of("surrogate", SURROGATES)]
+GradientModeName = Annotated[str, _one_of("gradient mode", GRADIENT_MODES)]
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,32 @@ def with_rate_ann_gradient(run: Callable[[], torch.Tensor], layers: Sequence[Spi
         for layer in layers:
             layer.rate_mode = False
     return spiking + (rate - rate.detach())
+
+
+class SpikingModel:
+    """What the runner asks of a model with spiking layers (mixed into `Classifier` and `UserModel`):
+    ``spiking_layers``, ``set_gradient`` and from them ``using_gradient`` and ``compile_lif``."""
+
+    spiking_layers: list[SpikingActivation]
+    gradient: GradientMode
+
+    def set_gradient(self, gradient: GradientMode) -> None:
+        """Choose how attacks differentiate through spiking layers; the forward values never change."""
+        self.gradient = gradient
+        for layer in self.spiking_layers:
+            layer.set_gradient(gradient)
+
+    @contextmanager
+    def using_gradient(self, gradient: GradientMode) -> Iterator["SpikingModel"]:
+        previous = self.gradient
+        self.set_gradient(gradient)
+        try:
+            yield self
+        finally:
+            self.set_gradient(previous)
+
+    def compile_lif(self, enabled: bool = True) -> "SpikingModel":
+        """Run every LIF layer through the compiled kernel (same spikes, faster; compiles on first use)."""
+        for layer in self.spiking_layers:
+            layer.compiled = enabled
+        return self

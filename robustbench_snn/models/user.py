@@ -33,7 +33,7 @@ from torch import nn
 
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.gradients import DEFAULT_ALPHA, SURROGATES, GradientMode
-from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, with_rate_ann_gradient
+from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 
 # Gradient modes a single-step network supports: BPTT through spikingjelly's own recurrence.
 SINGLE_STEP_MODES = ("bptt",)
@@ -145,7 +145,7 @@ class RandomStream:
                     self.cuda_states = torch.cuda.get_rng_state_all()
 
 
-class UserModel(nn.Module):
+class UserModel(SpikingModel, nn.Module):
     """A user's network with the interface the runner needs (see the module docstring).
 
     Its output may be logits ``[B, classes]`` or per-step logits ``[T, B, classes]`` (averaged).
@@ -180,20 +180,6 @@ class UserModel(nn.Module):
         self.gradient = gradient
         for layer in [*self.spiking_layers, *self.single_step_neurons]:
             layer.set_gradient(gradient)
-
-    @contextmanager
-    def using_gradient(self, gradient: GradientMode) -> Iterator[UserModel]:
-        previous = self.gradient
-        self.set_gradient(gradient)
-        try:
-            yield self
-        finally:
-            self.set_gradient(previous)
-
-    def compile_lif(self, enabled: bool = True) -> UserModel:
-        for layer in self.spiking_layers:
-            layer.compiled = enabled
-        return self
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.network)

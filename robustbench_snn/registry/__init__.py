@@ -6,10 +6,13 @@ import logging
 import os
 from pathlib import Path
 
+import torch
+
 from robustbench_snn.data import dataset_info
-from robustbench_snn.errors import CheckpointError
+from robustbench_snn.errors import CardError, CheckpointError
 from robustbench_snn.models import Classifier, build_classifier
 from robustbench_snn.registry.cards import ModelCard, find_card, list_cards, models_dir, parse_card, read_card
+from robustbench_snn.runtime import resolve_device
 from robustbench_snn.registry.checkpoints import download, read_state_dict, sha256_of, verify, write_state_dict
 
 logger = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ def resolve_checkpoint(card: ModelCard, checkpoint: str | os.PathLike | None = N
         )
     entry = card.checkpoint
     if entry.url is not None:
-        path = download(entry.url, entry.sha256)
+        path = download(entry.url, entry.sha256, entry.size_bytes)
     else:
         path = (card.path.parent if card.path else Path.cwd()) / entry.path
     return path, verify(path, entry.sha256, entry.size_bytes)
@@ -53,11 +56,23 @@ def find_ann_twin(card: ModelCard) -> ModelCard | None:
     return candidates[0] if candidates else None
 
 
+def _check_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights that would load silently wrong: integers where floats belong, NaN or infinity."""
+    for key, tensor in state.items():
+        reference = expected.get(key)
+        if reference is None or not reference.is_floating_point():
+            continue
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"checkpoint {path}: {key} holds {tensor.dtype} values where the model has floats")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"checkpoint {path}: {key} holds NaN or infinite values")
+
+
 def load_model(
     name: str,
     *,
     checkpoint: str | os.PathLike | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     seed: int | None = 0,
     registry: str | os.PathLike | None = None,
 ) -> Classifier:
@@ -67,10 +82,18 @@ def load_model(
     ``seed`` seeds the encoder's randomness (stochastic encodings only). The card is kept as
     ``model.card`` and the weights' hash as ``model.checkpoint_sha256``.
     """
+    device = resolve_device(device)
     card = find_card(name, registry)
     path, digest = resolve_checkpoint(card, checkpoint)
-    model = build_classifier(card.spec(), dataset_info(card.dataset), seed=seed)
+    try:
+        model = build_classifier(card.spec(), dataset_info(card.dataset), seed=seed)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CardError(
+            f"model {card.name!r}: architecture {card.architecture.name!r} rejects its arguments "
+            f"{card.architecture.args} for {card.dataset}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
     state = read_state_dict(path)
+    _check_values(state, model.state_dict(), path)
     missing, unexpected = [], []
     try:
         result = model.load_state_dict(state, strict=False)

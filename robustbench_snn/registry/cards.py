@@ -7,22 +7,20 @@ so a card can never run code.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from robustbench_snn.config import Strict as _Strict
+from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
-from robustbench_snn.models.gradients import SURROGATES
+from robustbench_snn.models.gradients import SurrogateName
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ArchitectureField(_Strict):
@@ -39,7 +37,7 @@ class ArchitectureField(_Strict):
 
 class EncodingField(_Strict):
     name: Literal["direct", "poisson", "rsc"]
-    sigma: float | None = Field(default=None, ge=0)
+    sigma: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
     variant: Literal["I", "II"] | None = None
 
     @model_validator(mode="after")
@@ -56,19 +54,12 @@ class EncodingField(_Strict):
 
 
 class NeuronField(_Strict):
-    tau: float = Field(gt=1)
-    v_threshold: float = Field(gt=0)
-    v_reset: float | None
-    surrogate: str
-    surrogate_alpha: float = Field(gt=0)
+    tau: float = Field(gt=1, le=1e6, allow_inf_nan=False)
+    v_threshold: float = Field(gt=0, le=1e6, allow_inf_nan=False)
+    v_reset: float | None = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
+    surrogate: SurrogateName
+    surrogate_alpha: float = Field(gt=0, le=1e3, allow_inf_nan=False)
     detach_reset: bool
-
-    @field_validator("surrogate")
-    @classmethod
-    def _known_surrogate(cls, name: str) -> str:
-        if name not in SURROGATES:
-            raise ValueError(unknown_name("surrogate", name, SURROGATES))
-        return name
 
 
 class TrainingField(_Strict):
@@ -84,12 +75,16 @@ class CheckpointField(_Strict):
     path: str | None = None
     url: str | None = None
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size_bytes: int = Field(gt=0)
+    size_bytes: int = Field(gt=0, le=1 << 40, strict=True)
 
     @model_validator(mode="after")
     def _one_location(self) -> "CheckpointField":
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of path (relative to the card) or url")
+        if self.path is not None:
+            parts = PurePosixPath(self.path.replace("\\", "/")).parts
+            if not parts or self.path.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+                raise ValueError(f"path {self.path!r} must be a file name relative to the card's folder, inside it")
         return self
 
 
@@ -108,13 +103,13 @@ class ReferenceField(_Strict):
 class ModelCard(_Strict):
     """One registry entry. ``checkpoint`` and ``claimed`` are null for recipes not yet trained."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     dataset: str
     description: str = ""
     architecture: ArchitectureField
     kind: Literal["ann", "snn"]
     encoding: EncodingField
-    timesteps: int = Field(ge=1)
+    timesteps: int = Field(ge=1, le=1024, strict=True)
     neuron: NeuronField | None
     training: TrainingField
     checkpoint: CheckpointField | None
@@ -166,15 +161,6 @@ class ModelCard(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(card)"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"  field '{field}': {message}")
-    return "\n".join(lines)
-
-
 def parse_card(data: object, source: str) -> ModelCard:
     """Validate card data read from ``source`` (a file name used in error messages)."""
     if not isinstance(data, dict):
@@ -182,19 +168,13 @@ def parse_card(data: object, source: str) -> ModelCard:
     try:
         return ModelCard.model_validate(data)
     except ValidationError as error:
-        raise CardError(f"{source}: invalid model card\n{_describe(error)}") from None
+        raise CardError(f"{source}: invalid model card\n{describe(error, '(card)')}") from None
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:
     """Read and validate one card file."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise CardError(f"{path}: cannot read model card: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise CardError(f"{path}: not valid YAML: {error}") from None
-    card = parse_card(data, str(path))
+    card = parse_card(load_yaml(path, CardError), str(path))
     card._path = path.resolve()
     return card
 

@@ -10,13 +10,16 @@ import hashlib
 import logging
 import os
 import pickle
+import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
 from robustbench_snn.data import cache_dir
 from robustbench_snn.errors import CheckpointError
@@ -24,6 +27,7 @@ from robustbench_snn.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 SAFE_SUFFIXES = (".safetensors",)
+MAX_DOWNLOAD_BYTES = 4 << 30  # when a card gives no size
 PICKLE_SUFFIXES = (".pt", ".pth")
 _HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
 
@@ -36,27 +40,71 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, sha256: str) -> Path:
-    """Fetch ``url`` into the cache (named by its hash, so a verified copy is reused)."""
-    target = cache_dir() / "checkpoints" / f"{sha256}{Path(url).suffix}"
+# Checkpoint URLs: https only. A card's URL is untrusted input (it arrives by pull request), and
+# file://, ftp:// or data: would let it read local files or reach anything else.
+ALLOWED_SCHEMES = ("https",)
+DOWNLOAD_TIMEOUT_S = 60
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def download(url: str, sha256: str, size_bytes: int | None = None, progress: bool = True) -> Path:
+    """Fetch ``url`` into the user's cache, named by its sha256, and return the verified file.
+
+    The file is written to a private temporary name and published into the cache only once its
+    size and hash match, so the cache never holds a file whose content is not its name's hash (a
+    card cannot occupy another card's slot, and a web page is never kept). A cached file is
+    checked again before use. A server that stops answering times out after DOWNLOAD_TIMEOUT_S.
+    """
+    scheme = urllib.parse.urlparse(url).scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise CheckpointError(f"checkpoint URL {url!r}: only {', '.join(ALLOWED_SCHEMES)} URLs are allowed")
+    folder = _private_dir(cache_dir() / "checkpoints")
+    target = folder / f"{sha256}{Path(urllib.parse.urlparse(url).path).suffix}"
     if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".part{os.getpid()}")
-    logger.info("downloading %s", url)
+        if sha256_of(target) == sha256:
+            return target
+        logger.warning("removing %s from the cache: its content does not match its hash", target)
+        target.unlink()
+    handle, partial_name = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
+    partial = Path(partial_name)
+    limit = size_bytes if size_bytes is not None else MAX_DOWNLOAD_BYTES
     try:
-        urllib.request.urlretrieve(url, partial)
+        with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(target).name[:12]}",
+                      disable=not progress) as bar:
+                received = 0
+                while block := response.read(DOWNLOAD_CHUNK):
+                    received += len(block)
+                    if received > limit:
+                        raise CheckpointError(f"cannot download checkpoint {url}: larger than the {limit} bytes expected")
+                    sink.write(block)
+                    bar.update(len(block))
+        verify(partial, sha256, size_bytes)
+        partial.replace(target)
+    except TimeoutError:
+        raise CheckpointError(f"cannot download checkpoint {url}: no answer within {DOWNLOAD_TIMEOUT_S} s") from None
     except (OSError, urllib.error.URLError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise CheckpointError(f"cannot download checkpoint {url}: {reason}") from None
+    except CheckpointError as error:
+        raise CheckpointError(f"{error} (downloaded from {url}; nothing was kept)") from None
+    finally:
         partial.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot download checkpoint {url}: {error}") from None
-    partial.replace(target)
     return target
 
 
 def verify(path: Path, sha256: str | None = None, size_bytes: int | None = None) -> str:
     """Check that ``path`` is a plausible weights file with the expected size and hash; return its hash."""
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a folder, device or pipe?)")
     with open(path, "rb") as handle:
         head = handle.read(512).lstrip().lower()
     if head.startswith(_HTML_PREFIXES):
@@ -89,9 +137,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first_line = first_line.split(" Re-running `torch.load` with")[0].split(" In PyTorch 2.6")[0]
             raise CheckpointError(
-                f"refused to load checkpoint {path}: it is not a plain tensor file "
-                f"(torch.load with weights_only=True said: {first_line})"
+                f"refused to load checkpoint {path}: it is not a plain tensor file and may run code when "
+                f"unpickled (torch.load with weights_only=True said: {first_line}); convert it to .safetensors"
             ) from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]

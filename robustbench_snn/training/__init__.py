@@ -104,7 +104,16 @@ def train_classifier(
 ) -> Classifier:
     """Train a new classifier of ``spec`` on ``dataset``'s training split."""
     torch.manual_seed(config.seed)
-    model = build_classifier(spec, dataset_info(dataset), seed=config.seed).to(device)
+    info = dataset_info(dataset)
+    try:
+        model = build_classifier(spec, info, seed=config.seed).to(device)
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *info.input_shape, device=device))
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise UserError(
+            f"architecture {spec.architecture!r} does not fit {dataset}'s {'x'.join(map(str, info.input_shape))} "
+            f"images: {str(error).splitlines()[0]}"
+        ) from None
     train_set = load_dataset(dataset, "train", data_dir)
     if config.train_examples is not None:
         train_set = torch.utils.data.Subset(train_set, range(min(config.train_examples, len(train_set))))

@@ -1,0 +1,313 @@
+"""Hostile and broken input: nothing we read runs code, no secret is copied, no row is lost, and
+every user mistake is one clear error (exit 2, no traceback, no file changed)."""
+
+import http.server
+import json
+import os
+import pickle
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from robustbench_snn.cli import main
+from robustbench_snn.data import load_dataset
+from robustbench_snn.errors import CardError, CheckpointError, UserError
+from robustbench_snn.registry import checkpoints, load_model, read_card
+from robustbench_snn.results import append_row, load_rows
+from robustbench_snn.attacks import build_protocol
+
+from conftest import write_cifar10
+from test_registry import card_data, write_card  # noqa: F401 - the fixture is shared
+
+
+class _CreatesFile:
+    """A pickle payload that creates ``marker`` when unpickled (a stand-in for any code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+# Pickles -----------------------------------------------------------------------------------
+
+
+def test_a_cifar_folder_holding_a_code_pickle_is_refused_and_runs_nothing(tmp_path):
+    write_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as handle:
+        pickle.dump({"data": _CreatesFile(marker), "labels": [0]}, handle)
+    with pytest.raises(UserError, match="not a CIFAR batch file"):
+        load_dataset("cifar10", "test", tmp_path, download=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_a_checkpoint_holding_a_code_pickle_is_refused_without_the_unsafe_advice(tmp_path, card_data, suffix):  # noqa: F811
+    marker = tmp_path / "pwned"
+    weights = tmp_path / f"evil{suffix}"
+    torch.save({"backbone.0.weight": _CreatesFile(marker)}, weights)
+    card_data["checkpoint"].update(path=weights.name, sha256=checkpoints.sha256_of(weights), size_bytes=weights.stat().st_size)
+    with pytest.raises(CheckpointError) as refused:
+        load_model(str(write_card(tmp_path, card_data)))
+    assert not marker.exists()
+    assert "weights_only=False" not in str(refused.value) and "may run code" in str(refused.value)
+
+
+@pytest.mark.parametrize("what", ["folder", "fifo"])
+def test_a_checkpoint_that_is_not_a_file_says_so(tmp_path, card_data, what):  # noqa: F811
+    target = tmp_path / "weights.safetensors"
+    target.unlink(missing_ok=True)
+    if what == "folder":
+        target.mkdir()
+    else:
+        os.mkfifo(target)
+    card_data["checkpoint"]["path"] = target.name
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_model(str(write_card(tmp_path, card_data)))
+
+
+@pytest.mark.parametrize("bad", ["nan", "integer"])
+def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data, bad):  # noqa: F811
+    from safetensors.torch import load_file, save_file
+
+    weights = tmp_path / "tiny.safetensors"
+    state = load_file(str(weights))
+    key = next(name for name, tensor in state.items() if tensor.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan")) if bad == "nan" else state[key].long()
+    save_file(state, str(weights))
+    card_data["checkpoint"].update(sha256=checkpoints.sha256_of(weights), size_bytes=weights.stat().st_size)
+    with pytest.raises(CheckpointError, match="NaN|where the model has floats"):
+        load_model(str(write_card(tmp_path, card_data)))
+
+
+# URLs, the download cache, timeouts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/w.pt", "data:,abc", "http://127.0.0.1/w.pt"])
+def test_checkpoint_urls_other_than_https_are_refused_and_nothing_is_cached(tmp_path, card_data, url):  # noqa: F811
+    card_data["checkpoint"].update(path=None, url=url)
+    with pytest.raises(CheckpointError, match="only https"):
+        load_model(str(write_card(tmp_path, card_data)))
+    assert not list((Path(os.environ["XDG_CACHE_HOME"]) / "rsc-bench" / "checkpoints").glob("*"))
+
+
+class _Server:
+    """A loopback HTTP server whose answers a test sets; started and stopped by the test."""
+
+    def __init__(self) -> None:
+        self.body, self.delay = b"", 0.0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                time.sleep(server.delay)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(server.body)))
+                    self.end_headers()
+                    self.wfile.write(server.body)
+                except OSError:  # the client gave up (the timeout test)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.handle_error = lambda request, address: None
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/weights.safetensors"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    monkeypatch.setattr(checkpoints, "ALLOWED_SCHEMES", ("https", "http"))  # loopback only, in tests
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "private-cache"))
+    running = _Server()
+    yield running
+    running.close()
+
+
+def _cache() -> Path:
+    return Path(os.environ["XDG_CACHE_HOME"]) / "rsc-bench" / "checkpoints"
+
+
+def test_a_download_is_verified_before_it_enters_the_private_cache(tmp_path, card_data, server):  # noqa: F811
+    weights = (tmp_path / "tiny.safetensors").read_bytes()
+    card_data["checkpoint"].update(path=None, url=server.url)
+    card = write_card(tmp_path, card_data)
+    server.body = b"<!doctype html><html>not weights</html>"
+    with pytest.raises(CheckpointError, match="nothing was kept"):
+        load_model(str(card))
+    assert not list(_cache().glob("*"))  # no poisoned file, no partial file
+    server.body = weights
+    model = load_model(str(card))
+    cached = next(_cache().glob("*.safetensors"))
+    assert model.checkpoint_sha256 == card_data["checkpoint"]["sha256"]
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o600 and stat.S_IMODE(_cache().stat().st_mode) == 0o700
+    cached.write_bytes(b"tampered")  # a poisoned cache entry is detected and fetched again
+    assert load_model(str(card)).checkpoint_sha256 == card_data["checkpoint"]["sha256"]
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_error(tmp_path, card_data, server, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(checkpoints, "DOWNLOAD_TIMEOUT_S", 0.5)
+    server.delay = 3.0
+    card_data["checkpoint"].update(path=None, url=server.url)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="cannot download"):
+        load_model(str(write_card(tmp_path, card_data)))
+    assert time.monotonic() - started < 3.0
+    assert not list(_cache().glob("*"))
+
+
+# YAML: bombs, depth, encoding, duplicates, out-of-range values --------------------------------
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "card.yaml") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n", "aliases"),
+    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+    (b"name: caf\xe9\n", "not UTF-8"),
+    ("name: one\nname: two\n", "duplicate key"),
+    ("name: !!python/object:os.system ls\n", "YAML"),
+])
+def test_bad_yaml_is_one_clear_error_for_cards_and_presets(tmp_path, text, message, monkeypatch):
+    started = time.monotonic()
+    with pytest.raises(CardError, match=message):
+        read_card(_write(tmp_path, text))
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    _write(presets, text, "mine.yaml")
+    with pytest.raises(UserError, match=message):
+        build_protocol("mine", directory=presets)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda card: card.update(timesteps=True), "timesteps"),
+    (lambda card: card.update(timesteps=10**9), "timesteps"),
+    (lambda card: card.update(kind="snn", timesteps=4, encoding={"name": "rsc", "sigma": float("inf"), "variant": "I"},
+                              neuron={"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "surrogate": "atan",
+                                      "surrogate_alpha": 2.0, "detach_reset": False}), "encoding.sigma"),
+    (lambda card: card["checkpoint"].update(path="/etc/passwd"), "checkpoint"),
+    (lambda card: card["checkpoint"].update(path="../../secret.safetensors"), "checkpoint"),
+])
+def test_out_of_range_card_values_are_refused(tmp_path, card_data, change, field):  # noqa: F811
+    change(card_data)
+    with pytest.raises(CardError, match=field.split(".")[0]):
+        read_card(write_card(tmp_path, card_data))
+
+
+@pytest.mark.parametrize("args", [{"channels": [1]}, {"hidden": -1}, {"num_classes": 5}])
+def test_architecture_arguments_it_rejects_are_a_card_error(tmp_path, card_data, args):  # noqa: F811
+    card_data["architecture"]["args"] = args
+    with pytest.raises((CardError, CheckpointError)):
+        load_model(str(write_card(tmp_path, card_data)))
+
+
+def test_a_preset_with_no_members_or_an_official_name_cannot_pass_for_the_preset(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    _write(presets, "name: pgd\nmembers: []\n", "empty.yaml")
+    with pytest.raises(UserError, match="non-empty"):
+        build_protocol("empty", directory=presets)
+
+
+# Results files ---------------------------------------------------------------------------------
+
+
+def _row(**fields):
+    return {"model": "m", "dataset": "fashion-mnist", "protocol": "pgd", "seed": 0, "n_examples": 10, "timestamp": "t",
+            "clean_accuracy": 0.5, "robust_accuracy": 0.25, "eps": 0.1, "flags": [], **fields}
+
+
+def test_a_row_after_a_truncated_line_is_kept(tmp_path):
+    path = append_row(_row(model="first"), tmp_path)
+    path.write_text(path.read_text()[:-20])  # a crash cut the last line
+    append_row(_row(model="second"), tmp_path)
+    assert list(load_rows("fashion-mnist", tmp_path)["model"]) == ["second"]
+
+
+def test_broken_lines_are_skipped_with_a_warning_and_never_crash_a_reader(tmp_path, caplog):
+    path = append_row(_row(model="good"), tmp_path)
+    with open(path, "ab") as handle:
+        handle.write(b"\xff\xfe not utf-8\n42\n[1, 2]\n")
+        handle.write(json.dumps(_row(model="no-flags", flags="x")).encode() + b"\n")
+        handle.write(json.dumps(_row(model="bad-eps", eps="big")).encode() + b"\n")
+        handle.write(json.dumps(_row(model="too-good", robust_accuracy=1.7)).encode() + b"\n")
+        handle.write(json.dumps({"model": "partial"}).encode() + b"\n")
+    assert list(load_rows("fashion-mnist", tmp_path)["model"]) == ["good"]
+    assert caplog.text.count("skipping a malformed row") == 7 and f"{path}:2" in caplog.text
+    result = CliRunner().invoke(main, ["results", "--results-dir", str(tmp_path), "--all"])
+    assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+# The command line: every user mistake is exit 2, no traceback, no file changed -----------------
+
+BAD_INVOCATIONS = [
+    ["evaluate", "--model", "no_such_model"],
+    ["evaluate", "--model", "fmnist_ann", "--eps", "1e400"],
+    ["evaluate", "--model", "fmnist_ann", "--eps", "abc"],
+    ["evaluate", "--model", "fmnist_ann", "--attack", "no_such_attack"],
+    ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--steps", "1000000000"],
+    ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--eot", "1000000000"],
+    ["evaluate", "--model", "fmnist_ann", "-n", "1000000000"],
+    ["evaluate", "--model", "fmnist_ann", "--seed", str(2**70)],
+    ["evaluate", "--model", "fmnist_ann", "--device", "foo"],
+    ["evaluate", "--model", "fmnist_ann", "--device", "cuda:7"] if not torch.cuda.is_available() else ["models", "show", "x"],
+    ["evaluate", "--model", "fmnist_ann", "--data-dir", "/nonexistent/data"],
+    ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--loss", "mse"],
+    ["evaluate", "--model", "fmnist_ann", "--attack", "square", "--loss", "cw"],
+    ["evaluate", "--model", "fmnist_ann", "--grad", "magic"],
+    ["audit", "no_such_model"],
+    ["audit", "fmnist_ann", "--attacks", "no_such_preset"],
+    ["models", "show", "no_such_model"],
+    ["certify", "--model", "fmnist_ann"],
+    ["certify", "--model", "fmnist_snn_poisson", "--sigma", "0.1"],
+    ["submit", "check", "/nonexistent/card.yaml"],
+    ["evaluate", "--model", "fmnist_ann", "--results-dir", "/proc/version/results"],
+    ["audit", "fmnist_ann", "--results-dir", "/proc/version/results"],
+    ["certify", "--model", "fmnist_rsc1_s0.2", "--results-dir", "/proc/version/results"],
+    ["train", "--dataset", "fashion-mnist", "--arch", "vgg11", "--kind", "ann", "--epochs", "1", "--out", "x/model"],
+    ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "ann", "--out", "/proc/version/x/model"],
+    ["leaderboard", "build", "--out", "site", "--results-dir", "/nonexistent/results"],
+    ["plot-eps", "--out", "/proc/version/eps.png"],
+    ["results", "--results-dir", "/nonexistent/results"],
+]
+
+
+@pytest.mark.parametrize("arguments", BAD_INVOCATIONS, ids=lambda arguments: " ".join(arguments)[:60])
+def test_a_user_mistake_is_exit_2_with_an_error_and_no_traceback(arguments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "Error" in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert not list(tmp_path.iterdir()) and not list(Path(os.environ["RSC_BENCH_RESULTS"]).glob("*.jsonl"))
+
+
+def test_a_user_preset_named_like_an_official_one_is_stored_under_another_name(tmp_path, monkeypatch):
+    from robustbench_snn import benchmark
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    _write(presets, "name: pgd\nattack: pgd\nsteps: 1\neps: 0.001\n", "pgd.yaml")
+    monkeypatch.setenv("RSC_BENCH_ATTACKS", str(presets))
+    record = benchmark(load_model("fmnist_ann"), attack="pgd", n_examples=8, batch_size=8, seed=0)
+    assert record.protocol == "pgd-custom" and not record.preset_unmodified
