@@ -289,7 +289,6 @@ def benchmark(
     info = dataset_info(dataset)
     protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
     protocol = protocol.resolved(info)
-    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
     if n_examples is None:
         n_examples = protocol.n_examples
     test_split = load_dataset(dataset, "test", data_dir)
@@ -298,6 +297,7 @@ def benchmark(
     examples = first_examples(test_split, n_examples)
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
     model = as_attackable(model.to(device).eval(), probe, seed)
+    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
     smoothed = is_smoothed(model)
     members, sources, skipped = plan_members(model, protocol, examples[0][0].unsqueeze(0).to(device), device, seed)
     if compile_lif is None:

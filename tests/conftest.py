@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_snn.data import load_dataset
-from robustbench_snn.registry import list_cards, load_model
+import yaml
+
+from robustbench_snn.data import DATASETS, load_dataset
+from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.registry import list_cards, load_model, write_state_dict
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +71,31 @@ def write_cifar10(root: Path, per_batch: int = 4) -> dict:
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, handle)
     return test_batch
+
+
+@pytest.fixture
+def card_data(tmp_path):
+    """A valid card for a freshly built ANN whose weights are written beside it."""
+    torch.manual_seed(0)
+    model = build_classifier(ModelSpec("small_cnn", "ann"), DATASETS["fashion-mnist"])
+    sha256, size = write_state_dict(model.state_dict(), tmp_path / "tiny.safetensors")
+    return {
+        "name": "tiny_ann",
+        "dataset": "fashion-mnist",
+        "architecture": {"name": "small_cnn", "args": {}},
+        "kind": "ann",
+        "encoding": {"name": "direct"},
+        "timesteps": 1,
+        "neuron": None,
+        "training": {"recipe": "standard", "command": "rsc-bench train ...", "seed": 0},
+        "checkpoint": {"path": "tiny.safetensors", "sha256": sha256, "size_bytes": size},
+        "claimed": None,
+        "reference": {"paper": "test"},
+        "license": "MIT",
+    }
+
+
+def write_card(tmp_path: Path, data: dict, name: str = "tiny_ann.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -143,7 +143,7 @@ def test_evaluate_smoothed_from_the_command_line():
                                   "-n", "8", "--no-store", "--json", "-q"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
-    assert record["protocol"] == "pgd-smoothed" and record["params"]["smoothed"]["certificate"] == "rsc-I"
+    assert record["protocol"] == "pgd-custom-smoothed" and record["params"]["smoothed"]["certificate"] == "rsc-I"
     assert 0 <= record["flag_details"]["certified_accuracy_at_eps"] <= record["clean_accuracy"]
     result = runner.invoke(main, ["evaluate", "--model", "fmnist_ann", "--sigma", "0.25", "-n", "4", "--no-store"])
     assert result.exit_code != 0 and "pass --smoothed" in result.output and "Traceback" not in result.output

@@ -17,6 +17,7 @@ from conftest import write_cifar10
 
 def test_embedded_fashion_mnist_test_split_needs_no_download(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    (tmp_path / "empty").mkdir()
     test_set = load_dataset("fashion-mnist", "test", data_dir=tmp_path / "empty", download=False)
     images, labels = test_set.tensors
     assert images.shape == (10000, 1, 28, 28)
@@ -62,6 +63,7 @@ def test_fashion_mnist_is_found_where_debian_installs_it(tmp_path, monkeypatch):
     debian = tmp_path / "usr-share-datasets-fashion-mnist"
     _write_idx(debian, "train", np.zeros((2, 28, 28), dtype=np.uint8), np.array([7, 9], dtype=np.uint8), compress=True)
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    (tmp_path / "empty").mkdir()
     train_set = load_dataset("fashion-mnist", "train", data_dir=tmp_path / "empty", download=False)
     assert train_set.tensors[1].tolist() == [7, 9]
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 
 from robustbench_snn.cli import main
@@ -22,8 +21,7 @@ from robustbench_snn.registry import checkpoints, load_model, read_card
 from robustbench_snn.results import append_row, load_rows
 from robustbench_snn.attacks import build_protocol
 
-from conftest import write_cifar10
-from test_registry import card_data, write_card  # noqa: F401 - the fixture is shared
+from conftest import write_card, write_cifar10
 
 
 class _CreatesFile:
@@ -50,7 +48,7 @@ def test_a_cifar_folder_holding_a_code_pickle_is_refused_and_runs_nothing(tmp_pa
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".pth"])
-def test_a_checkpoint_holding_a_code_pickle_is_refused_without_the_unsafe_advice(tmp_path, card_data, suffix):  # noqa: F811
+def test_a_checkpoint_holding_a_code_pickle_is_refused_without_the_unsafe_advice(tmp_path, card_data, suffix):
     marker = tmp_path / "pwned"
     weights = tmp_path / f"evil{suffix}"
     torch.save({"backbone.0.weight": _CreatesFile(marker)}, weights)
@@ -62,7 +60,7 @@ def test_a_checkpoint_holding_a_code_pickle_is_refused_without_the_unsafe_advice
 
 
 @pytest.mark.parametrize("what", ["folder", "fifo"])
-def test_a_checkpoint_that_is_not_a_file_says_so(tmp_path, card_data, what):  # noqa: F811
+def test_a_checkpoint_that_is_not_a_file_says_so(tmp_path, card_data, what):
     target = tmp_path / "weights.safetensors"
     target.unlink(missing_ok=True)
     if what == "folder":
@@ -75,7 +73,7 @@ def test_a_checkpoint_that_is_not_a_file_says_so(tmp_path, card_data, what):  # 
 
 
 @pytest.mark.parametrize("bad", ["nan", "integer"])
-def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data, bad):  # noqa: F811
+def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data, bad):
     from safetensors.torch import load_file, save_file
 
     weights = tmp_path / "tiny.safetensors"
@@ -92,7 +90,7 @@ def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data,
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/w.pt", "data:,abc", "http://127.0.0.1/w.pt"])
-def test_checkpoint_urls_other_than_https_are_refused_and_nothing_is_cached(tmp_path, card_data, url):  # noqa: F811
+def test_checkpoint_urls_other_than_https_are_refused_and_nothing_is_cached(tmp_path, card_data, url):
     card_data["checkpoint"].update(path=None, url=url)
     with pytest.raises(CheckpointError, match="only https"):
         load_model(str(write_card(tmp_path, card_data)))
@@ -143,7 +141,7 @@ def _cache() -> Path:
     return Path(os.environ["XDG_CACHE_HOME"]) / "rsc-bench" / "checkpoints"
 
 
-def test_a_download_is_verified_before_it_enters_the_private_cache(tmp_path, card_data, server):  # noqa: F811
+def test_a_download_is_verified_before_it_enters_the_private_cache(tmp_path, card_data, server):
     weights = (tmp_path / "tiny.safetensors").read_bytes()
     card_data["checkpoint"].update(path=None, url=server.url)
     card = write_card(tmp_path, card_data)
@@ -160,7 +158,7 @@ def test_a_download_is_verified_before_it_enters_the_private_cache(tmp_path, car
     assert load_model(str(card)).checkpoint_sha256 == card_data["checkpoint"]["sha256"]
 
 
-def test_a_server_that_never_answers_times_out_with_a_clear_error(tmp_path, card_data, server, monkeypatch):  # noqa: F811
+def test_a_server_that_never_answers_times_out_with_a_clear_error(tmp_path, card_data, server, monkeypatch):
     monkeypatch.setattr(checkpoints, "DOWNLOAD_TIMEOUT_S", 0.5)
     server.delay = 3.0
     card_data["checkpoint"].update(path=None, url=server.url)
@@ -208,14 +206,14 @@ def test_bad_yaml_is_one_clear_error_for_cards_and_presets(tmp_path, text, messa
     (lambda card: card["checkpoint"].update(path="/etc/passwd"), "checkpoint"),
     (lambda card: card["checkpoint"].update(path="../../secret.safetensors"), "checkpoint"),
 ])
-def test_out_of_range_card_values_are_refused(tmp_path, card_data, change, field):  # noqa: F811
+def test_out_of_range_card_values_are_refused(tmp_path, card_data, change, field):
     change(card_data)
     with pytest.raises(CardError, match=field.split(".")[0]):
         read_card(write_card(tmp_path, card_data))
 
 
 @pytest.mark.parametrize("args", [{"channels": [1]}, {"hidden": -1}, {"num_classes": 5}])
-def test_architecture_arguments_it_rejects_are_a_card_error(tmp_path, card_data, args):  # noqa: F811
+def test_architecture_arguments_it_rejects_are_a_card_error(tmp_path, card_data, args):
     card_data["architecture"]["args"] = args
     with pytest.raises((CardError, CheckpointError)):
         load_model(str(write_card(tmp_path, card_data)))

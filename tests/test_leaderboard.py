@@ -31,7 +31,7 @@ def site(tmp_path_factory):
     append_row(_row("fmnist_rsc1_s0.2", 0.05, 0.5, clean=0.80), results)
     append_row(_row("fmnist_snn_direct", 0.1, 0.05, clean=0.89), results)
     append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2",
-                "certificate": "rsc-I", "sigma": 0.2, "n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500,
+                "certificate": "rsc-I", "sigma": 0.2, "n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500, "seed": 0,
                 "smoothed_accuracy": 0.8, "abstained": 0.05, "mean_radius": 0.3,
                 "curve": {"0": 0.8, "0.25": 0.45, "0.5": 0.0}, "timestamp": "2026-01-01T00:00:00"}, results)
     out = tmp_path_factory.mktemp("site")

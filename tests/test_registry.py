@@ -6,42 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, CheckpointError
-from robustbench_snn.models import ModelSpec, build_classifier
-from robustbench_snn.registry import find_card, list_cards, load_model, models_dir, read_card, sha256_of, write_state_dict
+from robustbench_snn.registry import find_card, list_cards, load_model, models_dir, read_card, sha256_of
+
+from conftest import write_card
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def card_data(tmp_path):
-    """A valid card for a freshly built ANN whose weights are written beside it."""
-    torch.manual_seed(0)
-    model = build_classifier(ModelSpec("small_cnn", "ann"), DATASETS["fashion-mnist"])
-    sha256, size = write_state_dict(model.state_dict(), tmp_path / "tiny.safetensors")
-    return {
-        "name": "tiny_ann",
-        "dataset": "fashion-mnist",
-        "architecture": {"name": "small_cnn", "args": {}},
-        "kind": "ann",
-        "encoding": {"name": "direct"},
-        "timesteps": 1,
-        "neuron": None,
-        "training": {"recipe": "standard", "command": "rsc-bench train ...", "seed": 0},
-        "checkpoint": {"path": "tiny.safetensors", "sha256": sha256, "size_bytes": size},
-        "claimed": None,
-        "reference": {"paper": "test"},
-        "license": "MIT",
-    }
-
-
-def write_card(tmp_path: Path, data: dict, name: str = "tiny_ann.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_a_valid_card_loads_into_a_working_model(tmp_path, card_data):

@@ -1,6 +1,7 @@
 """Numbers a researcher can trust off the zoo path: official rows kept apart, results tied to exact
 weights and protocol, user-built spikingjelly SNNs and stochastic modules attacked as what they are."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,10 @@ from spikingjelly.activation_based import layer, neuron, surrogate
 from torch import nn
 from torch.nn import functional as F
 
+from click.testing import CliRunner
+
 from robustbench_snn import benchmark, load_model
+from robustbench_snn.cli import main
 from robustbench_snn.attacks import build_protocol, effective_members
 from robustbench_snn.models import GradientMode
 from robustbench_snn.models.user import wrap_snn
@@ -53,18 +57,31 @@ def official_cells(directory):
     return table.drop(columns=["timestamp"]).to_dict("records")
 
 
-def test_quick_runs_never_change_an_official_cell(tmp_path, monkeypatch):
+def leaderboard_cells(store, out):
+    from robustbench_snn.leaderboard import build_site
+
+    build_site(out, store)
+    data = json.loads((out / "fashion-mnist.json").read_text())
+    return [{key: value for key, value in row.items() if key != "date"} for row in data["leaderboard"]], data["certificates"]
+
+
+@pytest.mark.slow
+def test_quick_runs_never_change_an_official_cell_or_rank(tmp_path):
     store = tmp_path / "official"
     shutil.copytree(OFFICIAL_RESULTS_DIR, store, ignore=shutil.ignore_patterns("*.sh", "*.py"))
-    before = official_cells(store)
+    before, before_board = official_cells(store), leaderboard_cells(store, tmp_path / "site-before")
     assert any(cell["protocol"] == "pgd" for cell in before)
     model = load_model("fmnist_rsc1_s0.2")
-    quick = benchmark(model, attack="pgd", n_examples=20, batch_size=20, store=True, results_dir=store, seed=0)
-    tuned = benchmark(model, attack="pgd", n_examples=20, batch_size=20, store=True, results_dir=store, seed=1,
-                      overrides={"steps": 1})
-    assert not quick.preset_unmodified or quick.n_examples < 1000
-    assert not tuned.preset_unmodified
+    run = dict(batch_size=20, store=True, results_dir=store)
+    quick = benchmark(model, attack="pgd", n_examples=20, seed=0, **run)
+    tuned = benchmark(model, attack="pgd", n_examples=20, seed=1, overrides={"steps": 1}, **run)
+    reliable = benchmark(model, attack="reliable", n_examples=20, seed=0, overrides={"queries": 50}, **run)
+    certified = CliRunner().invoke(main, ["certify", "--model", "fmnist_rsc1_s0.2", "--n0", "20", "--draws", "100",
+                                          "-n", "4", "--results-dir", str(store), "-q"])
+    assert certified.exit_code == 0, certified.output
+    assert quick.protocol == "pgd" and tuned.protocol == "pgd-custom" and reliable.protocol == "reliable-custom"
     assert official_cells(store) == before
+    assert leaderboard_cells(store, tmp_path / "site-after") == before_board
 
 
 def test_a_users_run_goes_to_their_folder_and_changes_no_tracked_file(tmp_path):
