@@ -99,3 +99,16 @@ def write_card(tmp_path: Path, data: dict, name: str = "tiny_ann.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+class RoundedInput(torch.nn.Module):
+    """A deliberately gradient-masked deterministic model: the input is rounded to 5 levels (zero gradient)."""
+
+    stochastic = False
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        return self.model(torch.round(images * 4) / 4)

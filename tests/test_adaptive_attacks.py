@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -15,7 +14,7 @@ from robustbench_snn.audit import audit
 from robustbench_snn.models import GradientMode, NeuronConfig, SpikingActivation
 from robustbench_snn.models.gradients import assg_slope, assg_update, pdsg_slope
 
-from conftest import model_with
+from conftest import RoundedInput, model_with
 
 N = 48
 
@@ -105,17 +104,6 @@ def test_new_members_parse_label_and_run(shipped_models):
     record = benchmark(model, attack="sapgd", n_examples=16, batch_size=16, seed=0,
                        overrides={"grad": "assg", "steps": 3, "eot": 2, "eval_draws": 2})
     assert record.robust_accuracy <= record.clean_accuracy and record.attacks == ["sapgd-3[assg@0.425]"]
-
-
-class RoundedInput(nn.Module):
-    """A deterministic 'defence' that rounds its input to five levels: zero gradients everywhere."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        return self.model(torch.round(images * 4) / 4)
 
 
 def test_bpda_sees_through_input_rounding(shipped_models):

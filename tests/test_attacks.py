@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -11,7 +10,7 @@ from robustbench_snn.attacks.methods import loss_gradient
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import GradientMode
 
-from conftest import model_with
+from conftest import RoundedInput, model_with
 
 N = 48
 
@@ -72,19 +71,6 @@ def test_eot_gradients_vary_less_across_repeats_than_single_draws(shipped_models
         return repeats.var(0).mean().item()
 
     assert spread(8) < 0.5 * spread(1)
-
-
-class RoundedInput(nn.Module):
-    """A deliberately gradient-masked model: the input is rounded to 5 levels (zero gradient)."""
-
-    stochastic = False
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        return self.model(torch.round(images * 4) / 4)
 
 
 def test_gradient_masking_is_flagged_and_the_reliable_protocol_sees_through_it(shipped_models):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from datetime import datetime, timezone
@@ -41,8 +42,14 @@ def _certificates(rows: pd.DataFrame, dataset: str, cards: dict[str, ModelCard])
         return {}
     certified = rows[(rows["protocol"] == "certify") & (rows["dataset"] == dataset)].sort_values("timestamp")
     return {
-        row["model"]: row for row in certified.to_dict("records") if is_official_certificate(row, cards.get(row["model"]))
+        row["model"]: _plain(row) for row in certified.to_dict("records") if is_official_certificate(row, cards.get(row["model"]))
     }
+
+
+def _plain(row: dict) -> dict:
+    """A row as stored: pandas' NaN for fields the row lacks dropped, whole numbers it widened to floats as ints."""
+    return {key: int(value) if isinstance(value, float) and value.is_integer() and key != "sigma" else value
+            for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
 
 
 def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, dict]:
@@ -101,7 +108,7 @@ def _model_rows(table: pd.DataFrame) -> list[dict]:
     return [
         {
             "protocol": row["protocol"], "norm": row["norm"], "eps": f"{row['eps']:.4g}", "grad": row["grad"] or "-",
-            "eot": row["eot"], "n": row["n_examples"], "clean": percent(row["clean_accuracy"]),
+            "eot": int(row["eot"]), "n": int(row["n_examples"]), "clean": percent(row["clean_accuracy"]),
             "robust": percent(row["robust_accuracy"]), "clean_one_draw": percent(row["clean_accuracy_one_draw"]),
             "ci": interval(row["robust_low"], row["robust_high"]), "official": "official" if row["official"] else "other",
             "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
