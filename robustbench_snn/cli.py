@@ -24,6 +24,7 @@ from robustbench_snn.evaluation import EvaluationRecord, benchmark
 from robustbench_snn.models import ARCHITECTURES, GRADIENT_MODES, KINDS, SURROGATES, ModelSpec, NeuronConfig
 from robustbench_snn.registry import ModelCard, find_card, list_cards, load_model
 from robustbench_snn.results import STANDARD_SEED, ensure_writable
+from robustbench_snn.tables import is_official
 from robustbench_snn.results import results_dir as results_store_dir
 from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.training.recipes import RECIPES
@@ -139,8 +140,9 @@ def _print_record(record: EvaluationRecord, stored: str | None) -> None:
         ("clean accuracy", clean),
         ("robust accuracy", robust),
     ]
-    if not record.preset_unmodified or record.seed != STANDARD_SEED:
-        rows.append(("official", "no: not the unmodified preset with the standard seed (never shown on the leaderboard)"))
+    if record.robust_accuracy is not None and not is_official(record.as_dict()):
+        rows.append(("official", "no: only the unmodified preset on at least its number of images with seed "
+                                 f"{STANDARD_SEED} fills an official cell (this row never shows on the leaderboard)"))
     if "certified_accuracy_at_eps" in record.flag_details:
         details = record.flag_details
         rows.append(("certified", f"{100 * details['certified_accuracy_at_eps']:.2f}% certified at {smoothing['norm']} radius "

@@ -104,7 +104,7 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else DEFAULT_ALPHA[member.surrogate]
         if (member.surrogate, alpha) == training_surrogate(model):
             update = {"surrogate": None, "surrogate_alpha": None}
-    elif member.grad != "bptt":
+    else:
         update["surrogate"] = None
         default = MODE_DEFAULT_ALPHA.get(member.grad)
         if default is None or member.surrogate_alpha == default:
@@ -113,11 +113,12 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
 
 
 def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = False) -> list[AttackSpec]:
-    """The members to run: white-box first (the coding's attacks right after the first member),
-    then transfers from other models, Square last (each runs only on the samples still robust,
-    so the cheap ones go early), with the encoder's adaptive attacks when the protocol asks for them. Members that are the same attack on this model run once: for a
-    model without spiking layers SNN gradient modes are all plain backprop, and without a
-    quantising operation (``quantized``) BPDA changes nothing. Each member is `normalised`."""
+    """The members to run, each `normalised`: white-box first, with the encoder's adaptive attacks
+    (when the protocol asks for them) right after the first member, then transfers from other
+    models, Square last; each runs only on the samples still robust, so the cheap ones go early.
+    Members that are the same attack on this model run once: for a model without spiking layers
+    SNN gradient modes are all plain backprop, and without a quantising operation (``quantized``)
+    BPDA changes nothing."""
     # The coding's attacks are cheap transfers: right after the first member, they leave the
     # costlier members fewer samples to attack.
     members = [*protocol.members[:1], *adaptive_members(model, protocol), *protocol.members[1:]]
