@@ -1,7 +1,26 @@
-"""robustbench-snn: a benchmark for the adversarial robustness of spiking neural networks."""
+"""robustbench-snn: a benchmark for the adversarial robustness of spiking neural networks.
 
-from robustbench_snn.evaluation import benchmark
-from robustbench_snn.registry import list_cards, load_model
+The public API is loaded on first use, so that importing the package (and ``rsc-bench --help``)
+does not import torch.
+"""
 
-__all__ = ["benchmark", "list_cards", "load_model"]
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["attack", "benchmark", "list_cards", "load_model", "load_test_set"]
 __version__ = "0.1.0"
+
+_HOMES = {"attack": "robustbench_snn.evaluation", "benchmark": "robustbench_snn.evaluation",
+          "list_cards": "robustbench_snn.registry", "load_model": "robustbench_snn.registry",
+          "load_test_set": "robustbench_snn.data"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

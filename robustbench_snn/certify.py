@@ -276,3 +276,37 @@ def certify_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
     return summarise(name, dataset, smoothed.certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed,
                      runtime_s=time.perf_counter() - started)
+
+
+def certify_images(model: nn.Module, *, sigma: float | None = None, n0: int = 100, draws: int = 10000,
+                   alpha: float = 0.001, n_examples: int = 500, batch_size: int = 16, seed: int = 0,
+                   data_dir: str | None = None, device: str = "cpu", store: bool = True,
+                   results_dir: str | None = None, progress: bool = True) -> tuple[CertificationSummary, dict]:
+    """Certify a registered model on the first ``n_examples`` test images of its dataset.
+
+    Returns the summary and its row (protocol ``certify``, with provenance), stored in the user's
+    results folder when ``store``. The progress bar counts images and shows draws per second.
+    """
+    from tqdm import tqdm
+    from torch.utils.data import DataLoader
+
+    from robustbench_snn.data import dataset_info, first_examples, load_dataset
+    from robustbench_snn.provenance import stamp
+    from robustbench_snn.results import append_row
+
+    info = dataset_info(model.card.dataset)
+    test_set = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
+    images, labels = next(iter(DataLoader(test_set, batch_size=len(test_set))))
+    with tqdm(total=len(images), desc="certify", unit="img", disable=not progress) as bar:
+        def advance(done: int, rate: float) -> None:
+            bar.update(done - bar.n)
+            bar.set_postfix(draws_per_s=f"{rate:.0f}")
+
+        summary = certify_model(model, images.to(device), labels.to(device), dataset=info.name,
+                                num_classes=info.num_classes, sigma=sigma, n0=n0, n=draws, alpha=alpha, seed=seed,
+                                batch_size=batch_size, progress=advance)
+    row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
+    row.update(protocol="certify", checkpoint_sha256=model.checkpoint_sha256, **stamp())
+    if store:
+        append_row(row, results_dir)
+    return summary, row

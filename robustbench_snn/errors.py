@@ -1,6 +1,7 @@
 """Errors that describe a user's mistake or a missing resource.
 
-The CLI turns every `UserError` into one clear message and exit code 2, with no traceback.
+The CLI turns every `UserError` into one clear message and its exit code (2, or 3 when no stored
+result matches), with no traceback.
 """
 
 from collections.abc import Iterable
@@ -14,6 +15,8 @@ def unknown_name(what: str, name: object, known: Iterable[str]) -> str:
 class UserError(Exception):
     """A problem the user can fix: bad input, missing data, a wrong checkpoint."""
 
+    exit_code = 2
+
 
 class DatasetNotFoundError(UserError):
     """A dataset is neither on disk nor downloadable."""
@@ -25,3 +28,9 @@ class CardError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt, unsafe, or does not match its card."""
+
+
+class NoResultsError(UserError):
+    """No stored result matches what was asked for (a separate exit code, so scripts can tell)."""
+
+    exit_code = 3

@@ -10,20 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import platform
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
@@ -31,21 +25,17 @@ from robustbench_snn.attacks.flags import (
     CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients,
 )
 from robustbench_snn.attacks.methods import uses_quantizers
-from robustbench_snn.attacks.protocol import DEFAULT_PRESETS_DIR, EXPECTATION_SOURCE, AttackSpec, list_presets
+from robustbench_snn.attacks.protocol import EXPECTATION_SOURCE, AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic, normalised, unsupported
 from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.runtime import resolve_device
+from robustbench_snn.progress import CheckProgress, RunProgress
+from robustbench_snn.provenance import code_version, stamp
 
 logger = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[1]
-PACKAGE = Path(__file__).resolve().parent
-# Parts of the package that only present numbers: a change there changes no result.
-PRESENTATION = frozenset({"cli.py", "plots.py", "tables.py", "leaderboard", "__main__.py"})
-
 
 @dataclass
 class EvaluationRecord:
@@ -94,18 +84,6 @@ class EvaluationRecord:
         return cls(**{**known, "reused": True})
 
 
-@functools.cache
-def code_version() -> str:
-    """A hash of the package's code that computes numbers (everything but its presentation), so a
-    stored result is never reused after that code changed."""
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] not in PRESENTATION:
-            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def model_hash(model: nn.Module) -> str:
     """The identity of a module's exact weights: its structure (the module tree as printed, with
     its settings such as an encoder's sigma) and every parameter and buffer, bit for bit."""
@@ -119,34 +97,16 @@ def model_hash(model: nn.Module) -> str:
 def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
     """Whether ``protocol`` is the official preset of its name as shipped, eps aside: every field
     and member the same once normalised for ``model`` (a user's file named like a preset is not)."""
-    if protocol.name not in list_presets(DEFAULT_PRESETS_DIR):
+    shipped = official_presets()
+    if protocol.name not in shipped:
         return False
-    preset = build_protocol(protocol.name, directory=DEFAULT_PRESETS_DIR)
+    preset = build_protocol(protocol.name, directory=shipped[protocol.name].parent)
 
     def shape(candidate: Protocol) -> tuple:
         members = [normalised(member, model).model_copy(update={"eps": None}).model_dump() for member in candidate.members]
         return candidate.model_dump(exclude={"members", "n_examples", "description"}), members
 
     return shape(protocol) == shape(preset)
-
-
-def versions() -> dict[str, str]:
-    """Versions that a result depends on."""
-    found = {"python": platform.python_version()}
-    for package in ("robustbench-snn", "torch", "spikingjelly", "pyautoattack"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "unknown"
-    return found
-
-
-def git_commit() -> str:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def _lif_kernel(model: nn.Module) -> str | None:
@@ -248,6 +208,77 @@ def plan_members(
     return kept, sources, impossible + skipped
 
 
+def _protocol(attack: str | Protocol, overrides: dict | None, dataset: str) -> Protocol:
+    protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
+    return protocol.resolved(dataset_info(dataset))
+
+
+def prepare(model: nn.Module, protocol: Protocol, probe: torch.Tensor, device: torch.device, seed: int
+            ) -> tuple[nn.Module, Protocol, list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """The model as the runner attacks it (a user's SNN wrapped, randomness detected on ``probe``),
+    the protocol normalised for it, and the members that run, their sources and the ones skipped."""
+    model = as_attackable(model.to(device).eval(), probe, seed)
+    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
+    members, sources, skipped = plan_members(model, protocol, probe[:1], device, seed)
+    return model, protocol, members, sources, skipped
+
+
+@dataclass
+class AttackResult:
+    """What `attack` returns, per sample in the order given."""
+
+    adversarial: torch.Tensor  # the input that fooled the model, else the clean input
+    clean: torch.Tensor  # correct on the clean input (under the decision rule)
+    robust: torch.Tensor  # correct, and every member failed
+    fooled_by: list[str | None]  # the member that fooled the sample
+    attacks: list[str]  # the members that ran
+    skipped: list[str]  # members that could not run on this model, and why
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust.float().mean())
+
+
+def attack(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    dataset: str,
+    attack: str | Protocol = "pgd",
+    overrides: dict | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    device: str = "cpu",
+) -> AttackResult:
+    """Attack ``images`` (in [0, 1]) with a protocol and return the adversarial examples.
+
+    The same runner as `benchmark` (every member on the samples still robust, EOT and the
+    decision rule for stochastic models), on your own tensors, with nothing stored and no checks.
+    ``dataset`` sets the default threat model (eps) and is not loaded.
+    """
+    if not 0 <= seed < 2**63:
+        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+    if len(images) != len(labels) or len(images) == 0:
+        raise UserError(f"images and labels must be non-empty and of one length, got {len(images)} and {len(labels)}")
+    device = resolve_device(device)
+    protocol = _protocol(attack, overrides, dataset)
+    model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed)
+    parts = []
+    for index, start in enumerate(range(0, len(images), batch_size)):
+        batch = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
+        parts.append(attack_batch(model, protocol, members, *batch, seed * 1_000_003 + index, sources,
+                                  count_gradients=False, keep_adversarial=True))
+    return AttackResult(
+        adversarial=torch.cat([part.adversarial for part in parts]).cpu(),
+        clean=torch.tensor([flag for part in parts for flag in part.clean]),
+        robust=torch.tensor([flag for part in parts for flag in part.robust]),
+        fooled_by=[who for part in parts for who in part.fooled_by],
+        attacks=[member.label() for member in members],
+        skipped=skipped,
+    )
+
+
 def benchmark(
     model: nn.Module,
     *,
@@ -265,6 +296,7 @@ def benchmark(
     save_samples: bool = False,
     progress: bool = False,
     compile_lif: bool | None = None,
+    model_name: str | None = None,
 ) -> EvaluationRecord:
     """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
 
@@ -273,7 +305,8 @@ def benchmark(
     A `SmoothedClassifier` is also certified on every batch, and its record's protocol is
     ``<name>-smoothed``, with the ``below_certified`` check. ``compile_lif`` runs the LIF layers
     through the compiled kernel (same spikes); by default it does when the attack work pays for
-    the compilation (`compile_pays`).
+    the compilation (`compile_pays`). ``model_name`` names an unregistered model's rows (default:
+    its class name); a registered model is always named by its card.
     """
     card = getattr(model, "card", None)
     dataset = dataset or (card.dataset if card is not None else None)
@@ -286,9 +319,7 @@ def benchmark(
     if not 0 <= seed < 2**63:
         raise UserError(f"the seed must be in [0, 2^63), got {seed}")
     device = resolve_device(device)
-    info = dataset_info(dataset)
-    protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
-    protocol = protocol.resolved(info)
+    protocol = _protocol(attack, overrides, dataset)
     if n_examples is None:
         n_examples = protocol.n_examples
     test_split = load_dataset(dataset, "test", data_dir)
@@ -296,15 +327,13 @@ def benchmark(
         raise UserError(f"asked for {n_examples} images; the {dataset} test split has {len(test_split)}")
     examples = first_examples(test_split, n_examples)
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
-    model = as_attackable(model.to(device).eval(), probe, seed)
-    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
+    model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed)
     smoothed = is_smoothed(model)
-    members, sources, skipped = plan_members(model, protocol, examples[0][0].unsqueeze(0).to(device), device, seed)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None
     if compile_lif is not None and hasattr(model, "compile_lif"):
         model.compile_lif(compile_lif)
-    model_name = card.name if card is not None else getattr(model, "display_name", type(model).__name__)
+    model_name = card.name if card is not None else model_name or getattr(model, "display_name", type(model).__name__)
     checkpoint = getattr(model, "checkpoint_sha256", None)
     weights = model_hash(model)
     unmodified = preset_unmodified(model, protocol)
@@ -334,18 +363,22 @@ def benchmark(
     true_labels: list[int] = []
     check_images, check_labels, check_robust = [], [], []
     started = time.perf_counter()
-    with tqdm(total=len(examples), desc=protocol.name, unit="img", disable=not progress) as bar:
+    batches = -(-len(examples) // batch_size)
+    with RunProgress(protocol.name, len(examples), len(members) + 1, progress) as bar:
         for index, (images, labels) in enumerate(loader):
             images, labels = images.to(device), labels.to(device)
+            on_member = bar.within(len(labels))
             outcome = finished.get(index)
+            batch_seconds = None
             if outcome is None:
                 batch_started = time.perf_counter()
-                outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources).as_dict()
+                outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources,
+                                       on_member=on_member).as_dict()
                 if smoothed:
                     outcome["certified_radius"] = [
                         sample.radius if sample.correct else 0.0 for sample in model.certify(images, labels)
                     ]
-                outcome["seconds"] = time.perf_counter() - batch_started
+                outcome["seconds"] = batch_seconds = time.perf_counter() - batch_started
                 if partial is not None:
                     partial.record({"batch": index, **outcome})
             outcomes.append(outcome)
@@ -355,11 +388,10 @@ def benchmark(
                 check_images.append(images[correct.to(device)])
                 check_labels.append(labels[correct.to(device)])
                 check_robust.append(torch.tensor(outcome["robust"], dtype=torch.bool)[correct])
-            bar.update(len(labels))
             counts = {"clean": sum(sum(part["clean"]) for part in outcomes)}
             if members:
                 counts["robust"] = sum(sum(part["robust"]) for part in outcomes)
-            bar.set_postfix(counts)
+            bar.finished(len(labels), counts, batch_seconds, batches - index - 1)
 
     clean = [flag for part in outcomes for flag in part["clean"]]
     one_draw = [flag for part in outcomes for flag in part["clean_one_draw"]]
@@ -382,10 +414,11 @@ def benchmark(
             details["blackbox_kills"] = sum(member_kills[label] for label in blackbox)
             if details["blackbox_kills"] > significant_count(sum(clean)):
                 flags.append("blackbox_stronger")
-        check_flags, check_details = run_checks(
-            model, protocol, members, torch.cat(check_images)[:CHECK_EXAMPLES], torch.cat(check_labels)[:CHECK_EXAMPLES],
-            torch.cat(check_robust)[:CHECK_EXAMPLES].to(device), seed, sources, blackbox=not blackbox,
-        )
+        with CheckProgress(3 + (0 if blackbox else 1 + len(sources)), progress) as checks:
+            check_flags, check_details = run_checks(
+                model, protocol, members, torch.cat(check_images)[:CHECK_EXAMPLES], torch.cat(check_labels)[:CHECK_EXAMPLES],
+                torch.cat(check_robust)[:CHECK_EXAMPLES].to(device), seed, sources, blackbox=not blackbox, on_check=checks,
+            )
         flags += check_flags
         details.update(check_details)
     if smoothed and members:
@@ -402,7 +435,7 @@ def benchmark(
     record = EvaluationRecord(
         model=model_name,
         dataset=dataset,
-        protocol=protocol.name + ("-custom" if protocol.name in list_presets(DEFAULT_PRESETS_DIR) and not unmodified else "")
+        protocol=protocol.name + ("-custom" if protocol.name in official_presets() and not unmodified else "")
         + ("-smoothed" if smoothed else "") + ("-reduced" if skipped and members else ""),
         attacks=[member.label() for member in members],
         **_summary_fields(model, members),
@@ -426,11 +459,8 @@ def benchmark(
         config_hash=hash_,
         preset_unmodified=unmodified,
         model_hash=weights,
-        code_version=code_version(),
         lif_kernel=_lif_kernel(model),
-        versions=versions(),
-        git_commit=git_commit(),
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **stamp(),
     )
     if store:
         store_.append_row(record.as_dict(), results_dir, replace=force)

@@ -1,24 +1,24 @@
 """Figures from results tables: the accuracy-robustness Pareto plot and robust accuracy against eps.
 
-Both use seaborn's colour-blind palette plus a distinct marker per family, so they read in
+Figures are drawn with matplotlib's object API (no pyplot), so the caller's backend and style are
+left as they were. Both use seaborn's colour-blind palette plus a distinct marker per family, so they read in
 colour, in greyscale print and for colour-blind readers. Error bars are 95% Clopper-Pearson
 intervals of the robust accuracy from the number of evaluated samples.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from robustbench_snn.errors import UserError  # noqa: E402
-from robustbench_snn.tables import curve_from_zero, pareto_front  # noqa: E402
+from robustbench_snn.errors import NoResultsError, UserError
+from robustbench_snn.tables import curve_from_zero, pareto_front
 
 FAMILIES = ["ANN", "direct SNN", "Poisson SNN", "RSC-I", "RSC-II", "E-RSCT", "adversarially trained", "unregistered"]
 MARKERS = dict(zip(FAMILIES, ["s", "D", "^", "o", "v", "P", "X", "*"]))
@@ -30,13 +30,26 @@ def _style(family: str) -> dict:
     return {"color": palette[FAMILIES.index(family)], "marker": MARKERS[family]}
 
 
-def _save(figure: plt.Figure, out: Path) -> Path:
+def _save(figure: Figure, out: Path) -> Path:
     if out.suffix not in FORMATS:
         raise UserError(f"plot file {out} must end in one of {', '.join(FORMATS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=150, bbox_inches="tight")
-    plt.close(figure)
     return out
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(width, height))
+    return figure, figure.add_subplot()
+
+
+def _styled(draw: Callable[..., Path]) -> Callable[..., Path]:
+    """Draw in seaborn's whitegrid paper style, set for this figure only."""
+    @functools.wraps(draw)
+    def styled(*args, **kwargs) -> Path:
+        with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+            return draw(*args, **kwargs)
+    return styled
 
 
 def _sigma(model: str, cards: dict) -> float | None:
@@ -44,17 +57,16 @@ def _sigma(model: str, cards: dict) -> float | None:
     return card.encoding.sigma if card is not None and card.encoding.name == "rsc" else None
 
 
-def _new_figure(table: pd.DataFrame) -> tuple[pd.DataFrame, plt.Figure, plt.Axes]:
+def _new_figure(table: pd.DataFrame) -> tuple[pd.DataFrame, Figure, Axes]:
     """The rows with a robust accuracy, and an empty figure for them."""
     points = table.dropna(subset=["robust_accuracy"])
     if points.empty:
-        raise UserError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(figsize=(6.5, 4.8))
+        raise NoResultsError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
+    figure, axes = _figure(6.5, 4.8)
     return points, figure, axes
 
 
-def _finish(figure: plt.Figure, axes: plt.Axes, xlabel: str, title: str, out: Path) -> Path:
+def _finish(figure: Figure, axes: Axes, xlabel: str, title: str, out: Path) -> Path:
     axes.set_xlabel(xlabel)
     axes.set_ylabel("robust accuracy (%)")
     axes.set_title(title)
@@ -62,6 +74,7 @@ def _finish(figure: plt.Figure, axes: plt.Axes, xlabel: str, title: str, out: Pa
     return _save(figure, out)
 
 
+@_styled
 def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
     """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma curves."""
     points, figure, axes = _new_figure(table)
@@ -90,6 +103,7 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     return _finish(figure, axes, "clean accuracy (%)", title, out)
 
 
+@_styled
 def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     """Robust accuracy against eps, one line per model and protocol (A(0) is the clean accuracy)."""
     curves, figure, axes = _new_figure(table)
@@ -103,10 +117,10 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     return _finish(figure, axes, "eps", title, out)
 
 
+@_styled
 def plot_certified(curve: dict[str, float], norm: str, out: Path, title: str) -> Path:
     """Certified accuracy against the certified radius (one randomized-smoothing certificate)."""
-    sns.set_theme(style="whitegrid", context="paper")
-    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    figure, axes = _figure(5.5, 3.8)
     radii = sorted(curve, key=float)
     axes.plot([float(radius) for radius in radii], [100 * curve[radius] for radius in radii], marker="o", drawstyle="steps-post")
     axes.set_xlabel(f"{norm} radius")

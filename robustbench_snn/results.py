@@ -23,15 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustbench_snn.config import describe
 from robustbench_snn.errors import UserError
+from robustbench_snn.shipped import shipped_folder
 
 logger = logging.getLogger(__name__)
 
 # The seed of official runs: a row made with another seed is never shown as official.
 STANDARD_SEED = 0
 
-# The official store: the repository's results/, which feeds the leaderboard. Only the zoo
-# scripts and a maintainer's explicit --results-dir write here.
-OFFICIAL_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+# The official store: the repository's results/ (shipped inside the wheel), which feeds the
+# leaderboard. Only the zoo scripts and a maintainer's explicit --results-dir write here.
+OFFICIAL_RESULTS_DIR = shipped_folder("results")
 
 
 def results_dir(override: str | os.PathLike | None = None) -> Path:

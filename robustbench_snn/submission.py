@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from robustbench_snn.errors import UserError
@@ -49,16 +50,26 @@ def accuracy_tolerance(claimed: float, n: int) -> float:
 
 
 def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attack_examples: int = 200,
-                     data_dir: str | None = None, seed: int = 0) -> SubmissionReport:
-    """Run every check on the card at ``card_path``; stops at the first check the later ones need."""
+                     data_dir: str | None = None, seed: int = 0, progress: bool = False,
+                     on_check: Callable[[Check], None] | None = None) -> SubmissionReport:
+    """Run every check on the card at ``card_path``; stops at the first check the later ones need.
+
+    ``on_check`` is called with each check as it finishes; ``progress`` shows the evaluations' bars.
+    Nothing is stored.
+    """
     report = SubmissionReport(str(card_path))
+
+    def record(check: Check) -> None:
+        report.checks.append(check)
+        if on_check is not None:
+            on_check(check)
 
     def step(name: str, action):
         try:
             passed, detail, value = action()
         except UserError as error:
             passed, detail, value = False, str(error), None
-        report.checks.append(Check(name, passed, detail))
+        record(Check(name, passed, detail))
         return value if passed else None
 
     card: ModelCard | None = step("card", lambda: (True, "valid model card", read_card(card_path)))
@@ -74,7 +85,7 @@ def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attac
     if step("name", unique_name) is None:
         return report
     if card.checkpoint is None:
-        report.checks.append(Check("checkpoint", False, "the card names no checkpoint (path or url)"))
+        record(Check("checkpoint", False, "the card names no checkpoint (path or url)"))
         return report
     if step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match",
                                    resolve_checkpoint(card))) is None:
@@ -84,27 +95,28 @@ def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attac
     if model is None:
         return report
     if card.claimed is None:
-        report.checks.append(Check("clean accuracy", False, "the card claims no clean accuracy"))
+        record(Check("clean accuracy", False, "the card claims no clean accuracy"))
         return report
 
     def clean_accuracy():
-        record = benchmark(model, n_examples=n_examples, seed=seed, data_dir=data_dir)
-        tolerance = accuracy_tolerance(card.claimed.clean_accuracy, record.n_examples)
-        difference = abs(record.clean_accuracy - card.claimed.clean_accuracy)
+        measured = benchmark(model, n_examples=n_examples, seed=seed, data_dir=data_dir, progress=progress)
+        tolerance = accuracy_tolerance(card.claimed.clean_accuracy, measured.n_examples)
+        difference = abs(measured.clean_accuracy - card.claimed.clean_accuracy)
         return (difference <= tolerance,
-                f"measured {100 * record.clean_accuracy:.2f}% on {record.n_examples} test images, claimed "
-                f"{100 * card.claimed.clean_accuracy:.2f}% (tolerance {100 * tolerance:.2f} points)", record)
+                f"measured {100 * measured.clean_accuracy:.2f}% on {measured.n_examples} test images, claimed "
+                f"{100 * card.claimed.clean_accuracy:.2f}% (tolerance {100 * tolerance:.2f} points)", measured)
 
     if step("clean accuracy", clean_accuracy) is None:
         return report
 
     def sanity_attack():
-        record = benchmark(model, attack="pgd", n_examples=attack_examples, seed=seed, data_dir=data_dir,
-                           overrides={"checks": True})
-        lowered = record.robust_accuracy < record.clean_accuracy
-        detail = (f"PGD-10 at eps {record.eps:.4g}: clean {100 * record.clean_accuracy:.1f}%, robust "
-                  f"{100 * record.robust_accuracy:.1f}% on {record.n_examples} images; flags: {', '.join(record.flags) or 'none'}")
-        return lowered and not record.flags, detail, record
+        attacked = benchmark(model, attack="pgd", n_examples=attack_examples, seed=seed, data_dir=data_dir,
+                             overrides={"checks": True}, progress=progress)
+        lowered = attacked.robust_accuracy < attacked.clean_accuracy
+        detail = (f"PGD-10 at eps {attacked.eps:.4g}: clean {100 * attacked.clean_accuracy:.1f}%, robust "
+                  f"{100 * attacked.robust_accuracy:.1f}% on {attacked.n_examples} images; "
+                  f"flags: {', '.join(attacked.flags) or 'none'}")
+        return lowered and not attacked.flags, detail, attacked
 
     step("attack sanity and reliability flags", sanity_attack)
     return report

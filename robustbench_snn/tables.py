@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from scipy.stats import beta
 
-from robustbench_snn.attacks.protocol import DEFAULT_PRESETS_DIR, build_protocol, list_presets
+from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.results import STANDARD_SEED
 from robustbench_snn.registry import ModelCard
 
@@ -40,7 +40,7 @@ STANDARD_CERTIFICATE = {"n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500}
 @functools.cache
 def preset_sizes() -> dict[str, int]:
     """The ``n_examples`` each official preset asks for."""
-    return {name: build_protocol(name, directory=DEFAULT_PRESETS_DIR).n_examples or 0 for name in list_presets(DEFAULT_PRESETS_DIR)}
+    return {name: build_protocol(name, directory=path.parent).n_examples or 0 for name, path in official_presets().items()}
 
 
 def is_official(row: Mapping) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 
 import yaml
 
-from robustbench_snn.data import DATASETS, load_dataset
+from robustbench_snn.data import DATASETS, EMBEDDED_DIR, load_dataset
 from robustbench_snn.models import ModelSpec, build_classifier
 from robustbench_snn.registry import list_cards, load_model, write_state_dict
 
@@ -21,7 +23,32 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the user's cache, data root and the repository's results/ out of every test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("RSC_BENCH_RESULTS", str(tmp_path_factory.mktemp("results")))
-    monkeypatch.delenv("RSC_BENCH_DATA", raising=False)
+    for variable in ("RSC_BENCH_DATA", "RSC_BENCH_MODELS", "RSC_BENCH_ATTACKS"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def require(available: bool, what: str) -> None:
+    """Skip a test that needs something pip cannot install, saying what; in CI (CI=true) fail instead,
+    so CI can never pass without it."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI needs {what}")
+    pytest.skip(f"needs {what} (.ci/run installs it; CI=true makes this a failure)")
+
+
+@pytest.fixture(scope="session")
+def shipped_train_dir(tmp_path_factory) -> Path:
+    """A data folder whose Fashion-MNIST training split is the shipped test split, in the real IDX
+    files: training tests run on any machine, without Debian's dataset-fashion-mnist."""
+    root = tmp_path_factory.mktemp("fmnist-data") / "fashion-mnist"
+    root.mkdir()
+    shipped = EMBEDDED_DIR / "fashion-mnist"
+    for kind in ("images-idx3", "labels-idx1"):
+        source = shipped / f"t10k-{kind}-ubyte.gz"
+        shutil.copy(source, root / source.name)
+        shutil.copy(source, root / f"train-{kind}-ubyte.gz")
+    return root.parent
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from selenium.webdriver.common.by import By
 from robustbench_snn.leaderboard import build_site
 from robustbench_snn.results import append_row
 
+from conftest import require
 from test_tables import _row
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -58,7 +59,7 @@ def test_site_files_and_ranking(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert CHROMIUM and CHROMEDRIVER, "install Debian's chromium and chromium-driver (.ci/run does)"
+    require(bool(CHROMIUM and CHROMEDRIVER), "Debian's chromium and chromium-driver (a headless browser)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,7 +9,7 @@ import torch
 
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, CheckpointError
-from robustbench_snn.registry import find_card, list_cards, load_model, models_dir, read_card, sha256_of
+from robustbench_snn.registry import find_card, list_cards, load_model, models_dirs, read_card, sha256_of
 
 from conftest import write_card
 
@@ -137,11 +137,20 @@ def test_loading_a_card_without_checkpoint_explains_how_to_get_one():
     assert "rsc-bench train --dataset cifar10 --arch resnet19" in str(error.value)
 
 
-def test_registry_folder_can_be_overridden(tmp_path, card_data, monkeypatch):
+def test_a_users_cards_folder_adds_to_the_shipped_registry(tmp_path, card_data, monkeypatch):
     (tmp_path / "fashion-mnist").mkdir()
     write_card(tmp_path / "fashion-mnist", card_data)
     (tmp_path / "fashion-mnist" / "tiny.safetensors").write_bytes((tmp_path / "tiny.safetensors").read_bytes())
+    shipped = {card.name for card in list_cards()}
     monkeypatch.setenv("RSC_BENCH_MODELS", str(tmp_path))
-    assert models_dir() == tmp_path
-    assert [card.name for card in list_cards()] == ["tiny_ann"]
+    assert models_dirs()[0] == tmp_path
+    assert {card.name for card in list_cards()} == shipped | {"tiny_ann"}
     assert load_model("tiny_ann").card.name == "tiny_ann"
+    assert [card.name for card in list_cards(directory=tmp_path)] == ["tiny_ann"]
+
+
+def test_a_users_card_can_never_take_a_shipped_models_name(tmp_path, card_data, monkeypatch):
+    write_card(tmp_path, {**card_data, "name": "fmnist_ann"})
+    monkeypatch.setenv("RSC_BENCH_MODELS", str(tmp_path))
+    with pytest.raises(CardError, match="fmnist_ann"):
+        load_model("fmnist_ann")

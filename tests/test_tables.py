@@ -71,9 +71,11 @@ def test_results_command_prints_table_csv_and_json(stored):
     assert {record["model"] for record in records} == {"fmnist_ann", "fmnist_rsc1_s0.2", "fmnist_snn_poisson"}
     table = runner.invoke(main, ["results", "--results-dir", str(stored), "--eps", "0.1"])
     assert table.exit_code == 0 and "blackbox_stronger" in table.output and "qte_norm" in table.output
-    csv = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--protocol", "reliable"])
-    assert csv.output.splitlines()[0].startswith("model,family")
-    assert len(csv.output.splitlines()) == 1
+    csv = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--eps", "0.1"])
+    assert csv.exit_code == 0 and csv.output.splitlines()[0].startswith("model,family")
+    assert len(csv.output.splitlines()) == 1 + len(table.output.splitlines()) - 1
+    none = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--protocol", "reliable"])
+    assert none.exit_code == 3 and "no stored official results" in none.output
 
 
 def test_plots_are_written_and_bad_requests_are_clear_errors(stored, tmp_path):
@@ -89,6 +91,6 @@ def test_plots_are_written_and_bad_requests_are_clear_errors(stored, tmp_path):
     assert wrong.exit_code == 2 and "must end in one of" in wrong.output
     (tmp_path / "none").mkdir()
     empty = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "none"), "--out", str(out)])
-    assert empty.exit_code == 2 and "run `rsc-bench evaluate` first" in empty.output
+    assert empty.exit_code == 3 and "run `rsc-bench evaluate` first" in empty.output
     missing = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "missing"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output

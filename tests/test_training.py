@@ -72,7 +72,7 @@ def test_recipe_options_are_checked_against_the_recipe_and_the_model():
         recipe_for("rsc", ModelSpec("small_cnn", "snn", timesteps=2), {})
 
 
-def test_train_command_writes_a_card_that_validates_and_loads(tmp_path):
+def test_train_command_writes_a_card_that_validates_and_loads(tmp_path, shipped_train_dir):
     from click.testing import CliRunner
 
     from robustbench_snn.cli import main
@@ -82,6 +82,7 @@ def test_train_command_writes_a_card_that_validates_and_loads(tmp_path):
         "train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "--encoding", "rsc",
         "--sigma", "0.1", "--variant", "II", "-T", "2", "--recipe", "ersct", "--teacher", "fmnist_ann",
         "--epochs", "1", "--train-examples", "256", "--batch-size", "64", "--seed", "0", "--out", str(out), "-q",
+        "--data-dir", str(shipped_train_dir),
     ])
     assert result.exit_code == 0, result.output
     card = read_card(tmp_path / "tiny_ersct.yaml")
@@ -95,7 +96,7 @@ def test_train_command_writes_a_card_that_validates_and_loads(tmp_path):
     assert model.card.encoding.variant == "II"
 
 
-def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path):
+def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path, shipped_train_dir):
     from robustbench_snn.registry import sha256_of, write_state_dict
     from robustbench_snn.training import train_classifier
 
@@ -103,10 +104,11 @@ def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path):
     config = TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=3)
     hashes = []
     for attempt in range(2):
-        model = train_classifier(spec, "fashion-mnist", config)
+        model = train_classifier(spec, "fashion-mnist", config, data_dir=shipped_train_dir)
         write_state_dict(model.state_dict(), tmp_path / f"run{attempt}.safetensors")
         hashes.append(sha256_of(tmp_path / f"run{attempt}.safetensors"))
     assert hashes[0] == hashes[1]
-    other = train_classifier(spec, "fashion-mnist", TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=4))
+    other = train_classifier(spec, "fashion-mnist", TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=4),
+                             data_dir=shipped_train_dir)
     write_state_dict(other.state_dict(), tmp_path / "other.safetensors")
     assert sha256_of(tmp_path / "other.safetensors") != hashes[0]

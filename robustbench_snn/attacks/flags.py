@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -39,10 +40,17 @@ from robustbench_snn.attacks.runner import decide, eot_draws, is_stochastic, per
 
 logger = logging.getLogger(__name__)
 
-FLAGS = (
-    "stochastic_without_eot", "zero_gradients", "non_monotone_eps", "more_steps_stronger",
-    "blackbox_stronger", "unbounded_not_zero", "below_certified", "reduced_protocol",
-)
+# Every flag a record can carry, in the order records list them, with the meaning shown to users.
+FLAGS = {
+    "stochastic_without_eot": "a stochastic model was attacked with single-draw gradients (use --eot)",
+    "zero_gradients": "many input gradients are zero or not finite (gradient masking?)",
+    "non_monotone_eps": "an attack at eps/2 fooled samples that every attack at eps missed",
+    "more_steps_stronger": "4x the attack steps fooled samples that every attack missed (not converged)",
+    "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
+    "unbounded_not_zero": "samples every attack missed stayed robust with eps covering the whole input range",
+    "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
+    "reduced_protocol": "members of the protocol could not run on this model (see skipped): a reduced protocol, not the preset",
+}
 ZERO_GRADIENT_SHARE = 0.01
 CHECK_EXAMPLES = 200
 STEP_FACTOR = 4
@@ -127,13 +135,16 @@ def run_checks(
     seed: int,
     sources: dict[str, nn.Module],
     blackbox: bool,
+    on_check: Callable[[str], None] | None = None,
 ) -> tuple[list[str], dict]:
     """The attack-based flags and the numbers behind them.
 
     ``images`` are correctly classified samples and ``robust`` says which of them every member
     failed on; only those are attacked. ``blackbox`` asks for Square (and transfer, when a
-    source is available) too, for protocols without black-box members.
+    source is available) too, for protocols without black-box members. ``on_check`` is called
+    with each check attack's label before it runs.
     """
+    announce = on_check or (lambda label: None)
     n = len(images)
     if n == 0:
         logger.warning("no correctly classified samples: the reliability checks did not run")
@@ -142,6 +153,7 @@ def run_checks(
     survivors, targets = images[robust], labels[robust]
 
     def count(spec: AttackSpec, offset: int) -> int:
+        announce(spec.label())
         return int(fooled(model, spec, survivors, targets, protocol.eval_draws, seed + offset, sources).sum())
 
     more_steps = reference.model_copy(
@@ -166,7 +178,7 @@ def run_checks(
         flags.append("unbounded_not_zero")
     if blackbox:
         details["blackbox_kills_on_survivors"] = _blackbox_on_survivors(
-            model, protocol, reference, survivors, targets, seed, sources, details
+            model, protocol, reference, survivors, targets, seed, sources, details, announce
         )
         if details["blackbox_kills_on_survivors"] > threshold:
             flags.append("blackbox_stronger")
@@ -182,6 +194,7 @@ def _blackbox_on_survivors(
     seed: int,
     sources: dict[str, nn.Module],
     details: dict,
+    announce: Callable[[str], None],
 ) -> int:
     """How many of ``images`` Square (and then transfer, if a source exists) fool."""
     blackbox = [reference.model_copy(update={"attack": "square", "queries": BLACKBOX_QUERIES})]
@@ -189,6 +202,7 @@ def _blackbox_on_survivors(
     details["blackbox_attacks"] = [spec.label() for spec in blackbox]
     alive = torch.ones(len(images), dtype=torch.bool)
     for offset, spec in enumerate(blackbox, 7):
+        announce(spec.label())
         index = alive.nonzero().squeeze(1)
         alive[index[fooled(model, spec, images[index], labels[index], protocol.eval_draws, seed + offset, sources)]] = False
     return int((~alive).sum())

@@ -20,8 +20,8 @@ from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode, GradientModeName, SurrogateName
+from robustbench_snn.shipped import search_path, shipped_folder
 
-DEFAULT_PRESETS_DIR = Path(__file__).resolve().parents[2] / "attacks"
 
 ATTACKS = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
 WHITE_BOX = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
@@ -126,11 +126,15 @@ class Protocol(_Strict):
         return self.name
 
 
-def presets_dir(override: str | os.PathLike | None = None) -> Path:
-    """The folder of preset files: ``override``, else ``$RSC_BENCH_ATTACKS``, else the checkout's ``attacks/``."""
-    if override is not None:
-        return Path(override)
-    return Path(os.environ.get("RSC_BENCH_ATTACKS") or DEFAULT_PRESETS_DIR)
+def presets_dirs(override: str | os.PathLike | None = None) -> list[Path]:
+    """The preset folders, first match first: ``override`` alone, else those in ``$RSC_BENCH_ATTACKS``,
+    then the shipped ``attacks/``."""
+    return search_path("attacks", override)
+
+
+def official_presets() -> dict[str, Path]:
+    """The presets as shipped: the only ones whose unmodified runs fill official cells."""
+    return list_presets(shipped_folder("attacks"))
 
 
 def _read_preset_data(path: Path) -> dict:
@@ -142,7 +146,11 @@ def _read_preset_data(path: Path) -> dict:
 
 def list_presets(directory: str | os.PathLike | None = None) -> dict[str, Path]:
     """Preset names and their files."""
-    return {path.stem: path for path in sorted(presets_dir(directory).glob("*.yaml"))}
+    found: dict[str, Path] = {}
+    for folder in presets_dirs(directory):
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
 
 
 def build_protocol(
@@ -192,5 +200,5 @@ def build_protocol(
 
 __all__ = [
     "ATTACKS", "BLACK_BOX", "GRADIENT_MODES", "WHITE_BOX", "AttackSpec", "Protocol", "build_protocol",
-    "list_presets", "parse_eps", "presets_dir",
+    "list_presets", "official_presets", "parse_eps", "presets_dirs",
 ]

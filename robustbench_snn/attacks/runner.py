@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -143,6 +144,8 @@ class BatchOutcome:
     zero_gradients: dict[str, int] = field(default_factory=dict)
     member_seconds: dict[str, float] = field(default_factory=dict)
     clean_one_draw: list[bool] = field(default_factory=list)
+    # The input that fooled each sample, else the clean input (only when asked for; not stored).
+    adversarial: torch.Tensor | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -190,8 +193,13 @@ def attack_batch(
     seed: int,
     sources: dict[str, nn.Module],
     count_gradients: bool = True,
+    keep_adversarial: bool = False,
+    on_member: Callable[[int], None] | None = None,
 ) -> BatchOutcome:
-    """Run every member on the samples still robust; record which member fooled each sample."""
+    """Run every member on the samples still robust; record which member fooled each sample (and,
+    with ``keep_adversarial``, the input that fooled it). ``on_member(k)`` is called after the
+    clean decision (k = 0) and after the k-th member."""
+    announce = on_member or (lambda done: None)
     if is_stochastic(model):
         model.encoder.seed(seed)
     clean = decide(model, images, labels, protocol.eval_draws)
@@ -205,7 +213,9 @@ def attack_batch(
                 zero_gradients[member.gradient().label()] = count_zero_gradients(
                     model, member, images[correct], labels[correct]
                 )
+    announce(0)
     member_seconds: dict[str, float] = {}
+    kept = images.detach().clone() if keep_adversarial else None
     for number, member in enumerate(members):
         index = robust.nonzero().squeeze(1)
         if index.numel() == 0:
@@ -214,11 +224,14 @@ def attack_batch(
         adversarial = perturb(model, member, images[index], labels[index], seed + 7919 * (number + 1), sources)
         survived = decide(model, adversarial, labels[index], protocol.eval_draws)
         member_seconds[member.label()] = time.perf_counter() - started
+        if kept is not None:
+            kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
         for position in index[~survived].tolist():
             robust[position] = False
             fooled_by[position] = member.label()
+        announce(number + 1)
     one_draw = clean
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
         model.encoder.seed(seed + ONE_DRAW_SEED_OFFSET)
         one_draw = decide(model, images, labels, 1)
-    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist())
+    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist(), kept)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.datasets.folder import default_loader
 from torchvision.datasets.mnist import read_image_file, read_label_file
@@ -141,6 +141,15 @@ def load_dataset(
     dataset = loader(info, split, root, download)
     logger.info("loaded %s/%s: %d images", name, split, len(dataset))
     return dataset
+
+
+def load_test_set(name: str, n_examples: int | None = None,
+                  data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n_examples`` test images (in [0, 1]) and labels of a dataset as two tensors
+    (all of them when None), in the split's order, as RobustBench's ``load_cifar10`` gives them."""
+    test_set = first_examples(load_dataset(name, "test", data_dir), n_examples)
+    images, labels = next(iter(DataLoader(test_set, batch_size=len(test_set))))
+    return images, labels
 
 
 def first_examples(dataset: Dataset, n_examples: int | None) -> Dataset:

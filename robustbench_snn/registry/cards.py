@@ -19,8 +19,8 @@ from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
 from robustbench_snn.models.gradients import SurrogateName
+from robustbench_snn.shipped import search_path
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 class ArchitectureField(_Strict):
@@ -179,21 +179,29 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     return card
 
 
-def models_dir(override: str | os.PathLike | None = None) -> Path:
-    """The registry folder: ``override``, else ``$RSC_BENCH_MODELS``, else the checkout's ``models/``."""
-    if override is not None:
-        return Path(override)
-    return Path(os.environ.get("RSC_BENCH_MODELS") or DEFAULT_MODELS_DIR)
+def models_dirs(override: str | os.PathLike | None = None) -> list[Path]:
+    """The registry's folders: ``override`` alone, else those in ``$RSC_BENCH_MODELS`` and the shipped ``models/``."""
+    return search_path("models", override)
 
 
 def list_cards(dataset: str | None = None, directory: str | os.PathLike | None = None) -> list[ModelCard]:
-    """Every card in the registry (optionally of one dataset), sorted by dataset and name."""
-    root = models_dir(directory)
-    cards = [read_card(path) for path in sorted(root.glob("*/*.yaml"))]
-    names = [card.name for card in cards]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise CardError(f"{root}: model names must be unique; repeated: {', '.join(duplicates)}")
+    """Every card in the registry (optionally of one dataset), sorted by dataset and name.
+
+    Cards are ``*.yaml`` files in a registry folder or one level below it (``models/<dataset>/``).
+    A name must be unique over all folders: a user's card can never stand in for a shipped model.
+    """
+    cards = [
+        read_card(path)
+        for root in models_dirs(directory)
+        for path in sorted([*root.glob("*.yaml"), *root.glob("*/*.yaml")])
+    ]
+    by_name: dict[str, list[str]] = {}
+    for card in cards:
+        by_name.setdefault(card.name, []).append(str(card._path))
+    repeated = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if repeated:
+        clashes = "; ".join(f"{name} ({', '.join(paths)})" for name, paths in sorted(repeated.items()))
+        raise CardError(f"model names must be unique over the registry folders; repeated: {clashes}")
     return sorted(
         (card for card in cards if dataset is None or card.dataset == dataset),
         key=lambda card: (card.dataset, card.name),

@@ -1,6 +1,6 @@
 """The README's table of `reliable` version 1 against version 2 on the zoo, from the stored rows.
 
-    python results/compare_reliable.py results/fashion-mnist.jsonl
+    python results/scripts/compare_reliable.py results/fashion-mnist.jsonl
 """
 
 import json

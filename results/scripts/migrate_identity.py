@@ -9,7 +9,7 @@ Rows made before those rules lack three fields that the official selection and t
 ``config_hash`` stays as it was and ``code_version`` stays empty: those rows were made by older
 code, so the new identity never reuses them. Rows that have the fields are left alone.
 
-    python results/migrate_identity.py results/fashion-mnist.jsonl
+    python results/scripts/migrate_identity.py results/fashion-mnist.jsonl
 """
 
 from __future__ import annotations

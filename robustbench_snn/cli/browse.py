@@ -1,0 +1,125 @@
+"""``rsc-bench models ...`` and ``rsc-bench attacks ...``: browse the registry and the presets."""
+
+from __future__ import annotations
+
+import click
+
+from robustbench_snn.cli import options
+from robustbench_snn.cli.app import main
+from robustbench_snn.errors import UserError
+
+
+@main.group()
+def attacks() -> None:
+    """Browse attack protocol presets (shipped, and your own from --attacks-dir)."""
+
+
+@attacks.command("list")
+@options.as_json
+def attacks_list(as_json):
+    """List attack presets and the members each one runs."""
+    from robustbench_snn.attacks import ATTACKS, build_protocol, list_presets
+    from robustbench_snn.attacks.protocol import official_presets
+
+    found = list_presets()
+    shipped = official_presets()
+    presets = {name: build_protocol(name) for name in found}
+    if as_json:
+        options.print_json({name: {**protocol.model_dump(mode="json"), "file": str(found[name]),
+                                   "shipped": found[name] == shipped.get(name)} for name, protocol in presets.items()})
+        return
+    for name, protocol in presets.items():
+        members = ", ".join(member.label() for member in protocol.members)
+        yours = "" if found[name] == shipped.get(name) else f" (yours: {found[name]})"
+        click.echo(f"{name:<16} {protocol.description}{yours}")
+        click.echo(f"{'':<16} members: {members}; eval draws {protocol.eval_draws}"
+                   + ("; reliability checks" if protocol.checks else ""))
+    click.echo(f"\nattack names usable directly: {', '.join(ATTACKS)}")
+
+
+@main.group()
+def models() -> None:
+    """Browse the model registry (shipped cards, and your own from --models-dir)."""
+
+
+def _encoding_label(card) -> str:
+    encoding = card.encoding
+    if encoding.name == "rsc":
+        return f"rsc-{encoding.variant} sigma={encoding.sigma:g}"
+    return encoding.name
+
+
+@models.command("list")
+@click.option("--dataset", type=options.DATASETS, help="Only models of this dataset.")
+@options.as_json
+def models_list(dataset, as_json):
+    """List registered models with their kind, coding and claimed clean accuracy."""
+    import pandas as pd
+
+    from robustbench_snn.registry import list_cards
+
+    cards = list_cards(dataset)
+    if as_json:
+        options.print_json([card.model_dump(mode="json") for card in cards])
+        return
+    if not cards:
+        click.echo("no registered models" + (f" for {dataset}" if dataset else ""))
+        return
+    table = pd.DataFrame(
+        {
+            "name": card.name,
+            "dataset": card.dataset,
+            "kind": card.kind,
+            "encoding": _encoding_label(card),
+            "T": card.timesteps,
+            "architecture": card.architecture.name,
+            "clean": "-" if card.claimed is None else f"{100 * card.claimed.clean_accuracy:.2f}%",
+            "checkpoint": "yes" if card.checkpoint else "not trained yet",
+        }
+        for card in cards
+    )
+    click.echo(table.to_string(index=False))
+
+
+@models.command("show")
+@click.argument("name")
+@options.as_json
+def models_show(name, as_json):
+    """Show one model card in full."""
+    from robustbench_snn.registry import find_card
+
+    card = find_card(name)
+    if as_json:
+        options.print_json(card.model_dump(mode="json"))
+        return
+    click.echo(f"# {card.path}")
+    click.echo(card.to_yaml().rstrip())
+
+
+@models.command("measure")
+@click.argument("name")
+@click.option("--write", is_flag=True, help="Store the measured accuracy as the card's claim (edits the card file).")
+@options.data_dir
+@options.as_json
+@options.quiet
+def models_measure(name, write, data_dir, as_json, quiet):
+    """Re-measure a card's claimed clean accuracy (same n and seed) with the current code."""
+    from robustbench_snn.evaluation import benchmark
+    from robustbench_snn.registry import find_card, load_model
+
+    card = find_card(name)
+    if card.claimed is None:
+        raise UserError(f"model {name!r} claims no accuracy (it has no checkpoint)")
+    record = benchmark(load_model(name, seed=card.claimed.seed), n_examples=card.claimed.n_examples,
+                       seed=card.claimed.seed, data_dir=data_dir, store=False, progress=not quiet)
+    if write:
+        claimed = card.claimed.model_copy(update={"clean_accuracy": round(record.clean_accuracy, 4)})
+        card.path.write_text(card.model_copy(update={"claimed": claimed}).to_yaml())
+    if as_json:
+        options.print_json({"model": name, "claimed": card.claimed.clean_accuracy, "measured": record.clean_accuracy,
+                            "n_examples": record.n_examples, "seed": record.seed, "updated": str(card.path) if write else None})
+        return
+    click.echo(f"{name}: claimed {100 * card.claimed.clean_accuracy:.2f}%, measured "
+               f"{100 * record.clean_accuracy:.2f}% on {record.n_examples} test images (seed {record.seed})")
+    if write:
+        click.echo(f"updated {card.path}")

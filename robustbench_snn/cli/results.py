@@ -1,0 +1,110 @@
+"""``rsc-bench results``, ``plot-tradeoff`` and ``plot-eps``: the stored rows as tables and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from robustbench_snn.cli import options
+from robustbench_snn.cli.app import main
+from robustbench_snn.errors import NoResultsError
+
+
+def _table(dataset, protocol, eps, results_dir, official_only=True):
+    from robustbench_snn.registry import list_cards
+    from robustbench_snn.results import load_rows, reading_dir
+    from robustbench_snn.tables import results_table
+
+    table = results_table(load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps,
+                          official_only=official_only)
+    if table.empty:
+        kind = "official results" if official_only else "results"
+        raise NoResultsError(f"no stored {kind} match these filters in {reading_dir(results_dir)}; run `rsc-bench evaluate` first")
+    return table
+
+
+@main.command()
+@options.table_filters
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@options.as_json
+@click.option("--all", "every_row", is_flag=True,
+              help="Every stored configuration (quick runs, overrides, other seeds), marked official or not.")
+def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
+    """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
+
+    By default only official rows: the unmodified preset, on at least its number of images, with
+    the standard seed (the newest such run); --all lists every configuration. robust_low/high
+    is the 95% Clopper-Pearson interval from n; QTE is the area under robust accuracy against
+    eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
+    the sweep's width. clean counts a stochastic model correct only if right on every decision
+    draw; clean_1draw is the accuracy of one draw. Exits 3 when no stored row matches.
+    """
+    from robustbench_snn.tables import interval, percent
+
+    table = _table(dataset, protocol, eps, results_dir, official_only=not every_row)
+    if as_json or output == "json":
+        click.echo(table.to_json(orient="records", indent=2))
+    elif output == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    else:
+        shown = table.assign(
+            clean=table["clean_accuracy"].map(percent),
+            clean_1draw=table["clean_accuracy_one_draw"].map(percent),
+            robust=table["robust_accuracy"].map(percent),
+            ci95=[interval(low, high) for low, high in zip(table["robust_low"], table["robust_high"])],
+            qte_norm=table["qte_normalised"].map(percent),
+            flags=[", ".join(flags) or "-" for flags in table["flags"]],
+        )
+        columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "clean_1draw", "robust",
+                   "ci95", "qte_norm", "flags"] + (["official"] if every_row else [])
+        click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+
+
+def _report_figure(path: Path, models: int, as_json: bool) -> None:
+    if as_json:
+        options.print_json({"path": str(path), "models": models})
+    else:
+        click.echo(f"wrote {path} ({models} models)")
+
+
+@main.command("plot-tradeoff")
+@options.table_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+@options.as_json
+def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
+    """The accuracy-robustness Pareto plot: clean against robust accuracy, one point per model.
+
+    \b
+    Example:
+      rsc-bench plot-tradeoff --dataset fashion-mnist --protocol reliable --eps 0.1 --out tradeoff.png
+    """
+    from robustbench_snn.data import dataset_info
+    from robustbench_snn.plots import plot_tradeoff
+    from robustbench_snn.registry import list_cards
+    from robustbench_snn.results import ensure_writable
+
+    ensure_writable(Path(out).resolve().parent)
+    dataset = dataset or "fashion-mnist"
+    protocol = protocol or "pgd"
+    eps = eps if eps is not None else dataset_info(dataset).linf_eps
+    table = _table(dataset, protocol, eps, results_dir)
+    path = plot_tradeoff(table, {card.name: card for card in list_cards()}, Path(out), f"{dataset}, {protocol}, eps = {eps:.4g}")
+    _report_figure(path, len(table), as_json)
+
+
+@main.command("plot-eps")
+@options.table_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+@options.as_json
+def plot_eps_command(dataset, protocol, eps, results_dir, out, as_json):
+    """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
+    from robustbench_snn.plots import plot_eps
+    from robustbench_snn.results import ensure_writable
+
+    ensure_writable(Path(out).resolve().parent)
+    dataset = dataset or "fashion-mnist"
+    protocol = protocol or "pgd"
+    table = _table(dataset, protocol, eps, results_dir)
+    path = plot_eps(table, Path(out), f"{dataset}, {protocol}")
+    _report_figure(path, table["model"].nunique(), as_json)

@@ -1,0 +1,104 @@
+"""``rsc-bench train``: a paper recipe, written out as a checkpoint and a model card."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from robustbench_snn.cli import options
+from robustbench_snn.cli.app import main
+from robustbench_snn.errors import UserError
+
+
+def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str, ...]) -> str:
+    """The command as a user would retype it: every option that differs from its default (and ``always``)."""
+    words = ["rsc-bench", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in never or value is None or (value == param.default and param.name not in always):
+            continue
+        flag = max(param.opts, key=len)
+        words += [flag] if getattr(param, "is_flag", False) else [flag, str(value)]
+    return shlex.join(words)
+
+
+@main.command()
+@click.option("--dataset", required=True, type=options.DATASETS)
+@click.option("--arch", required=True, type=options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES"), help="Registered architecture.")
+@click.option("--kind", required=True, type=options.RegistryChoice("robustbench_snn.models", "KINDS", ordered=True), help="snn (LIF neurons) or ann (ReLU twin).")
+@click.option("--encoding", default="direct", show_default=True, type=click.Choice(["direct", "poisson", "rsc"]))
+@click.option("--sigma", type=click.FloatRange(min=0), help="RSC noise level (rsc encoding).")
+@click.option("--variant", type=click.Choice(["I", "II"]), help="RSC variant: I one draw for all steps, II a draw per step.")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
+@click.option("--surrogate", default="atan", show_default=True, type=options.RegistryChoice("robustbench_snn.models", "SURROGATES"),
+              help="Surrogate for BPTT training.")
+@click.option("--recipe", default="standard", show_default=True, type=options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", ordered=True),
+              help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
+                   "pgd-at (PGD adversarial training).")
+@click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
+@click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")
+@click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True), help="ersct: softening temperature [default: 4].")
+@click.option("--presynaptic-weight", type=click.FloatRange(min=0), help="ersct: weight of the pre-synaptic loss [default: 0.5].")
+@click.option("--at-eps", type=options.EpsType(), help="pgd-at: Linf radius [default: the dataset's threat model].")
+@click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--train-examples", type=click.IntRange(min=1), help="Train on the first N training images only.")
+@options.seed
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors and OUT.yaml.")
+@options.data_dir
+@options.device
+@options.as_json
+@options.quiet
+def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, recipe, teacher, kd_weight, kd_temperature,
+          presynaptic_weight, at_eps, at_steps, epochs, batch_size, lr, train_examples, seed, out, data_dir, device,
+          as_json, quiet):
+    """Train a model with a paper recipe and write its checkpoint and model card.
+
+    \b
+    Examples:
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --encoding rsc \\
+          --sigma 0.2 --variant I --recipe rsc --epochs 4 --seed 0 --out my_models/fashion-mnist/my_rsc
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --encoding rsc \\
+          --sigma 0.2 --variant I --recipe ersct --teacher fmnist_ann --epochs 4 --out my_models/fashion-mnist/my_ersct
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind ann --recipe pgd-at --at-steps 5 \\
+          --epochs 4 --out my_models/fashion-mnist/my_ann_at
+
+    The card records this exact command, the seed and every hyperparameter, and the clean
+    accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
+    """
+    from robustbench_snn.models import ModelSpec, NeuronConfig
+    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.training import TrainingConfig, entry_paths, train_classifier, write_entry
+
+    if (encoding == "rsc") != (sigma is not None and variant is not None):
+        raise UserError("--sigma and --variant go together, and only with --encoding rsc")
+    if kind == "ann" and timesteps not in (None, 1):
+        raise UserError("an ann runs one step; drop --timesteps")
+    spec = ModelSpec(
+        architecture=arch,
+        kind=kind,
+        encoding=encoding,
+        encoding_params={"sigma": sigma, "variant": variant} if encoding == "rsc" else {},
+        timesteps=timesteps or (4 if kind == "snn" else 1),
+        neuron=NeuronConfig(surrogate=surrogate),
+    )
+    config = TrainingConfig(
+        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, train_examples=train_examples,
+        teacher=teacher, kd_weight=kd_weight, kd_temperature=kd_temperature, presynaptic_weight=presynaptic_weight,
+        at_eps=at_eps, at_steps=at_steps,
+    )
+    command = _command_line(click.get_current_context(), always=("seed",), never=("quiet", "as_json"))
+    ensure_writable(Path(out).resolve().parent)
+    model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not (quiet or as_json))
+    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device,
+                       progress=not (quiet or as_json))
+    weights, card_file = entry_paths(Path(out))
+    if as_json:
+        options.print_json({"card": str(card_file), "checkpoint": str(weights), **card.model_dump(mode="json")})
+    else:
+        click.echo(f"wrote {card_file}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% "
+                   f"on {card.claimed.n_examples} test images")
