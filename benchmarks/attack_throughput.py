@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader
 
 from robustbench_snn.attacks.methods import loss_gradient
 from robustbench_snn.data import load_dataset
-from robustbench_snn.runtime import keep_freed_memory
 from robustbench_snn.registry import find_ann_twin, find_card, load_model
+from robustbench_snn.runtime import keep_freed_memory
 
 PATHS = {"plain": (False, False), "shared_stem": (True, False), "default": (True, True)}
 

@@ -287,8 +287,8 @@ def certify_images(model: nn.Module, *, sigma: float | None = None, n0: int = 10
     Returns the summary and its row (protocol ``certify``, with provenance), stored in the user's
     results folder when ``store``. The progress bar counts images and shows draws per second.
     """
-    from tqdm import tqdm
     from torch.utils.data import DataLoader
+    from tqdm import tqdm
 
     from robustbench_snn.data import dataset_info, first_examples, load_dataset
     from robustbench_snn.provenance import stamp

@@ -22,7 +22,11 @@ from torch.utils.data import DataLoader
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import FLAGS, Protocol, attack_batch, build_protocol, effective_members, run_checks
 from robustbench_snn.attacks.flags import (
-    CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients,
+    CHECK_EXAMPLES,
+    below_certified,
+    significant_count,
+    stochastic_without_eot,
+    zero_gradients,
 )
 from robustbench_snn.attacks.methods import uses_quantizers
 from robustbench_snn.attacks.protocol import EXPECTATION_SOURCE, AttackSpec, official_presets
@@ -31,9 +35,9 @@ from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.user import as_attackable
-from robustbench_snn.runtime import resolve_device
 from robustbench_snn.progress import CheckProgress, RunProgress
 from robustbench_snn.provenance import code_version, stamp
+from robustbench_snn.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +155,9 @@ def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
     }
 
 
-def resolve_sources(model: nn.Module, members: list[AttackSpec], device: str, seed: int) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+def resolve_sources(
+    model: nn.Module, members: list[AttackSpec], device: str, seed: int
+) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
     """Load the source model of each transfer member ('twin': the registered ANN twin; 'expectation':
     the model fed its coding's expectation); a member whose source does not exist is skipped."""
     from robustbench_snn.registry import find_ann_twin, load_model

@@ -13,16 +13,16 @@ grid's width so that models evaluated on different grids compare.
 
 from __future__ import annotations
 
-import math
 import functools
+import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from scipy.stats import beta
 
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
-from robustbench_snn.results import STANDARD_SEED
 from robustbench_snn.registry import ModelCard
+from robustbench_snn.results import STANDARD_SEED
 
 # Columns that identify one evaluated configuration apart from eps.
 CURVE_KEYS = ["model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]

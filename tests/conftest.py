@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import yaml
 
 from robustbench_snn.data import DATASETS, EMBEDDED_DIR, load_dataset

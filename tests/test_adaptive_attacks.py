@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import RoundedInput, model_with
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -13,8 +14,6 @@ from robustbench_snn.attacks.methods import StraightThroughQuantizers, margin_lo
 from robustbench_snn.audit import audit
 from robustbench_snn.models import GradientMode, NeuronConfig, SpikingActivation
 from robustbench_snn.models.gradients import assg_slope, assg_update, pdsg_slope
-
-from conftest import RoundedInput, model_with
 
 N = 48
 

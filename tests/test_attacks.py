@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import RoundedInput, model_with
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -9,8 +10,6 @@ from robustbench_snn.attacks import build_protocol, parse_eps
 from robustbench_snn.attacks.methods import loss_gradient
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import GradientMode
-
-from conftest import RoundedInput, model_with
 
 N = 48
 
@@ -43,7 +42,8 @@ def test_gradient_modes_differ_in_gradient_but_never_in_logits(shipped_models, f
     model = model_with(shipped_models, kind="snn", encoding="direct")
     images, labels = fmnist_batch
     logits, gradients = {}, {}
-    for mode in (GradientMode("bptt", "atan"), GradientMode("bptt", "sigmoid"), GradientMode("bptr"), GradientMode("rga"), GradientMode("act")):
+    modes = (GradientMode("bptt", "atan"), GradientMode("bptt", "sigmoid"), GradientMode("bptr"), GradientMode("rga"), GradientMode("act"))
+    for mode in modes:
         with model.using_gradient(mode):
             inputs = images.clone().requires_grad_(True)
             output = model(inputs)

@@ -6,20 +6,26 @@ import math
 
 import pytest
 import torch
-from scipy.stats import norm
 from click.testing import CliRunner
+from conftest import model_with
+from scipy.stats import norm
 from torch import nn
 
 from robustbench_snn.certify import (
-    ABSTAIN, Certificate, GaussianNoise, SmoothedClassifier, certify_batch, certify_model, covering_radius, sampler_for,
+    ABSTAIN,
+    Certificate,
+    GaussianNoise,
+    SmoothedClassifier,
+    certify_batch,
+    certify_model,
+    covering_radius,
+    sampler_for,
 )
 from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
 from robustbench_snn.tables import clopper_pearson
-
-from conftest import model_with
 
 SIGMA, N, N0, ALPHA = 0.5, 20000, 100, 0.001
 

@@ -8,13 +8,12 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from conftest import write_cifar10
 
 from robustbench_snn.cli import main
 from robustbench_snn.data import DATASETS
 from robustbench_snn.models import ModelSpec, build_classifier
 from robustbench_snn.registry import find_card, write_state_dict
-
-from conftest import write_cifar10
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_cifar10
 from PIL import Image
 
 from robustbench_snn import data
 from robustbench_snn.data import DATASETS, data_root, first_examples, load_dataset
 from robustbench_snn.errors import DatasetNotFoundError, UserError
-
-from conftest import write_cifar10
 
 
 def test_embedded_fashion_mnist_test_split_needs_no_download(tmp_path, monkeypatch):

@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import model_with
 from torch.nn import functional as F
 
 from robustbench_snn.attacks import attack_batch, build_protocol, effective_members
 from robustbench_snn.data import DATASETS
 from robustbench_snn.models import GradientMode
-
-from conftest import model_with
 
 PATHS = {"plain": (False, False), "shared stem": (True, False), "shared stem + compiled LIF": (True, True)}
 

@@ -13,15 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_card, write_cifar10
 
+from robustbench_snn.attacks import build_protocol
 from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import CardError, CheckpointError, UserError
 from robustbench_snn.registry import checkpoints, load_model, read_card
 from robustbench_snn.results import append_row, load_rows
-from robustbench_snn.attacks import build_protocol
-
-from conftest import write_card, write_cifar10
 
 
 class _CreatesFile:

@@ -5,15 +5,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import require
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from test_tables import _row
 
 from robustbench_snn.leaderboard import build_site
 from robustbench_snn.results import append_row
-
-from conftest import require
-from test_tables import _row
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from conftest import model_with
 from torch.nn import functional as F
 
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, SpikingActivation, build_backbone, build_classifier
-
-from conftest import model_with
 
 KINDS_AND_ENCODINGS = [("ann", "direct"), ("snn", "direct"), ("snn", "poisson"), ("snn", "rsc")]
 

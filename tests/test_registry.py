@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_card
 
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, CheckpointError
 from robustbench_snn.registry import find_card, list_cards, load_model, models_dirs, read_card, sha256_of
-
-from conftest import write_card
 
 REPO = Path(__file__).resolve().parents[1]
 

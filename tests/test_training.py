@@ -6,7 +6,7 @@ import torch
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import ModelSpec, build_classifier
-from robustbench_snn.registry import read_card, load_model
+from robustbench_snn.registry import load_model, read_card
 from robustbench_snn.training import TrainingConfig, build_recipe
 
 RSC = {"sigma": 0.2, "variant": "I"}

@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from spikingjelly.activation_based import layer, neuron, surrogate
 from torch import nn
 from torch.nn import functional as F
 
-from click.testing import CliRunner
-
 from robustbench_snn import benchmark, load_model
-from robustbench_snn.cli import main
 from robustbench_snn.attacks import build_protocol, effective_members
+from robustbench_snn.cli import main
 from robustbench_snn.models import GradientMode
 from robustbench_snn.models.user import wrap_snn
-from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
 from robustbench_snn.registry import list_cards
+from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
 from robustbench_snn.tables import results_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,7 +22,6 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode, GradientModeName, SurrogateName
 from robustbench_snn.shipped import search_path, shipped_folder
 
-
 ATTACKS = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
 WHITE_BOX = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
 # The transfer source that is the model itself fed its coding's expectation (white-box: it uses

@@ -36,7 +36,8 @@ def audit_command(model_name, checkpoint, protocol, attack_preset, n_examples, s
     """
     from robustbench_snn.audit import audit
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import append_audit, ensure_writable, results_dir as results_store_dir
+    from robustbench_snn.results import append_audit, ensure_writable
+    from robustbench_snn.results import results_dir as results_store_dir
 
     if not no_store:
         ensure_writable(results_store_dir(results_dir))

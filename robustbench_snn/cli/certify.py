@@ -41,7 +41,8 @@ def certify(model_name, checkpoint, sigma, n0, draws, alpha, n_examples, batch_s
     """
     from robustbench_snn.certify import certify_images
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import ensure_writable, results_dir as results_store_dir
+    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.results import results_dir as results_store_dir
 
     if not no_store:
         ensure_writable(results_store_dir(results_dir))

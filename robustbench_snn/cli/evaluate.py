@@ -59,7 +59,8 @@ def print_record(record, stored: str | None) -> None:
 @click.option("--attack", default="none", show_default=True,
               help="A preset (see `rsc-bench attacks list`), an attack name, or none (clean accuracy only).")
 @click.option("--dataset", help="Dataset to evaluate on; defaults to the model's own.")
-@click.option("-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the preset's, else the whole split].")
+@click.option("-n", "--n-examples", type=click.IntRange(min=1),
+              help="Evaluate the first N test images [default: the preset's, else the whole split].")
 @options.seed
 @click.option("--eps", type=options.EpsType(), help="Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].")
 @click.option("--norm", type=click.Choice(["Linf", "L2"]), help="Threat model norm.")
@@ -67,12 +68,13 @@ def print_record(record, stored: str | None) -> None:
 @click.option("--step-size", type=options.EpsType(), help="PGD step size [default: 2.5 eps / steps].")
 @click.option("--restarts", type=click.IntRange(min=1), help="Random restarts.")
 @click.option("--random-start/--no-random-start", default=None, help="Start PGD at a random point in the eps-ball.")
-@click.option("--grad", type=options.RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", ordered=True), help="SNN gradient mode (see the README's table).")
-@click.option("--surrogate", type=options.RegistryChoice("robustbench_snn.models", "SURROGATES"),
+@click.option("--grad", type=options.GRADIENT_MODES, help="SNN gradient mode (see the README's table).")
+@click.option("--surrogate", type=options.SURROGATES,
               help="Surrogate derivative for --grad bptt [default: the model's training surrogate].")
 @click.option("--surrogate-alpha", type=click.FloatRange(min=0, min_open=True), help="Surrogate sharpness.")
 @click.option("--eot", type=click.IntRange(min=1), help="EOT draws averaged per gradient (stochastic models).")
-@click.option("--eval-draws", type=click.IntRange(min=1), help="Draws deciding a stochastic model's prediction: correct only if right on every draw.")
+@click.option("--eval-draws", type=click.IntRange(min=1),
+              help="Draws deciding a stochastic model's prediction: correct only if right on every draw.")
 @click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
 @click.option("--source", help="Source model of a transfer attack (a registered name, twin, or expectation).")
 @click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
@@ -80,7 +82,8 @@ def print_record(record, stored: str | None) -> None:
               help="Attack the model's randomized-smoothing classifier (majority vote over --votes draws of its noise), "
                    "certify the same images, and flag samples fooled inside their certified radius.")
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True),
-              help="With --smoothed: an RSC model's noise level [default: the card's]; models without noise are smoothed with N(0, sigma^2).")
+              help="With --smoothed: an RSC model's noise level [default: the card's]; "
+                   "models without noise are smoothed with N(0, sigma^2).")
 @click.option("--votes", default=100, show_default=True, type=click.IntRange(min=1),
               help="With --smoothed: draws whose majority decides each prediction.")
 @click.option("--cert-draws", default=1000, show_default=True, type=click.IntRange(min=1),

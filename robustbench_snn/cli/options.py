@@ -49,6 +49,8 @@ class RegistryChoice(click.Choice):
 
 
 DATASETS = RegistryChoice("robustbench_snn.data", "DATASETS")
+GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", ordered=True)
+SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES")
 
 
 seed = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
@@ -61,8 +63,10 @@ reading_results = click.option(
     "--results-dir", type=click.Path(file_okay=False),
     help="Read rows from this folder, e.g. your own runs' [default: $RSC_BENCH_RESULTS, else the official results].",
 )
-data_dir = click.option("--data-dir", type=click.Path(file_okay=False),
-                        help="Data root [default: $RSC_BENCH_DATA, else the user cache; Fashion-MNIST's test split ships inside the package].")
+data_dir = click.option(
+    "--data-dir", type=click.Path(file_okay=False),
+    help="Data root [default: $RSC_BENCH_DATA, else the user cache; Fashion-MNIST's test split ships inside the package].",
+)
 device = click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda or cuda:N.")
 as_json = click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON document instead of text.")
 quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")

@@ -11,6 +11,10 @@ from robustbench_snn.cli import options
 from robustbench_snn.cli.app import main
 from robustbench_snn.errors import UserError
 
+ARCHITECTURES = options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES")
+KINDS = options.RegistryChoice("robustbench_snn.models", "KINDS", ordered=True)
+RECIPES = options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", ordered=True)
+
 
 def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str, ...]) -> str:
     """The command as a user would retype it: every option that differs from its default (and ``always``)."""
@@ -26,15 +30,15 @@ def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str,
 
 @main.command()
 @click.option("--dataset", required=True, type=options.DATASETS)
-@click.option("--arch", required=True, type=options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES"), help="Registered architecture.")
-@click.option("--kind", required=True, type=options.RegistryChoice("robustbench_snn.models", "KINDS", ordered=True), help="snn (LIF neurons) or ann (ReLU twin).")
+@click.option("--arch", required=True, type=ARCHITECTURES, help="Registered architecture.")
+@click.option("--kind", required=True, type=KINDS, help="snn (LIF neurons) or ann (ReLU twin).")
 @click.option("--encoding", default="direct", show_default=True, type=click.Choice(["direct", "poisson", "rsc"]))
 @click.option("--sigma", type=click.FloatRange(min=0), help="RSC noise level (rsc encoding).")
 @click.option("--variant", type=click.Choice(["I", "II"]), help="RSC variant: I one draw for all steps, II a draw per step.")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
-@click.option("--surrogate", default="atan", show_default=True, type=options.RegistryChoice("robustbench_snn.models", "SURROGATES"),
+@click.option("--surrogate", default="atan", show_default=True, type=options.SURROGATES,
               help="Surrogate for BPTT training.")
-@click.option("--recipe", default="standard", show_default=True, type=options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", ordered=True),
+@click.option("--recipe", default="standard", show_default=True, type=RECIPES,
               help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
                    "pgd-at (PGD adversarial training).")
 @click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")

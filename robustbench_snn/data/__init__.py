@@ -1,9 +1,9 @@
 """Datasets: find, load and describe the benchmark's datasets as tensors in [0, 1].
 
 Loaders are torchvision code, except CIFAR's reader of its pickled batches, which refuses anything
-but arrays and plain containers (torchvision's only guard is the MD5 of the official files). Data are looked for under one root (``--data-dir``, else
-``$RSC_BENCH_DATA``, else the user cache folder); Fashion-MNIST is also found where Debian's
-``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
+but arrays and plain containers (torchvision's only guard is the MD5 of the official files). Data
+are looked for under one root (``--data-dir``, else ``$RSC_BENCH_DATA``, else the user cache
+folder); Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
 evaluating on it never needs a download.
 """
 

@@ -22,7 +22,6 @@ from robustbench_snn.models.gradients import SurrogateName
 from robustbench_snn.shipped import search_path
 
 
-
 class ArchitectureField(_Strict):
     name: str
     args: dict = Field(default_factory=dict)

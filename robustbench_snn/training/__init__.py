@@ -18,10 +18,10 @@ from tqdm import tqdm
 from robustbench_snn.data import dataset_info, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
-from robustbench_snn.provenance import versions
-from robustbench_snn.runtime import resolve_device
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
+from robustbench_snn.provenance import versions
 from robustbench_snn.registry import ModelCard, load_model, parse_card, write_state_dict
+from robustbench_snn.runtime import resolve_device
 from robustbench_snn.training.recipes import RECIPES, AdversarialTraining, Distillation, Recipe, cross_entropy
 
 logger = logging.getLogger(__name__)
