@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -44,14 +45,19 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """The wheel built from this checkout, installed without dependencies into a fresh virtual
-    environment (torch and the rest come from the system site-packages: no network needed)."""
+    environment (torch and the rest come from the environment running the tests)."""
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"
     shutil.copytree(REPO, source, ignore=_not_sources)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(base / "dist")], check=True, capture_output=True, cwd=base)
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The dependencies come from the environment running the tests (its site-packages, added as
+    # plain paths: its editable install of this checkout stays invisible), so nothing is downloaded.
+    (site_packages,) = (venv / "lib").glob("python*/site-packages")
+    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site_packages / "test_dependencies.pth").write_text("\n".join(outer) + "\n")
     (wheel,) = (base / "dist").glob("robustbench_snn-*.whl")
     subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True,
                    capture_output=True)
