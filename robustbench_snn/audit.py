@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from robustbench_snn.attacks import attack_batch, build_protocol
 from robustbench_snn.attacks.flags import fooled, significant_count
+from robustbench_snn.attacks.runner import batch_seed
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import plan_members
@@ -107,8 +108,8 @@ def audit(
     with tqdm(total=len(examples) * (len(suite_members) + 2), desc=f"audit {protocol}", unit="img", disable=not progress) as bar:
         for index, (images, labels) in enumerate(loader):
             images, labels = images.to(device), labels.to(device)
-            batch_seed = seed * 1_000_003 + index
-            outcome = attack_batch(model, tested, tested_members, images, labels, batch_seed, sources, count_gradients=False)
+            this_batch = batch_seed(seed, index)
+            outcome = attack_batch(model, tested, tested_members, images, labels, this_batch, sources, count_gradients=False)
             clean += outcome.clean
             kept += outcome.robust
             bar.update(len(labels))
@@ -117,13 +118,13 @@ def audit(
             control_fooled = torch.zeros(len(labels), dtype=torch.bool)
             control_fooled[survivors] = fooled(
                 model, reference, images[survivors.to(device)], labels[survivors.to(device)], tested.eval_draws,
-                batch_seed + CONTROL_SEED_OFFSET, sources,
+                this_batch + CONTROL_SEED_OFFSET, sources,
             ).cpu()
             control += control_fooled.tolist()
             bar.update(len(labels))
             for member, label in zip(suite_members, labels_):
                 begun = time.perf_counter()
-                alone[label] += attack_batch(model, suite, [member], images, labels, batch_seed, sources, count_gradients=False).robust
+                alone[label] += attack_batch(model, suite, [member], images, labels, this_batch, sources, count_gradients=False).robust
                 seconds[label] += time.perf_counter() - begun
                 bar.update(len(labels))
 

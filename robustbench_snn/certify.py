@@ -287,16 +287,14 @@ def certify_images(model: nn.Module, *, sigma: float | None = None, n0: int = 10
     Returns the summary and its row (protocol ``certify``, with provenance), stored in the user's
     results folder when ``store``. The progress bar counts images and shows draws per second.
     """
-    from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from robustbench_snn.data import dataset_info, first_examples, load_dataset
+    from robustbench_snn.data import dataset_info, load_test_set
     from robustbench_snn.provenance import stamp
     from robustbench_snn.results import append_row
 
     info = dataset_info(model.card.dataset)
-    test_set = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
-    images, labels = next(iter(DataLoader(test_set, batch_size=len(test_set))))
+    images, labels = load_test_set(info.name, n_examples, data_dir)
     with tqdm(total=len(images), desc="certify", unit="img", disable=not progress) as bar:
         def advance(done: int, rate: float) -> None:
             bar.update(done - bar.n)

@@ -30,7 +30,7 @@ from robustbench_snn.attacks.flags import (
 )
 from robustbench_snn.attacks.methods import uses_quantizers
 from robustbench_snn.attacks.protocol import EXPECTATION_SOURCE, AttackSpec, official_presets
-from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, is_stochastic, normalised, unsupported
+from robustbench_snn.attacks.runner import batch_seed, eot_draws, has_spiking_layers, is_smoothed, is_stochastic, normalised, unsupported
 from robustbench_snn.certify import covering_radius
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
@@ -214,6 +214,13 @@ def plan_members(
     return kept, sources, impossible + skipped
 
 
+def _check_run(seed: int, batch_size: int) -> None:
+    if batch_size <= 0:
+        raise UserError(f"batch size must be positive, got {batch_size}")
+    if not 0 <= seed < 2**63:
+        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+
+
 def _protocol(attack: str | Protocol, overrides: dict | None, dataset: str) -> Protocol:
     protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
     return protocol.resolved(dataset_info(dataset))
@@ -263,8 +270,7 @@ def attack(
     decision rule for stochastic models), on your own tensors, with nothing stored and no checks.
     ``dataset`` sets the default threat model (eps) and is not loaded.
     """
-    if not 0 <= seed < 2**63:
-        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+    _check_run(seed, batch_size)
     if len(images) != len(labels) or len(images) == 0:
         raise UserError(f"images and labels must be non-empty and of one length, got {len(images)} and {len(labels)}")
     device = resolve_device(device)
@@ -273,7 +279,7 @@ def attack(
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
-        parts.append(attack_batch(model, protocol, members, *batch, seed * 1_000_003 + index, sources,
+        parts.append(attack_batch(model, protocol, members, *batch, batch_seed(seed, index), sources,
                                   count_gradients=False, keep_adversarial=True))
     return AttackResult(
         adversarial=torch.cat([part.adversarial for part in parts]).cpu(),
@@ -320,10 +326,7 @@ def benchmark(
         raise UserError("name the dataset of an unregistered model")
     if card is not None and card.dataset != dataset:
         raise UserError(f"model {card.name!r} was trained on {card.dataset}, not {dataset}")
-    if batch_size <= 0:
-        raise UserError(f"batch size must be positive, got {batch_size}")
-    if not 0 <= seed < 2**63:
-        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+    _check_run(seed, batch_size)
     device = resolve_device(device)
     protocol = _protocol(attack, overrides, dataset)
     if n_examples is None:
@@ -378,7 +381,7 @@ def benchmark(
             batch_seconds = None
             if outcome is None:
                 batch_started = time.perf_counter()
-                outcome = attack_batch(model, protocol, members, images, labels, seed * 1_000_003 + index, sources,
+                outcome = attack_batch(model, protocol, members, images, labels, batch_seed(seed, index), sources,
                                        on_member=on_member).as_dict()
                 if smoothed:
                     outcome["certified_radius"] = [

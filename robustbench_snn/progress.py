@@ -27,7 +27,6 @@ class RunProgress:
         self.bar = tqdm(total=n_images, desc=label, unit="img", disable=not enabled,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}{postfix}]")
         self.parts = parts
-        self.enabled = enabled
         self.start = 0.0
         self.announced = False
 
@@ -49,7 +48,7 @@ class RunProgress:
         """A batch is done: complete its share, show the counts, and estimate the rest once."""
         self.bar.update(self.start + size - self.bar.n)
         self.bar.set_postfix(counts)
-        if batch_seconds is None or self.announced or not self.enabled:
+        if batch_seconds is None or self.announced or self.bar.disable:
             return
         self.announced = True
         left = batch_seconds * batches_left

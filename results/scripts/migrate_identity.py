@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from robustbench_snn.attacks import Protocol
-from robustbench_snn.attacks.runner import ONE_DRAW_SEED_OFFSET, decide
+from robustbench_snn.attacks.runner import ONE_DRAW_SEED_OFFSET, batch_seed, decide
 from robustbench_snn.data import first_examples, load_dataset
 from robustbench_snn.evaluation import model_hash, preset_unmodified
 from robustbench_snn.registry import load_model
@@ -32,7 +32,7 @@ def one_draw_accuracy(model, row: dict) -> float:
     examples = first_examples(load_dataset(row["dataset"], "test"), row["n_examples"])
     correct = 0
     for index, (images, labels) in enumerate(DataLoader(examples, batch_size=row["batch_size"], shuffle=False)):
-        model.encoder.seed(row["seed"] * 1_000_003 + index + ONE_DRAW_SEED_OFFSET)
+        model.encoder.seed(batch_seed(row["seed"], index) + ONE_DRAW_SEED_OFFSET)
         correct += int(decide(model, images, labels, 1).sum())
     return correct / row["n_examples"]
 

@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 ONE_DRAW_SEED_OFFSET = 500_009
 
 
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of a run's batch ``index``: every batch draws apart, and the same batch the same
+    draws in every run (and in a resumed one)."""
+    return seed * 1_000_003 + index
+
+
 def has_spiking_layers(model: nn.Module) -> bool:
     return bool(getattr(model, "spiking_layers", [])) or bool(getattr(model, "single_step_neurons", []))
 
