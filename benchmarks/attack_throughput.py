@@ -21,7 +21,7 @@ import click
 import torch
 from torch.utils.data import DataLoader
 
-from robustbench_snn.attacks.methods import loss_gradient
+from robustbench_snn.attacks.primitives import loss_gradient
 from robustbench_snn.data import load_dataset
 from robustbench_snn.registry import find_ann_twin, find_card, load_model
 from robustbench_snn.runtime import keep_freed_memory
@@ -75,8 +75,13 @@ def main(name, batch_size, repeats, eot, device, threads, as_json):
         times["ann"].append(step_seconds(ann, images, labels, 1))
     median = {path: statistics.median(values) for path, values in times.items()}
     result = {
-        "model": name, "twin": twin_card.name, "device": device, "threads": torch.get_num_threads(),
-        "timesteps": card.timesteps, "eot": eot, "batch_size": batch_size,
+        "model": name,
+        "twin": twin_card.name,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "timesteps": card.timesteps,
+        "eot": eot,
+        "batch_size": batch_size,
         "ann_ms_per_image": 1000 * median["ann"] / batch_size,
         **{f"{path}_ms_per_image": 1000 * median[path] / batch_size for path in PATHS},
         **{f"ratio_{path}": median[path] / (card.timesteps * eot * median["ann"]) for path in PATHS},
@@ -85,8 +90,10 @@ def main(name, batch_size, repeats, eot, device, threads, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{name} (T={card.timesteps}, EOT {eot}) vs {twin_card.name}, batch {batch_size}, {device}, "
-               f"{result['threads']} threads; one PGD step, ms/image and SNN / (T x EOT x ANN):")
+    click.echo(
+        f"{name} (T={card.timesteps}, EOT {eot}) vs {twin_card.name}, batch {batch_size}, {device}, "
+        f"{result['threads']} threads; one PGD step, ms/image and SNN / (T x EOT x ANN):"
+    )
     click.echo(f"  ANN twin               {result['ann_ms_per_image']:.3f}")
     for path in PATHS:
         click.echo(f"  SNN {path:<20} {result[f'{path}_ms_per_image']:.3f}   ratio {result[f'ratio_{path}']:.2f}")

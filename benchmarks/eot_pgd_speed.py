@@ -85,10 +85,18 @@ def main(name, n_examples, seed, device, compile_lif, as_json):
     baseline_robust = (clean & decide(model, baseline_adversarial, labels, protocol.eval_draws)).float().mean().item()
     ours_robust = (clean & decide(model, ours_adversarial, labels, protocol.eval_draws)).float().mean().item()
     result = {
-        "model": name, "device": device, "compiled_lif": compile_lif, "n_examples": n_examples,
-        "eps": spec.eps, "steps": spec.steps, "eot": spec.eot,
-        "baseline_seconds": baseline_seconds, "ours_seconds": ours_seconds, "speedup": baseline_seconds / ours_seconds,
-        "clean_accuracy": clean.float().mean().item(), "baseline_robust_accuracy": baseline_robust,
+        "model": name,
+        "device": device,
+        "compiled_lif": compile_lif,
+        "n_examples": n_examples,
+        "eps": spec.eps,
+        "steps": spec.steps,
+        "eot": spec.eot,
+        "baseline_seconds": baseline_seconds,
+        "ours_seconds": ours_seconds,
+        "speedup": baseline_seconds / ours_seconds,
+        "clean_accuracy": clean.float().mean().item(),
+        "baseline_robust_accuracy": baseline_robust,
         "ours_robust_accuracy": ours_robust,
     }
     if as_json:

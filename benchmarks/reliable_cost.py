@@ -28,8 +28,13 @@ from robustbench_snn.runtime import keep_freed_memory
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True,
-              help="The compiled LIF kernel (the default of rsc-bench evaluate for attacks).")
+@click.option(
+    "--compile/--no-compile",
+    "compile_lif",
+    default=True,
+    show_default=True,
+    help="The compiled LIF kernel (the default of rsc-bench evaluate for attacks).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def main(name, n_examples, seed, device, compile_lif, as_json):
     keep_freed_memory()  # as the CLI does
@@ -38,8 +43,7 @@ def main(name, n_examples, seed, device, compile_lif, as_json):
     strongest = Protocol(name="strongest-member", members=reliable.members[:1], eval_draws=reliable.eval_draws)
 
     def run(protocol: Protocol, n: int):
-        return benchmark(model, attack=protocol, n_examples=n, seed=seed, device=device, progress=not as_json,
-                         compile_lif=compile_lif)
+        return benchmark(model, attack=protocol, n_examples=n, seed=seed, device=device, progress=not as_json, compile_lif=compile_lif)
 
     run(reliable, 8)  # warm-up: compiles the kernels of every member and check
     before = run(strongest, n_examples)
@@ -48,23 +52,34 @@ def main(name, n_examples, seed, device, compile_lif, as_json):
     strongest_seconds = (before.runtime_s + after.runtime_s) / 2
     members_seconds = sum(full.member_seconds.values())
     result = {
-        "model": name, "device": device, "threads": torch.get_num_threads(), "compiled_lif": compile_lif,
-        "n_examples": n_examples, "strongest_member": strongest.members[0].label(),
+        "model": name,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "compiled_lif": compile_lif,
+        "n_examples": n_examples,
+        "strongest_member": strongest.members[0].label(),
         "strongest_member_kills_most": max(full.member_kills, key=full.member_kills.get) == full.attacks[0],
-        "strongest_seconds": [before.runtime_s, after.runtime_s], "reliable_seconds": full.runtime_s,
-        "reliable_members_seconds": members_seconds, "reliable_other_seconds": full.runtime_s - members_seconds,
+        "strongest_seconds": [before.runtime_s, after.runtime_s],
+        "reliable_seconds": full.runtime_s,
+        "reliable_members_seconds": members_seconds,
+        "reliable_other_seconds": full.runtime_s - members_seconds,
         "ratio": full.runtime_s / strongest_seconds,
-        "robust_accuracy_strongest": before.robust_accuracy, "robust_accuracy_reliable": full.robust_accuracy,
+        "robust_accuracy_strongest": before.robust_accuracy,
+        "robust_accuracy_reliable": full.robust_accuracy,
         "flags": full.flags,
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{name}, {n_examples} images, {device}, {result['threads']} threads, compiled LIF: {compile_lif}")
-    click.echo(f"  {result['strongest_member']} alone: {before.runtime_s:.1f} s / {after.runtime_s:.1f} s (before / after), "
-               f"robust {100 * before.robust_accuracy:.1f}%")
-    click.echo(f"  reliable: {full.runtime_s:.1f} s ({members_seconds:.1f} s in its members, the rest in clean accuracy, "
-               f"gradient counts and checks), robust {100 * full.robust_accuracy:.1f}%, flags {full.flags or 'none'}")
+    click.echo(
+        f"  {result['strongest_member']} alone: {before.runtime_s:.1f} s / {after.runtime_s:.1f} s (before / after), "
+        f"robust {100 * before.robust_accuracy:.1f}%"
+    )
+    click.echo(
+        f"  reliable: {full.runtime_s:.1f} s ({members_seconds:.1f} s in its members, the rest in clean accuracy, "
+        f"gradient counts and checks), robust {100 * full.robust_accuracy:.1f}%, flags {full.flags or 'none'}"
+    )
     click.echo(f"  ratio {result['ratio']:.2f}x")
 
 

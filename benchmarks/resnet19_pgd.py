@@ -29,7 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from robustbench_snn.attacks import build_protocol, decide
-from robustbench_snn.attacks.methods import pgd, repeated
+from robustbench_snn.attacks.methods.pgd import pgd
+from robustbench_snn.attacks.primitives import repeated
 from robustbench_snn.attacks.runner import gradient_context
 from robustbench_snn.data import dataset_info
 from robustbench_snn.models import build_classifier
@@ -114,7 +115,7 @@ def main(card_name, n_examples, batch_size, eot, seed, device, compile_lif, as_j
         synchronize(device)
         started = time.perf_counter()
         for start in tqdm(range(0, n_examples, batch_size), desc="pgd", unit="batch", disable=as_json):
-            batch, targets = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
+            batch, targets = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
             if model.stochastic:
                 model.encoder.seed(seed + start)
             adversarial = pgd(model, spec, batch, targets, seed + start, draws, stop_when_fooled=False)
@@ -124,22 +125,36 @@ def main(card_name, n_examples, batch_size, eot, seed, device, compile_lif, as_j
 
     peak = dense_flops_per_second(device)
     result = {
-        "card": card.name, "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(), "compiled_lif": compile_lif, "timesteps": card.timesteps,
-        "n_examples": n_examples, "batch_size": batch_size, "steps": spec.steps, "eot": draws, "eval_draws": protocol.eval_draws,
-        "seconds": seconds, "images_per_second": n_examples / seconds,
-        "gflops_per_image": flops_per_image / 1e9, "dense_tflops_per_second": peak / 1e12,
+        "card": card.name,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "compiled_lif": compile_lif,
+        "timesteps": card.timesteps,
+        "n_examples": n_examples,
+        "batch_size": batch_size,
+        "steps": spec.steps,
+        "eot": draws,
+        "eval_draws": protocol.eval_draws,
+        "seconds": seconds,
+        "images_per_second": n_examples / seconds,
+        "gflops_per_image": flops_per_image / 1e9,
+        "dense_tflops_per_second": peak / 1e12,
         "flop_bound_images_per_second": peak / flops_per_image,
         "utilisation": n_examples / seconds * flops_per_image / peak,
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{card.name} (T={card.timesteps}) on {result['device_name']}: PGD-{spec.steps}, EOT {draws}, "
-               f"{n_examples} images in batches of {batch_size}")
+    click.echo(
+        f"{card.name} (T={card.timesteps}) on {result['device_name']}: PGD-{spec.steps}, EOT {draws}, "
+        f"{n_examples} images in batches of {batch_size}"
+    )
     click.echo(f"  wall time {seconds:.1f} s = {result['images_per_second']:.2f} images/s")
-    click.echo(f"  {result['gflops_per_image']:.1f} GFLOP per image; dense ops run at {result['dense_tflops_per_second']:.2f} TFLOP/s,"
-               f" which would allow {result['flop_bound_images_per_second']:.2f} images/s")
+    click.echo(
+        f"  {result['gflops_per_image']:.1f} GFLOP per image; dense ops run at {result['dense_tflops_per_second']:.2f} TFLOP/s,"
+        f" which would allow {result['flop_bound_images_per_second']:.2f} images/s"
+    )
     click.echo(f"  utilisation {100 * result['utilisation']:.1f}%")
 
 

@@ -11,9 +11,13 @@ import importlib
 __all__ = ["attack", "benchmark", "list_cards", "load_model", "load_test_set"]
 __version__ = "0.1.0"
 
-_HOMES = {"attack": "robustbench_snn.evaluation", "benchmark": "robustbench_snn.evaluation",
-          "list_cards": "robustbench_snn.registry", "load_model": "robustbench_snn.registry",
-          "load_test_set": "robustbench_snn.data"}
+_HOMES = {
+    "attack": "robustbench_snn.evaluation",
+    "benchmark": "robustbench_snn.evaluation",
+    "list_cards": "robustbench_snn.registry",
+    "load_model": "robustbench_snn.registry",
+    "load_test_set": "robustbench_snn.data",
+}
 
 
 def __getattr__(name: str):

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from robustbench_snn.attacks import attack_batch, build_protocol
 from robustbench_snn.attacks.flags import fooled, significant_count
-from robustbench_snn.attacks.runner import batch_seed
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import plan_members
+from robustbench_snn.seeds import batch_seed
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,13 @@ def audit(
             reference = tested_members[0]
             control_fooled = torch.zeros(len(labels), dtype=torch.bool)
             control_fooled[survivors] = fooled(
-                model, reference, images[survivors.to(device)], labels[survivors.to(device)], tested.eval_draws,
-                this_batch + CONTROL_SEED_OFFSET, sources,
+                model,
+                reference,
+                images[survivors.to(device)],
+                labels[survivors.to(device)],
+                tested.eval_draws,
+                this_batch + CONTROL_SEED_OFFSET,
+                sources,
             ).cpu()
             control += control_fooled.tolist()
             bar.update(len(labels))
@@ -133,10 +138,7 @@ def audit(
     entries = []
     for label in labels_:
         others = [alone[other] for other in labels_ if other != label]
-        only = sum(
-            not mine and all(rest)
-            for mine, *rest in zip(alone[label], kept, *others)
-        )
+        only = sum(not mine and all(rest) for mine, *rest in zip(alone[label], kept, *others))
         broke = sum(survived and not mine for survived, mine in zip(kept, alone[label]))
         entries.append(AuditEntry(label, sum(alone[label]) / n, only, broke, round(seconds[label], 1)))
     broken = sum(survived and not all_hold for survived, all_hold in zip(kept, every))

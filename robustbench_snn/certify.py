@@ -28,6 +28,7 @@ gradient over the smoothing noise), and it decides by majority vote over many dr
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -38,8 +39,9 @@ import torch
 from scipy.stats import norm as gaussian
 from torch import nn
 
-from robustbench_snn.attacks.methods import draw_chunks, repeated
+from robustbench_snn.attacks.primitives import draw_chunks, repeated
 from robustbench_snn.errors import UserError
+from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.tables import clopper_pearson
 
 logger = logging.getLogger(__name__)
@@ -92,20 +94,16 @@ def smoothing_for(model: nn.Module, sigma: float | None = None, seed: int = 0) -
 
     ``sigma`` sets an RSC model's noise level, or adds Gaussian noise to a model without any.
     """
-    card = getattr(model, "card", None)
-    encoding = card.encoding.name if card is not None else "direct"
-    timesteps = getattr(model, "timesteps", 1)
-    if encoding == "rsc":
+    encoder = getattr(model, "encoder", None)
+    own = encoder.smoothing_certificate() if isinstance(encoder, Encoder) else None
+    if own is not None:
         if sigma is not None:
-            model.encoder.sigma = float(sigma)
+            # on a copy: the caller's model keeps its own noise level (an encoder whose noise has no level refuses)
+            model = copy.deepcopy(model)
+            model.encoder.with_noise_level(sigma)
         model.encoder.seed(seed)
-        variant = model.encoder.variant
-        return model, Certificate("L2", model.encoder.sigma, timesteps, f"rsc-{variant}")
-    if encoding == "poisson":
-        if sigma is not None:
-            raise UserError("a Poisson-coded model is smoothed by its own spikes; --sigma applies to RSC models and noise-free ones")
-        model.encoder.seed(seed)
-        return model, Certificate("L1", None, timesteps, "poisson")
+        norm, level, name = model.encoder.smoothing_certificate()
+        return model, Certificate(norm, level, getattr(model, "timesteps", 1), name)
     if sigma is None or sigma <= 0:
         raise UserError(
             "a model without input noise has no randomized-smoothing certificate; pass --sigma S to certify it "
@@ -138,8 +136,9 @@ class CertifiedSample:
         return self.prediction == self.label
 
 
-def certify_batch(sample: Sampler, certificate: Certificate, images: torch.Tensor, labels: torch.Tensor,
-                  n0: int, n: int, alpha: float) -> list[CertifiedSample]:
+def certify_batch(
+    sample: Sampler, certificate: Certificate, images: torch.Tensor, labels: torch.Tensor, n0: int, n: int, alpha: float
+) -> list[CertifiedSample]:
     """Cohen et al.'s CERTIFY for each image: select with ``n0`` draws, bound with ``n`` fresh ones."""
     chosen = sample(images, n0).argmax(1)
     counts = sample(images, n)
@@ -188,17 +187,37 @@ def radius_grid(certificate: Certificate) -> list[float]:
     return [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
 
 
-def summarise(model_name: str, dataset: str, certificate: Certificate, samples: list[CertifiedSample], *, n0: int, n: int,
-              alpha: float, seed: int, runtime_s: float) -> CertificationSummary:
+def summarise(
+    model_name: str,
+    dataset: str,
+    certificate: Certificate,
+    samples: list[CertifiedSample],
+    *,
+    n0: int,
+    n: int,
+    alpha: float,
+    seed: int,
+    runtime_s: float,
+) -> CertificationSummary:
     total = len(samples)
     return CertificationSummary(
-        model=model_name, dataset=dataset, norm=certificate.norm, certificate=certificate.kind, sigma=certificate.sigma,
-        timesteps=certificate.timesteps, n0=n0, n=n, alpha=alpha, seed=seed, n_examples=total,
+        model=model_name,
+        dataset=dataset,
+        norm=certificate.norm,
+        certificate=certificate.kind,
+        sigma=certificate.sigma,
+        timesteps=certificate.timesteps,
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        seed=seed,
+        n_examples=total,
         abstained=sum(sample.prediction == ABSTAIN for sample in samples) / total,
         smoothed_accuracy=certified_accuracy(samples, 0.0),
         mean_radius=sum(sample.radius for sample in samples if sample.correct) / total,
         curve={f"{radius:g}": certified_accuracy(samples, radius) for radius in radius_grid(certificate)},
-        runtime_s=round(runtime_s, 3), draws_per_second=round(total * (n0 + n) / max(runtime_s, 1e-9), 1),
+        runtime_s=round(runtime_s, 3),
+        draws_per_second=round(total * (n0 + n) / max(runtime_s, 1e-9), 1),
         samples=[asdict(sample) for sample in samples],
     )
 
@@ -222,13 +241,24 @@ class SmoothedClassifier(nn.Module):
 
     stochastic = True
 
-    def __init__(self, model: nn.Module, num_classes: int, *, sigma: float | None = None, seed: int = 0,
-                 votes: int = 100, n0: int = 100, n: int = 1000, alpha: float = 0.001) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        *,
+        sigma: float | None = None,
+        seed: int = 0,
+        votes: int = 100,
+        n0: int = 100,
+        n: int = 1000,
+        alpha: float = 0.001,
+    ) -> None:
         super().__init__()
         if not 0 < alpha < 0.5:
             raise UserError(f"alpha must be in (0, 0.5), got {alpha}")
         self.noisy, self.certificate = smoothing_for(model.eval(), sigma, seed)
-        self.base = model
+        # the network that runs: the model itself (or its copy at another noise level), or the one under added noise
+        self.base = self.noisy.model if isinstance(self.noisy, GaussianNoise) else self.noisy
         self.sample = sampler_for(self.noisy, num_classes)
         self.votes, self.n0, self.n, self.alpha = votes, n0, n, alpha
         self.card = getattr(model, "card", None)
@@ -248,8 +278,15 @@ class SmoothedClassifier(nn.Module):
 
     def settings(self) -> dict:
         """What defines this smoothed classifier, for result rows."""
-        return {"certificate": self.certificate.kind, "norm": self.certificate.norm, "sigma": self.certificate.sigma,
-                "votes": self.votes, "n0": self.n0, "n": self.n, "alpha": self.alpha}
+        return {
+            "certificate": self.certificate.kind,
+            "norm": self.certificate.norm,
+            "sigma": self.certificate.sigma,
+            "votes": self.votes,
+            "n0": self.n0,
+            "n": self.n,
+            "alpha": self.alpha,
+        }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.noisy(images)
@@ -262,26 +299,51 @@ class SmoothedClassifier(nn.Module):
         return certify_batch(self.sample, self.certificate, images, labels, self.n0, self.n, self.alpha)
 
 
-def certify_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dataset: str, num_classes: int,
-                  sigma: float | None = None, n0: int = 100, n: int = 10000, alpha: float = 0.001, seed: int = 0,
-                  batch_size: int = 16, progress: Callable[[int, float], None] | None = None) -> CertificationSummary:
+def certify_model(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    dataset: str,
+    num_classes: int,
+    sigma: float | None = None,
+    n0: int = 100,
+    n: int = 10000,
+    alpha: float = 0.001,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: Callable[[int, float], None] | None = None,
+) -> CertificationSummary:
     """Certify each image in batches; ``progress(images_done, draws_per_second)`` is called after each batch."""
     smoothed = SmoothedClassifier(model, num_classes, sigma=sigma, seed=seed, n0=n0, n=n, alpha=alpha)
     started = time.perf_counter()
     samples: list[CertifiedSample] = []
     for start in range(0, len(images), batch_size):
-        samples += smoothed.certify(images[start:start + batch_size], labels[start:start + batch_size])
+        samples += smoothed.certify(images[start : start + batch_size], labels[start : start + batch_size])
         if progress is not None:
             progress(len(samples), len(samples) * (n0 + n) / (time.perf_counter() - started))
     name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
-    return summarise(name, dataset, smoothed.certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed,
-                     runtime_s=time.perf_counter() - started)
+    return summarise(
+        name, dataset, smoothed.certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed, runtime_s=time.perf_counter() - started
+    )
 
 
-def certify_images(model: nn.Module, *, sigma: float | None = None, n0: int = 100, draws: int = 10000,
-                   alpha: float = 0.001, n_examples: int = 500, batch_size: int = 16, seed: int = 0,
-                   data_dir: str | None = None, device: str = "cpu", store: bool = True,
-                   results_dir: str | None = None, progress: bool = True) -> tuple[CertificationSummary, dict]:
+def certify_images(
+    model: nn.Module,
+    *,
+    sigma: float | None = None,
+    n0: int = 100,
+    draws: int = 10000,
+    alpha: float = 0.001,
+    n_examples: int = 500,
+    batch_size: int = 16,
+    seed: int = 0,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    store: bool = True,
+    results_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[CertificationSummary, dict]:
     """Certify a registered model on the first ``n_examples`` test images of its dataset.
 
     Returns the summary and its row (protocol ``certify``, with provenance), stored in the user's
@@ -296,13 +358,25 @@ def certify_images(model: nn.Module, *, sigma: float | None = None, n0: int = 10
     info = dataset_info(model.card.dataset)
     images, labels = load_test_set(info.name, n_examples, data_dir)
     with tqdm(total=len(images), desc="certify", unit="img", disable=not progress) as bar:
+
         def advance(done: int, rate: float) -> None:
             bar.update(done - bar.n)
             bar.set_postfix(draws_per_s=f"{rate:.0f}")
 
-        summary = certify_model(model, images.to(device), labels.to(device), dataset=info.name,
-                                num_classes=info.num_classes, sigma=sigma, n0=n0, n=draws, alpha=alpha, seed=seed,
-                                batch_size=batch_size, progress=advance)
+        summary = certify_model(
+            model,
+            images.to(device),
+            labels.to(device),
+            dataset=info.name,
+            num_classes=info.num_classes,
+            sigma=sigma,
+            n0=n0,
+            n=draws,
+            alpha=alpha,
+            seed=seed,
+            batch_size=batch_size,
+            progress=advance,
+        )
     row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
     row.update(protocol="certify", checkpoint_sha256=model.checkpoint_sha256, **stamp())
     if store:

@@ -4,12 +4,20 @@ The CLI turns every `UserError` into one clear message and its exit code (2, or 
 result matches), with no traceback.
 """
 
+import difflib
 from collections.abc import Iterable
 
 
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``; did you mean X?`` for the known names closest to ``name`` (empty when none is close)."""
+    close = difflib.get_close_matches(str(name), list(known), n=3)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
 def unknown_name(what: str, name: object, known: Iterable[str]) -> str:
-    """The message for a name that is not among the ``known`` ones."""
-    return f"unknown {what} {name!r}; choose one of {', '.join(known)}"
+    """The message for a name that is not among the ``known`` ones, with the closest of them."""
+    known = list(known)
+    return f"unknown {what} {name!r}{did_you_mean(name, known)}; choose one of {', '.join(known)}"
 
 
 class UserError(Exception):

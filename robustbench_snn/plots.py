@@ -45,16 +45,18 @@ def _figure(width: float, height: float) -> tuple[Figure, Axes]:
 
 def _styled(draw: Callable[..., Path]) -> Callable[..., Path]:
     """Draw in seaborn's whitegrid paper style, set for this figure only."""
+
     @functools.wraps(draw)
     def styled(*args, **kwargs) -> Path:
         with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
             return draw(*args, **kwargs)
+
     return styled
 
 
 def _sigma(model: str, cards: dict) -> float | None:
     card = cards.get(model)
-    return card.encoding.sigma if card is not None and card.encoding.name == "rsc" else None
+    return card.encoding.noise_level() if card is not None else None
 
 
 def _new_figure(table: pd.DataFrame) -> tuple[pd.DataFrame, Figure, Axes]:
@@ -81,25 +83,51 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     for family, group in points.groupby("family"):
         style = _style(family)
         axes.errorbar(
-            100 * group["clean_accuracy"], 100 * group["robust_accuracy"],
+            100 * group["clean_accuracy"],
+            100 * group["robust_accuracy"],
             yerr=[100 * (group["robust_accuracy"] - group["robust_low"]), 100 * (group["robust_high"] - group["robust_accuracy"])],
-            fmt=style["marker"], color=style["color"], markersize=7, capsize=2, linewidth=1, label=family,
+            fmt=style["marker"],
+            color=style["color"],
+            markersize=7,
+            capsize=2,
+            linewidth=1,
+            label=family,
         )
         if family.startswith("RSC"):
             sweep = group.assign(sigma=[_sigma(model, cards) for model in group["model"]]).dropna(subset=["sigma"])
             sweep = sweep.sort_values("sigma")
             axes.plot(100 * sweep["clean_accuracy"], 100 * sweep["robust_accuracy"], color=style["color"], linewidth=1)
             for _, row in sweep.iterrows():
-                axes.annotate(f"σ={row['sigma']:g}", (100 * row["clean_accuracy"], 100 * row["robust_accuracy"]),
-                              textcoords="offset points", xytext=(4, 4), fontsize=7, color=style["color"])
+                axes.annotate(
+                    f"σ={row['sigma']:g}",
+                    (100 * row["clean_accuracy"], 100 * row["robust_accuracy"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                    color=style["color"],
+                )
     coordinates = list(zip(points["clean_accuracy"], points["robust_accuracy"]))
     front = [coordinates[index] for index in pareto_front(coordinates)]
-    axes.step([100 * clean for clean, _ in front], [100 * robust for _, robust in front], where="post",
-              color="black", linestyle="--", linewidth=1, label="Pareto front")
+    axes.step(
+        [100 * clean for clean, _ in front],
+        [100 * robust for _, robust in front],
+        where="post",
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label="Pareto front",
+    )
     flagged = points[points["flags"].map(bool)]
     if not flagged.empty:
-        axes.scatter(100 * flagged["clean_accuracy"], 100 * flagged["robust_accuracy"], s=160, facecolors="none",
-                     edgecolors="red", linewidths=1, label="potentially unreliable")
+        axes.scatter(
+            100 * flagged["clean_accuracy"],
+            100 * flagged["robust_accuracy"],
+            s=160,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1,
+            label="potentially unreliable",
+        )
     return _finish(figure, axes, "clean accuracy (%)", title, out)
 
 
@@ -111,9 +139,14 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     for (model, protocol), curve in curves.groupby(["model", "protocol"]):
         style = _style(curve["family"].iloc[0])
         eps, accuracy = curve_from_zero(curve)
-        axes.plot(eps, [100 * value for value in accuracy], marker=style["marker"], color=style["color"],
-                  linestyle=("-", "--", ":", "-.")[protocols.index(protocol) % 4],
-                  label=model if len(protocols) == 1 else f"{model} ({protocol})")
+        axes.plot(
+            eps,
+            [100 * value for value in accuracy],
+            marker=style["marker"],
+            color=style["color"],
+            linestyle=("-", "--", ":", "-.")[protocols.index(protocol) % 4],
+            label=model if len(protocols) == 1 else f"{model} ({protocol})",
+        )
     return _finish(figure, axes, "eps", title, out)
 
 

@@ -24,8 +24,13 @@ class RunProgress:
     (the clean decision and each member)."""
 
     def __init__(self, label: str, n_images: int, parts: int, enabled: bool) -> None:
-        self.bar = tqdm(total=n_images, desc=label, unit="img", disable=not enabled,
-                        bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}{postfix}]")
+        self.bar = tqdm(
+            total=n_images,
+            desc=label,
+            unit="img",
+            disable=not enabled,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}{postfix}]",
+        )
         self.parts = parts
         self.start = 0.0
         self.announced = False
@@ -42,6 +47,7 @@ class RunProgress:
 
         def advance(done: int) -> None:
             self.bar.update(self.start + size * min(done + 1, self.parts) / self.parts - self.bar.n)
+
         return advance
 
     def finished(self, size: int, counts: dict[str, int], batch_seconds: float | None, batches_left: int) -> None:
@@ -53,8 +59,10 @@ class RunProgress:
         self.announced = True
         left = batch_seconds * batches_left
         if left > ANNOUNCE_AFTER_S:
-            self.bar.write(f"estimated time left: about {_duration(left)} (from the first batch, {batch_seconds:.0f} s), "
-                           "plus the reliability checks where the protocol has them")
+            self.bar.write(
+                f"estimated time left: about {_duration(left)} (from the first batch, {batch_seconds:.0f} s), "
+                "plus the reliability checks where the protocol has them"
+            )
 
 
 class CheckProgress:

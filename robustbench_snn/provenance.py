@@ -16,9 +16,19 @@ from importlib import metadata
 from robustbench_snn.shipped import CHECKOUT, PACKAGE, in_checkout
 
 # Parts of the package that only present or locate numbers: a change there changes no result.
-PRESENTATION = frozenset({
-    "cli", "plots.py", "tables.py", "leaderboard", "__main__.py", "shipped.py", "zoo", "robustbench.py", "provenance.py",
-})
+PRESENTATION = frozenset(
+    {
+        "cli",
+        "plots.py",
+        "tables.py",
+        "leaderboard",
+        "__main__.py",
+        "shipped.py",
+        "zoo",
+        "robustbench.py",
+        "provenance.py",
+    }
+)
 
 
 @functools.cache

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustbench_snn.config import describe
 from robustbench_snn.errors import UserError
+from robustbench_snn.files import replacing
 from robustbench_snn.shipped import shipped_folder
 
 logger = logging.getLogger(__name__)
@@ -212,9 +213,8 @@ def save_samples(frame: pd.DataFrame, hash_: str, directory: str | os.PathLike |
     """Per-sample outcomes of a run, as CSV beside the rows."""
     path = results_dir(directory) / "samples" / f"{hash_}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".part{os.getpid()}")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
+    with replacing(path) as partial:
+        frame.to_csv(partial, index=False)
     return path
 
 

@@ -44,8 +44,14 @@ def _threat_model(threat_model: str | Enum) -> str:
     return name
 
 
-def load_model(model_name: str, model_dir: str | os.PathLike = "./models", dataset: str | Enum = "fashion-mnist",
-               threat_model: str | Enum = "Linf", custom_checkpoint: str = "", norm: str | None = None) -> nn.Module:
+def load_model(
+    model_name: str,
+    model_dir: str | os.PathLike = "./models",
+    dataset: str | Enum = "fashion-mnist",
+    threat_model: str | Enum = "Linf",
+    custom_checkpoint: str = "",
+    norm: str | None = None,
+) -> nn.Module:
     """A registered model by name, as RobustBench's ``load_model``: images in [0, 1] -> logits.
 
     ``dataset`` must be the model's own; ``model_dir`` is accepted for RobustBench scripts and
@@ -58,11 +64,24 @@ def load_model(model_name: str, model_dir: str | os.PathLike = "./models", datas
     return model
 
 
-def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str | Enum = "fashion-mnist",
-              threat_model: str | Enum = "Linf", to_disk: bool = False, model_name: str | None = None,
-              data_dir: str | None = None, device: str | torch.device | None = None, batch_size: int = 32,
-              eps: float | None = None, log_path: str | None = None, preprocessing: object = None,
-              aa_state_path: str | None = None, *, attack: str = "reliable", seed: int = 0) -> tuple[float, float]:
+def benchmark(
+    model: nn.Module,
+    n_examples: int = 10000,
+    dataset: str | Enum = "fashion-mnist",
+    threat_model: str | Enum = "Linf",
+    to_disk: bool = False,
+    model_name: str | None = None,
+    data_dir: str | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 32,
+    eps: float | None = None,
+    log_path: str | None = None,
+    preprocessing: object = None,
+    aa_state_path: str | None = None,
+    *,
+    attack: str = "reliable",
+    seed: int = 0,
+) -> tuple[float, float]:
     """Clean and robust accuracy of ``model`` on the first ``n_examples`` test images, as RobustBench's
     ``benchmark`` returns them. ``to_disk`` stores the full record in your results folder;
     ``log_path`` receives this run's log lines."""
@@ -72,10 +91,19 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str | Enum = "
     if handler is not None:
         logging.getLogger("robustbench_snn").addHandler(handler)
     try:
-        record = evaluate(model, dataset=_name(dataset), attack=attack, n_examples=n_examples, seed=seed,
-                          batch_size=batch_size, data_dir=data_dir, device=str(device or "cpu"),
-                          overrides={"eps": eps, "norm": _threat_model(threat_model)}, store=to_disk,
-                          model_name=model_name)
+        record = evaluate(
+            model,
+            dataset=_name(dataset),
+            attack=attack,
+            n_examples=n_examples,
+            seed=seed,
+            batch_size=batch_size,
+            data_dir=data_dir,
+            device=str(device or "cpu"),
+            overrides={"eps": eps, "norm": _threat_model(threat_model)},
+            store=to_disk,
+            model_name=model_name,
+        )
     finally:
         if handler is not None:
             logging.getLogger("robustbench_snn").removeHandler(handler)
@@ -84,14 +112,15 @@ def benchmark(model: nn.Module, n_examples: int = 10000, dataset: str | Enum = "
 
 
 @torch.inference_mode()
-def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100,
-                   device: str | torch.device | None = None) -> float:
+def clean_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100, device: str | torch.device | None = None
+) -> float:
     """The share of ``x`` that ``model`` classifies as ``y`` (one forward per image), as RobustBench's."""
     device = torch.device(device or "cpu")
     correct = 0
     for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size].to(device))
-        correct += int((logits.argmax(1) == y[start:start + batch_size].to(device)).sum())
+        logits = model(x[start : start + batch_size].to(device))
+        correct += int((logits.argmax(1) == y[start : start + batch_size].to(device)).sum())
     return correct / len(x)
 
 

@@ -49,9 +49,15 @@ def accuracy_tolerance(claimed: float, n: int) -> float:
     return 3 * math.sqrt(max(claimed * (1 - claimed), 1e-4) / n) + ACCURACY_SLACK
 
 
-def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attack_examples: int = 200,
-                     data_dir: str | None = None, seed: int = 0, progress: bool = False,
-                     on_check: Callable[[Check], None] | None = None) -> SubmissionReport:
+def check_submission(
+    card_path: str | os.PathLike,
+    n_examples: int = 1000,
+    attack_examples: int = 200,
+    data_dir: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    on_check: Callable[[Check], None] | None = None,
+) -> SubmissionReport:
     """Run every check on the card at ``card_path``; stops at the first check the later ones need.
 
     ``on_check`` is called with each check as it finishes; ``progress`` shows the evaluations' bars.
@@ -87,11 +93,9 @@ def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attac
     if card.checkpoint is None:
         record(Check("checkpoint", False, "the card names no checkpoint (path or url)"))
         return report
-    if step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match",
-                                   resolve_checkpoint(card))) is None:
+    if step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match", resolve_checkpoint(card))) is None:
         return report
-    model = step("loads", lambda: (True, f"weights fit architecture {card.architecture.name}",
-                                   load_model(str(card_path), seed=seed)))
+    model = step("loads", lambda: (True, f"weights fit architecture {card.architecture.name}", load_model(str(card_path), seed=seed)))
     if model is None:
         return report
     if card.claimed is None:
@@ -102,20 +106,26 @@ def check_submission(card_path: str | os.PathLike, n_examples: int = 1000, attac
         measured = benchmark(model, n_examples=n_examples, seed=seed, data_dir=data_dir, progress=progress)
         tolerance = accuracy_tolerance(card.claimed.clean_accuracy, measured.n_examples)
         difference = abs(measured.clean_accuracy - card.claimed.clean_accuracy)
-        return (difference <= tolerance,
-                f"measured {100 * measured.clean_accuracy:.2f}% on {measured.n_examples} test images, claimed "
-                f"{100 * card.claimed.clean_accuracy:.2f}% (tolerance {100 * tolerance:.2f} points)", measured)
+        return (
+            difference <= tolerance,
+            f"measured {100 * measured.clean_accuracy:.2f}% on {measured.n_examples} test images, claimed "
+            f"{100 * card.claimed.clean_accuracy:.2f}% (tolerance {100 * tolerance:.2f} points)",
+            measured,
+        )
 
     if step("clean accuracy", clean_accuracy) is None:
         return report
 
     def sanity_attack():
-        attacked = benchmark(model, attack="pgd", n_examples=attack_examples, seed=seed, data_dir=data_dir,
-                             overrides={"checks": True}, progress=progress)
+        attacked = benchmark(
+            model, attack="pgd", n_examples=attack_examples, seed=seed, data_dir=data_dir, overrides={"checks": True}, progress=progress
+        )
         lowered = attacked.robust_accuracy < attacked.clean_accuracy
-        detail = (f"PGD-10 at eps {attacked.eps:.4g}: clean {100 * attacked.clean_accuracy:.1f}%, robust "
-                  f"{100 * attacked.robust_accuracy:.1f}% on {attacked.n_examples} images; "
-                  f"flags: {', '.join(attacked.flags) or 'none'}")
+        detail = (
+            f"PGD-10 at eps {attacked.eps:.4g}: clean {100 * attacked.clean_accuracy:.1f}%, robust "
+            f"{100 * attacked.robust_accuracy:.1f}% on {attacked.n_examples} images; "
+            f"flags: {', '.join(attacked.flags) or 'none'}"
+        )
         return lowered and not attacked.flags, detail, attacked
 
     step("attack sanity and reliability flags", sanity_attack)

@@ -28,9 +28,27 @@ from robustbench_snn.results import STANDARD_SEED
 CURVE_KEYS = ["model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
 OFFICIAL_KEYS = ["model", "dataset", "protocol", "norm"]
 TABLE_COLUMNS = [
-    "model", "family", "dataset", "protocol", "norm", "eps", "grad", "eot", "eval_draws", "seed", "n_examples",
-    "clean_accuracy", "clean_accuracy_one_draw", "robust_accuracy", "robust_low", "robust_high", "qte", "qte_normalised",
-    "flags", "official", "timestamp",
+    "model",
+    "family",
+    "dataset",
+    "protocol",
+    "norm",
+    "eps",
+    "grad",
+    "eot",
+    "eval_draws",
+    "seed",
+    "n_examples",
+    "clean_accuracy",
+    "clean_accuracy_one_draw",
+    "robust_accuracy",
+    "robust_low",
+    "robust_high",
+    "qte",
+    "qte_normalised",
+    "flags",
+    "official",
+    "timestamp",
 ]
 # The settings of the zoo's certificates: a certificate row is official with at least these
 # draws and images, at most this alpha, the standard seed, and the model's own noise.
@@ -47,17 +65,22 @@ def is_official(row: Mapping) -> bool:
     """Whether a stored attack row may fill an official cell (see the module docstring)."""
     sizes = preset_sizes()
     return (
-        row.get("protocol") in sizes and row.get("preset_unmodified") is True and row.get("seed") == STANDARD_SEED
+        row.get("protocol") in sizes
+        and row.get("preset_unmodified") is True
+        and row.get("seed") == STANDARD_SEED
         and (row.get("n_examples") or 0) >= sizes[row["protocol"]]
     )
 
 
 def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
     """Whether a certificate row is one of the standard settings on the model's own noise."""
-    own_sigma = card.encoding.sigma if card is not None else None
+    own_sigma = card.encoding.noise_level() if card is not None else None
     return (
-        row.get("protocol") == "certify" and row.get("certificate") != "gaussian" and row.get("seed") == STANDARD_SEED
-        and row.get("n0") == STANDARD_CERTIFICATE["n0"] and (row.get("n") or 0) >= STANDARD_CERTIFICATE["n"]
+        row.get("protocol") == "certify"
+        and row.get("certificate") != "gaussian"
+        and row.get("seed") == STANDARD_SEED
+        and row.get("n0") == STANDARD_CERTIFICATE["n0"]
+        and (row.get("n") or 0) >= STANDARD_CERTIFICATE["n"]
         and (row.get("alpha") or 1) <= STANDARD_CERTIFICATE["alpha"]
         and (row.get("n_examples") or 0) >= STANDARD_CERTIFICATE["n_examples"]
         and (own_sigma is None or row.get("sigma") == own_sigma)
@@ -92,7 +115,8 @@ def curve_from_zero(curve: pd.DataFrame) -> tuple[list[float], list[float]]:
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points (clean, robust) that no other point matches or beats in both, best clean first."""
     front = [
-        index for index, (clean, robust) in enumerate(points)
+        index
+        for index, (clean, robust) in enumerate(points)
         if not any(
             other_clean >= clean and other_robust >= robust and (other_clean, other_robust) != (clean, robust)
             for other_clean, other_robust in points
@@ -120,13 +144,17 @@ def family(card: ModelCard | None) -> str:
         return "ANN"
     if recipe == "ersct":
         return "E-RSCT"
-    if card.encoding.name == "rsc":
-        return f"RSC-{card.encoding.variant}"
-    return {"direct": "direct SNN", "poisson": "Poisson SNN"}[card.encoding.name]
+    return card.encoding.family()
 
 
-def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str | None = None,
-                  protocol: str | None = None, eps: float | None = None, official_only: bool = True) -> pd.DataFrame:
+def results_table(
+    rows: pd.DataFrame,
+    cards: Sequence[ModelCard],
+    dataset: str | None = None,
+    protocol: str | None = None,
+    eps: float | None = None,
+    official_only: bool = True,
+) -> pd.DataFrame:
     """One row per model x attack protocol x eps, with family, confidence interval and QTE.
 
     ``official_only``: only official rows (`is_official`), the newest per model, protocol, norm and
@@ -140,8 +168,9 @@ def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str |
     for column, value in (("dataset", dataset), ("protocol", protocol)):
         if value is not None:
             table = table[table[column] == value]
-    for column in {*CURVE_KEYS, *TABLE_COLUMNS} - set(table.columns) - {"family", "robust_low", "robust_high", "qte",
-                                                                     "qte_normalised", "official"}:
+    for column in (
+        {*CURVE_KEYS, *TABLE_COLUMNS} - set(table.columns) - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official"}
+    ):
         table[column] = None
     table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
     if official_only:
@@ -157,9 +186,7 @@ def results_table(rows: pd.DataFrame, cards: Sequence[ModelCard], dataset: str |
     ]
     table["robust_low"] = [low for low, _ in intervals]
     table["robust_high"] = [high for _, high in intervals]
-    curve_ids = pd.Series(
-        ["|".join(map(str, key)) for key in table[CURVE_KEYS].itertuples(index=False, name=None)], index=table.index
-    )
+    curve_ids = pd.Series(["|".join(map(str, key)) for key in table[CURVE_KEYS].itertuples(index=False, name=None)], index=table.index)
     scores = {}
     for curve_id, curve in table[attacked].groupby(curve_ids[attacked]):
         grid, accuracy = curve_from_zero(curve)

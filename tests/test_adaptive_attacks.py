@@ -10,7 +10,8 @@ from torch.nn import functional as F
 
 from robustbench_snn import benchmark
 from robustbench_snn.attacks import build_protocol
-from robustbench_snn.attacks.methods import StraightThroughQuantizers, margin_loss
+from robustbench_snn.attacks.bpda import StraightThroughQuantizers
+from robustbench_snn.attacks.primitives import margin_loss
 from robustbench_snn.audit import audit
 from robustbench_snn.models import GradientMode, NeuronConfig, SpikingActivation
 from robustbench_snn.models.gradients import assg_slope, assg_update, pdsg_slope
@@ -85,7 +86,7 @@ def test_every_gradient_mode_keeps_the_logits_and_gives_its_own_gradient(shipped
     for label, gradient in gradients.items():
         assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0, label
     names = list(gradients)
-    assert all(not torch.allclose(gradients[a], gradients[b]) for i, a in enumerate(names) for b in names[i + 1:])
+    assert all(not torch.allclose(gradients[a], gradients[b]) for i, a in enumerate(names) for b in names[i + 1 :])
 
 
 def test_margin_losses_match_their_definitions():
@@ -100,8 +101,9 @@ def test_new_members_parse_label_and_run(shipped_models):
     assert protocol.members[0].label() == "pgd-2-dlr[hart@0.5]"
     assert build_protocol("sapgd", {"grad": "assg"}).members[0].label() == "sapgd-10[assg@0.425]"
     model = model_with(shipped_models, kind="snn", encoding="rsc")
-    record = benchmark(model, attack="sapgd", n_examples=16, batch_size=16, seed=0,
-                       overrides={"grad": "assg", "steps": 3, "eot": 2, "eval_draws": 2})
+    record = benchmark(
+        model, attack="sapgd", n_examples=16, batch_size=16, seed=0, overrides={"grad": "assg", "steps": 3, "eot": 2, "eval_draws": 2}
+    )
     assert record.robust_accuracy <= record.clean_accuracy and record.attacks == ["sapgd-3[assg@0.425]"]
 
 
@@ -131,15 +133,15 @@ def test_the_expectation_relative_shares_weights_and_is_deterministic(shipped_mo
 
 def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     poisson = model_with(shipped_models, kind="snn", encoding="poisson")
-    record = benchmark(poisson, attack="reliable", n_examples=16, batch_size=16, seed=0,
-                       overrides={"steps": 1, "queries": 20, "checks": False})
+    record = benchmark(
+        poisson, attack="reliable", n_examples=16, batch_size=16, seed=0, overrides={"steps": 1, "queries": 20, "checks": False}
+    )
     declared = [label for label in record.attacks if label.endswith("<-expectation")]
     assert len(declared) == len(poisson.encoder.adaptive_attacks) == 4
     assert record.attacks[-1] == "square-20" and "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
-    plain = benchmark(direct, attack="reliable", n_examples=8, batch_size=8, seed=0,
-                      overrides={"steps": 1, "queries": 20, "checks": False})
+    plain = benchmark(direct, attack="reliable", n_examples=8, batch_size=8, seed=0, overrides={"steps": 1, "queries": 20, "checks": False})
     assert not any("expectation" in label for label in plain.attacks)
 
 

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from robustbench_snn import benchmark
 from robustbench_snn.attacks import build_protocol, parse_eps
-from robustbench_snn.attacks.methods import loss_gradient
+from robustbench_snn.attacks.primitives import loss_gradient
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import GradientMode
 
@@ -75,12 +75,14 @@ def test_eot_gradients_vary_less_across_repeats_than_single_draws(shipped_models
 
 def test_gradient_masking_is_flagged_and_the_reliable_protocol_sees_through_it(shipped_models):
     masked = RoundedInput(model_with(shipped_models, kind="ann", encoding="direct"))
-    pgd = benchmark(masked, dataset="fashion-mnist", attack="pgd", n_examples=N, batch_size=N, seed=0,
-                    overrides={"checks": True, "steps": 5})
+    pgd = benchmark(
+        masked, dataset="fashion-mnist", attack="pgd", n_examples=N, batch_size=N, seed=0, overrides={"checks": True, "steps": 5}
+    )
     assert {"zero_gradients", "unbounded_not_zero", "blackbox_stronger"} <= set(pgd.flags)
     assert pgd.flag_details["zero_gradient_share"]["bptt"] == 1.0
-    reliable = benchmark(masked, dataset="fashion-mnist", attack="reliable", n_examples=N, batch_size=N, seed=0,
-                         overrides={"steps": 5, "queries": 300})
+    reliable = benchmark(
+        masked, dataset="fashion-mnist", attack="reliable", n_examples=N, batch_size=N, seed=0, overrides={"steps": 5, "queries": 300}
+    )
     assert reliable.skipped_members and "twin" in reliable.skipped_members[0]
     assert reliable.robust_accuracy < pgd.robust_accuracy - 0.2
     assert "zero_gradients" in reliable.flags
@@ -145,7 +147,7 @@ def test_autoattack_standard_and_rand_run_through_the_runner(shipped_models):
 
 
 def test_l2_pgd_stays_inside_its_ball_and_beats_a_smaller_ball(shipped_models, fmnist_batch):
-    from robustbench_snn.attacks.methods import pgd
+    from robustbench_snn.attacks.methods.pgd import pgd
     from robustbench_snn.attacks.protocol import AttackSpec
 
     model = model_with(shipped_models, kind="ann", encoding="direct")

@@ -63,8 +63,9 @@ def test_linear_classifier_radius_matches_the_distance_to_its_boundary():
 def test_a_point_on_the_boundary_abstains():
     w = torch.ones(4)
     noisy = GaussianNoise(Linear(w, 0.0), SIGMA, seed=2)
-    (result,) = certify_batch(sampler_for(noisy, 2), Certificate("L2", SIGMA, 1, "gaussian"),
-                              torch.zeros(1, 4), torch.tensor([1]), N0, 2000, ALPHA)
+    (result,) = certify_batch(
+        sampler_for(noisy, 2), Certificate("L2", SIGMA, 1, "gaussian"), torch.zeros(1, 4), torch.tensor([1]), N0, 2000, ALPHA
+    )
     assert result.prediction == ABSTAIN and result.radius == 0.0 and not result.correct
 
 
@@ -102,11 +103,19 @@ def test_models_without_noise_need_a_sigma_and_poisson_models_take_none(shipped_
     direct = model_with(shipped_models, kind="snn", encoding="direct")
     with pytest.raises(UserError, match="no randomized-smoothing certificate"):
         certify_model(direct, images, labels, dataset="fashion-mnist", num_classes=10, n0=2, n=4)
-    smoothed = certify_model(model_with(shipped_models, kind="ann", encoding="direct"), images[:4], labels[:4],
-                             dataset="fashion-mnist", num_classes=10, sigma=0.25, n0=10, n=50)
+    smoothed = certify_model(
+        model_with(shipped_models, kind="ann", encoding="direct"),
+        images[:4],
+        labels[:4],
+        dataset="fashion-mnist",
+        num_classes=10,
+        sigma=0.25,
+        n0=10,
+        n=50,
+    )
     assert smoothed.certificate == "gaussian" and smoothed.sigma == 0.25
     poisson = model_with(shipped_models, kind="snn", encoding="poisson")
-    with pytest.raises(UserError, match="smoothed by its own spikes"):
+    with pytest.raises(UserError, match="smoothed by its own randomness"):
         certify_model(poisson, images, labels, dataset="fashion-mnist", num_classes=10, sigma=0.1, n0=2, n=4)
     summary = certify_model(poisson, images[:4], labels[:4], dataset="fashion-mnist", num_classes=10, n0=10, n=50)
     assert summary.norm == "L1" and summary.certificate == "poisson"
@@ -137,16 +146,40 @@ def test_attacks_on_the_smoothed_classifier_never_beat_its_certificate(shipped_m
 
     sigma = smoothed.certificate.sigma
     smoothed.certificate = Certificate("L2", 100 * sigma, 1, "rsc-I")
-    record = benchmark(smoothed, attack="pgd", n_examples=len(labels), batch_size=len(labels),
-                       overrides={**attack, "eps": 4.0})
+    record = benchmark(smoothed, attack="pgd", n_examples=len(labels), batch_size=len(labels), overrides={**attack, "eps": 4.0})
     assert record.flag_details["certified_but_fooled"] >= 2 and "below_certified" in record.flags
 
 
 def test_evaluate_smoothed_from_the_command_line():
     runner = CliRunner()
-    result = runner.invoke(main, ["evaluate", "--model", "fmnist_rsc1_s0.2", "--smoothed", "--attack", "pgd", "--norm", "L2",
-                                  "--eps", "0.25", "--steps", "2", "--eot", "1", "--votes", "20", "--cert-draws", "100",
-                                  "-n", "8", "--no-store", "--json", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--model",
+            "fmnist_rsc1_s0.2",
+            "--smoothed",
+            "--attack",
+            "pgd",
+            "--norm",
+            "L2",
+            "--eps",
+            "0.25",
+            "--steps",
+            "2",
+            "--eot",
+            "1",
+            "--votes",
+            "20",
+            "--cert-draws",
+            "100",
+            "-n",
+            "8",
+            "--no-store",
+            "--json",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["protocol"] == "pgd-custom-smoothed" and record["params"]["smoothed"]["certificate"] == "rsc-I"

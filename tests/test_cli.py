@@ -86,11 +86,18 @@ def test_missing_dataset_exits_2_saying_which_where_and_how(tmp_path):
     model = build_classifier(ModelSpec("small_cnn", "ann"), DATASETS["cifar10"])
     sha256, size = write_state_dict(model.state_dict(), tmp_path / "cifar_cnn.safetensors")
     card = {
-        "name": "cifar_cnn", "dataset": "cifar10", "architecture": {"name": "small_cnn"}, "kind": "ann",
-        "encoding": {"name": "direct"}, "timesteps": 1, "neuron": None,
+        "name": "cifar_cnn",
+        "dataset": "cifar10",
+        "architecture": {"name": "small_cnn"},
+        "kind": "ann",
+        "encoding": {"name": "direct"},
+        "timesteps": 1,
+        "neuron": None,
         "training": {"recipe": "standard", "command": "rsc-bench train ..."},
         "checkpoint": {"path": "cifar_cnn.safetensors", "sha256": sha256, "size_bytes": size},
-        "claimed": None, "reference": {"paper": "test"}, "license": "MIT",
+        "claimed": None,
+        "reference": {"paper": "test"},
+        "license": "MIT",
     }
     (tmp_path / "cifar_cnn.yaml").write_text(yaml.safe_dump(card))
     empty_root = tmp_path / "no-data"
@@ -108,8 +115,25 @@ def test_help_explains_every_command(run):
 
 
 def test_evaluate_under_an_attack_accepts_fractional_eps_and_stores_the_row(run, tmp_path):
-    arguments = ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--eps", "8/255", "--steps", "3", "-n", "32",
-                 "--seed", "0", "--results-dir", str(tmp_path), "--json", "-q"]
+    arguments = [
+        "evaluate",
+        "--model",
+        "fmnist_ann",
+        "--attack",
+        "pgd",
+        "--eps",
+        "8/255",
+        "--steps",
+        "3",
+        "-n",
+        "32",
+        "--seed",
+        "0",
+        "--results-dir",
+        str(tmp_path),
+        "--json",
+        "-q",
+    ]
     record = json.loads(run(*arguments).output)
     assert record["eps"] == pytest.approx(8 / 255) and record["norm"] == "Linf"
     assert record["attacks"] == ["pgd-3[bptt]"] and record["protocol"] == "pgd-custom"  # 3 steps: not the preset
@@ -122,8 +146,7 @@ def test_evaluate_under_an_attack_accepts_fractional_eps_and_stores_the_row(run,
 
 
 def test_flags_are_printed_with_their_meaning(run):
-    result = run("evaluate", "--model", "fmnist_rsc1_s0.2", "--attack", "pgd", "--eot", "1", "--steps", "2",
-                 "-n", "16", "--no-store", "-q")
+    result = run("evaluate", "--model", "fmnist_rsc1_s0.2", "--attack", "pgd", "--eot", "1", "--steps", "2", "-n", "16", "--no-store", "-q")
     assert result.exit_code == 0, result.output
     assert "stochastic_without_eot: a stochastic model was attacked with single-draw gradients" in result.output
 
@@ -152,9 +175,28 @@ def test_a_cifar_recipe_card_evaluates_a_users_checkpoint_under_pgd(tmp_path):
     card = find_card("rsc_resnet19")
     model = build_classifier(card.spec(), DATASETS["cifar10"])
     write_state_dict(model.state_dict(), tmp_path / "my_resnet19.safetensors")
-    result = _rsc_bench("evaluate", "--model", "rsc_resnet19", "--checkpoint", str(tmp_path / "my_resnet19.safetensors"),
-                        "--attack", "pgd", "--steps", "2", "--eot", "2", "--eval-draws", "1", "-n", "4",
-                        "--data-dir", str(tmp_path / "data"), "--no-store", "--json", "-q")
+    result = _rsc_bench(
+        "evaluate",
+        "--model",
+        "rsc_resnet19",
+        "--checkpoint",
+        str(tmp_path / "my_resnet19.safetensors"),
+        "--attack",
+        "pgd",
+        "--steps",
+        "2",
+        "--eot",
+        "2",
+        "--eval-draws",
+        "1",
+        "-n",
+        "4",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-store",
+        "--json",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["model"] == "rsc_resnet19" and record["dataset"] == "cifar10" and record["n_examples"] == 4

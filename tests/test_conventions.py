@@ -22,8 +22,7 @@ def _leaves(group: click.Group, prefix: tuple[str, ...] = ()):
 
 
 def test_every_command_has_json_output():
-    missing = [" ".join(path) for path, command in _leaves(main)
-               if not any(param.name == "as_json" for param in command.params)]
+    missing = [" ".join(path) for path, command in _leaves(main) if not any(param.name == "as_json" for param in command.params)]
     assert not missing, f"commands without --json: {missing}"
 
 
@@ -52,10 +51,16 @@ def test_a_device_this_machine_lacks_is_one_line_exit_2(command, device, tmp_pat
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("command", [
-    ["results"], ["results", "--json"], ["results", "--all"],
-    ["plot-tradeoff", "--out", "figure.png"], ["plot-eps", "--out", "figure.png"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["results"],
+        ["results", "--json"],
+        ["results", "--all"],
+        ["plot-tradeoff", "--out", "figure.png"],
+        ["plot-eps", "--out", "figure.png"],
+    ],
+)
 def test_no_stored_results_exit_3_on_every_reader(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
@@ -64,11 +69,17 @@ def test_no_stored_results_exit_3_on_every_reader(command, tmp_path, monkeypatch
     assert not (tmp_path / "figure.png").exists()
 
 
-@pytest.mark.parametrize("command", [
-    ["models", "show", "no_such_model"], ["evaluate", "--model", "no_such_model"],
-    ["submit", "check", "missing.yaml"], ["submit", "evaluate", "missing.yaml"], ["certify", "--model", "no_such_model"],
-    ["audit", "no_such_model", "--no-store"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["models", "show", "no_such_model"],
+        ["evaluate", "--model", "no_such_model"],
+        ["submit", "check", "missing.yaml"],
+        ["submit", "evaluate", "missing.yaml"],
+        ["certify", "--model", "no_such_model"],
+        ["audit", "no_such_model", "--no-store"],
+    ],
+)
 def test_a_missing_model_is_one_line_exit_2_on_every_command(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _fails_cleanly(command, 2, tmp_path)
@@ -93,8 +104,9 @@ def test_a_users_models_and_attacks_folders_join_the_shipped_ones(tmp_path, monk
     monkeypatch.setenv("RSC_BENCH_ATTACKS", str(presets))
     presets_listed = json.loads(CliRunner().invoke(main, ["attacks", "list", "--json"]).output)
     assert presets_listed["quick"]["shipped"] is False and presets_listed["pgd"]["shipped"] is True
-    evaluated = CliRunner().invoke(main, ["--models-dir", str(models), "evaluate", "--model", "my_ann", "--attack", "quick",
-                                          "-n", "16", "--no-store", "--json", "-q"])
+    evaluated = CliRunner().invoke(
+        main, ["--models-dir", str(models), "evaluate", "--model", "my_ann", "--attack", "quick", "-n", "16", "--no-store", "--json", "-q"]
+    )
     assert evaluated.exit_code == 0, evaluated.output
     record = json.loads(evaluated.output)
     assert record["model"] == "my_ann" and [attack.split("[")[0] for attack in record["attacks"]] == ["fgsm"]

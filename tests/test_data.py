@@ -103,9 +103,7 @@ def test_tiny_imagenet_loader_reads_train_folders_and_annotated_val(tmp_path):
         _write_jpeg(base / "train" / wnid / "images" / f"{wnid}_0.JPEG", index, 64)
     _write_jpeg(base / "val" / "images" / "val_0.JPEG", 5, 64)
     _write_jpeg(base / "val" / "images" / "val_1.JPEG", 6, 64)
-    (base / "val" / "val_annotations.txt").write_text(
-        f"val_0.JPEG\t{wnids[1]}\t0\t0\t63\t63\nval_1.JPEG\t{wnids[0]}\t0\t0\t63\t63\n"
-    )
+    (base / "val" / "val_annotations.txt").write_text(f"val_0.JPEG\t{wnids[1]}\t0\t0\t63\t63\nval_1.JPEG\t{wnids[0]}\t0\t0\t63\t63\n")
     train_set = load_dataset("tiny-imagenet", "train", data_dir=tmp_path, download=False)
     assert [label for _, label in train_set.samples] == [0, 1]
     val_set = load_dataset("tiny-imagenet", "test", data_dir=tmp_path, download=False)

@@ -10,20 +10,67 @@ from robustbench_snn.attacks import build_protocol
 from robustbench_snn.errors import UserError
 from robustbench_snn.registry import read_card
 
-CARD_KEYS = ["name", "dataset", "description", "architecture", "kind", "encoding", "timesteps", "neuron", "training",
-             "checkpoint", "claimed", "reference", "license", "args", "sigma", "variant", "tau", "path", "url", "sha256"]
-PRESET_KEYS = ["name", "description", "members", "attack", "norm", "eps", "steps", "step_size", "grad", "surrogate",
-               "surrogate_alpha", "eot", "eval_draws", "checks", "adaptive", "loss", "bpda", "queries", "source", "version"]
+CARD_KEYS = [
+    "name",
+    "dataset",
+    "description",
+    "architecture",
+    "kind",
+    "encoding",
+    "timesteps",
+    "neuron",
+    "training",
+    "checkpoint",
+    "claimed",
+    "reference",
+    "license",
+    "args",
+    "sigma",
+    "variant",
+    "tau",
+    "path",
+    "url",
+    "sha256",
+]
+PRESET_KEYS = [
+    "name",
+    "description",
+    "members",
+    "attack",
+    "norm",
+    "eps",
+    "steps",
+    "step_size",
+    "grad",
+    "surrogate",
+    "surrogate_alpha",
+    "eot",
+    "eval_draws",
+    "checks",
+    "adaptive",
+    "loss",
+    "bpda",
+    "queries",
+    "source",
+    "version",
+]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.sampled_from(["pgd", "atan", "rsc", "snn", "fashion-mnist", "small_cnn", "Linf", "I", "8/255"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["pgd", "atan", "rsc", "snn", "fashion-mnist", "small_cnn", "Linf", "I", "8/255"]),
 )
 
 
 def documents(keys):
-    values = st.recursive(scalars, lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(keys), inner, max_size=5)), max_leaves=20)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(keys), inner, max_size=5)),
+        max_leaves=20,
+    )
     return st.one_of(values, st.dictionaries(st.sampled_from(keys), values, max_size=len(keys)))
 
 

@@ -177,13 +177,16 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "card.yaml") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n", "aliases"),
-    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
-    (b"name: caf\xe9\n", "not UTF-8"),
-    ("name: one\nname: two\n", "duplicate key"),
-    ("name: !!python/object:os.system ls\n", "YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n", "aliases"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+        (b"name: caf\xe9\n", "not UTF-8"),
+        ("name: one\nname: two\n", "duplicate key"),
+        ("name: !!python/object:os.system ls\n", "YAML"),
+    ],
+)
 def test_bad_yaml_is_one_clear_error_for_cards_and_presets(tmp_path, text, message, monkeypatch):
     started = time.monotonic()
     with pytest.raises(CardError, match=message):
@@ -196,15 +199,24 @@ def test_bad_yaml_is_one_clear_error_for_cards_and_presets(tmp_path, text, messa
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (lambda card: card.update(timesteps=True), "timesteps"),
-    (lambda card: card.update(timesteps=10**9), "timesteps"),
-    (lambda card: card.update(kind="snn", timesteps=4, encoding={"name": "rsc", "sigma": float("inf"), "variant": "I"},
-                              neuron={"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "surrogate": "atan",
-                                      "surrogate_alpha": 2.0, "detach_reset": False}), "encoding.sigma"),
-    (lambda card: card["checkpoint"].update(path="/etc/passwd"), "checkpoint"),
-    (lambda card: card["checkpoint"].update(path="../../secret.safetensors"), "checkpoint"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda card: card.update(timesteps=True), "timesteps"),
+        (lambda card: card.update(timesteps=10**9), "timesteps"),
+        (
+            lambda card: card.update(
+                kind="snn",
+                timesteps=4,
+                encoding={"name": "rsc", "sigma": float("inf"), "variant": "I"},
+                neuron={"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "surrogate": "atan", "surrogate_alpha": 2.0, "detach_reset": False},
+            ),
+            "encoding.sigma",
+        ),
+        (lambda card: card["checkpoint"].update(path="/etc/passwd"), "checkpoint"),
+        (lambda card: card["checkpoint"].update(path="../../secret.safetensors"), "checkpoint"),
+    ],
+)
 def test_out_of_range_card_values_are_refused(tmp_path, card_data, change, field):
     change(card_data)
     with pytest.raises(CardError, match=field.split(".")[0]):
@@ -230,8 +242,19 @@ def test_a_preset_with_no_members_or_an_official_name_cannot_pass_for_the_preset
 
 
 def _row(**fields):
-    return {"model": "m", "dataset": "fashion-mnist", "protocol": "pgd", "seed": 0, "n_examples": 10, "timestamp": "t",
-            "clean_accuracy": 0.5, "robust_accuracy": 0.25, "eps": 0.1, "flags": [], **fields}
+    return {
+        "model": "m",
+        "dataset": "fashion-mnist",
+        "protocol": "pgd",
+        "seed": 0,
+        "n_examples": 10,
+        "timestamp": "t",
+        "clean_accuracy": 0.5,
+        "robust_accuracy": 0.25,
+        "eps": 0.1,
+        "flags": [],
+        **fields,
+    }
 
 
 def test_a_row_after_a_truncated_line_is_kept(tmp_path):

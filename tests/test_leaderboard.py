@@ -30,10 +30,27 @@ def site(tmp_path_factory):
         append_row(_row(model, 0.1, reliable, clean=clean, protocol="reliable", flags=flags), results)
     append_row(_row("fmnist_rsc1_s0.2", 0.05, 0.5, clean=0.80), results)
     append_row(_row("fmnist_snn_direct", 0.1, 0.05, clean=0.89), results)
-    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2",
-                "certificate": "rsc-I", "sigma": 0.2, "n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500, "seed": 0,
-                "smoothed_accuracy": 0.8, "abstained": 0.05, "mean_radius": 0.3,
-                "curve": {"0": 0.8, "0.25": 0.45, "0.5": 0.0}, "timestamp": "2026-01-01T00:00:00"}, results)
+    append_row(
+        {
+            "model": "fmnist_rsc1_s0.2",
+            "dataset": "fashion-mnist",
+            "protocol": "certify",
+            "norm": "L2",
+            "certificate": "rsc-I",
+            "sigma": 0.2,
+            "n0": 100,
+            "n": 1000,
+            "alpha": 0.001,
+            "n_examples": 500,
+            "seed": 0,
+            "smoothed_accuracy": 0.8,
+            "abstained": 0.05,
+            "mean_radius": 0.3,
+            "curve": {"0": 0.8, "0.25": 0.45, "0.5": 0.0},
+            "timestamp": "2026-01-01T00:00:00",
+        },
+        results,
+    )
     out = tmp_path_factory.mktemp("site")
     build_site(out, results)
     return out
@@ -43,8 +60,13 @@ def test_site_files_and_ranking(site):
     data = json.loads((site / "fashion-mnist.json").read_text())
     ranked = [(row["rank"], row["model"]) for row in data["leaderboard"]]
     # Unflagged reliable results by robust accuracy, then the flagged one, then the unranked.
-    assert ranked == [(1, "fmnist_ann_pgdat"), (2, "fmnist_rsc1_s0.2"), (3, "fmnist_ann"),
-                      (4, "fmnist_snn_poisson"), (None, "fmnist_snn_direct")]
+    assert ranked == [
+        (1, "fmnist_ann_pgdat"),
+        (2, "fmnist_rsc1_s0.2"),
+        (3, "fmnist_ann"),
+        (4, "fmnist_snn_poisson"),
+        (None, "fmnist_snn_direct"),
+    ]
     assert (site / "fashion-mnist-tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     assert (site / "models" / "fmnist_rsc1_s0.2-eps.png").is_file()
     assert (site / "models" / "fmnist_rsc2_s0.1.html").is_file(), "every registered model gets a page"
@@ -61,9 +83,17 @@ def browser():
     require(bool(CHROMIUM and CHROMEDRIVER), "Debian's chromium and chromium-driver (a headless browser)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--allow-file-access-from-files"):
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-file-access-from-files",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -82,7 +112,12 @@ def test_leaderboard_renders_sorts_and_links_in_a_real_browser(site, browser):
     assert headers.index("reliable") < headers.index("pgd")
     model_column = headers.index("model")
     assert _column(browser, model_column) == [
-        "fmnist_ann_pgdat", "fmnist_rsc1_s0.2", "fmnist_ann", "fmnist_snn_poisson", "fmnist_snn_direct"]
+        "fmnist_ann_pgdat",
+        "fmnist_rsc1_s0.2",
+        "fmnist_ann",
+        "fmnist_snn_poisson",
+        "fmnist_snn_direct",
+    ]
     flags = _column(browser, headers.index("flags"))
     assert flags[3] == "potentially unreliable" and flags[0] == "-"
 

@@ -31,9 +31,11 @@ def test_every_subpackage_is_listed_for_the_wheel():
 
 
 def test_the_top_level_help_does_not_import_torch():
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom robustbench_snn.cli import main\n"
-            "result = CliRunner().invoke(main, ['--help'])\nassert result.exit_code == 0, result.output\n"
-            "assert 'evaluate' in result.output\nprint(sorted(name for name in sys.modules if name.split('.')[0] == 'torch'))")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom robustbench_snn.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\nassert result.exit_code == 0, result.output\n"
+        "assert 'evaluate' in result.output\nprint(sorted(name for name in sys.modules if name.split('.')[0] == 'torch'))"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]", f"--help imported {output}"
 
@@ -49,8 +51,12 @@ def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"
     shutil.copytree(REPO, source, ignore=_not_sources)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
-                    "-w", str(base / "dist")], check=True, capture_output=True, cwd=base)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source), "-w", str(base / "dist")],
+        check=True,
+        capture_output=True,
+        cwd=base,
+    )
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # The dependencies come from the environment running the tests (its site-packages, added as
@@ -59,17 +65,16 @@ def installed(tmp_path_factory):
     outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     (site_packages / "test_dependencies.pth").write_text("\n".join(outer) + "\n")
     (wheel,) = (base / "dist").glob("robustbench_snn-*.whl")
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True,
-                   capture_output=True)
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, capture_output=True)
     outside = base / "somewhere"
     outside.mkdir()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("RSC_BENCH_")}
-    environment.update(HOME=str(base / "home"), XDG_DATA_HOME=str(base / "data"), XDG_CACHE_HOME=str(base / "cache"),
-                       PYTHONNOUSERSITE="1")
+    environment.update(HOME=str(base / "home"), XDG_DATA_HOME=str(base / "data"), XDG_CACHE_HOME=str(base / "cache"), PYTHONNOUSERSITE="1")
 
     def run(*command: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(venv / "bin" / command[0]), *command[1:]], capture_output=True, text=True,
-                              cwd=outside, env=environment, timeout=600)
+        return subprocess.run(
+            [str(venv / "bin" / command[0]), *command[1:]], capture_output=True, text=True, cwd=outside, env=environment, timeout=600
+        )
 
     package = Path(run("python", "-c", "import robustbench_snn; print(robustbench_snn.__file__)").stdout.strip()).parent
     assert package.is_relative_to(venv), f"imported {package}, not the installed wheel"

@@ -30,7 +30,7 @@ def test_a_valid_card_loads_into_a_working_model(tmp_path, card_data):
         (lambda card: card["architecture"].update(name="resnet999"), "architecture.name", "unknown architecture 'resnet999'"),
         (lambda card: card["checkpoint"].update(sha256="abc"), "checkpoint.sha256", "pattern"),
         (lambda card: card.update(dataset="mnist-2"), "dataset", "unknown dataset"),
-        (lambda card: card.update(encoding={"name": "rsc", "sigma": 0.1}), "encoding", "sigma and variant"),
+        (lambda card: card.update(encoding={"name": "rsc", "sigma": 0.1}), "encoding", "variant: Field required"),
         (lambda card: card.update(kind="snn", timesteps=4), "(card)", "neuron section"),
         (lambda card: card.update(run="import os"), "run", "Extra inputs are not permitted"),
     ],

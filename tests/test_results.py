@@ -30,14 +30,41 @@ def test_a_rerun_with_the_same_configuration_reuses_the_stored_row(tmp_path):
     assert not forced.reused
     rows = load_rows("fashion-mnist", tmp_path)
     assert len(rows) == 3
-    assert {"model", "dataset", "protocol", "eps", "grad", "seed", "clean_accuracy", "robust_accuracy", "n_examples",
-            "flags", "params", "runtime_s", "versions", "checkpoint_sha256", "git_commit"} <= set(rows.columns)
+    assert {
+        "model",
+        "dataset",
+        "protocol",
+        "eps",
+        "grad",
+        "seed",
+        "clean_accuracy",
+        "robust_accuracy",
+        "n_examples",
+        "flags",
+        "params",
+        "runtime_s",
+        "versions",
+        "checkpoint_sha256",
+        "git_commit",
+    } <= set(rows.columns)
 
 
 def _append_many(directory: str, writer: int, count: int) -> None:
     for number in range(count):
-        append_row({"model": "m", "dataset": "fashion-mnist", "protocol": "pgd", "seed": 0, "n_examples": 1,
-                    "timestamp": "t", "writer": writer, "number": number, "padding": "x" * 5000}, directory)
+        append_row(
+            {
+                "model": "m",
+                "dataset": "fashion-mnist",
+                "protocol": "pgd",
+                "seed": 0,
+                "n_examples": 1,
+                "timestamp": "t",
+                "writer": writer,
+                "number": number,
+                "padding": "x" * 5000,
+            },
+            directory,
+        )
 
 
 def test_two_processes_appending_at_once_lose_nothing(tmp_path):
@@ -59,8 +86,27 @@ def test_config_hash_ignores_key_order():
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_finished_batch_with_the_same_result(tmp_path):
-    arguments = ["evaluate", "--model", "fmnist_rsc1_s0.2", "--attack", "pgd", "-n", "48", "--batch-size", "8",
-                 "--steps", "5", "--eot", "4", "--seed", "1", "--results-dir", str(tmp_path), "-q", "--json"]
+    arguments = [
+        "evaluate",
+        "--model",
+        "fmnist_rsc1_s0.2",
+        "--attack",
+        "pgd",
+        "-n",
+        "48",
+        "--batch-size",
+        "8",
+        "--steps",
+        "5",
+        "--eot",
+        "4",
+        "--seed",
+        "1",
+        "--results-dir",
+        str(tmp_path),
+        "-q",
+        "--json",
+    ]
     command = [sys.executable, "-m", "robustbench_snn", "-v", *arguments]
     partial_dir = results_dir(tmp_path) / ".partial"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -91,8 +137,17 @@ def test_a_killed_run_resumes_from_its_last_finished_batch_with_the_same_result(
 
 def test_per_sample_outcomes_are_saved_on_request(tmp_path):
     model = load_model("fmnist_ann")
-    record = benchmark(model, attack="pgd", n_examples=20, batch_size=8, seed=0, store=True, results_dir=tmp_path,
-                       save_samples=True, overrides={"steps": 3})
+    record = benchmark(
+        model,
+        attack="pgd",
+        n_examples=20,
+        batch_size=8,
+        seed=0,
+        store=True,
+        results_dir=tmp_path,
+        save_samples=True,
+        overrides={"steps": 3},
+    )
     samples = pd.read_csv(tmp_path / "samples" / f"{record.config_hash}.csv")
     assert len(samples) == 20 and list(samples["index"]) == list(range(20))
     assert samples["robust"].mean() == pytest.approx(record.robust_accuracy)

@@ -11,7 +11,7 @@ import torch
 
 from robustbench_snn.errors import UserError
 
-ROBUSTBENCH_SCRIPT = '''
+ROBUSTBENCH_SCRIPT = """
 import torch
 from robustbench_snn.robustbench import benchmark, clean_accuracy, load_fashion_mnist, load_model
 
@@ -26,12 +26,11 @@ print(clean_acc, robust_acc)
 clean_acc, robust_acc = benchmark(model, n_examples=16, dataset="fashion-mnist", threat_model="Linf", eps=8 / 255,
                                   device="cpu", batch_size=8, attack="pgd")
 print(clean_acc, robust_acc)
-'''
+"""
 
 
 def test_a_robustbench_style_script_runs_with_only_the_import_changed(tmp_path):
-    result = subprocess.run([sys.executable, "-c", ROBUSTBENCH_SCRIPT], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=600)
+    result = subprocess.run([sys.executable, "-c", ROBUSTBENCH_SCRIPT], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Clean accuracy: ") and float(lines[0].split()[-1].rstrip("%")) > 80

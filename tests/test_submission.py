@@ -44,7 +44,13 @@ def test_a_shipped_card_passes():
     code, report = check(Path(SHIPPED.path))
     assert code == 0 and report["passed"]
     assert [check["name"] for check in report["checks"]] == [
-        "card", "name", "checkpoint", "loads", "clean accuracy", "attack sanity and reliability flags"]
+        "card",
+        "name",
+        "checkpoint",
+        "loads",
+        "clean accuracy",
+        "attack sanity and reliability flags",
+    ]
 
 
 def test_a_wrong_hash_fails(submission):

@@ -34,9 +34,21 @@ def test_clopper_pearson_interval_covers_the_estimate_and_narrows_with_n():
 
 def _row(model, eps, robust, clean=0.9, protocol="pgd", flags=(), timestamp="2026-01-01T00:00:00"):
     return {
-        "model": model, "dataset": "fashion-mnist", "protocol": protocol, "norm": "Linf", "eps": eps, "grad": "bptt",
-        "eot": 8, "eval_draws": 4, "seed": 0, "n_examples": 1000, "clean_accuracy": clean, "robust_accuracy": robust,
-        "flags": list(flags), "timestamp": timestamp, "preset_unmodified": True,
+        "model": model,
+        "dataset": "fashion-mnist",
+        "protocol": protocol,
+        "norm": "Linf",
+        "eps": eps,
+        "grad": "bptt",
+        "eot": 8,
+        "eval_draws": 4,
+        "seed": 0,
+        "n_examples": 1000,
+        "clean_accuracy": clean,
+        "robust_accuracy": robust,
+        "flags": list(flags),
+        "timestamp": timestamp,
+        "preset_unmodified": True,
     }
 
 
@@ -47,8 +59,19 @@ def stored(tmp_path):
     append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92), tmp_path)
     append_row(_row("fmnist_ann", 0.1, 0.01, clean=0.92, timestamp="2026-02-01T00:00:00"), tmp_path)
     append_row(_row("fmnist_snn_poisson", 0.1, 0.35, clean=0.86, flags=["blackbox_stronger"]), tmp_path)
-    append_row({"model": "fmnist_rsc1_s0.2", "dataset": "fashion-mnist", "protocol": "certify", "norm": "L2", "seed": 0,
-                "n_examples": 500, "curve": {"0": 0.8}, "timestamp": "2026-01-01T00:00:00"}, tmp_path)
+    append_row(
+        {
+            "model": "fmnist_rsc1_s0.2",
+            "dataset": "fashion-mnist",
+            "protocol": "certify",
+            "norm": "L2",
+            "seed": 0,
+            "n_examples": 500,
+            "curve": {"0": 0.8},
+            "timestamp": "2026-01-01T00:00:00",
+        },
+        tmp_path,
+    )
     return tmp_path
 
 

@@ -27,8 +27,9 @@ def recipe_for(recipe: str, spec: ModelSpec, options: dict):
     return model, build_recipe(model, spec, "fashion-mnist", config, "cpu")
 
 
-@pytest.mark.parametrize(("recipe", "spec", "options"), RECIPE_MODELS,
-                         ids=[f"{recipe}-{spec.kind}-{spec.encoding}" for recipe, spec, _ in RECIPE_MODELS])
+@pytest.mark.parametrize(
+    ("recipe", "spec", "options"), RECIPE_MODELS, ids=[f"{recipe}-{spec.kind}-{spec.encoding}" for recipe, spec, _ in RECIPE_MODELS]
+)
 def test_each_recipe_lowers_its_loss_in_a_few_steps(fmnist_batch, recipe, spec, options):
     images, labels = fmnist_batch
     model, batch_loss = recipe_for(recipe, spec, options)
@@ -78,12 +79,43 @@ def test_train_command_writes_a_card_that_validates_and_loads(tmp_path, shipped_
     from robustbench_snn.cli import main
 
     out = tmp_path / "tiny_ersct"
-    result = CliRunner().invoke(main, [
-        "train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "--encoding", "rsc",
-        "--sigma", "0.1", "--variant", "II", "-T", "2", "--recipe", "ersct", "--teacher", "fmnist_ann",
-        "--epochs", "1", "--train-examples", "256", "--batch-size", "64", "--seed", "0", "--out", str(out), "-q",
-        "--data-dir", str(shipped_train_dir),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--arch",
+            "small_cnn",
+            "--kind",
+            "snn",
+            "--encoding",
+            "rsc",
+            "--sigma",
+            "0.1",
+            "--variant",
+            "II",
+            "-T",
+            "2",
+            "--recipe",
+            "ersct",
+            "--teacher",
+            "fmnist_ann",
+            "--epochs",
+            "1",
+            "--train-examples",
+            "256",
+            "--batch-size",
+            "64",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "-q",
+            "--data-dir",
+            str(shipped_train_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = read_card(tmp_path / "tiny_ersct.yaml")
     assert card.training.recipe == "ersct" and "--teacher fmnist_ann" in card.training.command
@@ -108,7 +140,8 @@ def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path, shipped_t
         write_state_dict(model.state_dict(), tmp_path / f"run{attempt}.safetensors")
         hashes.append(sha256_of(tmp_path / f"run{attempt}.safetensors"))
     assert hashes[0] == hashes[1]
-    other = train_classifier(spec, "fashion-mnist", TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=4),
-                             data_dir=shipped_train_dir)
+    other = train_classifier(
+        spec, "fashion-mnist", TrainingConfig(recipe="rsc", epochs=1, batch_size=64, train_examples=192, seed=4), data_dir=shipped_train_dir
+    )
     write_state_dict(other.state_dict(), tmp_path / "other.safetensors")
     assert sha256_of(tmp_path / "other.safetensors") != hashes[0]

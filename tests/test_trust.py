@@ -38,8 +38,10 @@ class SpikingCNN(nn.Module):
         with torch.no_grad():
             convolution.weight.mul_(8)  # so that the untrained neurons fire
         self.net = nn.Sequential(
-            convolution, neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), step_mode=step_mode),
-            layer.Flatten(step_mode=step_mode), layer.Linear(8 * 28 * 28, 10, step_mode=step_mode),
+            convolution,
+            neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), step_mode=step_mode),
+            layer.Flatten(step_mode=step_mode),
+            layer.Linear(8 * 28 * 28, 10, step_mode=step_mode),
         )
 
     def forward(self, images):
@@ -75,8 +77,9 @@ def test_quick_runs_never_change_an_official_cell_or_rank(tmp_path):
     quick = benchmark(model, attack="pgd", n_examples=20, seed=0, **run)
     tuned = benchmark(model, attack="pgd", n_examples=20, seed=1, overrides={"steps": 1}, **run)
     reliable = benchmark(model, attack="reliable", n_examples=20, seed=0, overrides={"queries": 50}, **run)
-    certified = CliRunner().invoke(main, ["certify", "--model", "fmnist_rsc1_s0.2", "--n0", "20", "--draws", "100",
-                                          "-n", "4", "--results-dir", str(store), "-q"])
+    certified = CliRunner().invoke(
+        main, ["certify", "--model", "fmnist_rsc1_s0.2", "--n0", "20", "--draws", "100", "-n", "4", "--results-dir", str(store), "-q"]
+    )
     assert certified.exit_code == 0, certified.output
     assert quick.protocol == "pgd" and tuned.protocol == "pgd-custom" and reliable.protocol == "reliable-custom"
     assert official_cells(store) == before
@@ -88,8 +91,13 @@ def test_a_users_run_goes_to_their_folder_and_changes_no_tracked_file(tmp_path):
     environment.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
     status = ["git", "-C", str(REPO), "status", "--porcelain"]
     before = subprocess.run(status, capture_output=True, text=True).stdout
-    run = subprocess.run([sys.executable, "-m", "robustbench_snn", "evaluate", "--model", "fmnist_ann", "--attack", "pgd",
-                          "-n", "8", "-q"], capture_output=True, text=True, env=environment, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "robustbench_snn", "evaluate", "--model", "fmnist_ann", "--attack", "pgd", "-n", "8", "-q"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     assert str(tmp_path / "data") in run.stdout
     assert subprocess.run(status, capture_output=True, text=True).stdout == before
@@ -111,8 +119,12 @@ def test_the_spelled_out_preset_is_the_preset(tmp_path):
     model = load_model("fmnist_rsc1_s0.2")
     run = dict(n_examples=16, batch_size=16, store=True, results_dir=tmp_path, seed=0)
     preset = benchmark(model, attack="pgd", **run, overrides={"steps": 2})
-    spelled = benchmark(model, attack="pgd", **run, overrides={
-        "steps": 2, "eps": 0.1, "grad": "bptt", "surrogate": "atan", "surrogate_alpha": 2.0, "eot": 8, "eval_draws": 4})
+    spelled = benchmark(
+        model,
+        attack="pgd",
+        **run,
+        overrides={"steps": 2, "eps": 0.1, "grad": "bptt", "surrogate": "atan", "surrogate_alpha": 2.0, "eot": 8, "eval_draws": 4},
+    )
     assert spelled.reused and spelled.attacks == preset.attacks == ["pgd-2[bptt]"]
 
 
@@ -131,8 +143,15 @@ def test_a_user_spikingjelly_network_gets_every_gradient_mode(fmnist_batch):
     assert all(not torch.allclose(gradients[a], gradients[b]) for a in gradients for b in gradients if a < b)
     with torch.no_grad():
         assert torch.equal(SpikingCNN()(images).mean(0), logits["bptt"])  # the same spikes as the user's own neurons
-    record = benchmark(SpikingCNN(), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8, seed=0,
-                       overrides={"steps": 1, "queries": 10, "checks": False})
+    record = benchmark(
+        SpikingCNN(),
+        dataset="fashion-mnist",
+        attack="reliable",
+        n_examples=8,
+        batch_size=8,
+        seed=0,
+        overrides={"steps": 1, "queries": 10, "checks": False},
+    )
     white_box = [label for label in record.attacks if label.startswith(("pgd", "apgd"))]
     zoo_snn = load_model("fmnist_snn_direct")
     assert len(white_box) == sum(member.white_box for member in effective_members(zoo_snn, build_protocol("reliable")))
@@ -153,8 +172,15 @@ def test_randomness_is_detected_given_eot_and_seeded(tmp_path):
 
 
 def test_a_protocol_with_members_that_cannot_run_is_reduced_and_flagged():
-    record = benchmark(SpikingCNN(step_mode="s"), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8,
-                       seed=0, overrides={"steps": 1, "queries": 10, "checks": False})
+    record = benchmark(
+        SpikingCNN(step_mode="s"),
+        dataset="fashion-mnist",
+        attack="reliable",
+        n_examples=8,
+        batch_size=8,
+        seed=0,
+        overrides={"steps": 1, "queries": 10, "checks": False},
+    )
     assert record.protocol.endswith("-reduced") and "reduced_protocol" in record.flags
     assert any("bptr" in reason for reason in record.skipped_members)
     assert not record.preset_unmodified or record.protocol != "reliable"
@@ -163,6 +189,12 @@ def test_a_protocol_with_members_that_cannot_run_is_reduced_and_flagged():
 @pytest.mark.parametrize("attack", ["pgd", "none"])
 def test_records_carry_the_one_draw_and_the_all_draws_accuracy(attack):
     model = load_model("fmnist_rsc1_s0.2")
-    record = benchmark(model, attack=attack, n_examples=64, batch_size=64, seed=0,
-                       overrides={"steps": 1, "eval_draws": 4} if attack == "pgd" else {"eval_draws": 4})
+    record = benchmark(
+        model,
+        attack=attack,
+        n_examples=64,
+        batch_size=64,
+        seed=0,
+        overrides={"steps": 1, "eval_draws": 4} if attack == "pgd" else {"eval_draws": 4},
+    )
     assert record.clean_accuracy <= record.clean_accuracy_one_draw

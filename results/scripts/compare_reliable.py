@@ -1,6 +1,6 @@
 """The README's table of `reliable` version 1 against version 2 on the zoo, from the stored rows.
 
-    python results/scripts/compare_reliable.py results/fashion-mnist.jsonl
+python results/scripts/compare_reliable.py results/fashion-mnist.jsonl
 """
 
 import json
@@ -17,13 +17,14 @@ def main(path: str) -> None:
         if row["protocol"] == "reliable" and row.get("n_examples") == 1000:
             by_version[row["params"].get("version", 1)][row["model"]] = row
     old, new = by_version[1], by_version[2]
-    print("| model | clean (all 4 draws / 1 draw) | `reliable` v1 | v2 | points lower | kills of v2's new members "
-          "| flags (v2) | run time v2 |")
+    print(
+        "| model | clean (all 4 draws / 1 draw) | `reliable` v1 | v2 | points lower | kills of v2's new members "
+        "| flags (v2) | run time v2 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for model in sorted(new, key=lambda name: -new[name]["robust_accuracy"]):
         current, before = new[model], old[model]
-        added = {label: kills for label, kills in current["member_kills"].items()
-                 if kills and any(part in label for part in ADDED_MEMBERS)}
+        added = {label: kills for label, kills in current["member_kills"].items() if kills and any(part in label for part in ADDED_MEMBERS)}
         cells = [
             model,
             f"{100 * current['clean_accuracy']:.1f} / {100 * current['clean_accuracy_one_draw']:.1f}",

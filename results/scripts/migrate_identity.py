@@ -22,17 +22,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from robustbench_snn.attacks import Protocol
-from robustbench_snn.attacks.runner import ONE_DRAW_SEED_OFFSET, batch_seed, decide
+from robustbench_snn.attacks.runner import decide
 from robustbench_snn.data import first_examples, load_dataset
 from robustbench_snn.evaluation import model_hash, preset_unmodified
 from robustbench_snn.registry import load_model
+from robustbench_snn.seeds import batch_seed, one_draw_seed
 
 
 def one_draw_accuracy(model, row: dict) -> float:
     examples = first_examples(load_dataset(row["dataset"], "test"), row["n_examples"])
     correct = 0
     for index, (images, labels) in enumerate(DataLoader(examples, batch_size=row["batch_size"], shuffle=False)):
-        model.encoder.seed(batch_seed(row["seed"], index) + ONE_DRAW_SEED_OFFSET)
+        model.encoder.seed(one_draw_seed(batch_seed(row["seed"], index)))
         correct += int(decide(model, images, labels, 1).sum())
     return correct / row["n_examples"]
 
@@ -48,8 +49,13 @@ def migrate(row: dict, models: dict) -> dict:
     stochastic_decision = row["stochastic"] and row["eval_draws"] > 1 and not smoothed
     with torch.no_grad():
         one_draw = one_draw_accuracy(model, row) if stochastic_decision else (None if smoothed else row["clean_accuracy"])
-    return {**row, "clean_accuracy_one_draw": one_draw, "preset_unmodified": preset_unmodified(model, Protocol.model_validate(params)),
-            "model_hash": model_hash(model), "code_version": None}
+    return {
+        **row,
+        "clean_accuracy_one_draw": one_draw,
+        "preset_unmodified": preset_unmodified(model, Protocol.model_validate(params)),
+        "model_hash": model_hash(model),
+        "code_version": None,
+    }
 
 
 def main(path: str) -> None:

@@ -64,8 +64,7 @@ def significant_count(n: int) -> int:
 
 def stochastic_without_eot(model: nn.Module, members: list[AttackSpec]) -> bool:
     return is_stochastic(model) and any(
-        member.uses_gradients and member.attack != "autoattack-rand" and eot_draws(model, member) == 1
-        for member in members
+        member.uses_gradients and not member.method.own_eot and eot_draws(model, member) == 1 for member in members
     )
 
 
@@ -97,7 +96,7 @@ def below_certified(clean: list[bool], robust: list[bool], radii: list[float], n
 def reference_member(members: list[AttackSpec]) -> AttackSpec:
     """The white-box member the checks vary (the first one), or PGD-10 with the protocol's budget."""
     for member in members:
-        if member.white_box and member.attack not in ("autoattack", "autoattack-rand", "transfer"):
+        if member.white_box and member.method.tunable:
             return member
     first = members[0]
     return AttackSpec(attack="pgd", norm=first.norm, eps=first.eps, eot=first.eot, steps=10)
@@ -156,10 +155,7 @@ def run_checks(
         announce(spec.label())
         return int(fooled(model, spec, survivors, targets, protocol.eval_draws, seed + offset, sources).sum())
 
-    more_steps = reference.model_copy(
-        update={"attack": "pgd", "steps": max(reference.steps, 10) * STEP_FACTOR} if reference.attack == "fgsm"
-        else {"steps": reference.steps * STEP_FACTOR}
-    )
+    more_steps = reference.method.with_more_steps(reference, STEP_FACTOR)
     details = {
         "check_examples": n,
         "check_survivors": len(survivors),

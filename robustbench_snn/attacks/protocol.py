@@ -11,29 +11,17 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from robustbench_snn.attacks.registry import Attack, attack_names, get_attack, unknown_attack
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, did_you_mean
 from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode, GradientModeName, SurrogateName
 from robustbench_snn.shipped import search_path, shipped_folder
-
-ATTACKS = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand")
-WHITE_BOX = ("fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "autoattack", "autoattack-rand")
-# The transfer source that is the model itself fed its coding's expectation (white-box: it uses
-# the model's own weights), as against another model's (black-box for the target).
-EXPECTATION_SOURCE = "expectation"
-# Attacks whose loss is ours to choose (pyautoattack's fix their own).
-LOSS_CHOICE = ("fgsm", "pgd", "sapgd", "transfer")
-BLACK_BOX = ("square", "transfer")
-MEMBER_FIELDS = (
-    "attack", "norm", "eps", "steps", "step_size", "random_start", "restarts", "grad", "surrogate",
-    "surrogate_alpha", "eot", "queries", "source", "loss", "bpda",
-)
 
 
 def parse_eps(text: str | float) -> float:
@@ -47,10 +35,16 @@ def parse_eps(text: str | float) -> float:
     return value
 
 
+def _registered_attack(name: str) -> str:
+    if name not in attack_names():
+        raise ValueError(unknown_attack(name))
+    return name
+
+
 class AttackSpec(_Strict):
     """One attack: its threat model, its budget, and how it gets gradients."""
 
-    attack: Literal["fgsm", "pgd", "sapgd", "apgd-ce", "apgd-dlr", "square", "transfer", "autoattack", "autoattack-rand"]
+    attack: Annotated[str, AfterValidator(_registered_attack)]
     norm: Literal["Linf", "L2"] = "Linf"
     eps: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     steps: int = Field(default=10, ge=1, le=10_000)
@@ -68,37 +62,33 @@ class AttackSpec(_Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
-        if self.attack == "transfer" and self.source is None:
-            raise ValueError("a transfer attack needs a source model (a registered name, 'twin' or 'expectation')")
-        if self.loss != "ce" and self.attack not in LOSS_CHOICE:
-            raise ValueError(f"{self.attack} fixes its own loss; 'loss' applies to {', '.join(LOSS_CHOICE)}")
+        self.method.check(self)
         return self
+
+    @property
+    def method(self) -> Attack:
+        """The registered attack this member runs."""
+        return get_attack(self.attack)
 
     @property
     def white_box(self) -> bool:
         """Whether the attack uses the target's own weights (a transfer from its expectation does)."""
-        return self.attack in WHITE_BOX or (self.attack == "transfer" and self.source == EXPECTATION_SOURCE)
+        return self.method.is_white_box(self)
 
     @property
     def uses_gradients(self) -> bool:
-        return self.attack in WHITE_BOX or self.attack == "transfer"
+        return self.method.uses_gradients
 
     def gradient(self) -> GradientMode:
         surrogate = self.surrogate if self.grad == "bptt" else None
-        takes_alpha = surrogate is not None or self.grad in ("hart", "assg")
+        takes_alpha = surrogate is not None or GRADIENT_MODES[self.grad] is not None
         return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
 
     def label(self) -> str:
-        loss = "" if self.loss == "ce" else f"-{self.loss}"
-        bpda = "+bpda" if self.bpda else ""
-        if self.attack == "transfer":
-            gradient = self.gradient().label()
-            mode = "" if gradient == "bptt" and not bpda else f"[{gradient}{bpda}]"
-            return f"transfer{loss}{mode}<-{self.source}"
-        if self.attack == "square":
-            return f"square-{self.queries}"
-        steps = "" if self.attack in ("fgsm", "autoattack", "autoattack-rand") else f"-{self.steps}"
-        return f"{self.attack}{steps}{loss}[{self.gradient().label()}{bpda}]"
+        return self.method.label(self)
+
+
+MEMBER_FIELDS = tuple(AttackSpec.model_fields)
 
 
 class Protocol(_Strict):
@@ -175,12 +165,14 @@ def build_protocol(
     if attack in presets:
         data = _read_preset_data(presets[attack])
         source = str(presets[attack])
-    elif attack in ATTACKS:
+    elif attack in attack_names():
         data = {"name": attack, "attack": attack}
         source = f"attack {attack!r}"
     else:
+        hint = did_you_mean(attack, sorted({*presets, *attack_names()}))
         raise UserError(
-            f"unknown attack {attack!r}; none (clean only); presets: {', '.join(presets) or '(none)'}; attacks: {', '.join(ATTACKS)}"
+            f"unknown attack {attack!r}{hint} (none: clean only; presets: {', '.join(presets) or '(none)'}; "
+            f"attacks: {', '.join(attack_names())})"
         )
     shared = {key: value for key, value in data.items() if key in MEMBER_FIELDS}
     member_overrides = {key: value for key, value in overrides.items() if key in MEMBER_FIELDS}
@@ -198,6 +190,11 @@ def build_protocol(
 
 
 __all__ = [
-    "ATTACKS", "BLACK_BOX", "GRADIENT_MODES", "WHITE_BOX", "AttackSpec", "Protocol", "build_protocol",
-    "list_presets", "official_presets", "parse_eps", "presets_dirs",
+    "AttackSpec",
+    "Protocol",
+    "build_protocol",
+    "list_presets",
+    "official_presets",
+    "parse_eps",
+    "presets_dirs",
 ]

@@ -20,42 +20,35 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods import PERTURB, bpda_context, draw_chunks, input_gradient, pgd, repeated
+from robustbench_snn.attacks.bpda import bpda_context
+from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
-from robustbench_snn.models.gradients import DEFAULT_ALPHA, MODE_DEFAULT_ALPHA
+from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
+from robustbench_snn.models.interface import GradientLimited, RandomizedModel, SmoothedModel, SpikingNetwork
+from robustbench_snn.seeds import member_seed, one_draw_seed
 
 logger = logging.getLogger(__name__)
 
-# The one-draw clean decision (the accuracy papers and model cards report) uses its own draw,
-# seeded apart from the batch's, so it leaves every other decision's draws as they were.
-ONE_DRAW_SEED_OFFSET = 500_009
-
-
-def batch_seed(seed: int, index: int) -> int:
-    """The seed of a run's batch ``index``: every batch draws apart, and the same batch the same
-    draws in every run (and in a resumed one)."""
-    return seed * 1_000_003 + index
-
 
 def has_spiking_layers(model: nn.Module) -> bool:
-    return bool(getattr(model, "spiking_layers", [])) or bool(getattr(model, "single_step_neurons", []))
+    return (isinstance(model, SpikingNetwork) and bool(model.spiking_layers)) or bool(getattr(model, "single_step_neurons", []))
 
 
 def unsupported(model: nn.Module, member: AttackSpec) -> str | None:
     """Why ``member`` cannot run on ``model`` (its SNN gradient mode is not one the model supports), else None."""
-    supported = getattr(model, "supported_gradients", None)
+    supported = model.supported_gradients if isinstance(model, GradientLimited) else None
     if supported is None or not member.uses_gradients or member.grad in supported:
         return None
     return f"{member.label()}: gradient mode {member.grad} is not supported by this model (it supports {', '.join(supported)})"
 
 
 def is_stochastic(model: nn.Module) -> bool:
-    return bool(getattr(model, "stochastic", False))
+    return isinstance(model, RandomizedModel) and bool(model.stochastic)
 
 
 def is_smoothed(model: nn.Module) -> bool:
     """Whether ``model`` is a randomized-smoothing classifier (`robustbench_snn.certify.SmoothedClassifier`)."""
-    return hasattr(model, "certify")
+    return isinstance(model, SmoothedModel)
 
 
 def eot_draws(model: nn.Module, spec: AttackSpec) -> int:
@@ -108,12 +101,12 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     if member.grad == "bptt" and member.surrogate is None:
         update = {"surrogate_alpha": None} if member.surrogate_alpha is not None else {}
     elif member.grad == "bptt":
-        alpha = member.surrogate_alpha if member.surrogate_alpha is not None else DEFAULT_ALPHA[member.surrogate]
+        alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
         if (member.surrogate, alpha) == training_surrogate(model):
             update = {"surrogate": None, "surrogate_alpha": None}
     else:
         update["surrogate"] = None
-        default = MODE_DEFAULT_ALPHA.get(member.grad)
+        default = GRADIENT_MODES[member.grad]
         if default is None or member.surrogate_alpha == default:
             update["surrogate_alpha"] = None
     return member.model_copy(update=update) if update else member
@@ -137,7 +130,7 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
         if member.bpda and not quantized:
             member = member.model_copy(update={"bpda": False})
         plain.setdefault(member.model_dump_json(), member)
-    return sorted(plain.values(), key=lambda member: (not member.white_box, member.attack == "square"))
+    return sorted(plain.values(), key=lambda member: (not member.white_box, member.method.query_based))
 
 
 @dataclass
@@ -155,8 +148,11 @@ class BatchOutcome:
 
     def as_dict(self) -> dict:
         return {
-            "clean": self.clean, "robust": self.robust, "fooled_by": self.fooled_by,
-            "zero_gradients": self.zero_gradients, "member_seconds": self.member_seconds,
+            "clean": self.clean,
+            "robust": self.robust,
+            "fooled_by": self.fooled_by,
+            "zero_gradients": self.zero_gradients,
+            "member_seconds": self.member_seconds,
             "clean_one_draw": self.clean_one_draw,
         }
 
@@ -181,13 +177,12 @@ def perturb(
     seed: int,
     sources: dict[str, nn.Module],
 ) -> torch.Tensor:
-    """Adversarial examples for ``images`` under one member."""
-    if spec.attack == "transfer":
-        source = sources[spec.source]
-        with gradient_context(source, spec), bpda_context(spec.bpda):
-            return pgd(source, spec.model_copy(update={"attack": "pgd"}), images, labels, seed, eot_draws(source, spec))
-    with gradient_context(model, spec), bpda_context(spec.bpda):
-        return PERTURB[spec.attack](model, spec, images, labels, seed, eot_draws(model, spec))
+    """Adversarial examples for ``images`` under one member, with its gradient mode and BPDA set on
+    the model it differentiates (the target, or a transfer's source)."""
+    method = spec.method
+    attacked = method.attacked_model(model, spec, sources)
+    with gradient_context(attacked, spec), bpda_context(spec.bpda):
+        return method.perturb(attacked, spec, images, labels, seed, eot_draws(attacked, spec))
 
 
 def attack_batch(
@@ -216,9 +211,7 @@ def attack_batch(
         correct = clean.nonzero().squeeze(1)
         for member in members:
             if member.white_box and member.gradient().label() not in zero_gradients:
-                zero_gradients[member.gradient().label()] = count_zero_gradients(
-                    model, member, images[correct], labels[correct]
-                )
+                zero_gradients[member.gradient().label()] = count_zero_gradients(model, member, images[correct], labels[correct])
     announce(0)
     member_seconds: dict[str, float] = {}
     kept = images.detach().clone() if keep_adversarial else None
@@ -227,7 +220,7 @@ def attack_batch(
         if index.numel() == 0:
             break
         started = time.perf_counter()
-        adversarial = perturb(model, member, images[index], labels[index], seed + 7919 * (number + 1), sources)
+        adversarial = perturb(model, member, images[index], labels[index], member_seed(seed, number), sources)
         survived = decide(model, adversarial, labels[index], protocol.eval_draws)
         member_seconds[member.label()] = time.perf_counter() - started
         if kept is not None:
@@ -238,6 +231,6 @@ def attack_batch(
         announce(number + 1)
     one_draw = clean
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
-        model.encoder.seed(seed + ONE_DRAW_SEED_OFFSET)
+        model.encoder.seed(one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
     return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist(), kept)

@@ -37,15 +37,20 @@ class Cli(click.Group):
 
 def _folders_option(flag: str, variable: str, what: str):
     return click.option(
-        flag, multiple=True, envvar=variable, type=click.Path(file_okay=False, exists=True),
+        flag,
+        multiple=True,
+        envvar=variable,
+        type=click.Path(file_okay=False, exists=True),
         help=f"A folder of your own {what}, searched before the shipped ones (repeatable; ${variable} lists "
-             f"folders separated by '{os.pathsep}').",
+        f"folders separated by '{os.pathsep}').",
     )
 
 
-@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Exit codes: 0 done, 1 a check failed, 2 a mistake in the input (one Error: line), "
-                    "3 no stored result matches.")
+@click.group(
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 done, 1 a check failed, 2 a mistake in the input (one Error: line), 3 no stored result matches.",
+)
 @click.version_option(package_name="robustbench-snn")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @_folders_option("--models-dir", USER_FOLDERS_VARIABLE["models"], "model cards (NAME.yaml or DATASET/NAME.yaml)")

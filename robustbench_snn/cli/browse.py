@@ -18,23 +18,28 @@ def attacks() -> None:
 @options.as_json
 def attacks_list(as_json):
     """List attack presets and the members each one runs."""
-    from robustbench_snn.attacks import ATTACKS, build_protocol, list_presets
+    from robustbench_snn.attacks import attack_names, build_protocol, get_attack, list_presets
     from robustbench_snn.attacks.protocol import official_presets
 
     found = list_presets()
     shipped = official_presets()
     presets = {name: build_protocol(name) for name in found}
     if as_json:
-        options.print_json({name: {**protocol.model_dump(mode="json"), "file": str(found[name]),
-                                   "shipped": found[name] == shipped.get(name)} for name, protocol in presets.items()})
+        options.print_json(
+            {
+                name: {**protocol.model_dump(mode="json"), "file": str(found[name]), "shipped": found[name] == shipped.get(name)}
+                for name, protocol in presets.items()
+            }
+        )
         return
     for name, protocol in presets.items():
         members = ", ".join(member.label() for member in protocol.members)
         yours = "" if found[name] == shipped.get(name) else f" (yours: {found[name]})"
         click.echo(f"{name:<16} {protocol.description}{yours}")
-        click.echo(f"{'':<16} members: {members}; eval draws {protocol.eval_draws}"
-                   + ("; reliability checks" if protocol.checks else ""))
-    click.echo(f"\nattack names usable directly: {', '.join(ATTACKS)}")
+        click.echo(f"{'':<16} members: {members}; eval draws {protocol.eval_draws}" + ("; reliability checks" if protocol.checks else ""))
+    click.echo("\nattacks usable directly (--attack NAME):")
+    for name in attack_names():
+        click.echo(f"  {name:<16} {get_attack(name).description}")
 
 
 @main.group()
@@ -43,10 +48,8 @@ def models() -> None:
 
 
 def _encoding_label(card) -> str:
-    encoding = card.encoding
-    if encoding.name == "rsc":
-        return f"rsc-{encoding.variant} sigma={encoding.sigma:g}"
-    return encoding.name
+    sigma = card.encoding.noise_level()
+    return card.encoding.label() + (f" sigma={sigma:g}" if sigma is not None else "")
 
 
 @models.command("list")
@@ -105,21 +108,39 @@ def models_show(name, as_json):
 def models_measure(name, write, data_dir, as_json, quiet):
     """Re-measure a card's claimed clean accuracy (same n and seed) with the current code."""
     from robustbench_snn.evaluation import benchmark
+    from robustbench_snn.files import replacing
     from robustbench_snn.registry import find_card, load_model
 
     card = find_card(name)
     if card.claimed is None:
         raise UserError(f"model {name!r} claims no accuracy (it has no checkpoint)")
-    record = benchmark(load_model(name, seed=card.claimed.seed), n_examples=card.claimed.n_examples,
-                       seed=card.claimed.seed, data_dir=data_dir, store=False, progress=not quiet)
+    record = benchmark(
+        load_model(name, seed=card.claimed.seed),
+        n_examples=card.claimed.n_examples,
+        seed=card.claimed.seed,
+        data_dir=data_dir,
+        store=False,
+        progress=not quiet,
+    )
     if write:
         claimed = card.claimed.model_copy(update={"clean_accuracy": round(record.clean_accuracy, 4)})
-        card.path.write_text(card.model_copy(update={"claimed": claimed}).to_yaml())
+        with replacing(card.path) as partial:
+            partial.write_text(card.model_copy(update={"claimed": claimed}).to_yaml())
     if as_json:
-        options.print_json({"model": name, "claimed": card.claimed.clean_accuracy, "measured": record.clean_accuracy,
-                            "n_examples": record.n_examples, "seed": record.seed, "updated": str(card.path) if write else None})
+        options.print_json(
+            {
+                "model": name,
+                "claimed": card.claimed.clean_accuracy,
+                "measured": record.clean_accuracy,
+                "n_examples": record.n_examples,
+                "seed": record.seed,
+                "updated": str(card.path) if write else None,
+            }
+        )
         return
-    click.echo(f"{name}: claimed {100 * card.claimed.clean_accuracy:.2f}%, measured "
-               f"{100 * record.clean_accuracy:.2f}% on {record.n_examples} test images (seed {record.seed})")
+    click.echo(
+        f"{name}: claimed {100 * card.claimed.clean_accuracy:.2f}%, measured "
+        f"{100 * record.clean_accuracy:.2f}% on {record.n_examples} test images (seed {record.seed})"
+    )
     if write:
         click.echo(f"updated {card.path}")

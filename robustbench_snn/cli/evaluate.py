@@ -31,18 +31,30 @@ def print_record(record, stored: str | None) -> None:
     if smoothing:
         clean = f"{100 * record.clean_accuracy:.2f}% (the smoothed classifier's majority vote)"
     elif record.stochastic and record.eval_draws > 1:
-        clean = (f"{100 * record.clean_accuracy:.2f}% (right on all {record.eval_draws} draws, the rule robustness is "
-                 f"decided by); one draw: {100 * record.clean_accuracy_one_draw:.2f}% (as papers and model cards report)")
+        clean = (
+            f"{100 * record.clean_accuracy:.2f}% (right on all {record.eval_draws} draws, the rule robustness is "
+            f"decided by); one draw: {100 * record.clean_accuracy_one_draw:.2f}% (as papers and model cards report)"
+        )
     else:
         clean = f"{100 * record.clean_accuracy:.2f}%"
     rows += [("clean accuracy", clean), ("robust accuracy", robust)]
     if record.robust_accuracy is not None and not is_official(record.as_dict()):
-        rows.append(("official", "no: only the unmodified preset on at least its number of images with seed "
-                                 f"{STANDARD_SEED} fills an official cell (this row never shows on the leaderboard)"))
+        rows.append(
+            (
+                "official",
+                "no: only the unmodified preset on at least its number of images with seed "
+                f"{STANDARD_SEED} fills an official cell (this row never shows on the leaderboard)",
+            )
+        )
     if "certified_accuracy_at_eps" in record.flag_details:
         details = record.flag_details
-        rows.append(("certified", f"{100 * details['certified_accuracy_at_eps']:.2f}% certified at {smoothing['norm']} radius "
-                                  f"{details['certified_radius_needed']:.4g} ({details['certified_but_fooled']} of them fooled)"))
+        rows.append(
+            (
+                "certified",
+                f"{100 * details['certified_accuracy_at_eps']:.2f}% certified at {smoothing['norm']} radius "
+                f"{details['certified_radius_needed']:.4g} ({details['certified_but_fooled']} of them fooled)",
+            )
+        )
     rows.append(("flags", ", ".join(record.flags) or "none"))
     rows += [("", f"  {flag}: {FLAGS[flag]}") for flag in record.flags]
     rows += [("skipped", reason) for reason in record.skipped_members]
@@ -56,11 +68,16 @@ def print_record(record, stored: str | None) -> None:
 @main.command()
 @click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
 @options.checkpoint
-@click.option("--attack", default="none", show_default=True,
-              help="A preset (see `rsc-bench attacks list`), an attack name, or none (clean accuracy only).")
+@click.option(
+    "--attack",
+    default="none",
+    show_default=True,
+    help="A preset (see `rsc-bench attacks list`), an attack name, or none (clean accuracy only).",
+)
 @click.option("--dataset", help="Dataset to evaluate on; defaults to the model's own.")
-@click.option("-n", "--n-examples", type=click.IntRange(min=1),
-              help="Evaluate the first N test images [default: the preset's, else the whole split].")
+@click.option(
+    "-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the preset's, else the whole split]."
+)
 @options.seed
 @click.option("--eps", type=options.EpsType(), help="Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].")
 @click.option("--norm", type=click.Choice(["Linf", "L2"]), help="Threat model norm.")
@@ -69,47 +86,115 @@ def print_record(record, stored: str | None) -> None:
 @click.option("--restarts", type=click.IntRange(min=1), help="Random restarts.")
 @click.option("--random-start/--no-random-start", default=None, help="Start PGD at a random point in the eps-ball.")
 @click.option("--grad", type=options.GRADIENT_MODES, help="SNN gradient mode (see the README's table).")
-@click.option("--surrogate", type=options.SURROGATES,
-              help="Surrogate derivative for --grad bptt [default: the model's training surrogate].")
+@click.option(
+    "--surrogate", type=options.SURROGATES, help="Surrogate derivative for --grad bptt [default: the model's training surrogate]."
+)
 @click.option("--surrogate-alpha", type=click.FloatRange(min=0, min_open=True), help="Surrogate sharpness.")
 @click.option("--eot", type=click.IntRange(min=1), help="EOT draws averaged per gradient (stochastic models).")
-@click.option("--eval-draws", type=click.IntRange(min=1),
-              help="Draws deciding a stochastic model's prediction: correct only if right on every draw.")
+@click.option(
+    "--eval-draws", type=click.IntRange(min=1), help="Draws deciding a stochastic model's prediction: correct only if right on every draw."
+)
 @click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
 @click.option("--source", help="Source model of a transfer attack (a registered name, twin, or expectation).")
 @click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
-@click.option("--smoothed", is_flag=True,
-              help="Attack the model's randomized-smoothing classifier (majority vote over --votes draws of its noise), "
-                   "certify the same images, and flag samples fooled inside their certified radius.")
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True),
-              help="With --smoothed: an RSC model's noise level [default: the card's]; "
-                   "models without noise are smoothed with N(0, sigma^2).")
-@click.option("--votes", default=100, show_default=True, type=click.IntRange(min=1),
-              help="With --smoothed: draws whose majority decides each prediction.")
-@click.option("--cert-draws", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="With --smoothed: draws that bound the certified class's probability (after 100 that select it).")
-@click.option("--alpha", default=0.001, show_default=True, type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
-              help="With --smoothed: failure probability of each certificate.")
+@click.option(
+    "--smoothed",
+    is_flag=True,
+    help="Attack the model's randomized-smoothing classifier (majority vote over --votes draws of its noise), "
+    "certify the same images, and flag samples fooled inside their certified radius.",
+)
+@click.option(
+    "--sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --smoothed: an RSC model's noise level [default: the card's]; models without noise are smoothed with N(0, sigma^2).",
+)
+@click.option(
+    "--votes",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --smoothed: draws whose majority decides each prediction.",
+)
+@click.option(
+    "--cert-draws",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --smoothed: draws that bound the certified class's probability (after 100 that select it).",
+)
+@click.option(
+    "--alpha",
+    default=0.001,
+    show_default=True,
+    type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+    help="With --smoothed: failure probability of each certificate.",
+)
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @options.data_dir
 @options.device
-@click.option("--compile/--no-compile", "compile_lif", default=None,
-              help="Run LIF layers through a torch.compile kernel: same spikes, several times faster attacks; "
-                   "the first use on a machine spends tens of seconds compiling [default: on when the attack work pays for it].")
-@click.option("--loss", type=click.Choice(["ce", "cw", "dlr"]),
-              help="Loss of PGD, SA-PGD, FGSM and transfer: cross-entropy, or the CW or DLR margin on EOT-averaged logits.")
-@click.option("--bpda", is_flag=True, default=None,
-              help="Give rounding, floor, ceil, trunc and sign an identity backward (BPDA against quantising defences).")
+@click.option(
+    "--compile/--no-compile",
+    "compile_lif",
+    default=None,
+    help="Run LIF layers through a torch.compile kernel: same spikes, several times faster attacks; "
+    "the first use on a machine spends tens of seconds compiling [default: on when the attack work pays for it].",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["ce", "cw", "dlr"]),
+    help="Loss of PGD, SA-PGD, FGSM and transfer: cross-entropy, or the CW or DLR margin on EOT-averaged logits.",
+)
+@click.option(
+    "--bpda",
+    is_flag=True,
+    default=None,
+    help="Give rounding, floor, ceil, trunc and sign an identity backward (BPDA against quantising defences).",
+)
 @options.storing_results
 @click.option("--no-store", is_flag=True, help="Do not store the result row (nor resume an interrupted run).")
 @click.option("--force", is_flag=True, help="Recompute even if this exact configuration is stored.")
 @click.option("--save-samples", is_flag=True, help="Also store per-sample outcomes (samples/HASH.csv in the results folder).")
 @options.as_json
 @options.quiet
-def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, norm, steps, step_size, restarts,
-             random_start, grad, surrogate, surrogate_alpha, eot, eval_draws, queries, source, checks, smoothed, sigma,
-             votes, cert_draws, alpha, batch_size, data_dir, device, compile_lif, loss, bpda, results_dir, no_store, force,
-             save_samples, as_json, quiet):
+def evaluate(
+    model_name,
+    checkpoint,
+    attack,
+    dataset,
+    n_examples,
+    seed,
+    eps,
+    norm,
+    steps,
+    step_size,
+    restarts,
+    random_start,
+    grad,
+    surrogate,
+    surrogate_alpha,
+    eot,
+    eval_draws,
+    queries,
+    source,
+    checks,
+    smoothed,
+    sigma,
+    votes,
+    cert_draws,
+    alpha,
+    batch_size,
+    data_dir,
+    device,
+    compile_lif,
+    loss,
+    bpda,
+    results_dir,
+    no_store,
+    force,
+    save_samples,
+    as_json,
+    quiet,
+):
     """Evaluate a model's clean and robust accuracy under an attack protocol.
 
     \b
@@ -132,10 +217,22 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
     from robustbench_snn.results import results_dir as results_store_dir
 
     overrides = {
-        "eps": eps, "norm": norm, "steps": steps, "step_size": step_size, "restarts": restarts,
-        "random_start": random_start, "grad": grad, "surrogate": surrogate, "surrogate_alpha": surrogate_alpha,
-        "eot": eot, "eval_draws": eval_draws, "queries": queries, "source": source, "checks": checks,
-        "loss": loss, "bpda": bpda,
+        "eps": eps,
+        "norm": norm,
+        "steps": steps,
+        "step_size": step_size,
+        "restarts": restarts,
+        "random_start": random_start,
+        "grad": grad,
+        "surrogate": surrogate,
+        "surrogate_alpha": surrogate_alpha,
+        "eot": eot,
+        "eval_draws": eval_draws,
+        "queries": queries,
+        "source": source,
+        "checks": checks,
+        "loss": loss,
+        "bpda": bpda,
     }
     if sigma is not None and not smoothed:
         raise UserError("--sigma sets the smoothing noise; pass --smoothed with it")
@@ -143,12 +240,25 @@ def evaluate(model_name, checkpoint, attack, dataset, n_examples, seed, eps, nor
     if smoothed:
         from robustbench_snn.certify import SmoothedClassifier
 
-        model = SmoothedClassifier(model, dataset_info(model.card.dataset).num_classes, sigma=sigma, seed=seed,
-                                   votes=votes, n=cert_draws, alpha=alpha)
+        model = SmoothedClassifier(
+            model, dataset_info(model.card.dataset).num_classes, sigma=sigma, seed=seed, votes=votes, n=cert_draws, alpha=alpha
+        )
     record = benchmark(
-        model, dataset=dataset or model.card.dataset, attack=attack, n_examples=n_examples, seed=seed,
-        batch_size=batch_size, data_dir=data_dir, device=device, overrides=overrides, store=not no_store,
-        force=force, results_dir=results_dir, save_samples=save_samples, progress=not quiet, compile_lif=compile_lif,
+        model,
+        dataset=dataset or model.card.dataset,
+        attack=attack,
+        n_examples=n_examples,
+        seed=seed,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        device=device,
+        overrides=overrides,
+        store=not no_store,
+        force=force,
+        results_dir=results_dir,
+        save_samples=save_samples,
+        progress=not quiet,
+        compile_lif=compile_lif,
     )
     if as_json:
         options.print_json(record.as_dict())

@@ -16,8 +16,12 @@ def leaderboard() -> None:
 
 
 @leaderboard.command("build")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write the site into (the repository's committed one is leaderboard/).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write the site into (the repository's committed one is leaderboard/).",
+)
 @options.reading_results
 @options.as_json
 def leaderboard_build(out, results_dir, as_json):

@@ -51,37 +51,49 @@ class RegistryChoice(click.Choice):
 DATASETS = RegistryChoice("robustbench_snn.data", "DATASETS")
 GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", ordered=True)
 SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES")
+ENCODINGS = RegistryChoice("robustbench_snn.models.encoders", "ENCODERS")
 
 
-seed = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
-                    help="Seed of encoder draws, attack randomness and training; 0 is the standard seed of official rows.")
+seed = click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Seed of encoder draws, attack randomness and training; 0 is the standard seed of official rows.",
+)
 storing_results = click.option(
-    "--results-dir", type=click.Path(file_okay=False),
+    "--results-dir",
+    type=click.Path(file_okay=False),
     help="Where rows are stored [default: $RSC_BENCH_RESULTS, else your data folder; the official store only when named].",
 )
 reading_results = click.option(
-    "--results-dir", type=click.Path(file_okay=False),
+    "--results-dir",
+    type=click.Path(file_okay=False),
     help="Read rows from this folder, e.g. your own runs' [default: $RSC_BENCH_RESULTS, else the official results].",
 )
 data_dir = click.option(
-    "--data-dir", type=click.Path(file_okay=False),
+    "--data-dir",
+    type=click.Path(file_okay=False),
     help="Data root [default: $RSC_BENCH_DATA, else the user cache; Fashion-MNIST's test split ships inside the package].",
 )
 device = click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda or cuda:N.")
 as_json = click.option("--json", "as_json", is_flag=True, help="Print one machine-readable JSON document instead of text.")
 quiet = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-checkpoint = click.option("--checkpoint", type=click.Path(dir_okay=False),
-                          help="Your own weights for the model's architecture (.safetensors, .pt, .pth).")
+checkpoint = click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), help="Your own weights for the model's architecture (.safetensors, .pt, .pth)."
+)
 no_store = click.option("--no-store", is_flag=True, help="Do not store the result.")
 
 
 def table_filters(command):
     """The options that select stored rows: dataset, protocol, eps and the folder read."""
-    for option in reversed([
-        click.option("--dataset", type=DATASETS, help="Only this dataset."),
-        click.option("--protocol", help="Only this protocol (e.g. pgd, reliable)."),
-        click.option("--eps", type=EpsType(), help="Only this eps, e.g. 0.1 or 8/255."),
-        reading_results,
-    ]):
+    for option in reversed(
+        [
+            click.option("--dataset", type=DATASETS, help="Only this dataset."),
+            click.option("--protocol", help="Only this protocol (e.g. pgd, reliable)."),
+            click.option("--eps", type=EpsType(), help="Only this eps, e.g. 0.1 or 8/255."),
+            reading_results,
+        ]
+    ):
         command = option(command)
     return command

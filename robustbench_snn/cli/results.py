@@ -16,8 +16,9 @@ def _table(dataset, protocol, eps, results_dir, official_only=True):
     from robustbench_snn.results import load_rows, reading_dir
     from robustbench_snn.tables import results_table
 
-    table = results_table(load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps,
-                          official_only=official_only)
+    table = results_table(
+        load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps, official_only=official_only
+    )
     if table.empty:
         kind = "official results" if official_only else "results"
         raise NoResultsError(f"no stored {kind} match these filters in {reading_dir(results_dir)}; run `rsc-bench evaluate` first")
@@ -28,8 +29,9 @@ def _table(dataset, protocol, eps, results_dir, official_only=True):
 @options.table_filters
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @options.as_json
-@click.option("--all", "every_row", is_flag=True,
-              help="Every stored configuration (quick runs, overrides, other seeds), marked official or not.")
+@click.option(
+    "--all", "every_row", is_flag=True, help="Every stored configuration (quick runs, overrides, other seeds), marked official or not."
+)
 def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
 
@@ -56,8 +58,22 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             qte_norm=table["qte_normalised"].map(percent),
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
         )
-        columns = ["model", "family", "protocol", "norm", "eps", "grad", "eot", "n_examples", "clean", "clean_1draw", "robust",
-                   "ci95", "qte_norm", "flags"] + (["official"] if every_row else [])
+        columns = [
+            "model",
+            "family",
+            "protocol",
+            "norm",
+            "eps",
+            "grad",
+            "eot",
+            "n_examples",
+            "clean",
+            "clean_1draw",
+            "robust",
+            "ci95",
+            "qte_norm",
+            "flags",
+        ] + (["official"] if every_row else [])
         click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
 
 

@@ -19,10 +19,21 @@ def submit() -> None:
 
 @submit.command("check")
 @click.argument("card", type=click.Path(dir_okay=False))
-@click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Test images to re-measure the claimed clean accuracy on.")
-@click.option("--attack-examples", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Test images for the PGD sanity attack and the reliability checks.")
+@click.option(
+    "-n",
+    "--n-examples",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Test images to re-measure the claimed clean accuracy on.",
+)
+@click.option(
+    "--attack-examples",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Test images for the PGD sanity attack and the reliability checks.",
+)
 @options.data_dir
 @options.as_json
 @options.quiet
@@ -39,8 +50,9 @@ def submit_check(card, n_examples, attack_examples, data_dir, as_json, quiet):
         if not as_json:
             click.echo(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
 
-    report = check_submission(card, n_examples=n_examples, attack_examples=attack_examples, data_dir=data_dir,
-                              progress=not (quiet or as_json), on_check=show)
+    report = check_submission(
+        card, n_examples=n_examples, attack_examples=attack_examples, data_dir=data_dir, progress=not (quiet or as_json), on_check=show
+    )
     if as_json:
         options.print_json(report.as_dict())
     else:

@@ -28,19 +28,47 @@ def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str,
     return shlex.join(words)
 
 
+def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
+    """``KEY=VALUE`` pairs and the named shortcuts given, as one mapping."""
+    params = {key: value for key, value in named.items() if value is not None}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise UserError(f"--encoding-param takes KEY=VALUE, got {pair!r}")
+        if key in params:
+            raise UserError(f"encoding parameter {key!r} is given twice")
+        params[key] = value
+    return params
+
+
 @main.command()
 @click.option("--dataset", required=True, type=options.DATASETS)
 @click.option("--arch", required=True, type=ARCHITECTURES, help="Registered architecture.")
 @click.option("--kind", required=True, type=KINDS, help="snn (LIF neurons) or ann (ReLU twin).")
-@click.option("--encoding", default="direct", show_default=True, type=click.Choice(["direct", "poisson", "rsc"]))
-@click.option("--sigma", type=click.FloatRange(min=0), help="RSC noise level (rsc encoding).")
-@click.option("--variant", type=click.Choice(["I", "II"]), help="RSC variant: I one draw for all steps, II a draw per step.")
+@click.option("--encoding", default="direct", show_default=True, type=options.ENCODINGS, help="Registered input encoder.")
+@click.option("--sigma", type=click.FloatRange(min=0), help="RSC noise level (rsc encoding; same as --encoding-param sigma=S).")
+@click.option(
+    "--variant",
+    type=click.Choice(["I", "II"]),
+    help="RSC variant: I one draw for all steps, II a draw per step (same as --encoding-param variant=V).",
+)
+@click.option(
+    "--encoding-param",
+    "encoding_params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter of the encoder (repeatable), checked by the encoder's own schema.",
+)
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
-@click.option("--surrogate", default="atan", show_default=True, type=options.SURROGATES,
-              help="Surrogate for BPTT training.")
-@click.option("--recipe", default="standard", show_default=True, type=RECIPES,
-              help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
-                   "pgd-at (PGD adversarial training).")
+@click.option("--surrogate", default="atan", show_default=True, type=options.SURROGATES, help="Surrogate for BPTT training.")
+@click.option(
+    "--recipe",
+    default="standard",
+    show_default=True,
+    type=RECIPES,
+    help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
+    "pgd-at (PGD adversarial training).",
+)
 @click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
 @click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")
 @click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True), help="ersct: softening temperature [default: 4].")
@@ -57,9 +85,34 @@ def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str,
 @options.device
 @options.as_json
 @options.quiet
-def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, recipe, teacher, kd_weight, kd_temperature,
-          presynaptic_weight, at_eps, at_steps, epochs, batch_size, lr, train_examples, seed, out, data_dir, device,
-          as_json, quiet):
+def train(
+    dataset,
+    arch,
+    kind,
+    encoding,
+    sigma,
+    variant,
+    encoding_params,
+    timesteps,
+    surrogate,
+    recipe,
+    teacher,
+    kd_weight,
+    kd_temperature,
+    presynaptic_weight,
+    at_eps,
+    at_steps,
+    epochs,
+    batch_size,
+    lr,
+    train_examples,
+    seed,
+    out,
+    data_dir,
+    device,
+    as_json,
+    quiet,
+):
     """Train a model with a paper recipe and write its checkpoint and model card.
 
     \b
@@ -75,34 +128,41 @@ def train(dataset, arch, kind, encoding, sigma, variant, timesteps, surrogate, r
     accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
     """
     from robustbench_snn.models import ModelSpec, NeuronConfig
+    from robustbench_snn.models.encoders import encoder_class, validated_parameters
     from robustbench_snn.results import ensure_writable
     from robustbench_snn.training import TrainingConfig, entry_paths, train_classifier, write_entry
 
-    if (encoding == "rsc") != (sigma is not None and variant is not None):
-        raise UserError("--sigma and --variant go together, and only with --encoding rsc")
+    params = _encoding_params(encoding_params, sigma=sigma, variant=variant)
     if kind == "ann" and timesteps not in (None, 1):
         raise UserError("an ann runs one step; drop --timesteps")
     spec = ModelSpec(
         architecture=arch,
         kind=kind,
         encoding=encoding,
-        encoding_params={"sigma": sigma, "variant": variant} if encoding == "rsc" else {},
+        encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
         neuron=NeuronConfig(surrogate=surrogate),
     )
     config = TrainingConfig(
-        recipe=recipe, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, train_examples=train_examples,
-        teacher=teacher, kd_weight=kd_weight, kd_temperature=kd_temperature, presynaptic_weight=presynaptic_weight,
-        at_eps=at_eps, at_steps=at_steps,
+        recipe=recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        train_examples=train_examples,
+        teacher=teacher,
+        kd_weight=kd_weight,
+        kd_temperature=kd_temperature,
+        presynaptic_weight=presynaptic_weight,
+        at_eps=at_eps,
+        at_steps=at_steps,
     )
     command = _command_line(click.get_current_context(), always=("seed",), never=("quiet", "as_json"))
     ensure_writable(Path(out).resolve().parent)
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not (quiet or as_json))
-    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device,
-                       progress=not (quiet or as_json))
+    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not (quiet or as_json))
     weights, card_file = entry_paths(Path(out))
     if as_json:
         options.print_json({"card": str(card_file), "checkpoint": str(weights), **card.model_dump(mode="json")})
     else:
-        click.echo(f"wrote {card_file}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% "
-                   f"on {card.claimed.n_examples} test images")
+        click.echo(f"wrote {card_file}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% on {card.claimed.n_examples} test images")

@@ -25,6 +25,7 @@ from torchvision.datasets.folder import default_loader
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from robustbench_snn.errors import DatasetNotFoundError, UserError, unknown_name
+from robustbench_snn.files import replacing
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +56,68 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
-            "fashion-mnist", 10, (1, 28, 28), (0.2860,), (0.3530,), 0.1, 1.0,
+            "fashion-mnist",
+            10,
+            (1, 28, 28),
+            (0.2860,),
+            (0.3530,),
+            0.1,
+            1.0,
             "the test split ships with the package; for the training split run "
             "`apt-get install dataset-fashion-mnist` (Debian) or go online so torchvision "
             "can download it",
         ),
         DatasetInfo(
-            "mnist", 10, (1, 28, 28), (0.1307,), (0.3081,), 0.3, 2.0,
-            "go online once so torchvision can download it, or copy the four IDX files "
-            "into <root>/MNIST/raw/",
+            "mnist",
+            10,
+            (1, 28, 28),
+            (0.1307,),
+            (0.3081,),
+            0.3,
+            2.0,
+            "go online once so torchvision can download it, or copy the four IDX files into <root>/MNIST/raw/",
         ),
         DatasetInfo(
-            "cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 8 / 255, 0.5,
+            "cifar10",
+            10,
+            (3, 32, 32),
+            (0.4914, 0.4822, 0.4465),
+            (0.2470, 0.2435, 0.2616),
+            8 / 255,
+            0.5,
             "go online once so torchvision can download it, or unpack "
             "cifar-10-python.tar.gz into <root>/ (giving <root>/cifar-10-batches-py/)",
         ),
         DatasetInfo(
-            "cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 8 / 255, 0.5,
+            "cifar100",
+            100,
+            (3, 32, 32),
+            (0.5071, 0.4865, 0.4409),
+            (0.2673, 0.2564, 0.2762),
+            8 / 255,
+            0.5,
             "go online once so torchvision can download it, or unpack "
             "cifar-100-python.tar.gz into <root>/ (giving <root>/cifar-100-python/)",
         ),
         DatasetInfo(
-            "tiny-imagenet", 200, (3, 64, 64), (0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821), 8 / 255, 0.5,
-            "unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/"
-            "{wnids.txt,train,val})",
+            "tiny-imagenet",
+            200,
+            (3, 64, 64),
+            (0.4802, 0.4481, 0.3975),
+            (0.2770, 0.2691, 0.2821),
+            8 / 255,
+            0.5,
+            "unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/{wnids.txt,train,val})",
         ),
         DatasetInfo(
-            "imagenet", 1000, (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 4 / 255, 3.0,
-            "place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG "
-            "(one folder per class, e.g. after valprep.sh)",
+            "imagenet",
+            1000,
+            (3, 224, 224),
+            (0.485, 0.456, 0.406),
+            (0.229, 0.224, 0.225),
+            4 / 255,
+            3.0,
+            "place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG (one folder per class, e.g. after valprep.sh)",
         ),
     )
 }
@@ -143,8 +177,7 @@ def load_dataset(
     return dataset
 
 
-def load_test_set(name: str, n_examples: int | None = None,
-                  data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_test_set(name: str, n_examples: int | None = None, data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n_examples`` test images (in [0, 1]) and labels of a dataset as two tensors
     (all of them when None), in the split's order, as RobustBench's ``load_cifar10`` gives them."""
     test_set = first_examples(load_dataset(name, "test", data_dir), n_examples)
@@ -200,10 +233,8 @@ def _plain_copy(path: Path) -> Path:
     target = cache_dir() / "extracted" / path.parent.name / path.stem
     if not target.is_file() or target.stat().st_mtime < path.stat().st_mtime:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".part{os.getpid()}")
-        with gzip.open(path, "rb") as source, open(partial, "wb") as sink:
+        with replacing(target) as partial, gzip.open(path, "rb") as source, open(partial, "wb") as sink:
             shutil.copyfileobj(source, sink)
-        partial.replace(target)
     return target
 
 
@@ -242,10 +273,14 @@ class _ArrayUnpickler(pickle.Unpickler):
     copies (and our tests' small files) have other checksums, so we read them with this instead.
     """
 
-    ALLOWED = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    })
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) in self.ALLOWED:

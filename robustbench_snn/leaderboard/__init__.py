@@ -64,10 +64,6 @@ def _certified_label(certificate: dict | None) -> str:
     return f"{percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
 
 
-def _encoding(card: ModelCard) -> str:
-    return f"rsc-{card.encoding.variant}" if card.encoding.name == "rsc" else card.encoding.name
-
-
 def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
                       certificates: dict[str, dict], audits: dict[str, dict]) -> list[dict]:
     """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
@@ -83,8 +79,8 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         rows.append({
             "model": name,
             "kind": card.kind if card else "?",
-            "encoding": _encoding(card) if card else "?",
-            "sigma": card.encoding.sigma if card and card.encoding.sigma is not None else "-",
+            "encoding": card.encoding.label() if card else "?",
+            "sigma": card.encoding.noise_level() if card and card.encoding.noise_level() is not None else "-",
             "timesteps": card.timesteps if card else "-",
             "clean": percent(main["clean_accuracy"]),
             "clean_one_draw": percent(main["clean_accuracy_one_draw"]),

@@ -7,7 +7,21 @@ from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, Gradien
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation
 
 __all__ = [
-    "ARCHITECTURES", "GRADIENT_MODES", "KINDS", "GradientMode", "SURROGATES", "Classifier", "DirectEncoder", "Encoder", "ModelSpec",
-    "NeuronConfig", "PoissonEncoder", "RSCEncoder", "SpikingActivation", "build_backbone",
-    "build_classifier", "build_encoder", "register_architecture",
+    "ARCHITECTURES",
+    "GRADIENT_MODES",
+    "KINDS",
+    "GradientMode",
+    "SURROGATES",
+    "Classifier",
+    "DirectEncoder",
+    "Encoder",
+    "ModelSpec",
+    "NeuronConfig",
+    "PoissonEncoder",
+    "RSCEncoder",
+    "SpikingActivation",
+    "build_backbone",
+    "build_classifier",
+    "build_encoder",
+    "register_architecture",
 ]

@@ -59,10 +59,15 @@ def small_cnn(
     in_channels, height, width = input_shape
     first, second = channels
     return nn.Sequential(
-        *_conv_bn(in_channels, first), activation(), nn.AvgPool2d(2),
-        *_conv_bn(first, second), activation(), nn.AvgPool2d(2),
+        *_conv_bn(in_channels, first),
+        activation(),
+        nn.AvgPool2d(2),
+        *_conv_bn(first, second),
+        activation(),
+        nn.AvgPool2d(2),
         nn.Flatten(),
-        nn.Linear(second * (height // 4) * (width // 4), hidden), activation(),
+        nn.Linear(second * (height // 4) * (width // 4), hidden),
+        activation(),
         nn.Linear(hidden, num_classes),
     )
 
@@ -90,9 +95,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, activation: ActivationFactory, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            *_conv_bn(in_channels, out_channels, stride), activation(), *_conv_bn(out_channels, out_channels)
-        )
+        self.body = nn.Sequential(*_conv_bn(in_channels, out_channels, stride), activation(), *_conv_bn(out_channels, out_channels))
         self.shortcut = (
             nn.Identity()
             if stride == 1 and in_channels == out_channels

@@ -82,8 +82,9 @@ class Classifier(SpikingModel, nn.Module):
         encoder = self.encoder.expectation()
         if encoder is None:
             return None
-        relative = Classifier(self.backbone, encoder, self.timesteps, tuple(self.mean.flatten().tolist()),
-                              tuple(self.std.flatten().tolist()))
+        relative = Classifier(
+            self.backbone, encoder, self.timesteps, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist())
+        )
         relative.share_stem = self.share_stem
         return relative.to(self.mean.device).eval()
 
@@ -91,12 +92,12 @@ class Classifier(SpikingModel, nn.Module):
         functional.reset_net(self.backbone)
         rate_gradient = self.gradient.mode == "act" and torch.is_grad_enabled() and bool(self.spiking_layers)
         if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
-            frame = self.backbone[:self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
+            frame = self.backbone[: self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
             if rate_gradient:
                 currents = frame.unsqueeze(0).expand(self.timesteps, *frame.shape).flatten(0, 1)
-                logits = self._with_rate_ann_gradient(self.backbone[self.stem_length:], currents)
+                logits = self._with_rate_ann_gradient(self.backbone[self.stem_length :], currents)
             else:
-                logits = self.backbone[self.stem_length + 1:](self.backbone[self.stem_length].constant_input(frame))
+                logits = self.backbone[self.stem_length + 1 :](self.backbone[self.stem_length].constant_input(frame))
         else:
             currents = (self.encoder(images, self.timesteps).flatten(0, 1) - self.mean) / self.std
             logits = self._with_rate_ann_gradient(self.backbone, currents) if rate_gradient else self.backbone(currents)
@@ -120,12 +121,11 @@ def _stem_length(backbone: nn.Module) -> int:
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:
     """A freshly initialised classifier for ``spec`` on ``dataset``; ``seed`` seeds its encoder."""
     if spec.kind == "snn":
+
         def activation() -> nn.Module:
             return SpikingActivation(spec.timesteps, spec.neuron)
     else:
         activation = nn.ReLU
-    backbone = build_backbone(
-        spec.architecture, activation, dataset.input_shape, dataset.num_classes, **spec.architecture_args
-    )
+    backbone = build_backbone(spec.architecture, activation, dataset.input_shape, dataset.num_classes, **spec.architecture_args)
     encoder = build_encoder(spec.encoding, seed=seed, **spec.encoding_params)
     return Classifier(backbone, encoder, spec.timesteps, dataset.mean, dataset.std)

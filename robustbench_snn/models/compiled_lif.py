@@ -27,18 +27,10 @@ import functools
 import logging
 
 import torch
-from spikingjelly.activation_based import surrogate
+
+from robustbench_snn.models.gradients import SURROGATES
 
 logger = logging.getLogger(__name__)
-
-# spikingjelly's closed-form surrogate derivatives ``f(grad, x, alpha) -> (grad * g(x), None)``.
-SURROGATE_DERIVATIVES = {
-    "atan": surrogate.atan_backward,
-    "sigmoid": surrogate.sigmoid_backward,
-    "triangle": surrogate.piecewise_quadratic_backward,
-    "rectangle": surrogate.rect_backward,
-    "exponential": surrogate.piecewise_exp_backward,
-}
 
 
 def _potentials(currents: torch.Tensor, timesteps: int, tau: float, threshold: float, v_reset: float | None) -> torch.Tensor:
@@ -96,7 +88,7 @@ def _input_gradient(
     constant_input: bool,
 ) -> torch.Tensor:
     shifted = before_fire - threshold
-    slope = SURROGATE_DERIVATIVES[surrogate_name](torch.ones_like(shifted), shifted, alpha)[0]
+    slope = SURROGATES[surrogate_name].derivative(torch.ones_like(shifted), shifted, alpha)[0]
     return _recurrent_gradient(grad_spikes, before_fire, slope, tau, threshold, v_reset, detach_reset, constant_input)
 
 

@@ -1,5 +1,10 @@
 """Input encoders: turn an image batch ``[B, ...]`` in [0, 1] into a sequence ``[T, B, ...]``.
 
+Every encoder is one class that declares what the rest of the benchmark needs to know of it:
+its registry name (``class MyEncoder(Encoder, name="mine")``), its parameters as a validated
+schema (cards and `build_encoder` use it), its labels for tables and plots, whether it repeats
+one frame, its adaptive attacks and its smoothing certificate. A new encoder is one class.
+
 Each encoder documents its gradient with respect to the image, because attacks differentiate
 through it. Stochastic encoders draw fresh randomness at every forward from their own
 ``torch.Generator``, so a seed makes a run repeatable without touching the global RNG.
@@ -7,10 +12,28 @@ through it. Stochastic encoders draw fresh randomness at every forward from thei
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal, NamedTuple
+
 import torch
+from pydantic import Field, ValidationError
 from torch import nn
 
-from robustbench_snn.errors import UserError
+from robustbench_snn.config import Strict, describe
+from robustbench_snn.errors import UserError, unknown_name
+
+ENCODERS: dict[str, type[Encoder]] = {}
+
+
+class NoParameters(Strict):
+    """The parameters of an encoder that takes none."""
+
+
+class SmoothingCertificate(NamedTuple):
+    """A randomized-smoothing certificate an encoder's noise gives: its norm, noise level and name."""
+
+    norm: str
+    sigma: float | None
+    name: str
 
 
 class Encoder(nn.Module):
@@ -18,11 +41,46 @@ class Encoder(nn.Module):
 
     ``adaptive_attacks`` are the attacks designed for this coding: member fields that the
     ``reliable`` protocol adds, each over its first white-box member (so they share its eps, norm
-    and EOT). A new encoder declares its own here.
+    and EOT). ``Parameters`` is the schema of the keyword arguments the constructor takes (besides
+    ``seed`` and ``generator``).
     """
 
+    name: ClassVar[str] = ""
+    family_name: ClassVar[str] = ""
+    Parameters: ClassVar[type[Strict]] = NoParameters
     stochastic = False
     adaptive_attacks: tuple[dict, ...] = ()
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            if name in ENCODERS:
+                raise TypeError(f"encoding {name!r} is already registered by {ENCODERS[name].__qualname__}")
+            cls.name = name
+            ENCODERS[name] = cls
+
+    @classmethod
+    def label(cls, params: dict) -> str:
+        """A short name of the coding with its parameters that matter, e.g. ``rsc-I``."""
+        return cls.name
+
+    @classmethod
+    def family(cls, params: dict) -> str:
+        """The kind of model the coding makes, as tables group them, e.g. ``Poisson SNN``."""
+        return cls.family_name
+
+    @classmethod
+    def noise_level(cls, params: dict) -> float | None:
+        """The Gaussian noise level sigma of the input, when the coding adds one (plots and the leaderboard show it)."""
+        return None
+
+    def smoothing_certificate(self) -> SmoothingCertificate | None:
+        """The certificate a majority vote over this encoder's draws carries (None: no noise of its own)."""
+        return None
+
+    def with_noise_level(self, sigma: float) -> None:
+        """Set the noise level a smoothed classifier certifies with (only for encoders whose noise has one)."""
+        raise UserError(f"a {self.name}-coded model is smoothed by its own randomness; --sigma applies to RSC models and noise-free ones")
 
     def expectation(self) -> "Encoder | None":
         """A deterministic encoder with this one's mean input, for attacks through the expectation
@@ -42,9 +100,10 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-class DirectEncoder(Encoder):
+class DirectEncoder(Encoder, name="direct"):
     """Direct coding: ``x_t = x`` at every step. Gradient: the sum over steps (identity per step)."""
 
+    family_name = "direct SNN"
     repeats_frame = True
 
     def frame(self, images: torch.Tensor) -> torch.Tensor:
@@ -94,11 +153,16 @@ class StochasticEncoder(Encoder):
         return torch.randn(shape, generator=self.generator, device=self.generator.device).to(like)
 
 
-class PoissonEncoder(StochasticEncoder):
+class PoissonEncoder(StochasticEncoder, name="poisson"):
     """Poisson (rate) coding: ``s_t ~ Bernoulli(x)``, independent over steps and pixels.
 
     Gradient: straight-through, ``d s_t / d x = 1``. Inputs are clamped to [0, 1] first.
     """
+
+    family_name = "Poisson SNN"
+
+    def smoothing_certificate(self) -> SmoothingCertificate:
+        return SmoothingCertificate("L1", None, "poisson")
 
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
         rates = images.clamp(0.0, 1.0).unsqueeze(0).expand(timesteps, *images.shape)
@@ -106,7 +170,12 @@ class PoissonEncoder(StochasticEncoder):
         return rates + (spikes - rates).detach()
 
 
-class RSCEncoder(StochasticEncoder):
+class RSCParameters(Strict):
+    sigma: float = Field(ge=0, le=10, allow_inf_nan=False)
+    variant: Literal["I", "II"]
+
+
+class RSCEncoder(StochasticEncoder, name="rsc"):
     """Randomized Smoothing Coding: Gaussian noise of level ``sigma`` added to the image.
 
     Variant ``I`` draws one noise sample shared by all T steps (exactly Gaussian randomized
@@ -114,7 +183,7 @@ class RSCEncoder(StochasticEncoder):
     Gradient: identity per step (the noise is additive and independent of x).
     """
 
-    VARIANTS = ("I", "II")
+    Parameters = RSCParameters
 
     def __init__(
         self,
@@ -124,12 +193,27 @@ class RSCEncoder(StochasticEncoder):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(seed=seed, generator=generator)
-        if sigma < 0:
-            raise UserError(f"RSC sigma must be >= 0, got {sigma}")
-        if variant not in self.VARIANTS:
-            raise UserError(f"RSC variant must be one of {self.VARIANTS}, got {variant!r}")
+        params = validated_parameters(type(self), {"sigma": sigma, "variant": variant})
+        self.sigma = float(params["sigma"])
+        self.variant = params["variant"]
+
+    @classmethod
+    def label(cls, params: dict) -> str:
+        return f"rsc-{params['variant']}"
+
+    @classmethod
+    def family(cls, params: dict) -> str:
+        return f"RSC-{params['variant']}"
+
+    @classmethod
+    def noise_level(cls, params: dict) -> float:
+        return params["sigma"]
+
+    def smoothing_certificate(self) -> SmoothingCertificate:
+        return SmoothingCertificate("L2", self.sigma, f"rsc-{self.variant}")
+
+    def with_noise_level(self, sigma: float) -> None:
         self.sigma = float(sigma)
-        self.variant = variant
 
     @property
     def repeats_frame(self) -> bool:
@@ -148,16 +232,23 @@ class RSCEncoder(StochasticEncoder):
         return f"sigma={self.sigma}, variant={self.variant}"
 
 
+def encoder_class(name: str) -> type[Encoder]:
+    """The registered encoder ``name``."""
+    if name not in ENCODERS:
+        raise UserError(unknown_name("encoding", name, sorted(ENCODERS)))
+    return ENCODERS[name]
+
+
+def validated_parameters(encoder: type[Encoder], params: dict) -> dict:
+    """``params`` checked against ``encoder``'s schema, as plain values."""
+    try:
+        return encoder.Parameters.model_validate(params).model_dump()
+    except ValidationError as error:
+        raise UserError(f"invalid parameters for encoding {encoder.name!r}\n{describe(error, '(parameters)')}") from None
+
+
 def build_encoder(name: str, seed: int | None = None, **params: float | str) -> Encoder:
-    """An encoder by name (``direct``, ``poisson``, ``rsc``) with its parameters."""
-    if name == "direct":
-        encoder: Encoder = DirectEncoder()
-    elif name == "poisson":
-        encoder = PoissonEncoder(seed=seed)
-    elif name == "rsc":
-        encoder = RSCEncoder(seed=seed, **params)
-    else:
-        raise UserError(f"unknown encoding {name!r}; choose direct, poisson or rsc")
-    if name != "rsc" and params:
-        raise UserError(f"encoding {name!r} takes no parameters, got {sorted(params)}")
-    return encoder
+    """An encoder by registered name with its parameters (validated by its schema)."""
+    encoder = encoder_class(name)
+    arguments = validated_parameters(encoder, params)
+    return encoder(**arguments, **({"seed": seed} if encoder.stochastic else {}))

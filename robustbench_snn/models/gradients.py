@@ -31,6 +31,7 @@ rule of each spiking layer does:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -40,19 +41,42 @@ from spikingjelly.activation_based import surrogate
 
 from robustbench_snn.errors import UserError, unknown_name
 
-# The surrogate derivatives of the Heaviside step, by the names the literature uses.
-SURROGATES: dict[str, type[surrogate.SurrogateFunctionBase]] = {
-    "atan": surrogate.ATan,
-    "sigmoid": surrogate.Sigmoid,
-    "triangle": surrogate.PiecewiseQuadratic,  # its derivative is the triangle max(0, a - a^2 |x|)
-    "rectangle": surrogate.Rect,
-    "exponential": surrogate.PiecewiseExp,
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A surrogate derivative of the Heaviside step: spikingjelly's module (used by its LIF layers),
+    its closed-form backward ``f(grad, x, alpha) -> (grad * g(x), None)`` (used by the compiled
+    kernel) and its default sharpness (spikingjelly's)."""
+
+    function: type[surrogate.SurrogateFunctionBase]
+    derivative: Callable
+    default_alpha: float
+
+    def build(self, alpha: float | None = None) -> surrogate.SurrogateFunctionBase:
+        return self.function(alpha=self.default_alpha if alpha is None else alpha)
+
+
+# The surrogates, by the names the literature uses: the one table of them.
+SURROGATES: dict[str, Surrogate] = {
+    "atan": Surrogate(surrogate.ATan, surrogate.atan_backward, 2.0),
+    "sigmoid": Surrogate(surrogate.Sigmoid, surrogate.sigmoid_backward, 4.0),
+    # its derivative is the triangle max(0, a - a^2 |x|)
+    "triangle": Surrogate(surrogate.PiecewiseQuadratic, surrogate.piecewise_quadratic_backward, 1.0),
+    "rectangle": Surrogate(surrogate.Rect, surrogate.rect_backward, 1.0),
+    "exponential": Surrogate(surrogate.PiecewiseExp, surrogate.piecewise_exp_backward, 1.0),
 }
 
-GRADIENT_MODES = ("bptt", "bptr", "rga", "act", "hart", "pdsg", "assg")
-
-# Modes whose parameter is ``alpha`` without a surrogate name, with their defaults.
-MODE_DEFAULT_ALPHA = {"hart": 1.0, "assg": 0.425}
+# The gradient modes, with the default of the parameter ``alpha`` for modes that take one without
+# a surrogate name (None: bptt's alpha is its surrogate's sharpness; the others take none).
+GRADIENT_MODES: dict[str, float | None] = {
+    "bptt": None,
+    "bptr": None,
+    "rga": None,
+    "act": None,
+    "hart": 1.0,
+    "pdsg": None,
+    "assg": 0.425,
+}
 
 ASSG_MOMENTUM = 0.9
 ASSG_RELAX = 1.5
@@ -61,9 +85,6 @@ ASSG_RELAX = 1.5
 # is silent, and the ramp above it reaches rate 1 at RGA_EXTENSION thresholds past the knee.
 RGA_SILENT_SLOPE = 0.2
 RGA_EXTENSION = 1.0
-
-# Default surrogate sharpness when a mode names a surrogate without one (spikingjelly's defaults).
-DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "triangle": 1.0, "rectangle": 1.0, "exponential": 1.0}
 
 
 def _one_of(what: str, known) -> AfterValidator:
@@ -101,12 +122,11 @@ class GradientMode:
     @property
     def parameter(self) -> float | None:
         """The rule's parameter: the surrogate's sharpness for bptt, the width for hart, A for assg."""
-        if self.mode in MODE_DEFAULT_ALPHA:
-            return self.alpha if self.alpha is not None else MODE_DEFAULT_ALPHA[self.mode]
-        return self.alpha
+        default = GRADIENT_MODES[self.mode]
+        return self.alpha if self.alpha is not None or default is None else default
 
     def label(self) -> str:
-        if self.mode in MODE_DEFAULT_ALPHA:
+        if GRADIENT_MODES[self.mode] is not None:
             return f"{self.mode}@{self.parameter:g}"
         if self.mode != "bptt" or self.surrogate is None:
             return self.mode

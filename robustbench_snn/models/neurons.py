@@ -18,7 +18,6 @@ from torch import nn
 from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.compiled_lif import CompiledLIF, LIFWithSlope, potentials
 from robustbench_snn.models.gradients import (
-    DEFAULT_ALPHA,
     SURROGATES,
     GradientMode,
     assg_slope,
@@ -74,7 +73,7 @@ class SpikingActivation(nn.Module):
             decay_input=True,
             v_threshold=config.v_threshold,
             v_reset=config.v_reset,
-            surrogate_function=SURROGATES[config.surrogate](alpha=config.surrogate_alpha),
+            surrogate_function=SURROGATES[config.surrogate].build(config.surrogate_alpha),
             detach_reset=config.detach_reset,
             step_mode="m",
         )
@@ -90,9 +89,8 @@ class SpikingActivation(nn.Module):
         self.gradient = gradient
         self.sharpness_moments = None
         if gradient.mode == "bptt" and gradient.surrogate is not None:
-            alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
-            self.lif.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
-            self.surrogate = (gradient.surrogate, alpha)
+            self.lif.surrogate_function = SURROGATES[gradient.surrogate].build(gradient.alpha)
+            self.surrogate = (gradient.surrogate, self.lif.surrogate_function.alpha)
         else:
             self.lif.surrogate_function = self.training_surrogate
             self.surrogate = (self.config.surrogate, self.config.surrogate_alpha)

@@ -32,7 +32,7 @@ from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
 from robustbench_snn.errors import UserError
-from robustbench_snn.models.gradients import DEFAULT_ALPHA, SURROGATES, GradientMode
+from robustbench_snn.models.gradients import SURROGATES, GradientMode
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 
 # Gradient modes a single-step network supports: BPTT through spikingjelly's own recurrence.
@@ -61,8 +61,7 @@ class SingleStepNeuron(nn.Module):
         if gradient.surrogate is None:
             self.node.surrogate_function = self.training_surrogate
         else:
-            alpha = gradient.alpha if gradient.alpha is not None else DEFAULT_ALPHA[gradient.surrogate]
-            self.node.surrogate_function = SURROGATES[gradient.surrogate](alpha=alpha)
+            self.node.surrogate_function = SURROGATES[gradient.surrogate].build(gradient.alpha)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         return self.node(current)
@@ -70,12 +69,12 @@ class SingleStepNeuron(nn.Module):
 
 def _surrogate_name(node: neuron.BaseNode) -> tuple[str, float]:
     function = node.surrogate_function
-    for name, kind in SURROGATES.items():
-        if type(function) is kind:
+    for name, entry in SURROGATES.items():
+        if type(function) is entry.function:
             return name, float(function.alpha)
     raise UserError(
         f"{type(node).__name__} uses the surrogate {type(function).__name__}, which the gradient modes do not know; "
-        f"use one of {', '.join(f'surrogate.{kind.__name__}' for kind in SURROGATES.values())}"
+        f"use one of {', '.join(f'surrogate.{entry.function.__name__}' for entry in SURROGATES.values())}"
     )
 
 
@@ -89,9 +88,14 @@ def _converted(node: neuron.BaseNode) -> nn.Module:
             "LIFNode with decay_input=True (leaky integrate-and-fire, hard or soft reset)"
         )
     surrogate_name, alpha = _surrogate_name(node)
-    config = NeuronConfig(tau=float(node.tau), v_threshold=float(node.v_threshold),
-                          v_reset=None if node.v_reset is None else float(node.v_reset),
-                          surrogate=surrogate_name, surrogate_alpha=alpha, detach_reset=bool(node.detach_reset))
+    config = NeuronConfig(
+        tau=float(node.tau),
+        v_threshold=float(node.v_threshold),
+        v_reset=None if node.v_reset is None else float(node.v_reset),
+        surrogate=surrogate_name,
+        surrogate_alpha=alpha,
+        detach_reset=bool(node.detach_reset),
+    )
     return MultiStepNeuron(1, config)
 
 
@@ -211,8 +215,7 @@ class UserModel(SpikingModel, nn.Module):
         return output
 
 
-def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 0,
-             sample: torch.Tensor | None = None) -> UserModel:
+def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 0, sample: torch.Tensor | None = None) -> UserModel:
     """A copy of a spikingjelly network that every SNN gradient mode, EOT and the decision rule apply to.
 
     Multi-step ``LIFNode``s (``decay_input=True``, any surrogate of the gradient table) become

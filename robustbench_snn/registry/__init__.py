@@ -18,8 +18,17 @@ from robustbench_snn.runtime import resolve_device
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ModelCard", "find_ann_twin", "find_card", "list_cards", "load_model", "models_dirs", "parse_card", "read_card",
-    "resolve_checkpoint", "sha256_of", "write_state_dict",
+    "ModelCard",
+    "find_ann_twin",
+    "find_card",
+    "list_cards",
+    "load_model",
+    "models_dirs",
+    "parse_card",
+    "read_card",
+    "resolve_checkpoint",
+    "sha256_of",
+    "write_state_dict",
 ]
 
 
@@ -48,9 +57,13 @@ def resolve_checkpoint(card: ModelCard, checkpoint: str | os.PathLike | None = N
 def find_ann_twin(card: ModelCard) -> ModelCard | None:
     """The registered, trained ANN with the same dataset and architecture as ``card`` (standard recipe first)."""
     candidates = [
-        other for other in list_cards(card.dataset)
-        if other.kind == "ann" and other.encoding.name == "direct" and other.checkpoint is not None
-        and other.architecture == card.architecture and other.name != card.name
+        other
+        for other in list_cards(card.dataset)
+        if other.kind == "ann"
+        and not other.stochastic
+        and other.checkpoint is not None
+        and other.architecture == card.architecture
+        and other.name != card.name
     ]
     candidates.sort(key=lambda other: (other.training.recipe != "standard", other.name))
     return candidates[0] if candidates else None

@@ -11,13 +11,14 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
+from robustbench_snn.models.encoders import ENCODERS, Encoder
 from robustbench_snn.models.gradients import SurrogateName
 from robustbench_snn.shipped import search_path
 
@@ -34,22 +35,43 @@ class ArchitectureField(_Strict):
         return name
 
 
-class EncodingField(_Strict):
-    name: Literal["direct", "poisson", "rsc"]
-    sigma: float | None = Field(default=None, ge=0, le=10, allow_inf_nan=False)
-    variant: Literal["I", "II"] | None = None
+class EncodingField(BaseModel):
+    """A registered encoder's name and its parameters, side by side (``{name: rsc, sigma: 0.2, variant: I}``),
+    the parameters checked by the encoder's own schema (a parameter given as null counts as not given)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
 
     @model_validator(mode="after")
-    def _rsc_parameters(self) -> "EncodingField":
-        has_params = self.sigma is not None or self.variant is not None
-        if self.name == "rsc" and (self.sigma is None or self.variant is None):
-            raise ValueError("rsc encoding needs both sigma and variant (I or II)")
-        if self.name != "rsc" and has_params:
-            raise ValueError(f"{self.name} encoding takes no sigma or variant")
+    def _registered(self) -> "EncodingField":
+        if self.name not in ENCODERS:
+            raise ValueError(unknown_name("encoding", self.name, sorted(ENCODERS)))
+        encoder = ENCODERS[self.name]
+        try:
+            encoder.Parameters.model_validate(self._given())
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors())
+            raise ValueError(f"{self.name} encoding: {problems}") from None
         return self
 
+    def _given(self) -> dict:
+        return {key: value for key, value in (self.model_extra or {}).items() if value is not None}
+
+    @property
+    def encoder(self) -> type[Encoder]:
+        return ENCODERS[self.name]
+
     def params(self) -> dict:
-        return {"sigma": self.sigma, "variant": self.variant} if self.name == "rsc" else {}
+        return self.encoder.Parameters.model_validate(self._given()).model_dump()
+
+    def label(self) -> str:
+        return self.encoder.label(self.params())
+
+    def family(self) -> str:
+        return self.encoder.family(self.params())
+
+    def noise_level(self) -> float | None:
+        return self.encoder.noise_level(self.params())
 
 
 class NeuronField(_Strict):
@@ -142,7 +164,7 @@ class ModelCard(_Strict):
 
     @property
     def stochastic(self) -> bool:
-        return self.encoding.name != "direct"
+        return self.encoding.encoder.stochastic
 
     def spec(self) -> ModelSpec:
         neuron = NeuronConfig(**self.neuron.model_dump()) if self.neuron else NeuronConfig()
@@ -189,11 +211,7 @@ def list_cards(dataset: str | None = None, directory: str | os.PathLike | None =
     Cards are ``*.yaml`` files in a registry folder or one level below it (``models/<dataset>/``).
     A name must be unique over all folders: a user's card can never stand in for a shipped model.
     """
-    cards = [
-        read_card(path)
-        for root in models_dirs(directory)
-        for path in sorted([*root.glob("*.yaml"), *root.glob("*/*.yaml")])
-    ]
+    cards = [read_card(path) for root in models_dirs(directory) for path in sorted([*root.glob("*.yaml"), *root.glob("*/*.yaml")])]
     by_name: dict[str, list[str]] = {}
     for card in cards:
         by_name.setdefault(card.name, []).append(str(card._path))

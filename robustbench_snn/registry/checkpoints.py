@@ -76,8 +76,7 @@ def download(url: str, sha256: str, size_bytes: int | None = None, progress: boo
     try:
         with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(target).name[:12]}",
-                      disable=not progress) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(target).name[:12]}", disable=not progress) as bar:
                 received = 0
                 while block := response.read(DOWNLOAD_CHUNK):
                     received += len(block)
@@ -147,9 +146,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
             raise CheckpointError(f"checkpoint {path} does not hold a state dict of tensors")
         return state
-    raise CheckpointError(
-        f"checkpoint {path}: unsupported file type {suffix!r}; use .safetensors (preferred), .pt or .pth"
-    )
+    raise CheckpointError(f"checkpoint {path}: unsupported file type {suffix!r}; use .safetensors (preferred), .pt or .pth")
 
 
 def write_state_dict(state: dict[str, torch.Tensor], path: Path) -> tuple[str, int]:

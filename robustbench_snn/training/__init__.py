@@ -18,6 +18,7 @@ from tqdm import tqdm
 from robustbench_snn.data import dataset_info, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
+from robustbench_snn.files import replacing
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
 from robustbench_snn.provenance import versions
 from robustbench_snn.registry import ModelCard, load_model, parse_card, write_state_dict
@@ -86,9 +87,7 @@ def build_recipe(model: Classifier, spec: ModelSpec, dataset: str, config: Train
             raise UserError("the ersct recipe distils an ANN teacher into an SNN; pass --kind snn")
         teacher = load_model(config.teacher, device=device)
         if teacher.card.kind != "ann" or teacher.card.dataset != dataset or teacher.card.architecture.name != spec.architecture:
-            raise UserError(
-                f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}"
-            )
+            raise UserError(f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}")
         return Distillation(model, teacher, config.kd_weight, config.kd_temperature, config.presynaptic_weight)
     if config.recipe == "pgd-at":
         eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
@@ -146,8 +145,9 @@ def train_classifier(
                 parts[name] = parts.get(name, 0.0) + value * len(labels)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
         averages = ", ".join(f"{name} {value / seen:.4f}" for name, value in parts.items())
-        logger.info("epoch %d/%d: loss %.4f (%s), train accuracy %.4f", epoch + 1, config.epochs, total_loss / seen,
-                    averages, correct / seen)
+        logger.info(
+            "epoch %d/%d: loss %.4f (%s), train accuracy %.4f", epoch + 1, config.epochs, total_loss / seen, averages, correct / seen
+        )
     return model.eval()
 
 
@@ -177,9 +177,7 @@ def write_entry(
     checkpoint, card_path = entry_paths(out)
     sha256, size = write_state_dict(model.state_dict(), checkpoint)
     evaluation_seed = 0
-    record = benchmark(
-        model, dataset=dataset, n_examples=None, seed=evaluation_seed, data_dir=data_dir, device=device, progress=progress
-    )
+    record = benchmark(model, dataset=dataset, n_examples=None, seed=evaluation_seed, data_dir=data_dir, device=device, progress=progress)
     card = parse_card(
         {
             "name": out.name,
@@ -192,7 +190,10 @@ def write_entry(
             "timesteps": spec.timesteps,
             "neuron": spec.neuron.as_dict() if spec.kind == "snn" else None,
             "training": {
-                "recipe": config.recipe, "command": command, "seed": config.seed, "hyperparameters": config.as_card_dict(),
+                "recipe": config.recipe,
+                "command": command,
+                "seed": config.seed,
+                "hyperparameters": config.as_card_dict(),
                 "environment": training_environment(device),
             },
             "checkpoint": {"path": checkpoint.name, "sha256": sha256, "size_bytes": size},
@@ -211,6 +212,7 @@ def write_entry(
         },
         str(card_path),
     )
-    card_path.write_text(card.to_yaml())
+    with replacing(card_path) as partial:
+        partial.write_text(card.to_yaml())
     logger.info("wrote %s and %s (clean accuracy %.4f)", checkpoint, card_path, record.clean_accuracy)
     return card

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods import pgd
+from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, SpikingActivation
+from robustbench_snn.seeds import batch_seed
 
 RECIPES = ("standard", "rsc", "ersct", "pgd-at")
 
@@ -72,8 +73,7 @@ class LayerInputs:
 class Distillation:
     """The E-RSCT loss of a spiking student against an ANN teacher of the same architecture."""
 
-    def __init__(self, student: Classifier, teacher: Classifier, kd_weight: float, temperature: float,
-                 presynaptic_weight: float) -> None:
+    def __init__(self, student: Classifier, teacher: Classifier, kd_weight: float, temperature: float, presynaptic_weight: float) -> None:
         self.teacher = teacher.eval().requires_grad_(False)
         self.student_currents = LayerInputs(student, SpikingActivation)
         self.teacher_currents = LayerInputs(self.teacher, nn.ReLU)
@@ -93,13 +93,16 @@ class Distillation:
             with torch.no_grad():
                 teacher_logits = self.teacher(images)
         scale = self.temperature
-        kd = F.kl_div(
-            F.log_softmax(logits / scale, 1), F.log_softmax(teacher_logits / scale, 1), reduction="batchmean", log_target=True
-        ) * scale**2
-        presynaptic = torch.stack([
-            F.mse_loss(current.view(self.timesteps, -1, *current.shape[1:]).mean(0), target)
-            for current, target in zip(currents, targets, strict=True)
-        ]).mean()
+        kd = (
+            F.kl_div(F.log_softmax(logits / scale, 1), F.log_softmax(teacher_logits / scale, 1), reduction="batchmean", log_target=True)
+            * scale**2
+        )
+        presynaptic = torch.stack(
+            [
+                F.mse_loss(current.view(self.timesteps, -1, *current.shape[1:]).mean(0), target)
+                for current, target in zip(currents, targets, strict=True)
+            ]
+        ).mean()
         return logits, {"ce": F.cross_entropy(logits, labels), "kd": kd, "presynaptic": presynaptic}
 
     def __call__(self, model: Classifier, images: torch.Tensor, labels: torch.Tensor, step: int) -> BatchLoss:
@@ -117,7 +120,7 @@ class AdversarialTraining:
 
     def __call__(self, model: Classifier, images: torch.Tensor, labels: torch.Tensor, step: int) -> BatchLoss:
         model.eval()
-        adversarial = pgd(model, self.spec, images, labels, self.seed * 1_000_003 + step, stop_when_fooled=False)
+        adversarial = pgd(model, self.spec, images, labels, batch_seed(self.seed, step), stop_when_fooled=False)
         model.train()
         logits = model(adversarial)
         loss = F.cross_entropy(logits, labels)

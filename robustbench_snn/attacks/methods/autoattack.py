@@ -1,0 +1,35 @@
+"""AutoAttack, standard and rand versions (Croce and Hein 2020), from pyautoattack."""
+
+from __future__ import annotations
+
+from pyautoattack import AutoAttack as _AutoAttackRunner
+
+from robustbench_snn.attacks.registry import Attack, register_attack
+
+
+class _AutoAttack(Attack):
+    shows_steps = False
+    # A fixed suite: the checks vary a member whose steps and eps they control instead.
+    tunable = False
+    version = ""
+
+    def perturb(self, model, spec, images, labels, seed, draws):
+        runner = _AutoAttackRunner(model, eps=spec.eps, norm=spec.norm, seed=seed, version=self.version, device=images.device)
+        runner.verbose = False
+        adversarial, _ = runner.run_standard_evaluation(images, labels, batch_size=len(images))
+        return adversarial.detach()
+
+
+@register_attack
+class AutoAttackStandard(_AutoAttack):
+    name = "autoattack"
+    description = "APGD-CE, APGD-T, FAB-T and Square in sequence (pyautoattack, standard version)"
+    version = "standard"
+
+
+@register_attack
+class AutoAttackRand(_AutoAttack):
+    name = "autoattack-rand"
+    description = "APGD-CE and APGD-DLR with 20 EOT draws each, for randomized defences (pyautoattack)"
+    version = "rand"
+    own_eot = True

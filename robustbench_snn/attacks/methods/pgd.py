@@ -1,0 +1,91 @@
+"""PGD and FGSM, ours: EOT over batched encoder draws, any SNN gradient mode, exact early stopping.
+
+torchattacks' PGD/EOTPGD do not combine these. The loss is cross-entropy (its gradient averaged
+over draws) or a margin, CW or DLR, on the logits averaged over the draws: cross-entropy
+saturates on confident SNN logits, margins do not.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustbench_snn.attacks.primitives import ascent_step, loss_gradient, project, random_start
+from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.attacks.registry import Attack, register_attack
+
+
+def pgd(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    draws: int = 1,
+    stop_when_fooled: bool | None = None,
+    one_step: bool = False,
+) -> torch.Tensor:
+    """PGD (FGSM with ``one_step``: one step of size eps from the clean input) with EOT over
+    ``draws`` and restarts.
+
+    For a deterministic model a sample is frozen as soon as it is misclassified (exact early
+    stopping), and restarts run only on samples not yet fooled. A stochastic model's samples run
+    every step and keep their last iterate: freezing on a noisy verdict would leave them at
+    borderline points that a fresh evaluation may call robust, inflating robust accuracy.
+    ``stop_when_fooled=False`` runs every step on every sample (adversarial training wants that).
+    """
+    steps = 1 if one_step else spec.steps
+    step_size = spec.step_size or (spec.eps if one_step else 2.5 * spec.eps / steps)
+    exact = not getattr(model, "stochastic", False) if stop_when_fooled is None else stop_when_fooled
+    generator = torch.Generator().manual_seed(seed)
+    adversarial = images.clone()
+    fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+    for _ in range(1 if one_step else spec.restarts):
+        index = (~fooled).nonzero().squeeze(1)
+        if index.numel() == 0:
+            break
+        clean, targets = images[index], labels[index]
+        current = random_start(clean, spec, generator) if spec.random_start and not one_step else clean.clone()
+        for step in range(steps + 1):
+            if step < steps:
+                gradient, logits = loss_gradient(model, current, targets, draws, spec.loss)
+            elif exact:
+                with torch.no_grad():
+                    logits = model(current)
+            if exact:
+                wrong = logits.argmax(1) != targets
+                adversarial[index[wrong]] = current[wrong]
+                fooled[index[wrong]] = True
+                keep = ~wrong
+            else:
+                keep = torch.ones(len(index), dtype=torch.bool, device=images.device)
+            if step == steps or not keep.any():
+                adversarial[index[keep]] = current[keep]
+                break
+            index, clean, targets, current = index[keep], clean[keep], targets[keep], current[keep]
+            current = project(ascent_step(current, gradient[keep], step_size, spec.norm), clean, spec)
+    return adversarial.detach()
+
+
+@register_attack
+class PGD(Attack):
+    name = "pgd"
+    description = "projected gradient descent from a random start, with restarts (Madry et al. 2018)"
+    loss_choice = True
+
+    def perturb(self, model, spec, images, labels, seed, draws):
+        return pgd(model, spec, images, labels, seed, draws)
+
+
+@register_attack
+class FGSM(Attack):
+    name = "fgsm"
+    description = "one signed-gradient step of size eps (Goodfellow et al. 2015)"
+    loss_choice = True
+    shows_steps = False
+
+    def with_more_steps(self, spec: AttackSpec, factor: int) -> AttackSpec:
+        return spec.model_copy(update={"attack": "pgd", "steps": max(spec.steps, 10) * factor})
+
+    def perturb(self, model, spec, images, labels, seed, draws):
+        return pgd(model, spec, images, labels, seed, draws, one_step=True)

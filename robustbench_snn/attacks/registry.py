@@ -1,0 +1,125 @@
+"""The attack registry: every attack declares itself here, and everything else asks it.
+
+An attack is a subclass of `Attack` decorated with `register_attack`: its name, whether it uses
+the target's weights (white-box) and gradients, whether our loss choice applies, how its label
+reads and how it perturbs a batch. The built-in attacks live one family per module in
+`robustbench_snn.attacks.methods` and are imported the first time the registry is asked; a
+user's attack registers itself the same way when its module is imported. Adding an attack is
+one new module, nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, TypeVar
+
+from robustbench_snn.errors import UserError, did_you_mean
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+_REGISTRY: dict[str, Attack] = {}
+_builtins_loaded = False
+
+
+class Attack:
+    """One attack. Subclasses set the class attributes and implement `perturb`.
+
+    ``perturb(model, spec, images, labels, seed, draws)`` returns adversarial images for
+    ``images`` in [0, 1] inside ``spec``'s eps-ball; the runner has already set ``spec``'s SNN
+    gradient mode (and BPDA) on ``model`` and chosen ``draws``, the EOT draws per gradient.
+    """
+
+    name: str = ""
+    description: str = ""
+    # Uses the attacked model's weights (black-box attacks query it or use another model).
+    white_box: bool = True
+    uses_gradients: bool = True
+    # The member's ``loss`` (ce, cw, dlr) applies; attacks that fix their own loss say False.
+    loss_choice: bool = False
+    # Counted in the label (``pgd-10``); one-shot attacks and fixed suites leave it out.
+    shows_steps: bool = True
+    # The reliability checks may vary its eps and steps on the target (see `attacks.flags`).
+    tunable: bool = True
+    # Fixes its own EOT draws, so a stochastic model is never attacked without EOT by it.
+    own_eot: bool = False
+    # Crafted on a source model named by the member's ``source`` (loaded by the evaluation).
+    needs_source: bool = False
+    # Costly query-based attacks run last, on the samples every other member failed on.
+    query_based: bool = False
+
+    def check(self, spec: AttackSpec) -> None:
+        """Raise ValueError when ``spec``'s fields do not fit this attack."""
+        if spec.loss != "ce" and not self.loss_choice:
+            choosers = ", ".join(name for name in attack_names() if get_attack(name).loss_choice)
+            raise ValueError(f"{self.name} fixes its own loss; 'loss' applies to {choosers}")
+
+    def is_white_box(self, spec: AttackSpec) -> bool:
+        return self.white_box
+
+    def label(self, spec: AttackSpec) -> str:
+        """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]``."""
+        loss = "" if spec.loss == "ce" else f"-{spec.loss}"
+        steps = f"-{spec.steps}" if self.shows_steps else ""
+        return f"{self.name}{steps}{loss}[{spec.gradient().label()}{'+bpda' if spec.bpda else ''}]"
+
+    def attacked_model(self, model: nn.Module, spec: AttackSpec, sources: dict[str, nn.Module]) -> nn.Module:
+        """The model whose gradients the attack follows (a transfer attack's is its source)."""
+        return model
+
+    def with_more_steps(self, spec: AttackSpec, factor: int) -> AttackSpec:
+        """``spec`` run for ``factor`` times as many steps (a reliability check)."""
+        return spec.model_copy(update={"steps": spec.steps * factor})
+
+    def perturb(
+        self, model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor, seed: int, draws: int
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+AttackType = TypeVar("AttackType", bound=type[Attack])
+
+
+def register_attack(cls: AttackType) -> AttackType:
+    """Class decorator: make the attack ``cls.name`` available to protocols, presets and the CLI."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} must set a name to be registered")
+    if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
+        raise TypeError(f"attack {cls.name!r} is already registered by {type(_REGISTRY[cls.name]).__qualname__}")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    from robustbench_snn.attacks import methods
+
+    for module in pkgutil.iter_modules(methods.__path__):
+        importlib.import_module(f"{methods.__name__}.{module.name}")
+
+
+def attack_names() -> list[str]:
+    """Every registered attack's name, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def unknown_attack(name: object) -> str:
+    """The message for an unregistered attack name, with the closest names."""
+    names = attack_names()
+    return f"unknown attack {name!r}{did_you_mean(name, names)} (attacks: {', '.join(names)})"
+
+
+def get_attack(name: str) -> Attack:
+    """The registered attack ``name``."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise UserError(unknown_attack(name))
+    return _REGISTRY[name]

@@ -1,0 +1,194 @@
+"""Evaluation: run a protocol over the first n test examples and return one tidy benchmark record.
+
+In stages, one module each: `plan` (protocol, members, sources, images, identity), `batches`
+(the runner over every batch, resumable), `assess` (flags and checks) and `record` (the row and
+its provenance). Batches are seeded from ``seed`` and their index, so a run is reproducible and
+an interrupted run resumes from its last finished batch with the same outcome. With
+``store=True`` the record is appended to the results store and an identical configuration
+already stored is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from robustbench_snn import results as store_
+from robustbench_snn.attacks import Protocol, attack_batch
+from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.assess import assess
+from robustbench_snn.evaluation.batches import run_batches
+from robustbench_snn.evaluation.plan import (
+    Plan,
+    check_run,
+    model_hash,
+    plan_evaluation,
+    plan_members,
+    prepare,
+    preset_unmodified,
+    resolve_protocol,
+)
+from robustbench_snn.evaluation.record import EvaluationRecord, build_record
+from robustbench_snn.runtime import resolve_device
+from robustbench_snn.seeds import batch_seed
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AttackResult",
+    "EvaluationRecord",
+    "Plan",
+    "attack",
+    "benchmark",
+    "model_hash",
+    "plan_evaluation",
+    "plan_members",
+    "preset_unmodified",
+]
+
+
+@dataclass
+class AttackResult:
+    """What `attack` returns, per sample in the order given."""
+
+    adversarial: torch.Tensor  # the input that fooled the model, else the clean input
+    clean: torch.Tensor  # correct on the clean input (under the decision rule)
+    robust: torch.Tensor  # correct, and every member failed
+    fooled_by: list[str | None]  # the member that fooled the sample
+    attacks: list[str]  # the members that ran
+    skipped: list[str]  # members that could not run on this model, and why
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust.float().mean())
+
+
+def attack(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    dataset: str,
+    attack: str | Protocol = "pgd",
+    overrides: dict | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    device: str = "cpu",
+) -> AttackResult:
+    """Attack ``images`` (in [0, 1]) with a protocol and return the adversarial examples.
+
+    The same runner as `benchmark` (every member on the samples still robust, EOT and the
+    decision rule for stochastic models), on your own tensors, with nothing stored and no checks.
+    ``dataset`` sets the default threat model (eps) and is not loaded.
+    """
+    check_run(seed, batch_size)
+    if len(images) != len(labels) or len(images) == 0:
+        raise UserError(f"images and labels must be non-empty and of one length, got {len(images)} and {len(labels)}")
+    device = resolve_device(device)
+    protocol = resolve_protocol(attack, overrides, dataset)
+    model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed)
+    parts = []
+    for index, start in enumerate(range(0, len(images), batch_size)):
+        batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
+        parts.append(
+            attack_batch(model, protocol, members, *batch, batch_seed(seed, index), sources, count_gradients=False, keep_adversarial=True)
+        )
+    return AttackResult(
+        adversarial=torch.cat([part.adversarial for part in parts]).cpu(),
+        clean=torch.tensor([flag for part in parts for flag in part.clean]),
+        robust=torch.tensor([flag for part in parts for flag in part.robust]),
+        fooled_by=[who for part in parts for who in part.fooled_by],
+        attacks=[member.label() for member in members],
+        skipped=skipped,
+    )
+
+
+def benchmark(
+    model: nn.Module,
+    *,
+    dataset: str | None = None,
+    attack: str | Protocol = "none",
+    n_examples: int | None = 1000,
+    seed: int = 0,
+    batch_size: int = 128,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    overrides: dict | None = None,
+    store: bool = False,
+    force: bool = False,
+    results_dir: str | None = None,
+    save_samples: bool = False,
+    progress: bool = False,
+    compile_lif: bool | None = None,
+    model_name: str | None = None,
+) -> EvaluationRecord:
+    """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
+
+    ``attack`` is a preset name, an attack name, ``none`` (clean accuracy only) or a `Protocol`;
+    ``overrides`` replaces protocol fields (eps, steps, grad, surrogate, eot, eval_draws, ...).
+    A `SmoothedClassifier` is also certified on every batch, and its record's protocol is
+    ``<name>-smoothed``, with the ``below_certified`` check. ``compile_lif`` runs the LIF layers
+    through the compiled kernel (same spikes); by default it does when the attack work pays for
+    the compilation (`compile_pays`). ``model_name`` names an unregistered model's rows (default:
+    its class name); a registered model is always named by its card.
+    """
+    plan = plan_evaluation(
+        model,
+        dataset=dataset,
+        attack=attack,
+        n_examples=n_examples,
+        seed=seed,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        device=device,
+        overrides=overrides,
+        compile_lif=compile_lif,
+        model_name=model_name,
+    )
+    if store and not force:
+        row = store_.find_row(plan.dataset, plan.config_hash, results_dir)
+        if row is not None:
+            logger.info("reusing stored result %s (pass force=True to recompute)", plan.config_hash)
+            return EvaluationRecord.from_row(row)
+    if store:
+        store_.ensure_writable(store_.results_dir(results_dir))
+    partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
+    started = time.perf_counter()
+    batches = run_batches(plan, partial, progress)
+    outcomes = batches.in_order()
+    flags, details = assess(plan, outcomes, progress)
+    record = build_record(plan, outcomes, flags, details, time.perf_counter() - started + batches.resumed_seconds)
+    if store:
+        store_.append_row(record.as_dict(), results_dir, replace=force)
+        partial.discard()
+    if save_samples:
+        save_sample_outcomes(record, outcomes, results_dir)
+    logger.info(
+        "%s on %s under %s: clean %.4f robust %s flags %s",
+        record.model,
+        record.dataset,
+        record.protocol,
+        record.clean_accuracy,
+        record.robust_accuracy,
+        flags or "none",
+    )
+    return record
+
+
+def save_sample_outcomes(record: EvaluationRecord, outcomes: list[dict], results_dir: str | None) -> None:
+    """Per-sample outcomes (label, clean, robust, fooling member) beside the results, named by the row's identity."""
+    frame = pd.DataFrame(
+        {
+            "index": range(record.n_examples),
+            "label": [label for part in outcomes for label in part["labels"]],
+            "clean_correct": [flag for part in outcomes for flag in part["clean"]],
+            "robust": [flag for part in outcomes for flag in part["robust"]],
+            "fooled_by": [who for part in outcomes for who in part["fooled_by"]],
+        }
+    )
+    store_.save_samples(frame, record.config_hash, results_dir)

@@ -1,0 +1,257 @@
+"""Plan: what one evaluation runs and its identity, before any image is attacked.
+
+The protocol is resolved for the dataset and normalised for the model; the members that can run,
+their transfer sources and the skipped ones are chosen; the test images are picked; and the
+configuration's identity (weights, data, protocol, members, code) is hashed, so that a stored
+row is reused and an interrupted run resumed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from robustbench_snn import results as store
+from robustbench_snn.attacks import Protocol, build_protocol, effective_members
+from robustbench_snn.attacks.bpda import uses_quantizers
+from robustbench_snn.attacks.methods.transfer import EXPECTATION_SOURCE
+from robustbench_snn.attacks.protocol import AttackSpec, official_presets
+from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, normalised, unsupported
+from robustbench_snn.data import dataset_info, first_examples, load_dataset
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.user import as_attackable
+from robustbench_snn.provenance import code_version
+from robustbench_snn.runtime import resolve_device
+
+logger = logging.getLogger(__name__)
+
+# Image-gradient evaluations (images x steps x EOT draws) beyond which compiling the LIF kernel
+# pays for itself: compiling costs tens of seconds the first time on a machine and a few seconds
+# per process after that, one compiled PGD step saves about half the step's time.
+COMPILE_WORTH = 20_000
+
+
+@dataclass
+class Plan:
+    """One evaluation, ready to run: the model as attacked, what runs on it, on which images, and its identity."""
+
+    model: nn.Module
+    model_name: str
+    dataset: str
+    protocol: Protocol
+    members: list[AttackSpec]
+    sources: dict[str, nn.Module]
+    skipped: list[str]
+    examples: Dataset
+    seed: int
+    batch_size: int
+    device: torch.device
+    weights: str
+    preset_unmodified: bool
+    config_hash: str
+
+    @property
+    def smoothed(self) -> bool:
+        return is_smoothed(self.model)
+
+    @property
+    def batches(self) -> int:
+        return -(-len(self.examples) // self.batch_size)
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``index``'s images and labels, on the plan's device."""
+        start = index * self.batch_size
+        pairs = [self.examples[position] for position in range(start, min(start + self.batch_size, len(self.examples)))]
+        images = torch.stack([image for image, _ in pairs]).to(self.device)
+        labels = torch.tensor([int(label) for _, label in pairs]).to(self.device)
+        return images, labels
+
+
+def model_hash(model: nn.Module) -> str:
+    """The identity of a module's exact weights: its structure (the module tree as printed, with
+    its settings such as an encoder's sigma) and every parameter and buffer, bit for bit."""
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + b"\0" + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
+    """Whether ``protocol`` is the official preset of its name as shipped, eps aside: every field
+    and member the same once normalised for ``model`` (a user's file named like a preset is not)."""
+    shipped = official_presets()
+    if protocol.name not in shipped:
+        return False
+    preset = build_protocol(protocol.name, directory=shipped[protocol.name].parent)
+
+    def shape(candidate: Protocol) -> tuple:
+        members = [normalised(member, model).model_copy(update={"eps": None}).model_dump() for member in candidate.members]
+        return candidate.model_dump(exclude={"members", "n_examples", "description"}), members
+
+    return shape(protocol) == shape(preset)
+
+
+def compile_pays(model: nn.Module, members: list[AttackSpec], n_examples: int) -> bool:
+    """Whether an evaluation is big enough for the compiled LIF kernel to pay for its compilation."""
+    work = n_examples * sum(member.steps * eot_draws(model, member) for member in members if member.uses_gradients)
+    return has_spiking_layers(model) and hasattr(model, "compile_lif") and work >= COMPILE_WORTH
+
+
+def resolve_sources(
+    model: nn.Module, members: list[AttackSpec], device: str, seed: int
+) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """Load the source model of each transfer member ('twin': the registered ANN twin; 'expectation':
+    the model fed its coding's expectation); a member whose source does not exist is skipped."""
+    from robustbench_snn.registry import find_ann_twin, load_model
+
+    sources: dict[str, nn.Module] = {}
+    kept, skipped = [], []
+    card = getattr(model, "card", None)
+
+    def skip(reason: str, hint: str = "") -> None:
+        if len(members) == 1:
+            raise UserError(f"cannot run {reason}{hint}")
+        logger.warning("skipping %s", reason)
+        skipped.append(reason)
+
+    for member in members:
+        if not member.method.needs_source:
+            kept.append(member)
+            continue
+        name = member.source
+        if name == EXPECTATION_SOURCE:
+            relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
+            if relative is None:
+                skip(f"{member.label()}: the model has no stochastic encoder with a known expectation")
+                continue
+            sources[name] = relative
+            kept.append(member)
+            continue
+        if name == "twin":
+            twin = find_ann_twin(card) if card is not None else None
+            if twin is None:
+                skip(
+                    f"{member.label()}: no registered ANN twin of {card.name if card else 'this unregistered model'}",
+                    "; pass --source NAME",
+                )
+                continue
+            name = twin.name
+        if name not in sources:
+            sources[name] = load_model(name, device=device, seed=seed)
+        kept.append(member.model_copy(update={"source": name}))
+    return kept, sources, skipped
+
+
+def plan_members(
+    model: nn.Module, protocol: Protocol, sample: torch.Tensor, device: str, seed: int
+) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """The members that run on ``model`` (`effective_members`), their transfer sources and the
+    members skipped; ``sample`` (one image) shows whether the model quantises its input."""
+    quantized = any(member.bpda for member in protocol.members) and uses_quantizers(model, sample)
+    members = effective_members(model, protocol, quantized)
+    impossible = [reason for reason in map(functools.partial(unsupported, model), members) if reason]
+    for reason in impossible:
+        logger.warning("skipping %s", reason)
+    kept, sources, skipped = resolve_sources(model, [member for member in members if unsupported(model, member) is None], device, seed)
+    return kept, sources, impossible + skipped
+
+
+def check_run(seed: int, batch_size: int) -> None:
+    """Refuse a seed or batch size no run can use."""
+    if batch_size <= 0:
+        raise UserError(f"batch size must be positive, got {batch_size}")
+    if not 0 <= seed < 2**63:
+        raise UserError(f"the seed must be in [0, 2^63), got {seed}")
+
+
+def resolve_protocol(attack: str | Protocol, overrides: dict | None, dataset: str) -> Protocol:
+    """The protocol named ``attack`` (or given) with ``overrides``, its eps filled in from the dataset."""
+    protocol = attack if isinstance(attack, Protocol) else build_protocol(attack, overrides)
+    return protocol.resolved(dataset_info(dataset))
+
+
+def prepare(
+    model: nn.Module, protocol: Protocol, probe: torch.Tensor, device: torch.device, seed: int
+) -> tuple[nn.Module, Protocol, list[AttackSpec], dict[str, nn.Module], list[str]]:
+    """The model as the runner attacks it (a user's SNN wrapped, randomness detected on ``probe``),
+    the protocol normalised for it, and the members that run, their sources and the ones skipped."""
+    model = as_attackable(model.to(device).eval(), probe, seed)
+    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
+    members, sources, skipped = plan_members(model, protocol, probe[:1], device, seed)
+    return model, protocol, members, sources, skipped
+
+
+def plan_evaluation(
+    model: nn.Module,
+    *,
+    dataset: str | None,
+    attack: str | Protocol,
+    n_examples: int | None,
+    seed: int,
+    batch_size: int,
+    data_dir: str | None,
+    device: str,
+    overrides: dict | None,
+    compile_lif: bool | None,
+    model_name: str | None,
+) -> Plan:
+    """Everything `benchmark` decides before attacking (see its docstring for the arguments)."""
+    card = getattr(model, "card", None)
+    dataset = dataset or (card.dataset if card is not None else None)
+    if dataset is None:
+        raise UserError("name the dataset of an unregistered model")
+    if card is not None and card.dataset != dataset:
+        raise UserError(f"model {card.name!r} was trained on {card.dataset}, not {dataset}")
+    check_run(seed, batch_size)
+    device = resolve_device(device)
+    protocol = resolve_protocol(attack, overrides, dataset)
+    if n_examples is None:
+        n_examples = protocol.n_examples
+    test_split = load_dataset(dataset, "test", data_dir)
+    if n_examples is not None and n_examples > len(test_split):
+        raise UserError(f"asked for {n_examples} images; the {dataset} test split has {len(test_split)}")
+    examples = first_examples(test_split, n_examples)
+    probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
+    model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed)
+    if compile_lif is None:
+        compile_lif = compile_pays(model, members, len(examples)) or None
+    if compile_lif is not None and hasattr(model, "compile_lif"):
+        model.compile_lif(compile_lif)
+    model_name = card.name if card is not None else model_name or getattr(model, "display_name", type(model).__name__)
+    weights = model_hash(model)
+    config = {
+        "model": model_name,
+        "weights": weights,
+        "dataset": dataset,
+        "n_examples": len(examples),
+        "seed": seed,
+        "batch_size": batch_size,
+        "protocol": protocol.model_dump(mode="json", exclude={"members", "description"}),
+        "members": [member.model_dump(mode="json") for member in members],
+        "code": code_version(),
+    }
+    if is_smoothed(model):
+        config["smoothed"] = model.settings()
+    return Plan(
+        model=model,
+        model_name=model_name,
+        dataset=dataset,
+        protocol=protocol,
+        members=members,
+        sources=sources,
+        skipped=skipped,
+        examples=examples,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        weights=weights,
+        preset_unmodified=preset_unmodified(model, protocol),
+        config_hash=store.config_hash(config),
+    )

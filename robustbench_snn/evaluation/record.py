@@ -1,0 +1,126 @@
+"""Record: one tidy results row from a plan, its batches' outcomes and its flags, with provenance."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from robustbench_snn.attacks.protocol import AttackSpec, official_presets
+from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
+from robustbench_snn.evaluation.assess import summed
+from robustbench_snn.evaluation.plan import Plan
+from robustbench_snn.provenance import stamp
+
+
+@dataclass
+class EvaluationRecord:
+    """One benchmark result: a model on a dataset under a protocol (one tidy results row)."""
+
+    model: str
+    dataset: str
+    protocol: str
+    attacks: list[str]
+    norm: str | None
+    eps: float | None
+    grad: str | None
+    eot: int
+    eval_draws: int
+    seed: int
+    n_examples: int
+    clean_accuracy: float
+    robust_accuracy: float | None
+    clean_accuracy_one_draw: float | None
+    flags: list[str]
+    flag_details: dict
+    member_kills: dict[str, int]
+    member_seconds: dict[str, float]
+    skipped_members: list[str]
+    stochastic: bool
+    batch_size: int
+    params: dict
+    runtime_s: float
+    checkpoint_sha256: str | None
+    config_hash: str
+    preset_unmodified: bool = False
+    model_hash: str | None = None
+    code_version: str | None = None
+    lif_kernel: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str = "unknown"
+    timestamp: str = ""
+    reused: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "EvaluationRecord":
+        known = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
+        return cls(**{**known, "reused": True})
+
+
+def _lif_kernel(model: nn.Module) -> str | None:
+    """Which LIF implementation ran (the compiled kernel and spikingjelly's give the same spikes)."""
+    layers = getattr(model, "spiking_layers", [])
+    if not layers:
+        return None
+    return "compiled" if all(layer.compiled for layer in layers) else "spikingjelly"
+
+
+def _summary_fields(model: nn.Module, members: list[AttackSpec]) -> dict:
+    """The threat model and the gradient settings that actually ran (no SNN mode or EOT where they do not apply)."""
+    if not members:
+        return {"norm": None, "eps": None, "grad": None, "eot": 1}
+    grads = {member.gradient().label() for member in members if member.white_box} if has_spiking_layers(model) else set()
+    return {
+        "norm": members[0].norm,
+        "eps": members[0].eps,
+        "grad": grads.pop() if len(grads) == 1 else ("ensemble" if grads else None),
+        "eot": max(eot_draws(model, member) for member in members),
+    }
+
+
+def protocol_label(plan: Plan) -> str:
+    """The row's protocol: the preset's name, marked ``-custom`` when changed, ``-smoothed`` and ``-reduced``."""
+    reduced = plan.skipped and plan.members
+    custom = plan.protocol.name in official_presets() and not plan.preset_unmodified
+    return plan.protocol.name + ("-custom" if custom else "") + ("-smoothed" if plan.smoothed else "") + ("-reduced" if reduced else "")
+
+
+def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: dict, runtime_s: float) -> EvaluationRecord:
+    """The row of a finished run; ``outcomes`` in batch order, ``runtime_s`` the whole run's (resumed batches too)."""
+    model, members = plan.model, plan.members
+    clean = [flag for part in outcomes for flag in part["clean"]]
+    one_draw = [flag for part in outcomes for flag in part["clean_one_draw"]]
+    robust = [flag for part in outcomes for flag in part["robust"]]
+    fooled_by = [who for part in outcomes for who in part["fooled_by"]]
+    seconds = summed([part.get("member_seconds", {}) for part in outcomes])
+    return EvaluationRecord(
+        model=plan.model_name,
+        dataset=plan.dataset,
+        protocol=protocol_label(plan),
+        attacks=[member.label() for member in members],
+        **_summary_fields(model, members),
+        eval_draws=plan.protocol.eval_draws,
+        seed=plan.seed,
+        n_examples=len(clean),
+        clean_accuracy=sum(clean) / len(clean),
+        robust_accuracy=sum(robust) / len(robust) if members else None,
+        clean_accuracy_one_draw=None if plan.smoothed else sum(one_draw) / len(one_draw),
+        flags=flags,
+        flag_details=details,
+        member_kills={member.label(): fooled_by.count(member.label()) for member in members},
+        member_seconds={label: round(value, 3) for label, value in seconds.items()},
+        skipped_members=plan.skipped,
+        stochastic=is_stochastic(model),
+        batch_size=plan.batch_size,
+        params={**plan.protocol.model_dump(mode="json"), **({"smoothed": model.settings()} if plan.smoothed else {})},
+        runtime_s=round(runtime_s, 3),
+        checkpoint_sha256=getattr(model, "checkpoint_sha256", None),
+        config_hash=plan.config_hash,
+        preset_unmodified=plan.preset_unmodified,
+        model_hash=plan.weights,
+        lif_kernel=_lif_kernel(model),
+        **stamp(),
+    )

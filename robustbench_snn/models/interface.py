@@ -1,0 +1,57 @@
+"""What the attack runner asks of a model, in writing.
+
+A model is any module mapping images in [0, 1] to logits. It may also have these capabilities,
+each a protocol the runner tests with ``isinstance`` (a module has a capability when it has its
+attributes): `Classifier` and the wrapper of a user's SNN (`models.user.UserModel`) implement
+`SpikingNetwork` and `RandomizedModel`; `certify.SmoothedClassifier` implements `SmoothedModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from robustbench_snn.models.gradients import GradientMode
+
+
+class Seedable(Protocol):
+    def seed(self, seed: int) -> None: ...
+
+
+@runtime_checkable
+class SpikingNetwork(Protocol):
+    """A network with spiking layers whose backward an attack chooses (its forward never changes)."""
+
+    spiking_layers: Sequence[torch.nn.Module]
+
+    def using_gradient(self, gradient: GradientMode) -> AbstractContextManager: ...
+
+
+@runtime_checkable
+class RandomizedModel(Protocol):
+    """A model whose forwards on one input may differ (a stochastic encoder): attacked with EOT,
+    decided over several draws, and re-seeded by the runner per batch through ``encoder.seed``."""
+
+    stochastic: bool
+    encoder: Seedable | None
+
+
+@runtime_checkable
+class GradientLimited(Protocol):
+    """A model that supports only some SNN gradient modes (a user's single-step neurons support bptt only)."""
+
+    supported_gradients: Sequence[str] | None
+
+
+@runtime_checkable
+class SmoothedModel(Protocol):
+    """A randomized-smoothing classifier: decided by its own majority vote, certified per batch."""
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def certify(self, images: torch.Tensor, labels: torch.Tensor) -> list: ...
+
+    def settings(self) -> dict: ...

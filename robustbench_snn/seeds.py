@@ -1,0 +1,27 @@
+"""Seed derivation: every random stream of a run (a batch's encoder draws, each attack member, the
+one-draw clean decision, training steps) is derived here from the run's one seed, apart from the others."""
+
+from __future__ import annotations
+
+# Primes, so that derived seeds of different batches, members and offsets never coincide in practice.
+_BATCH_STRIDE = 1_000_003
+_MEMBER_STRIDE = 7919
+# The one-draw clean decision (the accuracy papers and model cards report) uses its own draw,
+# seeded apart from the batch's, so it leaves every other decision's draws as they were.
+_ONE_DRAW_OFFSET = 500_009
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of a run's batch (or training step) ``index``: every batch draws apart, and the
+    same batch the same draws in every run, in a resumed one and on any process."""
+    return seed * _BATCH_STRIDE + index
+
+
+def member_seed(batch: int, number: int) -> int:
+    """The seed of the ``number``-th attack member (from 0) on a batch seeded ``batch``."""
+    return batch + _MEMBER_STRIDE * (number + 1)
+
+
+def one_draw_seed(batch: int) -> int:
+    """The seed of the one-draw clean decision on a batch seeded ``batch``."""
+    return batch + _ONE_DRAW_OFFSET

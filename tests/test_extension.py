@@ -1,0 +1,111 @@
+"""Extending the benchmark: a new attack or a new encoder is one new class, registered from the
+module that defines it (here, this test), with no other file touched."""
+
+import pytest
+import torch
+from pydantic import Field
+
+from robustbench_snn import benchmark
+from robustbench_snn.attacks import Attack, AttackSpec, Protocol, build_protocol, register_attack
+from robustbench_snn.attacks import registry as attack_registry
+from robustbench_snn.config import Strict
+from robustbench_snn.data import DATASETS
+from robustbench_snn.errors import UserError
+from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.models import encoders as encoder_registry
+from robustbench_snn.models.encoders import Encoder
+from robustbench_snn.registry import load_model
+from robustbench_snn.registry.cards import parse_card
+
+
+@pytest.fixture
+def toy_attack():
+    """A toy attack: a corner of the eps-ball chosen by the seed (no gradients), registered for one test."""
+
+    @register_attack
+    class RandomCorner(Attack):
+        name = "toy-corner"
+        description = "a random corner of the eps-ball"
+        white_box = False
+        uses_gradients = False
+        shows_steps = False
+
+        def perturb(self, model, spec, images, labels, seed, draws):
+            generator = torch.Generator().manual_seed(seed)
+            signs = torch.randint(0, 2, images.shape, generator=generator).to(images) * 2 - 1
+            return (images + spec.eps * signs).clamp(0, 1)
+
+    yield RandomCorner
+    del attack_registry._REGISTRY["toy-corner"]
+
+
+@pytest.fixture
+def toy_encoder():
+    """A toy encoder: a deterministic threshold coding with one validated parameter, registered for one test."""
+
+    class ThresholdParameters(Strict):
+        level: float = Field(gt=0, lt=1)
+
+    class ThresholdEncoder(Encoder, name="toy-threshold"):
+        Parameters = ThresholdParameters
+        family_name = "threshold SNN"
+
+        def __init__(self, level: float) -> None:
+            super().__init__()
+            self.level = level
+
+        def forward(self, images, timesteps):
+            spikes = (images > self.level).to(images.dtype)
+            frame = images + (spikes - images).detach()  # straight-through, so attacks get a gradient
+            return frame.unsqueeze(0).expand(timesteps, *images.shape)
+
+    yield ThresholdEncoder
+    del encoder_registry.ENCODERS["toy-threshold"]
+
+
+def test_a_new_attack_is_one_class_and_runs_in_a_protocol(toy_attack):
+    member = AttackSpec(attack="toy-corner", eps=0.1)
+    assert member.label() == "toy-corner[bptt]" and not member.white_box
+    with pytest.raises(ValueError, match="toy-corner fixes its own loss"):
+        AttackSpec(attack="toy-corner", loss="cw")
+    assert [m.attack for m in build_protocol("toy-corner").members] == ["toy-corner"]
+
+    members = [AttackSpec(attack="toy-corner", eps=1.0), AttackSpec(attack="pgd", steps=1, eps=0.01)]
+    record = benchmark(load_model("fmnist_ann"), attack=Protocol(name="mine", members=members), n_examples=32)
+    # black-box members run after the white-box ones, on the samples they left
+    assert record.attacks == ["pgd-1[bptt]", "toy-corner[bptt]"]
+    # a weak PGD leaves most samples; corners of the whole input range fool them
+    assert record.member_kills["toy-corner[bptt]"] > 0
+    assert record.robust_accuracy < record.clean_accuracy
+
+
+def test_an_unknown_attack_suggests_the_closest_names():
+    with pytest.raises(UserError, match="did you mean pgd"):
+        build_protocol("pgdd")
+
+
+def test_a_new_encoder_is_one_class_used_by_models_and_cards(toy_encoder, card_data):
+    spec = ModelSpec("small_cnn", "snn", encoding="toy-threshold", encoding_params={"level": 0.5}, timesteps=2)
+    torch.manual_seed(0)
+    model = build_classifier(spec, DATASETS["fashion-mnist"])
+    assert isinstance(model.encoder, toy_encoder) and not model.stochastic
+    record = benchmark(model, dataset="fashion-mnist", attack="pgd", overrides={"steps": 2}, n_examples=16, model_name="toy")
+    assert record.attacks == ["pgd-2[bptt]"] and record.robust_accuracy <= record.clean_accuracy
+
+    with pytest.raises(UserError, match="level"):
+        build_classifier(
+            ModelSpec("small_cnn", "snn", encoding="toy-threshold", encoding_params={"level": 2}, timesteps=2), DATASETS["fashion-mnist"]
+        )
+    card = parse_card(
+        {
+            **card_data,
+            "kind": "snn",
+            "timesteps": 2,
+            "encoding": {"name": "toy-threshold", "level": 0.3},
+            "neuron": {"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "surrogate": "atan", "surrogate_alpha": 2.0, "detach_reset": False},
+        },
+        "card",
+    )
+    assert card.encoding.family() == "threshold SNN" and card.spec().encoding_params == {"level": 0.3}
+    with pytest.raises(UserError, match="level"):
+        parse_card({**card_data, "encoding": {"name": "toy-threshold", "level": 7}}, "card")
