@@ -213,6 +213,7 @@ def evaluate(
     """
     from robustbench_snn.data import dataset_info
     from robustbench_snn.evaluation import benchmark
+    from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
     from robustbench_snn.results import results_dir as results_store_dir
 
@@ -260,6 +261,8 @@ def evaluate(
         progress=not quiet,
         compile_lif=compile_lif,
     )
+    if not is_main_process():
+        return  # rank 0 of a torchrun launch prints
     if as_json:
         options.print_json(record.as_dict())
     else:

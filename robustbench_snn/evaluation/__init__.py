@@ -21,6 +21,7 @@ from torch import nn
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
 from robustbench_snn.evaluation.batches import run_batches
 from robustbench_snn.evaluation.plan import (
@@ -137,6 +138,7 @@ def benchmark(
     the compilation (`compile_pays`). ``model_name`` names an unregistered model's rows (default:
     its class name); a registered model is always named by its card.
     """
+    ranks = distributed.join(str(device))
     plan = plan_evaluation(
         model,
         dataset=dataset,
@@ -145,7 +147,7 @@ def benchmark(
         seed=seed,
         batch_size=batch_size,
         data_dir=data_dir,
-        device=device,
+        device=ranks.device(str(device)),
         overrides=overrides,
         compile_lif=compile_lif,
         model_name=model_name,
@@ -159,25 +161,24 @@ def benchmark(
         store_.ensure_writable(store_.results_dir(results_dir))
     partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
     started = time.perf_counter()
-    batches = run_batches(plan, partial, progress)
-    outcomes = batches.in_order()
-    flags, details = assess(plan, outcomes, progress)
-    record = build_record(plan, outcomes, flags, details, time.perf_counter() - started + batches.resumed_seconds)
-    if store:
-        store_.append_row(record.as_dict(), results_dir, replace=force)
-        partial.discard()
-    if save_samples:
-        save_sample_outcomes(record, outcomes, results_dir)
-    logger.info(
-        "%s on %s under %s: clean %.4f robust %s flags %s",
-        record.model,
-        record.dataset,
-        record.protocol,
-        record.clean_accuracy,
-        record.robust_accuracy,
-        flags or "none",
-    )
-    return record
+    batches = run_batches(plan, partial, progress and ranks.is_main, indices=ranks.batches(plan.batches))
+    batches, gather_seconds = ranks.gather(batches)
+    record = None
+    if ranks.is_main:
+        outcomes = batches.in_order()
+        flags, details = assess(plan, outcomes, progress)
+        record = build_record(plan, outcomes, flags, details, time.perf_counter() - started + batches.resumed_seconds)
+        record.ranks, record.gather_s = ranks.world, round(gather_seconds, 3)
+        if store:
+            store_.append_row(record.as_dict(), results_dir, replace=force)
+            partial.discard()
+        if save_samples:
+            save_sample_outcomes(record, outcomes, results_dir)
+        logger.info(
+            "%s on %s under %s: clean %.4f robust %s flags %s",
+            record.model, record.dataset, record.protocol, record.clean_accuracy, record.robust_accuracy, flags or "none",
+        )
+    return ranks.share(record)
 
 
 def save_sample_outcomes(record: EvaluationRecord, outcomes: list[dict], results_dir: str | None) -> None:

@@ -49,6 +49,9 @@ class EvaluationRecord:
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str = "unknown"
     timestamp: str = ""
+    # processes the batches were sharded over, and the seconds rank 0 spent gathering their outcomes
+    ranks: int = 1
+    gather_s: float = 0.0
     reused: bool = False
 
     def as_dict(self) -> dict:

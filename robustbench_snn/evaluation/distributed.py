@@ -1,0 +1,106 @@
+"""Sharding one evaluation across processes with torch.distributed (``torchrun``, or ``srun`` on SLURM).
+
+Every rank plans the same evaluation (the plan is deterministic) and runs every ``world``-th batch
+from its rank on. Batches are seeded by their index, so a batch's outcome does not depend on
+which rank ran it; rank 0 gathers the outcomes, assesses them, stores the one row, and shares the
+record with the other ranks. Finished batches go to the run's shared partial file as they finish,
+so a rerun after a crash or a kill resumes whichever rank had done them. CPU ranks talk over gloo,
+GPU ranks over NCCL with one GPU per rank (its local rank).
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.batches import BatchOutcomes
+
+logger = logging.getLogger(__name__)
+
+# Ranks wait for rank 0's checks and store; the reliability checks of a big run take long.
+WAIT_LIMIT = datetime.timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the evaluation's processes (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def batches(self, count: int) -> list[int]:
+        """The batch indices this rank runs: every ``world``-th from its rank."""
+        return list(range(self.rank, count, self.world))
+
+    def device(self, device: str) -> str:
+        """The device this rank runs on: with several ranks, ``cuda`` means the local rank's GPU."""
+        if self.world > 1 and device == "cuda":
+            return f"cuda:{self.local_rank}"
+        if self.world > 1 and device.startswith("cuda:"):
+            raise UserError("with several ranks, pass --device cuda: each rank takes the GPU of its local rank")
+        return device
+
+    def gather(self, batches: BatchOutcomes) -> tuple[BatchOutcomes, float]:
+        """Every rank's batch outcomes, on every rank, and the seconds spent gathering them."""
+        if self.world == 1:
+            return batches, 0.0
+        started = time.perf_counter()
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, batches)
+        merged = BatchOutcomes(
+            {index: outcome for part in parts for index, outcome in part.outcomes.items()},
+            sum(part.resumed_seconds for part in parts),
+        )
+        return merged, time.perf_counter() - started
+
+    def share(self, value: object) -> object:
+        """Rank 0's ``value``, on every rank."""
+        if self.world == 1:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def _launched() -> Ranks | None:
+    """The ranks torchrun (or SLURM with torchrun-style variables) launched this process among."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    return Ranks(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def join(device: str) -> Ranks:
+    """This process's ranks, joining the process group on first use (gloo on CPU, NCCL on GPUs)."""
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    ranks = _launched()
+    if ranks is None:
+        return Ranks()
+    gpu = device.startswith("cuda")
+    if gpu:
+        torch.cuda.set_device(ranks.local_rank)
+    dist.init_process_group("nccl" if gpu else "gloo", timeout=WAIT_LIMIT)
+    # a process group still open at exit aborts the process (gloo's threads outlive the interpreter)
+    atexit.register(dist.destroy_process_group)
+    logger.info("rank %d of %d joined (%s)", ranks.rank, ranks.world, "nccl" if gpu else "gloo")
+    return ranks
+
+
+def is_main_process() -> bool:
+    """Whether this process prints and stores: rank 0, or the only process."""
+    launched = _launched()
+    return launched is None or launched.is_main
