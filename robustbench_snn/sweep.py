@@ -172,8 +172,15 @@ def run_sweep(
     return _run_on_ray(todo, grid, workers, address, results_dir, data_dir, announce)
 
 
-def _run_on_ray(todo: list[Cell], grid: Grid, workers: int, address: str | None, results_dir: str | None,
-                data_dir: str | None, announce: Callable[[dict], None]) -> list[dict]:
+def _run_on_ray(
+    todo: list[Cell],
+    grid: Grid,
+    workers: int,
+    address: str | None,
+    results_dir: str | None,
+    data_dir: str | None,
+    announce: Callable[[dict], None],
+) -> list[dict]:
     import ray
 
     started_here = not ray.is_initialized()

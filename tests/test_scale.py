@@ -22,8 +22,21 @@ TIMING = {"runtime_s", "member_seconds", "timestamp", "ranks", "gather_s"}
 
 
 def torchrun(tmp_path, *arguments: str, background: bool = False):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "robustbench_snn", "evaluate", *arguments, "--results-dir", str(tmp_path / "results"), "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "robustbench_snn",
+        "evaluate",
+        *arguments,
+        "--results-dir",
+        str(tmp_path / "results"),
+        "-q",
+    ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     if background:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, start_new_session=True)
@@ -88,8 +101,14 @@ def test_a_sharded_run_whose_rank_is_killed_resumes_with_the_same_numbers(tmp_pa
 
 
 def write_grid(tmp_path, **fields) -> str:
-    grid = {"name": "small", "dataset": "fashion-mnist", "models": ["fmnist_ann", "fmnist_snn_direct", "fmnist_ann_pgdat"],
-            "attacks": ["pgd", "fgsm"], "n_examples": 48, **fields}
+    grid = {
+        "name": "small",
+        "dataset": "fashion-mnist",
+        "models": ["fmnist_ann", "fmnist_snn_direct", "fmnist_ann_pgdat"],
+        "attacks": ["pgd", "fgsm"],
+        "n_examples": 48,
+        **fields,
+    }
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(grid))
     return str(path)

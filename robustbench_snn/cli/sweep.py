@@ -11,14 +11,22 @@ from robustbench_snn.cli.app import main
 def _cell_line(summary: dict) -> str:
     robust = "-" if summary["robust_accuracy"] is None else f"{100 * summary['robust_accuracy']:.1f}%"
     eps = "" if summary["eps"] is None else f" eps={summary['eps']:.4g}"
-    return (f"{summary['status']:<9} {summary['model']:<24} {summary['protocol']:<18}{eps} seed {summary['seed']}: "
-            f"clean {100 * summary['clean_accuracy']:.1f}% robust {robust}" + (f" flags {', '.join(summary['flags'])}" if summary["flags"] else ""))
+    flags = f" flags {', '.join(summary['flags'])}" if summary["flags"] else ""
+    return (
+        f"{summary['status']:<9} {summary['model']:<24} {summary['protocol']:<18}{eps} seed {summary['seed']}: "
+        f"clean {100 * summary['clean_accuracy']:.1f}% robust {robust}{flags}"
+    )
 
 
 @main.command()
 @click.argument("grid", type=click.Path(dir_okay=False))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Cells run at once on a local Ray cluster of this many CPUs (needs `pip install robustbench-snn[cluster]`).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Cells run at once on a local Ray cluster of this many CPUs (needs `pip install robustbench-snn[cluster]`).",
+)
 @click.option("--address", help="Run on an existing Ray cluster (e.g. auto, or ray://HOST:10001) instead of a local one.")
 @click.option("--dry-run", is_flag=True, help="List the cells and stop.")
 @options.storing_results

@@ -176,7 +176,12 @@ def benchmark(
             save_sample_outcomes(record, outcomes, results_dir)
         logger.info(
             "%s on %s under %s: clean %.4f robust %s flags %s",
-            record.model, record.dataset, record.protocol, record.clean_accuracy, record.robust_accuracy, flags or "none",
+            record.model,
+            record.dataset,
+            record.protocol,
+            record.clean_accuracy,
+            record.robust_accuracy,
+            flags or "none",
         )
     return ranks.share(record)
 
