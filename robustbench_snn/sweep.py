@@ -161,9 +161,11 @@ def run_sweep(
     todo = cells(grid)
     results_dir = str(Path(results_dir).absolute()) if results_dir else None
     data_dir = str(Path(data_dir).absolute()) if data_dir else None
-    if (workers > 1 or address) and not ray_available():
+    on_ray = bool(workers > 1 or address)
+    if on_ray and not ray_available():
         logger.warning("Ray is not installed (pip install 'robustbench-snn[cluster]'): running the cells one after another")
-    if (workers <= 1 and not address) or not ray_available():
+        on_ray = False
+    if not on_ray:
         summaries = []
         for cell in todo:
             summaries.append(run_cell(cell, grid, results_dir, data_dir))

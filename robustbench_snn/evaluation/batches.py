@@ -1,6 +1,6 @@
 """Run: the plan's members over its batches, resuming finished ones, with progress.
 
-Each batch is seeded by its index (`attacks.runner.batch_seed`), so a batch's outcome is the same
+Each batch is seeded by its index (`seeds.batch_seed`), so a batch's outcome is the same
 whichever run, resumed run or process computes it. Outcomes are plain dicts, as stored in the
 partial-run file and gathered across processes.
 """
@@ -55,10 +55,10 @@ def run_batches(plan: Plan, partial: store.PartialRun | None, progress: bool, in
     if done_before:
         logger.warning("resuming an interrupted run: %d of %d batch(es) already finished (%s)", done_before, len(indices), partial.path)
     outcomes: dict[int, dict] = {}
-    size = sum(min(plan.batch_size, len(plan.examples) - index * plan.batch_size) for index in indices)
+    size = sum(plan.batch_length(index) for index in indices)
     with RunProgress(plan.protocol.name, size, len(plan.members) + 1, progress) as bar:
         for position, index in enumerate(indices):
-            count = min(plan.batch_size, len(plan.examples) - index * plan.batch_size)
+            count = plan.batch_length(index)
             outcome, seconds = finished.get(index), None
             if outcome is None:
                 outcome = run_batch(plan, index, on_member=bar.within(count))

@@ -53,17 +53,19 @@ class Ranks:
             raise UserError("with several ranks, pass --device cuda: each rank takes the GPU of its local rank")
         return device
 
-    def gather(self, batches: BatchOutcomes) -> tuple[BatchOutcomes, float]:
-        """Every rank's batch outcomes, on every rank, and the seconds spent gathering them."""
+    def gather(self, batches: BatchOutcomes) -> tuple[BatchOutcomes | None, float]:
+        """Every rank's batch outcomes on rank 0 (None on the others), and the seconds spent gathering them."""
         if self.world == 1:
             return batches, 0.0
         started = time.perf_counter()
-        parts: list = [None] * self.world
-        dist.all_gather_object(parts, batches)
-        merged = BatchOutcomes(
-            {index: outcome for part in parts for index, outcome in part.outcomes.items()},
-            sum(part.resumed_seconds for part in parts),
-        )
+        parts: list | None = [None] * self.world if self.is_main else None
+        dist.gather_object(batches, parts, dst=0)
+        merged = None
+        if self.is_main:
+            merged = BatchOutcomes(
+                {index: outcome for part in parts for index, outcome in part.outcomes.items()},
+                sum(part.resumed_seconds for part in parts),
+            )
         return merged, time.perf_counter() - started
 
     def share(self, value: object) -> object:

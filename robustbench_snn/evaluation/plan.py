@@ -64,10 +64,14 @@ class Plan:
     def batches(self) -> int:
         return -(-len(self.examples) // self.batch_size)
 
+    def batch_length(self, index: int) -> int:
+        """How many images batch ``index`` holds (the last may be short)."""
+        return min(self.batch_size, len(self.examples) - index * self.batch_size)
+
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index``'s images and labels, on the plan's device."""
         start = index * self.batch_size
-        pairs = [self.examples[position] for position in range(start, min(start + self.batch_size, len(self.examples)))]
+        pairs = [self.examples[position] for position in range(start, start + self.batch_length(index))]
         images = torch.stack([image for image, _ in pairs]).to(self.device)
         labels = torch.tensor([int(label) for _, label in pairs]).to(self.device)
         return images, labels

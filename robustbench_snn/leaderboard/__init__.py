@@ -64,6 +64,11 @@ def _certified_label(certificate: dict | None) -> str:
     return f"{percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
 
 
+def _noise_level(card: ModelCard | None) -> float | str:
+    sigma = card.encoding.noise_level() if card is not None else None
+    return "-" if sigma is None else sigma
+
+
 def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
                       certificates: dict[str, dict], audits: dict[str, dict]) -> list[dict]:
     """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
@@ -80,7 +85,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "model": name,
             "kind": card.kind if card else "?",
             "encoding": card.encoding.label() if card else "?",
-            "sigma": card.encoding.noise_level() if card and card.encoding.noise_level() is not None else "-",
+            "sigma": _noise_level(card),
             "timesteps": card.timesteps if card else "-",
             "clean": percent(main["clean_accuracy"]),
             "clean_one_draw": percent(main["clean_accuracy_one_draw"]),

@@ -41,28 +41,27 @@ class EncodingField(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str
+    _params: dict = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _registered(self) -> "EncodingField":
         if self.name not in ENCODERS:
             raise ValueError(unknown_name("encoding", self.name, sorted(ENCODERS)))
-        encoder = ENCODERS[self.name]
+        given = {key: value for key, value in (self.model_extra or {}).items() if value is not None}
         try:
-            encoder.Parameters.model_validate(self._given())
+            self._params = ENCODERS[self.name].Parameters.model_validate(given).model_dump()
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors())
             raise ValueError(f"{self.name} encoding: {problems}") from None
         return self
-
-    def _given(self) -> dict:
-        return {key: value for key, value in (self.model_extra or {}).items() if value is not None}
 
     @property
     def encoder(self) -> type[Encoder]:
         return ENCODERS[self.name]
 
     def params(self) -> dict:
-        return self.encoder.Parameters.model_validate(self._given()).model_dump()
+        """The parameters as the encoder's schema validated them."""
+        return dict(self._params)
 
     def label(self) -> str:
         return self.encoder.label(self.params())
