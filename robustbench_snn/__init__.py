@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["attack", "benchmark", "list_cards", "load_model", "load_test_set"]
+__all__ = ["attack", "benchmark", "list_cards", "load_model", "load_test_set", "measure_energy"]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -17,6 +17,7 @@ _HOMES = {
     "list_cards": "robustbench_snn.registry",
     "load_model": "robustbench_snn.registry",
     "load_test_set": "robustbench_snn.data",
+    "measure_energy": "robustbench_snn.energy",
 }
 
 

@@ -9,6 +9,9 @@ _MEMBER_STRIDE = 7919
 # The one-draw clean decision (the accuracy papers and model cards report) uses its own draw,
 # seeded apart from the batch's, so it leaves every other decision's draws as they were.
 _ONE_DRAW_OFFSET = 500_009
+# The energy counts draw apart too; clean and adversarial inputs get the same draws, so the
+# difference between them is the input's, not the noise's.
+_ENERGY_OFFSET = 700_001
 
 
 def batch_seed(seed: int, index: int) -> int:
@@ -25,3 +28,8 @@ def member_seed(batch: int, number: int) -> int:
 def one_draw_seed(batch: int) -> int:
     """The seed of the one-draw clean decision on a batch seeded ``batch``."""
     return batch + _ONE_DRAW_OFFSET
+
+
+def energy_seed(batch: int) -> int:
+    """The seed of the energy counts' draws on a batch seeded ``batch``."""
+    return batch + _ENERGY_OFFSET

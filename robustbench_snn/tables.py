@@ -46,10 +46,27 @@ TABLE_COLUMNS = [
     "robust_high",
     "qte",
     "qte_normalised",
+    "firing_rate",
+    "synops",
+    "macs",
+    "energy_pj",
+    "firing_rate_adv",
+    "synops_adv",
+    "energy_pj_adv",
     "flags",
     "official",
     "timestamp",
 ]
+# Per-image energy figures (`robustbench_snn.energy`) as table columns: the inputs, and the figure.
+ENERGY_COLUMNS = {
+    "firing_rate": ("clean", "firing_rate"),
+    "synops": ("clean", "synops"),
+    "macs": ("clean", "macs"),
+    "energy_pj": ("clean", "energy_pj"),
+    "firing_rate_adv": ("adversarial", "firing_rate"),
+    "synops_adv": ("adversarial", "synops"),
+    "energy_pj_adv": ("adversarial", "energy_pj"),
+}
 # The settings of the zoo's certificates: a certificate row is official with at least these
 # draws and images, at most this alpha, the standard seed, and the model's own noise.
 STANDARD_CERTIFICATE = {"n0": 100, "n": 1000, "alpha": 0.001, "n_examples": 500}
@@ -85,6 +102,44 @@ def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
         and (row.get("n_examples") or 0) >= STANDARD_CERTIFICATE["n_examples"]
         and (own_sigma is None or row.get("sigma") == own_sigma)
     )
+
+
+def energy_figure(energy: object, inputs: str, figure: str) -> float:
+    """One per-image figure of a row's ``energy`` (NaN for rows made before energy was counted)."""
+    summary = energy.get(inputs) if isinstance(energy, Mapping) else None
+    value = summary.get(figure) if isinstance(summary, Mapping) else None
+    return math.nan if value is None else float(value)
+
+
+def energy_breakdown(energy: Mapping) -> pd.DataFrame:
+    """A record's energy per layer, in the order the layers ran: firing rates of spiking layers,
+    SynOps, MACs and estimated energy (pJ per image) of synaptic layers, clean and, after an
+    attack, on the final adversarial inputs (``*_adv``); a last row ``total``."""
+    adversarial = energy.get("adversarial")
+    rows = []
+    for position, layer in enumerate(energy["clean"]["layers"]):
+        under_attack = adversarial["layers"][position] if adversarial else {}
+        rows.append(
+            {
+                "layer": layer["layer"],
+                "operation": "spiking" if layer["kind"] == "spiking" else layer["operation"],
+                "input": layer.get("input", "-"),
+                "neurons": layer.get("neurons"),
+                "firing_rate": layer.get("firing_rate"),
+                "synops": layer.get("synops"),
+                "macs": layer.get("macs"),
+                "energy_pj": layer.get("energy_pj"),
+                **({f"{key}_adv": under_attack.get(key) for key in ("firing_rate", "synops", "energy_pj")} if adversarial else {}),
+            }
+        )
+    total = {"layer": "total", "operation": "", "input": "", "neurons": sum(row["neurons"] or 0 for row in rows)}
+    for inputs, suffix in (("clean", ""), ("adversarial", "_adv")):
+        summary = energy.get(inputs)
+        if summary:
+            total.update({f"{key}{suffix}": summary[key] for key in ("firing_rate", "synops", "energy_pj")})
+            if not suffix:
+                total["macs"] = summary["macs"]
+    return pd.DataFrame([*rows, total])
 
 
 def percent(value: float | None) -> str:
@@ -169,10 +224,15 @@ def results_table(
         if value is not None:
             table = table[table[column] == value]
     for column in (
-        {*CURVE_KEYS, *TABLE_COLUMNS} - set(table.columns) - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official"}
+        {*CURVE_KEYS, *TABLE_COLUMNS}
+        - set(table.columns)
+        - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official", *ENERGY_COLUMNS}
     ):
         table[column] = None
     table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
+    energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
+    for column, (inputs, figure) in ENERGY_COLUMNS.items():
+        table[column] = [energy_figure(energy, inputs, figure) for energy in energies]
     if official_only:
         table = table.loc[table["official"]]
     keys = [*OFFICIAL_KEYS, "eps"] if official_only else [*CURVE_KEYS, "eps"]

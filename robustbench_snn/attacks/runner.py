@@ -145,6 +145,9 @@ class BatchOutcome:
     clean_one_draw: list[bool] = field(default_factory=list)
     # The input that fooled each sample, else the clean input (only when asked for; not stored).
     adversarial: torch.Tensor | None = None
+    # The last input each sample was decided on: the one that fooled it, else the last member's
+    # attempt, else (never attacked) the clean input; the protocol's final inputs (not stored).
+    final: torch.Tensor | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -215,6 +218,7 @@ def attack_batch(
     announce(0)
     member_seconds: dict[str, float] = {}
     kept = images.detach().clone() if keep_adversarial else None
+    final = images.detach().clone()
     for number, member in enumerate(members):
         index = robust.nonzero().squeeze(1)
         if index.numel() == 0:
@@ -223,6 +227,7 @@ def attack_batch(
         adversarial = perturb(model, member, images[index], labels[index], member_seed(seed, number), sources)
         survived = decide(model, adversarial, labels[index], protocol.eval_draws)
         member_seconds[member.label()] = time.perf_counter() - started
+        final[index] = adversarial.detach().to(final.dtype)
         if kept is not None:
             kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
         for position in index[~survived].tolist():
@@ -233,4 +238,4 @@ def attack_batch(
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
         model.encoder.seed(one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
-    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist(), kept)
+    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist(), kept, final)

@@ -4,7 +4,7 @@ One module per command group; each adds its commands to `main` (see `app` for th
 on errors and exit codes shared by all of them).
 """
 
-from robustbench_snn.cli import audit, browse, certify, evaluate, leaderboard, results, submit, sweep, train  # noqa: F401
+from robustbench_snn.cli import audit, browse, certify, energy, evaluate, leaderboard, results, submit, sweep, train  # noqa: F401
 from robustbench_snn.cli.app import main
 
 __all__ = ["main"]

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from robustbench_snn import energy
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.errors import UserError
@@ -187,14 +188,20 @@ def benchmark(
 
 
 def save_sample_outcomes(record: EvaluationRecord, outcomes: list[dict], results_dir: str | None) -> None:
-    """Per-sample outcomes (label, clean, robust, fooling member) beside the results, named by the row's identity."""
-    frame = pd.DataFrame(
-        {
-            "index": range(record.n_examples),
-            "label": [label for part in outcomes for label in part["labels"]],
-            "clean_correct": [flag for part in outcomes for flag in part["clean"]],
-            "robust": [flag for part in outcomes for flag in part["robust"]],
-            "fooled_by": [who for part in outcomes for who in part["fooled_by"]],
-        }
-    )
-    store_.save_samples(frame, record.config_hash, results_dir)
+    """Per-sample outcomes (label, clean, robust, fooling member; spikes, SynOps, MACs and energy of
+    the clean and the final adversarial input) beside the results, named by the row's identity."""
+    columns = {
+        "index": range(record.n_examples),
+        "label": [label for part in outcomes for label in part["labels"]],
+        "clean_correct": [flag for part in outcomes for flag in part["clean"]],
+        "robust": [flag for part in outcomes for flag in part["robust"]],
+        "fooled_by": [who for part in outcomes for who in part["fooled_by"]],
+    }
+    for inputs in ("clean", "adversarial"):
+        parts = [part["energy"][inputs] for part in outcomes]
+        if any(part is None for part in parts):
+            continue
+        for count in ("spikes", "synops", "macs"):
+            columns[f"{count}_{inputs}"] = [value for part in parts for value in part[count]]
+        columns[f"energy_pj_{inputs}"] = [value for part in parts for value in energy.per_image_energy(part)]
+    store_.save_samples(pd.DataFrame(columns), record.config_hash, results_dir)

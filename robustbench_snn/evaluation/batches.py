@@ -12,24 +12,31 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from robustbench_snn import energy
 from robustbench_snn import results as store
 from robustbench_snn.attacks import attack_batch
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.progress import RunProgress
-from robustbench_snn.seeds import batch_seed
+from robustbench_snn.seeds import batch_seed, energy_seed
 
 logger = logging.getLogger(__name__)
 
 
 def run_batch(plan: Plan, index: int, on_member=None) -> dict:
-    """Batch ``index``'s outcome: per-sample clean, robust and fooling member, and its counters."""
+    """Batch ``index``'s outcome: per-sample clean, robust and fooling member, its counters, and the
+    energy counts of its clean and (with an attack) its final adversarial inputs."""
     images, labels = plan.batch(index)
     started = time.perf_counter()
-    outcome = attack_batch(
-        plan.model, plan.protocol, plan.members, images, labels, batch_seed(plan.seed, index), plan.sources, on_member=on_member
-    ).as_dict()
+    seed = batch_seed(plan.seed, index)
+    attacked = attack_batch(plan.model, plan.protocol, plan.members, images, labels, seed, plan.sources, on_member=on_member)
+    outcome = attacked.as_dict()
     if plan.smoothed:
         outcome["certified_radius"] = [sample.radius if sample.correct else 0.0 for sample in plan.model.certify(images, labels)]
+    # Counted last, from a seed of their own: no other number of the batch depends on these draws.
+    outcome["energy"] = {
+        "clean": energy.measure(plan.model, images, plan.protocol.eval_draws, energy_seed(seed)),
+        "adversarial": energy.measure(plan.model, attacked.final, plan.protocol.eval_draws, energy_seed(seed)) if plan.members else None,
+    }
     outcome["labels"] = labels.tolist()
     outcome["seconds"] = time.perf_counter() - started
     return outcome

@@ -8,6 +8,7 @@ from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
+from robustbench_snn.energy import record_energy
 from robustbench_snn.evaluation.assess import summed
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.provenance import stamp
@@ -46,6 +47,8 @@ class EvaluationRecord:
     model_hash: str | None = None
     code_version: str | None = None
     lif_kernel: str | None = None
+    # spikes, firing rates, SynOps, MACs and estimated energy per image, clean and under attack (`robustbench_snn.energy`)
+    energy: dict | None = None
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str = "unknown"
     timestamp: str = ""
@@ -125,5 +128,6 @@ def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: di
         preset_unmodified=plan.preset_unmodified,
         model_hash=plan.weights,
         lif_kernel=_lif_kernel(model),
+        energy=record_energy([part["energy"] for part in outcomes], plan.protocol.eval_draws if is_stochastic(model) else 1),
         **stamp(),
     )
