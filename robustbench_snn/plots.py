@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from robustbench_snn.errors import NoResultsError, UserError
 from robustbench_snn.tables import curve_from_zero, pareto_front
@@ -76,14 +77,14 @@ def _finish(figure: Figure, axes: Axes, xlabel: str, title: str, out: Path) -> P
     return _save(figure, out)
 
 
-@_styled
-def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
-    """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma curves."""
-    points, figure, axes = _new_figure(table)
+def _tradeoff_panel(axes: Axes, points: pd.DataFrame, cards: dict, x: pd.Series, higher_is_better: bool) -> None:
+    """Robust accuracy (y) against ``x``, one point per model with its interval, the RSC sigma sweep
+    joined and labelled, the Pareto front (higher robust, and higher or lower ``x``) dashed, and
+    flagged results ringed in red."""
     for family, group in points.groupby("family"):
         style = _style(family)
         axes.errorbar(
-            100 * group["clean_accuracy"],
+            x[group.index],
             100 * group["robust_accuracy"],
             yerr=[100 * (group["robust_accuracy"] - group["robust_low"]), 100 * (group["robust_high"] - group["robust_accuracy"])],
             fmt=style["marker"],
@@ -96,20 +97,21 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
         if family.startswith("RSC"):
             sweep = group.assign(sigma=[_sigma(model, cards) for model in group["model"]]).dropna(subset=["sigma"])
             sweep = sweep.sort_values("sigma")
-            axes.plot(100 * sweep["clean_accuracy"], 100 * sweep["robust_accuracy"], color=style["color"], linewidth=1)
-            for _, row in sweep.iterrows():
+            axes.plot(x[sweep.index], 100 * sweep["robust_accuracy"], color=style["color"], linewidth=1)
+            for index, row in sweep.iterrows():
                 axes.annotate(
                     f"σ={row['sigma']:g}",
-                    (100 * row["clean_accuracy"], 100 * row["robust_accuracy"]),
+                    (x[index], 100 * row["robust_accuracy"]),
                     textcoords="offset points",
                     xytext=(4, 4),
                     fontsize=7,
                     color=style["color"],
                 )
-    coordinates = list(zip(points["clean_accuracy"], points["robust_accuracy"]))
+    sign = 1 if higher_is_better else -1
+    coordinates = [(sign * value, robust) for value, robust in zip(x[points.index], points["robust_accuracy"])]
     front = [coordinates[index] for index in pareto_front(coordinates)]
     axes.step(
-        [100 * clean for clean, _ in front],
+        [sign * value for value, _ in front],
         [100 * robust for _, robust in front],
         where="post",
         color="black",
@@ -120,7 +122,7 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     flagged = points[points["flags"].map(bool)]
     if not flagged.empty:
         axes.scatter(
-            100 * flagged["clean_accuracy"],
+            x[flagged.index],
             100 * flagged["robust_accuracy"],
             s=160,
             facecolors="none",
@@ -128,6 +130,27 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
             linewidths=1,
             label="potentially unreliable",
         )
+
+
+@_styled
+def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Path:
+    """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma
+    curves; when the rows carry energy, a second panel of robust accuracy against the estimated
+    energy per image (log scale; the front now favours less energy)."""
+    points, figure, axes = _new_figure(table)
+    _tradeoff_panel(axes, points, cards, 100 * points["clean_accuracy"], higher_is_better=True)
+    costed = points.dropna(subset=["energy_pj"]) if "energy_pj" in points else points.iloc[:0]
+    if not costed.empty:
+        figure.set_size_inches(12.5, 4.8)
+        energy_axes = figure.add_subplot(1, 2, 2)
+        axes.set_subplotspec(figure.add_gridspec(1, 2)[0])
+        _tradeoff_panel(energy_axes, costed, cards, costed["energy_pj"] / 1e6, higher_is_better=False)
+        energy_axes.set_xscale("log")
+        for axis in (energy_axes.xaxis.set_major_formatter, energy_axes.xaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda value, _: f"{value:g}"))
+        energy_axes.set_xlabel("estimated energy per image (µJ, log scale)")
+        energy_axes.set_ylabel("robust accuracy (%)")
+        energy_axes.set_title("against energy: SynOps × 0.9 pJ + MACs × 4.6 pJ (an estimate)")
     return _finish(figure, axes, "clean accuracy (%)", title, out)
 
 

@@ -147,6 +147,11 @@ def percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * value:.2f}"
 
 
+def microjoules(value: float | None) -> str:
+    """An energy in pJ as microjoules with three decimals, or "-" when missing."""
+    return "-" if value is None or pd.isna(value) else f"{value / 1e6:.3f}"
+
+
 def interval(low: float, high: float) -> str:
     """A confidence interval in percent with one decimal, or "-" when missing."""
     return "-" if pd.isna(low) else f"{100 * low:.1f}-{100 * high:.1f}"

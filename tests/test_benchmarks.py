@@ -20,3 +20,12 @@ def test_resnet19_benchmark_reports_throughput_against_the_flop_bound():
     assert 100 < result["gflops_per_image"] < 1000
     assert 0 < result["utilisation"] < 1.5
     assert result["images_per_second"] == pytest.approx(2 / result["seconds"])
+
+
+def test_energy_codings_benchmark_reports_each_codings_counts_on_the_same_weights():
+    command = [sys.executable, str(REPO / "benchmarks" / "energy_codings.py"), "-n", "32", "--json"]
+    counts = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)["counts"]
+    assert counts["Poisson"]["macs"] == 0 and counts["Poisson"]["layers"][0]["input"] == "spikes"
+    assert counts["RSC-II sigma 0.2"]["macs"] == 4 * counts["direct"]["macs"] == 4 * counts["RSC-I sigma 0.2"]["macs"]
+    rates = [counts[f"RSC-I sigma {sigma}"]["firing_rate"] for sigma in ("0.1", "0.2", "0.3")]
+    assert counts["direct"]["firing_rate"] < rates[0] < rates[1] < rates[2], "more input noise, more spikes"

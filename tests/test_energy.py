@@ -11,10 +11,12 @@ from spikingjelly.activation_based import functional, layer, neuron
 from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
 from torch import nn
 
-from robustbench_snn import benchmark, load_test_set, measure_energy
+from robustbench_snn import benchmark, load_model, load_test_set, measure_energy
 from robustbench_snn.cli import main
 from robustbench_snn.energy import CONSTANTS, energy_pj
+from robustbench_snn.registry import list_cards
 from robustbench_snn.results import load_rows
+from robustbench_snn.tables import results_table
 
 # A 3x3 image whose 2x2 windows, through weights of 2, give the currents 4, 1.5, 0.5 and 0: a LIF
 # neuron (tau 2, threshold 1, hard reset) fed them for two steps fires 2, 1, 0 and 0 times.
@@ -157,6 +159,12 @@ def test_records_carry_energy_clean_and_under_attack(shipped_models, tmp_path):
     assert samples["synops_adversarial"].mean() == pytest.approx(energy["adversarial"]["synops"])
     reused = benchmark(model, attack="pgd", n_examples=24, batch_size=16, store=True, results_dir=tmp_path)
     assert reused.reused and reused.energy == stored
+    table = results_table(load_rows("fashion-mnist", tmp_path), list_cards(), official_only=False)
+    assert table["energy_pj"].iloc[0] == pytest.approx(energy["clean"]["energy_pj"])
+    assert table["firing_rate_adv"].iloc[0] == pytest.approx(energy["adversarial"]["firing_rate"])
+    shown = CliRunner().invoke(main, ["results", "--all", "--results-dir", str(tmp_path)])
+    assert shown.exit_code == 0 and "energy_uJ" in shown.output
+    assert f"{energy['clean']['energy_pj'] / 1e6:.3f}" in shown.output
     clean_only = benchmark(model, n_examples=24, batch_size=16)
     assert clean_only.energy["adversarial"] is None and clean_only.energy["clean"]["images"] == 24
 
@@ -170,6 +178,8 @@ def test_energy_command_prints_the_breakdown_and_json():
     assert attacked.exit_code == 0, attacked.output
     data = json.loads(attacked.output)
     assert data["energy"]["adversarial"]["images"] == 16 and data["protocol"] == "fgsm"
+    evaluated = runner.invoke(main, ["evaluate", "--model", "fmnist_ann", "-n", "16", "--no-store", "-q"])
+    assert "energy           5.6030 uJ on clean inputs" in evaluated.output
     missing = runner.invoke(main, ["energy", "--model", "no_such_model"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
 
@@ -188,3 +198,38 @@ def test_energy_of_a_users_plain_module_and_spikingjelly_snn():
     energy = measure_energy(snn, images)
     assert energy["macs"] == 784 * 32 and energy["layers"][1]["kind"] == "spiking"
     assert energy["synops"] == pytest.approx(energy["spikes"] * 10)
+
+
+def test_a_spiking_resnet_is_counted_through_its_shortcuts_and_pooled_head():
+    from robustbench_snn.data import DATASETS
+    from robustbench_snn.models import ModelSpec, build_classifier
+
+    torch.manual_seed(0)
+    spec = ModelSpec("resnet19", "snn", encoding="rsc", encoding_params={"sigma": 0.1, "variant": "I"}, timesteps=2)
+    model = build_classifier(spec, DATASETS["cifar10"], seed=0)
+    energy = measure_energy(model, torch.rand(2, 3, 32, 32))
+    synaptic = [layer for layer in energy["layers"] if layer["kind"] == "synaptic"]
+    assert len(synaptic) == 1 + 8 * 2 + 2 + 2, "stem, two convolutions per block, two projections, two head layers"
+    assert [layer["input"] for layer in synaptic] == ["real values"] + ["spikes"] * (len(synaptic) - 1)
+    assert energy["macs"] == 128 * 32 * 32 * 3 * 9, "only the stem multiplies, once for the shared noisy frame"
+    assert energy["synops"] > 0
+
+
+def test_tradeoff_plot_adds_an_energy_panel_when_rows_carry_energy(tmp_path):
+    from matplotlib.image import imread
+    from test_tables import _row
+
+    from robustbench_snn.results import append_row
+
+    energy = benchmark(load_model("fmnist_snn_direct"), attack="fgsm", n_examples=8).energy
+    plain, costed = tmp_path / "plain", tmp_path / "costed"
+    for model, robust in (("fmnist_ann", 0.0), ("fmnist_snn_direct", 0.05)):
+        append_row(_row(model, 0.1, robust), plain)
+        append_row({**_row(model, 0.1, robust), "energy": energy}, costed)
+    widths = {}
+    for folder in (plain, costed):
+        out = tmp_path / f"{folder.name}.png"
+        result = CliRunner().invoke(main, ["plot-tradeoff", "--results-dir", str(folder), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        widths[folder.name] = imread(out).shape[1]
+    assert widths["costed"] > 1.6 * widths["plain"], "a second panel: robust accuracy against energy"

@@ -11,6 +11,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from test_tables import _row
 
+from robustbench_snn import benchmark, load_model
 from robustbench_snn.leaderboard import build_site
 from robustbench_snn.results import append_row
 
@@ -51,6 +52,11 @@ def site(tmp_path_factory):
         },
         results,
     )
+    # One official row carries the energy counts of a real run.
+    energy = benchmark(load_model("fmnist_rsc1_s0.2"), attack="fgsm", n_examples=16).energy
+    append_row(
+        {**_row("fmnist_rsc1_s0.2", 0.1, 0.20, clean=0.80, protocol="reliable", timestamp="2026-01-02T00:00:00"), "energy": energy}, results
+    )
     out = tmp_path_factory.mktemp("site")
     build_site(out, results)
     return out
@@ -76,6 +82,18 @@ def test_site_files_and_ranking(site):
     assert "rsc-I certificate" in (site / "models" / "fmnist_rsc1_s0.2.html").read_text()
     html = (site / "fashion-mnist.html").read_text()
     assert "http://" not in html and "https://" not in html, "the page must not need the network"
+    assert "not a measurement on hardware" in html
+
+
+def test_energy_column_and_per_layer_breakdown(site):
+    data = json.loads((site / "fashion-mnist.json").read_text())
+    energy = {row["model"]: (row["energy"], row["energy_adv"]) for row in data["leaderboard"]}
+    assert energy["fmnist_ann"] == ("-", "-"), "rows without counts show none"
+    clean, attacked = (float(value) for value in energy["fmnist_rsc1_s0.2"])
+    assert 0.5 < clean < 2 and 0.5 < attacked < 2, "an RSC-I small_cnn costs about 1 uJ per image"
+    page = (site / "models" / "fmnist_rsc1_s0.2.html").read_text()
+    assert "Energy by layer" in page and "backbone.0" in page and "real values" in page and "(attack)" in page
+    assert "Energy by layer" not in (site / "models" / "fmnist_ann.html").read_text()
 
 
 @pytest.fixture(scope="module")

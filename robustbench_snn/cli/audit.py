@@ -21,7 +21,7 @@ from robustbench_snn.cli.app import main
 )
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Audit on the first N test images.")
 @options.seed
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@options.batch_size
 @options.data_dir
 @options.device
 @click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True, help="Run LIF layers through the compiled kernel.")

@@ -9,7 +9,7 @@ from robustbench_snn.cli.app import main
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
+@options.model
 @options.checkpoint
 @click.option(
     "--sigma",

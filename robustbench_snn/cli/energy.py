@@ -12,19 +12,26 @@ def _count(value) -> str:
     return "-" if value is None or value != value else f"{value:,.0f}"
 
 
-def _rate(value) -> str:
-    return "-" if value is None or value != value else f"{100 * value:.2f}"
-
-
 def _nanojoules(value) -> str:
     return "-" if value is None or value != value else f"{value / 1000:,.1f}"
+
+
+def energy_summary(record) -> str:
+    """The record's estimated energy per image in one line: clean, and under its attack with the change."""
+    energy = record.energy
+    clean = energy["clean"]["energy_pj"]
+    line = f"{clean / 1e6:.4f} uJ on clean inputs"
+    if energy["adversarial"] is not None:
+        attacked = energy["adversarial"]["energy_pj"]
+        line += f", {attacked / 1e6:.4f} uJ on the final inputs of {record.protocol} ({100 * (attacked / clean - 1):+.1f}%)"
+    return line
 
 
 def print_breakdown(record) -> None:
     """The record's energy as a per-layer table with totals and the constants it assumes."""
     import pandas as pd
 
-    from robustbench_snn.tables import energy_breakdown
+    from robustbench_snn.tables import energy_breakdown, percent
 
     energy = record.energy
     table = energy_breakdown(energy)
@@ -36,7 +43,7 @@ def print_breakdown(record) -> None:
         "op": table["operation"],
         "fed by": table["input"],
         "neurons": table["neurons"].map(_count),
-        "firing %": table["firing_rate"].map(_rate),
+        "firing %": table["firing_rate"].map(percent),
         "SynOps": table["synops"].map(_count),
         "MACs": table["macs"].map(_count),
         "energy nJ": table["energy_pj"].map(_nanojoules),
@@ -44,27 +51,23 @@ def print_breakdown(record) -> None:
     if attacked:
         shown.update(
             {
-                "firing % (attack)": table["firing_rate_adv"].map(_rate),
+                "firing % (attack)": table["firing_rate_adv"].map(percent),
                 "SynOps (attack)": table["synops_adv"].map(_count),
                 "energy nJ (attack)": table["energy_pj_adv"].map(_nanojoules),
             }
         )
     click.echo(pd.DataFrame(shown).to_string(index=False))
-    clean = energy["clean"]["energy_pj"]
-    summary = f"\nestimated energy per image: {clean / 1e6:.4f} uJ on clean inputs"
-    if attacked:
-        under_attack = energy["adversarial"]["energy_pj"]
-        summary += f", {under_attack / 1e6:.4f} uJ on the final inputs of {record.protocol} ({100 * (under_attack / clean - 1):+.1f}%)"
-    click.echo(summary)
+    click.echo(f"\nestimated energy per image: {energy_summary(record)}")
     constants = energy["constants"]
-    click.echo(
+    note = (
         f"{constants['ac_pj']} pJ per accumulate (SynOp), {constants['mac_pj']} pJ per multiply-accumulate: "
         f"{constants['source']}. Counts {constants['counts']}; {constants['note']}."
     )
+    click.echo(click.wrap_text(note, width=100))
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
+@options.model
 @options.checkpoint
 @click.option(
     "--attack",
@@ -74,7 +77,7 @@ def print_breakdown(record) -> None:
 )
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Count on the first N test images.")
 @options.seed
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@options.batch_size
 @options.data_dir
 @options.device
 @options.as_json

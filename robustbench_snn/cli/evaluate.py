@@ -55,6 +55,10 @@ def print_record(record, stored: str | None) -> None:
                 f"{details['certified_radius_needed']:.4g} ({details['certified_but_fooled']} of them fooled)",
             )
         )
+    if record.energy is not None:
+        from robustbench_snn.cli.energy import energy_summary
+
+        rows.append(("energy", f"{energy_summary(record)} (an estimate; `rsc-bench energy` breaks it down by layer)"))
     rows.append(("flags", ", ".join(record.flags) or "none"))
     rows += [("", f"  {flag}: {FLAGS[flag]}") for flag in record.flags]
     rows += [("skipped", reason) for reason in record.skipped_members]
@@ -66,7 +70,7 @@ def print_record(record, stored: str | None) -> None:
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
+@options.model
 @options.checkpoint
 @click.option(
     "--attack",
@@ -129,7 +133,7 @@ def print_record(record, stored: str | None) -> None:
     type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
     help="With --smoothed: failure probability of each certificate.",
 )
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@options.batch_size
 @options.data_dir
 @options.device
 @click.option(

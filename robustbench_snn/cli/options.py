@@ -83,6 +83,8 @@ checkpoint = click.option(
     "--checkpoint", type=click.Path(dir_okay=False), help="Your own weights for the model's architecture (.safetensors, .pt, .pth)."
 )
 no_store = click.option("--no-store", is_flag=True, help="Do not store the result.")
+model = click.option("--model", "model_name", required=True, help="Registered model name, or a model card file (.yaml).")
+batch_size = click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1), help="Images per batch.")
 
 
 def table_filters(command):

@@ -40,9 +40,12 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     is the 95% Clopper-Pearson interval from n; QTE is the area under robust accuracy against
     eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
     the sweep's width. clean counts a stochastic model correct only if right on every decision
-    draw; clean_1draw is the accuracy of one draw. Exits 3 when no stored row matches.
+    draw; clean_1draw is the accuracy of one draw. firing is the spiking layers' firing rate (%)
+    and energy_uJ the estimated energy per image (SynOps x 0.9 pJ + MACs x 4.6 pJ, an estimate,
+    not a hardware measurement) on clean inputs, energy_adv_uJ on the protocol's final
+    adversarial inputs (`rsc-bench energy` breaks them down by layer). Exits 3 when no stored row matches.
     """
-    from robustbench_snn.tables import interval, percent
+    from robustbench_snn.tables import interval, microjoules, percent
 
     table = _table(dataset, protocol, eps, results_dir, official_only=not every_row)
     if as_json or output == "json":
@@ -56,6 +59,9 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             robust=table["robust_accuracy"].map(percent),
             ci95=[interval(low, high) for low, high in zip(table["robust_low"], table["robust_high"])],
             qte_norm=table["qte_normalised"].map(percent),
+            firing=table["firing_rate"].map(percent),
+            energy_uJ=table["energy_pj"].map(microjoules),
+            energy_adv_uJ=table["energy_pj_adv"].map(microjoules),
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
         )
         columns = [
@@ -72,6 +78,9 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             "robust",
             "ci95",
             "qte_norm",
+            "firing",
+            "energy_uJ",
+            "energy_adv_uJ",
             "flags",
         ] + (["official"] if every_row else [])
         click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))

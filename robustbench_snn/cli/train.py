@@ -76,7 +76,7 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--at-eps", type=options.EpsType(), help="pgd-at: Linf radius [default: the dataset's threat model].")
 @click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@options.batch_size
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--train-examples", type=click.IntRange(min=1), help="Train on the first N training images only.")
 @options.seed

@@ -25,7 +25,7 @@ from robustbench_snn.data import dataset_info
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.results import load_audits, load_rows
-from robustbench_snn.tables import interval, is_official_certificate, percent, results_table
+from robustbench_snn.tables import energy_breakdown, interval, is_official, is_official_certificate, microjoules, percent, results_table
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,9 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "robust": {protocol: percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
                        for protocol in protocols},
             "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
+            "firing": percent(main["firing_rate"]),
+            "energy": microjoules(main["energy_pj"]),
+            "energy_adv": microjoules(main["energy_pj_adv"]),
             "certified": _certified_label(certificates.get(name)),
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
@@ -112,10 +115,30 @@ def _model_rows(table: pd.DataFrame) -> list[dict]:
             "eot": int(row["eot"]), "n": int(row["n_examples"]), "clean": percent(row["clean_accuracy"]),
             "robust": percent(row["robust_accuracy"]), "clean_one_draw": percent(row["clean_accuracy_one_draw"]),
             "ci": interval(row["robust_low"], row["robust_high"]), "official": "official" if row["official"] else "other",
+            "energy": microjoules(row["energy_pj"]), "energy_adv": microjoules(row["energy_pj_adv"]),
             "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
         }
         for _, row in table.iterrows()
     ]
+
+
+def _energy_profile(rows: pd.DataFrame, model: str, dataset: str, eps: float) -> dict | None:
+    """The per-layer energy of a model's newest official row that counted it at the threat model's
+    eps, under the ranking protocol if it has one: the row's settings and `energy_breakdown`."""
+    if rows.empty or "energy" not in rows:
+        return None
+    candidates = [
+        row for row in rows[(rows["model"] == model) & (rows["dataset"] == dataset)].sort_values("timestamp").to_dict("records")
+        if isinstance(row.get("energy"), dict) and is_official(row) and abs((row.get("eps") or 0) - eps) < 1e-9
+    ]
+    if not candidates:
+        return None
+    ranked = [row for row in candidates if row["protocol"] == RANKING_PROTOCOL]
+    row = (ranked or candidates)[-1]
+    energy = row["energy"]
+    *layers, total = energy_breakdown(energy).astype(object).where(lambda frame: frame.notna(), None).to_dict("records")
+    return {"protocol": row["protocol"], "n": energy["clean"]["images"], "draws": energy["draws"], "constants": energy["constants"],
+            "attacked": energy.get("adversarial") is not None, "layers": layers, "total": total, "date": str(row["timestamp"])[:10]}
 
 
 def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None,
@@ -173,7 +196,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
                 rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
-                audit=audits.get(card.name)))
+                audit=audits.get(card.name), energy=_energy_profile(rows, card.name, dataset, info.linf_eps)))
     index = out / "index.html"
     index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
     logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))
