@@ -75,6 +75,7 @@ def print_breakdown(record) -> None:
     show_default=True,
     help="Also count on the final adversarial inputs of this preset or attack (see `rsc-bench attacks list`).",
 )
+@click.option("--eps", type=options.EpsType(), help="The attack's budget, e.g. 0.05 or 8/255 [default: the dataset's threat model].")
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Count on the first N test images.")
 @options.seed
 @options.batch_size
@@ -82,7 +83,7 @@ def print_breakdown(record) -> None:
 @options.device
 @options.as_json
 @options.quiet
-def energy(model_name, checkpoint, attack, n_examples, seed, batch_size, data_dir, device, as_json, quiet):
+def energy(model_name, checkpoint, attack, eps, n_examples, seed, batch_size, data_dir, device, as_json, quiet):
     """Spikes, firing rates, SynOps, MACs and estimated energy per image, layer by layer.
 
     A layer fed with spikes does one accumulate per spike and synapse it drives (SynOps); a
@@ -97,6 +98,7 @@ def energy(model_name, checkpoint, attack, n_examples, seed, batch_size, data_di
     Examples:
       rsc-bench energy --model fmnist_snn_poisson
       rsc-bench energy --model fmnist_rsc1_s0.2 --attack pgd -n 200 --json
+      rsc-bench energy --model fmnist_snn_direct --attack pgd --eps 0.2
     """
     from robustbench_snn.evaluation import benchmark
     from robustbench_snn.registry import load_model
@@ -106,6 +108,7 @@ def energy(model_name, checkpoint, attack, n_examples, seed, batch_size, data_di
         model,
         dataset=model.card.dataset,
         attack=attack,
+        overrides={"eps": eps},
         n_examples=n_examples,
         seed=seed,
         batch_size=batch_size,
