@@ -101,6 +101,24 @@ def _time_major(tensor: torch.Tensor, images: int, trailing: int) -> torch.Tenso
     return tensor.reshape(-1, images, *tensor.shape[tensor.dim() - trailing :])
 
 
+def _per_image(rows: torch.Tensor) -> torch.Tensor:
+    """Per image, the sum of ``rows [steps, images, ...]`` (each step summed in the tensor's own
+    precision, exact for counts below 2^24, then the steps in float64)."""
+    return rows.flatten(2).sum(2).double().sum(0)
+
+
+def _fan_out(convolution: nn.Module, spikes: torch.Tensor) -> torch.Tensor:
+    """Per row of ``spikes [rows, C, ...]``, the (spike, synapse) pairs of ``convolution``: each output
+    position sums the weights over its window, so all-one weights count every pair once, borders
+    included. Without groups every output channel reads every input channel: one channel of summed
+    spikes, times the output channels, gives the same count at a fraction of the cost."""
+    if convolution.groups == 1:
+        ones = torch.ones(1, 1, *convolution.weight.shape[2:], dtype=spikes.dtype, device=spikes.device)
+        fanned = convolution._conv_forward(spikes.sum(1, keepdim=True), ones, None)
+        return fanned.flatten(1).double().sum(1) * convolution.out_channels
+    return convolution._conv_forward(spikes, torch.ones_like(convolution.weight), None).flatten(1).double().sum(1)
+
+
 def _repeated_frame(rows: torch.Tensor) -> torch.Tensor:
     """Per image: whether every step of ``rows [steps, images, ...]`` holds the same values."""
     return (rows == rows[:1]).flatten(2).all(2).all(0)
@@ -146,10 +164,10 @@ class _Pass:
         spikes = output.reshape(steps, self.images, -1)
         tally = self.tallies.get(name)
         if tally is None:
-            self.tallies[name] = SpikingTally(spikes.shape[2], steps, spikes.sum((0, 2), dtype=torch.float64))
+            self.tallies[name] = SpikingTally(spikes.shape[2], steps, _per_image(spikes))
         else:  # a single-step neuron, called once per step
             tally.steps += steps
-            tally.spikes += spikes.sum((0, 2), dtype=torch.float64)
+            tally.spikes += _per_image(spikes)
         self.mark(output, output)
 
     def pass_through(self, module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -> None:
@@ -175,12 +193,9 @@ def _synaptic_tally(
     zeros = torch.zeros(images, dtype=torch.float64, device=inputs.device)
     if spikes is not None:
         if isinstance(module, nn.Linear):
-            synops = _time_major(spikes, images, 1).sum((0, 2), dtype=torch.float64) * module.out_features
+            synops = _per_image(_time_major(spikes, images, 1)) * module.out_features
         else:
-            # Every output position sums the weights over its window: convolving the spikes with
-            # all-one weights counts each (spike, synapse) pair once, borders included.
-            fanned = module._conv_forward(spikes.flatten(0, spikes.dim() - trailing - 1), torch.ones_like(module.weight), None)
-            synops = fanned.reshape(-1, images, fanned[0].numel()).sum((0, 2), dtype=torch.float64)
+            synops = _fan_out(module, spikes.flatten(0, spikes.dim() - trailing - 1)).reshape(-1, images).sum(0)
         return SynapticTally(type(module).__name__, "spikes", synops, zeros)
     rows = _time_major(inputs, images, trailing)
     if isinstance(module, nn.Linear):

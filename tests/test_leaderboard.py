@@ -146,6 +146,11 @@ def test_leaderboard_renders_sorts_and_links_in_a_real_browser(site, browser):
     clean_header.click()
     assert [float(value) for value in _column(browser, headers.index("clean"))] == sorted(ascending, reverse=True)
 
+    energy_header = browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")[headers.index("energy µJ")]
+    energy_header.click()
+    energies = _column(browser, headers.index("energy µJ"))
+    assert float(energies[0]) > 0 and set(energies[1:]) == {"-"}, "the counted model first, rows without counts last"
+
     browser.find_element(By.LINK_TEXT, "fmnist_rsc1_s0.2").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "fmnist_rsc1_s0.2"
     assert Path(browser.current_url).name == "fmnist_rsc1_s0.2.html"
