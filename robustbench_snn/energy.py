@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 
 import torch
 from spikingjelly.activation_based import layer as sj_layer
-from spikingjelly.activation_based.op_counter import SimpleEnergyCostConfig
+from spikingjelly.activation_based.op_counter import SimpleEnergyCostConfig, is_binary_tensor
 from torch import nn
 
+from robustbench_snn.attacks.runner import is_stochastic
 from robustbench_snn.models.classifier import Classifier
-from robustbench_snn.models.interface import RandomizedModel
 from robustbench_snn.models.neurons import SpikingActivation
 from robustbench_snn.models.user import SingleStepNeuron, as_attackable
 from robustbench_snn.runtime import resolve_device
@@ -148,7 +148,7 @@ class _Pass:
         known = self.events.get(id(tensor))
         if known is not None:
             return known[1]
-        if self.spiking_network and bool(((tensor == 0) | (tensor == 1)).all()) and not self._is_input(tensor):
+        if self.spiking_network and is_binary_tensor(tensor) and not self._is_input(tensor):
             return tensor
         return None
 
@@ -238,7 +238,7 @@ def _normalised_input_spikes(model: Classifier, state: _Pass) -> list:
         emitted[:] = [output]
 
     def entering(module, args) -> None:
-        if emitted and emitted[0].numel() == args[0].numel() and bool(((emitted[0] == 0) | (emitted[0] == 1)).all()):
+        if emitted and emitted[0].numel() == args[0].numel() and is_binary_tensor(emitted[0]):
             state.mark(args[0], emitted[0].reshape(args[0].shape))
 
     return [model.encoder.register_forward_hook(encoded), model.backbone.register_forward_pre_hook(entering)]
@@ -271,11 +271,13 @@ def count_operations(model: nn.Module, images: torch.Tensor) -> dict[str, Spikin
 
 def measure(model: nn.Module, images: torch.Tensor, draws: int = 1, seed: int | None = None) -> dict:
     """The counts of ``images`` as plain data, averaged over ``draws`` draws of a stochastic model
-    (its encoder seeded with ``seed`` first): per image the spikes, SynOps and MACs, and per layer
-    their totals over the batch (a batch's part of a record, see `summarise`)."""
-    if isinstance(model, RandomizedModel) and model.stochastic and seed is not None:
+    (its encoder seeded with ``seed`` first; a deterministic model runs once): the draws run, per
+    image the spikes, SynOps and MACs, and per layer their totals over the batch (a batch's part of
+    a record, see `summarise`)."""
+    if not is_stochastic(model):
+        draws = 1
+    elif seed is not None:
         model.encoder.seed(seed)
-    draws = draws if isinstance(model, RandomizedModel) and model.stochastic else 1
     runs = [count_operations(model, images) for _ in range(draws)]
     layers, spikes, synops, macs = [], 0.0, 0.0, 0.0
     for name, first in runs[0].items():
@@ -301,6 +303,7 @@ def measure(model: nn.Module, images: torch.Tensor, draws: int = 1, seed: int | 
     zero = [0.0] * len(images)
     return {
         "images": len(images),
+        "draws": draws,
         "spikes": spikes.tolist() if torch.is_tensor(spikes) else zero,
         "synops": synops.tolist() if torch.is_tensor(synops) else zero,
         "macs": macs.tolist() if torch.is_tensor(macs) else zero,
@@ -347,14 +350,14 @@ def per_image_energy(part: dict) -> list[float]:
     return [energy_pj(synops, macs) for synops, macs in zip(part["synops"], part["macs"])]
 
 
-def record_energy(parts: list[dict], draws: int) -> dict:
+def record_energy(parts: list[dict]) -> dict:
     """A record's ``energy``: the constants, the draws averaged, and the per-image summaries of the
     clean inputs and (after an attack) the protocol's final adversarial inputs; ``parts`` are the
     batches' ``{"clean": ..., "adversarial": ...}`` `measure` results, in order."""
     adversarial = [part["adversarial"] for part in parts]
     return {
         "constants": CONSTANTS,
-        "draws": draws,
+        "draws": parts[0]["clean"]["draws"],
         "clean": summarise([part["clean"] for part in parts]),
         "adversarial": summarise(adversarial) if all(part is not None for part in adversarial) else None,
     }
@@ -374,5 +377,4 @@ def measure_energy(
         measure(model, images[start : start + batch_size], draws, batch_seed(seed, index))
         for index, start in enumerate(range(0, len(images), batch_size))
     ]
-    stochastic = isinstance(model, RandomizedModel) and model.stochastic
-    return {"constants": CONSTANTS, "draws": draws if stochastic else 1, **summarise(parts)}
+    return {"constants": CONSTANTS, "draws": parts[0]["draws"], **summarise(parts)}

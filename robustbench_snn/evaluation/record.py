@@ -128,6 +128,6 @@ def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: di
         preset_unmodified=plan.preset_unmodified,
         model_hash=plan.weights,
         lif_kernel=_lif_kernel(model),
-        energy=record_energy([part["energy"] for part in outcomes], plan.protocol.eval_draws if is_stochastic(model) else 1),
+        energy=record_energy([part["energy"] for part in outcomes]),
         **stamp(),
     )
