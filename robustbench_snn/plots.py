@@ -39,9 +39,10 @@ def _save(figure: Figure, out: Path) -> Path:
     return out
 
 
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot()
+def _figure(width: float, height: float, panels: int = 1) -> tuple[Figure, list[Axes]]:
+    """A figure of ``panels`` side by side, each ``width`` wide."""
+    figure = Figure(figsize=(width * panels, height))
+    return figure, list(figure.subplots(1, panels, squeeze=False)[0])
 
 
 def _styled(draw: Callable[..., Path]) -> Callable[..., Path]:
@@ -60,13 +61,12 @@ def _sigma(model: str, cards: dict) -> float | None:
     return card.encoding.noise_level() if card is not None else None
 
 
-def _new_figure(table: pd.DataFrame) -> tuple[pd.DataFrame, Figure, Axes]:
-    """The rows with a robust accuracy, and an empty figure for them."""
+def _attacked(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a robust accuracy (a `NoResultsError` if none)."""
     points = table.dropna(subset=["robust_accuracy"])
     if points.empty:
         raise NoResultsError("no stored results with an attack match these filters; run `rsc-bench evaluate` first")
-    figure, axes = _figure(6.5, 4.8)
-    return points, figure, axes
+    return points
 
 
 def _finish(figure: Figure, axes: Axes, xlabel: str, title: str, out: Path) -> Path:
@@ -137,17 +137,15 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     """Clean (x) against robust (y) accuracy, one point per model, with the Pareto front and RSC sigma
     curves; when the rows carry energy, a second panel of robust accuracy against the estimated
     energy per image (log scale; the front now favours less energy)."""
-    points, figure, axes = _new_figure(table)
-    _tradeoff_panel(axes, points, cards, 100 * points["clean_accuracy"], higher_is_better=True)
+    points = _attacked(table)
     costed = points.dropna(subset=["energy_pj"]) if "energy_pj" in points else points.iloc[:0]
-    if not costed.empty:
-        figure.set_size_inches(12.5, 4.8)
-        energy_axes = figure.add_subplot(1, 2, 2)
-        axes.set_subplotspec(figure.add_gridspec(1, 2)[0])
+    figure, (axes, *beside) = _figure(6.5, 4.8, panels=1 if costed.empty else 2)
+    _tradeoff_panel(axes, points, cards, 100 * points["clean_accuracy"], higher_is_better=True)
+    for energy_axes in beside:
         _tradeoff_panel(energy_axes, costed, cards, costed["energy_pj"] / 1e6, higher_is_better=False)
         energy_axes.set_xscale("log")
-        for axis in (energy_axes.xaxis.set_major_formatter, energy_axes.xaxis.set_minor_formatter):
-            axis(FuncFormatter(lambda value, _: f"{value:g}"))
+        for set_formatter in (energy_axes.xaxis.set_major_formatter, energy_axes.xaxis.set_minor_formatter):
+            set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         energy_axes.set_xlabel("estimated energy per image (µJ, log scale)")
         energy_axes.set_ylabel("robust accuracy (%)")
         energy_axes.set_title("against energy: SynOps × 0.9 pJ + MACs × 4.6 pJ (an estimate)")
@@ -157,7 +155,8 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
 @_styled
 def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     """Robust accuracy against eps, one line per model and protocol (A(0) is the clean accuracy)."""
-    curves, figure, axes = _new_figure(table)
+    curves = _attacked(table)
+    figure, (axes,) = _figure(6.5, 4.8)
     protocols = sorted(curves["protocol"].unique())
     for (model, protocol), curve in curves.groupby(["model", "protocol"]):
         style = _style(curve["family"].iloc[0])
@@ -176,7 +175,7 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
 @_styled
 def plot_certified(curve: dict[str, float], norm: str, out: Path, title: str) -> Path:
     """Certified accuracy against the certified radius (one randomized-smoothing certificate)."""
-    figure, axes = _figure(5.5, 3.8)
+    figure, (axes,) = _figure(5.5, 3.8)
     radii = sorted(curve, key=float)
     axes.plot([float(radius) for radius in radii], [100 * curve[radius] for radius in radii], marker="o", drawstyle="steps-post")
     axes.set_xlabel(f"{norm} radius")
