@@ -7,6 +7,7 @@ Shown only when asked for (``progress=True``); written to stderr by tqdm.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from tqdm import tqdm
@@ -61,7 +62,8 @@ class RunProgress:
         if left > ANNOUNCE_AFTER_S:
             self.bar.write(
                 f"estimated time left: about {_duration(left)} (from the first batch, {batch_seconds:.0f} s), "
-                "plus the reliability checks where the protocol has them"
+                "plus the reliability checks where the protocol has them",
+                file=sys.stderr,  # never into stdout, where --json writes the record
             )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 # Primes, so that derived seeds of different batches, members and offsets never coincide in practice.
 _BATCH_STRIDE = 1_000_003
 _MEMBER_STRIDE = 7919
+# Restarts of one member: far apart from every member's own seed.
+_RESTART_STRIDE = 15_485_863
 # The one-draw clean decision (the accuracy papers and model cards report) uses its own draw,
 # seeded apart from the batch's, so it leaves every other decision's draws as they were.
 _ONE_DRAW_OFFSET = 500_009
@@ -23,6 +25,15 @@ def batch_seed(seed: int, index: int) -> int:
 def member_seed(batch: int, number: int) -> int:
     """The seed of the ``number``-th attack member (from 0) on a batch seeded ``batch``."""
     return batch + _MEMBER_STRIDE * (number + 1)
+
+
+def restart_seed(member: int, restart: int) -> int:
+    """The seed of restart ``restart`` (from 0, which is the member's own seed) of a member seeded ``member``.
+
+    A restart's seed depends on nothing else, so a run with more restarts repeats the fewer ones
+    exactly before adding its own: more restarts never find fewer samples.
+    """
+    return member + _RESTART_STRIDE * restart
 
 
 def one_draw_seed(batch: int) -> int:

@@ -160,9 +160,31 @@ def test_reliable_version_2_is_stronger_than_version_1_on_the_poisson_snn(shippe
     model = model_with(shipped_models, kind="snn", encoding="poisson")
     current = build_protocol("reliable", {"checks": False})
     old_members = [member for member in current.members if member.grad != "hart" and not member.bpda]
-    version_1 = current.model_copy(update={"name": "reliable-v1", "version": 1, "adaptive": False, "members": old_members})
+    version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
+    version_1 = version_2.model_copy(update={"name": "reliable-v1", "version": 1, "adaptive": False, "members": old_members})
     run = dict(n_examples=100, batch_size=100, seed=0)
-    old, new = benchmark(model, attack=version_1, **run), benchmark(model, attack=current, **run)
+    old, new = benchmark(model, attack=version_1, **run), benchmark(model, attack=version_2, **run)
     assert new.clean_accuracy == old.clean_accuracy
     assert new.robust_accuracy < old.robust_accuracy
     assert sum(kills for label, kills in new.member_kills.items() if label.endswith("<-expectation")) > 0
+
+
+@pytest.mark.slow
+def test_reliable_version_3_is_never_above_version_2_and_reports_its_convergence(shipped_models):
+    """Version 3 runs version 2 as its exact start and adds the expectation's restarts after it:
+    on the same images it can only count fewer samples robust, and every record carries the
+    convergence curves of the members whose restarts double."""
+    model = model_with(shipped_models, kind="snn", encoding="poisson")
+    current = build_protocol("reliable")
+    assert current.version == 3 and current.later_members and current.convergence is not None
+    version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
+    run = dict(n_examples=100, batch_size=50, seed=0)
+    old, new = benchmark(model, attack=version_2, **run), benchmark(model, attack=current, **run)
+    assert new.robust_accuracy <= old.robust_accuracy
+    assert new.attacks[: len(old.attacks)] == old.attacks
+    curves = new.flag_details["convergence"]
+    assert {label for label in curves if label.startswith("pgd-50x4-cw")} and all(label.endswith("<-expectation") for label in curves)
+    for curve in curves.values():
+        assert curve["robust"] == sorted(curve["robust"], reverse=True)
+        assert curve["restarts"][1] == 2 * curve["restarts"][0]
+    assert "fooled_with_2x_restarts" in new.flag_details and "fooled_with_2x_draws" in new.flag_details

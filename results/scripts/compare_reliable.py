@@ -1,42 +1,64 @@
-"""The README's table of `reliable` version 1 against version 2 on the zoo, from the stored rows.
+"""The README's table of `reliable` against its previous version on the zoo, from the stored rows.
 
-python results/scripts/compare_reliable.py results/fashion-mnist.jsonl
+python results/scripts/compare_reliable.py results/fashion-mnist.jsonl [--versions 2 3]
+
+A member is "new" when the earlier version's row of the same model did not run it; the
+convergence column gives, for the cheap members whose restarts double, the samples still robust
+after each doubling (summed over the run's batches).
 """
 
+import argparse
 import json
-import sys
-
-# Labels of the members version 2 added: the coding's transfers from its expectation, and HART.
-ADDED_MEMBERS = ("<-expectation", "hart")
 
 
-def main(path: str) -> None:
-    rows = [json.loads(line) for line in open(path) if line.strip()]
-    by_version: dict[int, dict[str, dict]] = {1: {}, 2: {}}
-    for row in rows:
-        if row["protocol"] == "reliable" and row.get("n_examples") == 1000:
-            by_version[row["params"].get("version", 1)][row["model"]] = row
-    old, new = by_version[1], by_version[2]
+def newest_rows(path: str, version: int) -> dict[str, dict]:
+    """The newest official-size `reliable` row of each model at ``version``."""
+    found: dict[str, dict] = {}
+    for line in open(path):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["protocol"] == "reliable" and row.get("n_examples") == 1000 and row.get("seed") == 0:
+            if row["params"].get("version", 1) == version and row.get("timestamp", "") >= found.get(row["model"], {}).get("timestamp", ""):
+                found[row["model"]] = row
+    return found
+
+
+def convergence_cell(row: dict) -> str:
+    curves = row.get("flag_details", {}).get("convergence", {})
+    return "; ".join(f"{label}: {' > '.join(map(str, curve['robust']))}" for label, curve in curves.items()) or "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--versions", nargs=2, type=int, default=(2, 3), metavar=("OLD", "NEW"))
+    arguments = parser.parse_args()
+    old_version, new_version = arguments.versions
+    old, new = newest_rows(arguments.path, old_version), newest_rows(arguments.path, new_version)
+    old_label, new_label = f"v{old_version}", f"v{new_version}"
     print(
-        "| model | clean (all 4 draws / 1 draw) | `reliable` v1 | v2 | points lower | kills of v2's new members "
-        "| flags (v2) | run time v2 |"
+        f"| model | clean (all 4 draws / 1 draw) | `reliable` {old_label} | {new_label} | points lower "
+        f"| kills of {new_label}'s new members | robust as restarts double | flags ({new_label}) | run time {old_label} / {new_label} |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model in sorted(new, key=lambda name: -new[name]["robust_accuracy"]):
-        current, before = new[model], old[model]
-        added = {label: kills for label, kills in current["member_kills"].items() if kills and any(part in label for part in ADDED_MEMBERS)}
+        current, before = new[model], old.get(model)
+        earlier = set(before["attacks"]) if before else set()
+        added = {label: kills for label, kills in current["member_kills"].items() if kills and label not in earlier}
         cells = [
             model,
             f"{100 * current['clean_accuracy']:.1f} / {100 * current['clean_accuracy_one_draw']:.1f}",
-            f"{100 * before['robust_accuracy']:.1f}",
+            f"{100 * before['robust_accuracy']:.1f}" if before else "-",
             f"{100 * current['robust_accuracy']:.1f}",
-            f"{100 * (before['robust_accuracy'] - current['robust_accuracy']):+.1f}",
+            f"{100 * (before['robust_accuracy'] - current['robust_accuracy']):+.1f}" if before else "-",
             ", ".join(f"{label} {kills}" for label, kills in added.items()) or "-",
+            convergence_cell(current),
             ", ".join(current["flags"]) or "-",
-            f"{current['runtime_s']:.0f} s",
+            (f"{before['runtime_s']:.0f} s / " if before else "- / ") + f"{current['runtime_s']:.0f} s",
         ]
         print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

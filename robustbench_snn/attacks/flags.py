@@ -6,6 +6,10 @@
 - ``non_monotone_eps``: an attack at eps/2 fools samples that every member failed on at eps.
 - ``more_steps_stronger``: the reference attack with 4x the steps fools samples that every
   member failed on (the attacks had not converged).
+- ``not_converged``: under the protocol's convergence rule, a cheap member's last doubling of
+  restarts still fooled more than the rule's share of a batch's images
+  (`attacks.protocol.Convergence`), or the reference attack with twice its restarts or twice its
+  EOT draws fools survivors (a check).
 - ``blackbox_stronger``: Square or transfer fools samples that every white-box attack missed.
 - ``unbounded_not_zero``: with eps covering the whole input range, samples that every member
   failed on stay robust.
@@ -16,7 +20,7 @@
   certificate covers (certified radius at least the attack's ball), so the certificate or the
   attack's evaluation is wrong.
 
-The attack-based checks (the eps, steps, unbounded and, for protocols without black-box
+The attack-based checks (the eps, steps, restarts, draws, unbounded and, for protocols without black-box
 members, black-box ones) run when asked for (``--checks``) and always in the ``reliable``
 protocol, on the protocol's survivors among the first CHECK_EXAMPLES correctly classified
 samples. Each extra attack stays inside the threat model (or, unbounded, contains it), so every
@@ -36,7 +40,7 @@ import torch
 from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
-from robustbench_snn.attacks.runner import decide, eot_draws, is_stochastic, perturb
+from robustbench_snn.attacks.runner import attack_samples, eot_draws, is_stochastic
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ FLAGS = {
     "zero_gradients": "many input gradients are zero or not finite (gradient masking?)",
     "non_monotone_eps": "an attack at eps/2 fooled samples that every attack at eps missed",
     "more_steps_stronger": "4x the attack steps fooled samples that every attack missed (not converged)",
+    "not_converged": "twice the restarts or EOT draws of an attack still fooled samples every attack missed (not converged)",
     "blackbox_stronger": "a black-box attack fooled samples the white-box attacks missed",
     "unbounded_not_zero": "samples every attack missed stayed robust with eps covering the whole input range",
     "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
@@ -93,6 +98,29 @@ def below_certified(clean: list[bool], robust: list[bool], radii: list[float], n
     return violations > significant_count(sum(certified)), details
 
 
+def convergence_curves(batches: list[dict[str, dict]]) -> tuple[bool, dict[str, dict]]:
+    """Whether every converging member converged on every batch, and per member the run's curve:
+    restarts run and samples still robust after each doubling (a batch that converged earlier
+    counts its last value), and the batches that did not converge."""
+    curves: dict[str, dict] = {}
+    for batch in batches:
+        for label, curve in batch.items():
+            entry = curves.setdefault(label, {"batches": []})
+            entry["batches"].append(curve)
+    summary, converged = {}, True
+    for label, entry in curves.items():
+        longest = max(entry["batches"], key=lambda curve: len(curve["restarts"]))
+        levels = len(longest["restarts"])
+        unconverged = sum(not curve["converged"] for curve in entry["batches"])
+        converged &= unconverged == 0
+        summary[label] = {
+            "restarts": longest["restarts"],
+            "robust": [sum(curve["robust"][min(level, len(curve["robust"]) - 1)] for curve in entry["batches"]) for level in range(levels)],
+            "unconverged_batches": unconverged,
+        }
+    return converged, summary
+
+
 def reference_member(members: list[AttackSpec]) -> AttackSpec:
     """The white-box member the checks vary (the first one), or PGD-10 with the protocol's budget."""
     for member in members:
@@ -119,9 +147,7 @@ def fooled(
     """Which of ``images`` ``spec`` fools under the decision rule."""
     if len(images) == 0:
         return torch.zeros(0, dtype=torch.bool)
-    if is_stochastic(model):
-        model.encoder.seed(seed)
-    return ~decide(model, perturb(model, spec, images, labels, seed, sources), labels, eval_draws)
+    return ~attack_samples(model, spec, images, labels, eval_draws, seed, sources)
 
 
 def run_checks(
@@ -163,13 +189,19 @@ def run_checks(
         "fooled_at_half_eps": count(reference.model_copy(update={"eps": reference.eps / 2}), 2),
         f"fooled_with_{STEP_FACTOR}x_steps": count(more_steps, 4),
         "robust_at_unbounded_eps": len(survivors) - count(reference.model_copy(update={"eps": unbounded_eps(reference, images)}), 5),
+        # The budget's other two axes: twice the restarts (fresh starts and draws), twice the EOT draws.
+        "fooled_with_2x_restarts": count(reference.model_copy(update={"restarts": 2 * reference.restarts}), 11),
     }
+    if is_stochastic(model) and reference.uses_gradients:
+        details["fooled_with_2x_draws"] = count(reference.model_copy(update={"eot": 2 * reference.eot}), 12)
     threshold = significant_count(n)
     flags = []
     if details["fooled_at_half_eps"] > threshold:
         flags.append("non_monotone_eps")
     if details[f"fooled_with_{STEP_FACTOR}x_steps"] > threshold:
         flags.append("more_steps_stronger")
+    if max(details["fooled_with_2x_restarts"], details.get("fooled_with_2x_draws", 0)) > threshold:
+        flags.append("not_converged")
     if details["robust_at_unbounded_eps"] > threshold:
         flags.append("unbounded_not_zero")
     if blackbox:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_snn.models.estimators import score_function_surrogate
 from robustbench_snn.models.neurons import holding_sharpness, uses_adaptive_sharpness
 
 if TYPE_CHECKING:
@@ -75,6 +76,32 @@ def _draw_chunks_for(model: nn.Module, draws: int, images: torch.Tensor) -> list
     return draw_chunks(draws, images)
 
 
+def scores_its_draws(model: nn.Module) -> bool:
+    """Whether ``model``'s encoder differentiates its sampling by the score-function estimator."""
+    gradient = getattr(getattr(model, "encoder", None), "current_estimator", None)
+    return gradient is not None and gradient.estimator == "score-function"
+
+
+def score_function_gradient(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`loss_gradient` by the score-function estimator: every draw's logits with the log-probability
+    of its sample (left by the encoder), then cross-entropy per draw, or a margin on the mean logits
+    whose gradient is the score-function estimate of ``d E[logits] / dx``."""
+    images = images.detach().requires_grad_(True)
+    logits, log_prob = [], []
+    for count in draw_chunks(draws, images):
+        logits.append(model(repeated(images, count)).view(count, images.shape[0], -1))
+        log_prob.append(model.encoder.last_log_prob.view(count, images.shape[0]))
+    logits, log_prob = torch.cat(logits), torch.cat(log_prob)
+    if loss == "ce":
+        losses = F.cross_entropy(logits.flatten(0, 1), repeated(labels, draws), reduction="none").view(draws, -1)
+        objective = score_function_surrogate(losses, log_prob).sum() / draws
+    else:
+        objective = margin_loss(score_function_surrogate(logits, log_prob).mean(0), labels, loss).sum()
+    return input_gradient(objective, images), logits.detach().mean(0)
+
+
 def loss_gradient(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str = "ce"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +109,10 @@ def loss_gradient(
 
     Cross-entropy: ``(1/k) sum_i grad L(f_i(x))``, one backward per forward. A margin loss is taken
     on the mean logits ``(1/k) sum_i f_i(x)``, so all draws stay in one graph until its backward.
+    Under the score-function estimator the gradient is `score_function_gradient`'s.
     """
+    if scores_its_draws(model):
+        return score_function_gradient(model, images, labels, draws, loss)
     images = images.detach().requires_grad_(True)
     gradient, logits_sum = torch.zeros_like(images), 0
     for number, count in enumerate(_draw_chunks_for(model, draws, images)):

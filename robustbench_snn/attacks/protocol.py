@@ -13,13 +13,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 
 from robustbench_snn.attacks.registry import Attack, attack_names, get_attack, unknown_attack
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError, did_you_mean
+from robustbench_snn.models.estimators import EstimatorName, SamplingGradient
 from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode, GradientModeName, SurrogateName
 from robustbench_snn.shipped import search_path, shipped_folder
 
@@ -59,6 +60,10 @@ class AttackSpec(_Strict):
     source: str | None = None
     loss: Literal["ce", "cw", "dlr"] = "ce"
     bpda: bool = False
+    estimator: EstimatorName | None = None
+    temperature: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
+    # Set by the runner's planning on members of a protocol's ``later_members`` (not part of the identity).
+    _later: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
@@ -84,6 +89,20 @@ class AttackSpec(_Strict):
         takes_alpha = surrogate is not None or GRADIENT_MODES[self.grad] is not None
         return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
 
+    @property
+    def later(self) -> bool:
+        """Whether the member came from its protocol's ``later_members``."""
+        return self._later
+
+    def sampling_gradient(self) -> SamplingGradient | None:
+        """The gradient estimator through a stochastic encoder's sampling (None: the coding's default)."""
+        return None if self.estimator is None else SamplingGradient(self.estimator, self.temperature)
+
+    def backward_label(self) -> str:
+        """How the member differentiates: the SNN gradient mode, BPDA and the sampling's estimator."""
+        estimator = self.sampling_gradient()
+        return f"{self.gradient().label()}{'+bpda' if self.bpda else ''}{'|' + estimator.label() if estimator else ''}"
+
     def label(self) -> str:
         return self.method.label(self)
 
@@ -91,25 +110,58 @@ class AttackSpec(_Strict):
 MEMBER_FIELDS = tuple(AttackSpec.model_fields)
 
 
+class Convergence(_Strict):
+    """Budget spent until an attack stops finding samples (Carlini et al. 2019).
+
+    The cheap members (`attacks.runner.converges`) of the protocol's ``members`` or, with
+    ``applies_to: later_members``, of its later members alone (so an earlier version's run stays
+    the exact start of this one) get their restarts doubled, on the samples still robust, until a
+    doubling fools at most ``share`` of the batch's images; at least ``min_doublings`` and at most
+    ``max_doublings`` doublings. A member still finding more after the last is ``not_converged``.
+    """
+
+    applies_to: Literal["members", "later_members"] = "members"
+    share: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
+    min_doublings: int = Field(default=1, ge=0, le=10)
+    max_doublings: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Convergence":
+        if self.min_doublings > self.max_doublings:
+            raise ValueError("min_doublings must not exceed max_doublings")
+        return self
+
+
 class Protocol(_Strict):
-    """A named list of attacks; a sample is robust only if every member fails on it."""
+    """A named list of attacks; a sample is robust only if every member fails on it.
+
+    ``later_members`` run after every one of ``members`` (and the coding's attacks), in their own
+    order: a later version of a protocol adds its attacks there, so that the earlier version's run
+    is the exact start of its own (the same members, order, samples and seeds) and it can never
+    report a higher robust accuracy on the same images.
+    """
 
     name: str
     version: int = Field(default=1, ge=1)
     description: str = ""
     members: list[AttackSpec] = Field(default_factory=list)
+    later_members: list[AttackSpec] = Field(default_factory=list)
     eval_draws: int = Field(default=1, ge=1, le=1024)
     checks: bool = False
     adaptive: bool = False
+    convergence: Convergence | None = None
     n_examples: int | None = Field(default=None, ge=1)
 
     def resolved(self, dataset: DatasetInfo) -> "Protocol":
         """The protocol with every unset eps filled in from the dataset's standard threat model."""
-        members = [
-            member if member.eps is not None else member.model_copy(update={"eps": dataset.default_eps(member.norm)})
-            for member in self.members
-        ]
-        return self.model_copy(update={"members": members})
+
+        def filled(members: list[AttackSpec]) -> list[AttackSpec]:
+            return [
+                member if member.eps is not None else member.model_copy(update={"eps": dataset.default_eps(member.norm)})
+                for member in members
+            ]
+
+        return self.model_copy(update={"members": filled(self.members), "later_members": filled(self.later_members)})
 
     def label(self) -> str:
         return self.name
@@ -153,7 +205,7 @@ def build_protocol(
     (eval_draws, checks, n_examples); ``None`` values are ignored.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples", "adaptive"}
+    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples", "adaptive", "convergence"}
     if unknown:
         raise UserError(f"unknown protocol option(s): {', '.join(sorted(unknown))}")
     presets = list_presets(directory)
@@ -176,12 +228,15 @@ def build_protocol(
         )
     shared = {key: value for key, value in data.items() if key in MEMBER_FIELDS}
     member_overrides = {key: value for key, value in overrides.items() if key in MEMBER_FIELDS}
-    members = data.get("members", [{}])
+    members, later = data.get("members", [{}]), data.get("later_members", [])
     if not isinstance(members, list) or not members or not all(isinstance(member, dict) for member in members):
         raise UserError(f"{source}: 'members' must be a non-empty list of mappings")
+    if not isinstance(later, list) or not all(isinstance(member, dict) for member in later):
+        raise UserError(f"{source}: 'later_members' must be a list of mappings")
     protocol_data = {key: value for key, value in data.items() if key not in MEMBER_FIELDS}
     protocol_data.update({key: value for key, value in overrides.items() if key not in MEMBER_FIELDS})
     protocol_data["members"] = [{**shared, **member, **member_overrides} for member in members]
+    protocol_data["later_members"] = [{**shared, **member, **member_overrides} for member in later]
     protocol_data.setdefault("name", attack)
     try:
         return Protocol.model_validate(protocol_data)
@@ -191,6 +246,7 @@ def build_protocol(
 
 __all__ = [
     "AttackSpec",
+    "Convergence",
     "Protocol",
     "build_protocol",
     "list_presets",

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from robustbench_snn.attacks.protocol import AttackSpec
 
 _REGISTRY: dict[str, Attack] = {}
+
+# The source that is the target itself fed its coding's expectation (white-box: it uses the
+# target's own weights), as against another model's (black-box for the target).
+EXPECTATION_SOURCE = "expectation"
 _builtins_loaded = False
 
 
@@ -47,7 +51,8 @@ class Attack:
     tunable: bool = True
     # Fixes its own EOT draws, so a stochastic model is never attacked without EOT by it.
     own_eot: bool = False
-    # Crafted on a source model named by the member's ``source`` (loaded by the evaluation).
+    # Crafted on a source model named by the member's ``source`` (loaded by the evaluation); any
+    # gradient attack may take a source, a transfer attack must.
     needs_source: bool = False
     # Costly query-based attacks run last, on the samples every other member failed on.
     query_based: bool = False
@@ -57,19 +62,25 @@ class Attack:
         if spec.loss != "ce" and not self.loss_choice:
             choosers = ", ".join(name for name in attack_names() if get_attack(name).loss_choice)
             raise ValueError(f"{self.name} fixes its own loss; 'loss' applies to {choosers}")
+        if spec.source is not None and not self.uses_gradients:
+            raise ValueError(f"{self.name} uses no gradients, so it takes no source model")
 
     def is_white_box(self, spec: AttackSpec) -> bool:
-        return self.white_box
+        """Black-box when crafted on another model; the target's own weights fed its coding's
+        expectation (``source: expectation``) are white-box."""
+        return self.white_box if spec.source is None else spec.source == EXPECTATION_SOURCE
 
     def label(self, spec: AttackSpec) -> str:
-        """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]``."""
+        """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]`` (``<-SOURCE`` when crafted on one)."""
         loss = "" if spec.loss == "ce" else f"-{spec.loss}"
         steps = f"-{spec.steps}" if self.shows_steps else ""
-        return f"{self.name}{steps}{loss}[{spec.gradient().label()}{'+bpda' if spec.bpda else ''}]"
+        restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
+        source = f"<-{spec.source}" if spec.source is not None else ""
+        return f"{self.name}{steps}{restarts}{loss}[{spec.backward_label()}]{source}"
 
     def attacked_model(self, model: nn.Module, spec: AttackSpec, sources: dict[str, nn.Module]) -> nn.Module:
-        """The model whose gradients the attack follows (a transfer attack's is its source)."""
-        return model
+        """The model whose gradients the attack follows: its source when it has one, else the target."""
+        return model if spec.source is None else sources[spec.source]
 
     def with_more_steps(self, spec: AttackSpec, factor: int) -> AttackSpec:
         """``spec`` run for ``factor`` times as many steps (a reliability check)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
@@ -23,9 +23,11 @@ from torch.nn import functional as F
 from robustbench_snn.attacks.bpda import bpda_context
 from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
+from robustbench_snn.attacks.registry import EXPECTATION_SOURCE
+from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
 from robustbench_snn.models.interface import GradientLimited, RandomizedModel, SmoothedModel, SpikingNetwork
-from robustbench_snn.seeds import member_seed, one_draw_seed
+from robustbench_snn.seeds import member_seed, one_draw_seed, restart_seed
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +58,20 @@ def eot_draws(model: nn.Module, spec: AttackSpec) -> int:
     return spec.eot if is_stochastic(model) else 1
 
 
-def gradient_context(model: nn.Module, spec: AttackSpec):
-    """Run ``spec`` with its SNN gradient mode set on ``model`` (a no-op for models without spiking layers)."""
-    return model.using_gradient(spec.gradient()) if has_spiking_layers(model) else nullcontext()
+def admitted_estimators(model: nn.Module) -> tuple[str, ...]:
+    """The gradient estimators a stochastic model's encoder declares for its sampling (none otherwise)."""
+    return tuple(getattr(getattr(model, "encoder", None), "estimators", ())) if is_stochastic(model) else ()
+
+
+def gradient_context(model: nn.Module, spec: AttackSpec) -> ExitStack:
+    """Run ``spec`` with its SNN gradient mode and its sampling estimator set on ``model`` (each a
+    no-op for models without spiking layers, or without an encoder that admits estimators)."""
+    stack = ExitStack()
+    if has_spiking_layers(model):
+        stack.enter_context(model.using_gradient(spec.gradient()))
+    if spec.estimator is not None and spec.estimator in admitted_estimators(model):
+        stack.enter_context(model.encoder.using_estimator(spec.sampling_gradient()))
+    return stack
 
 
 @torch.inference_mode()
@@ -96,14 +109,16 @@ def training_surrogate(model: nn.Module) -> tuple[str, float] | None:
 def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     """``member`` with every default spelled out removed, so one attack has one form, one label
     and one identity: the model's own training surrogate is ``surrogate: None``, a mode's default
-    parameter is ``None``, and settings a mode ignores are dropped."""
-    update: dict = {}
+    parameter is ``None``, and settings a mode ignores are dropped. An estimator the model's coding
+    does not admit (a deterministic model admits none) is its coding's default, as SNN gradient
+    modes are plain backprop on an ANN."""
+    update: dict = _normalised_estimator(member, model)
     if member.grad == "bptt" and member.surrogate is None:
-        update = {"surrogate_alpha": None} if member.surrogate_alpha is not None else {}
+        update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
     elif member.grad == "bptt":
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
         if (member.surrogate, alpha) == training_surrogate(model):
-            update = {"surrogate": None, "surrogate_alpha": None}
+            update.update({"surrogate": None, "surrogate_alpha": None})
     else:
         update["surrogate"] = None
         default = GRADIENT_MODES[member.grad]
@@ -112,25 +127,50 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     return member.model_copy(update=update) if update else member
 
 
+def _normalised_estimator(member: AttackSpec, model: nn.Module) -> dict:
+    admitted = admitted_estimators(model)
+    if member.estimator is None or member.estimator not in admitted or member.estimator == admitted[0]:
+        return {"estimator": None, "temperature": None} if member.estimator is not None or member.temperature is not None else {}
+    default = ESTIMATORS[member.estimator].default_temperature
+    if member.temperature is not None and (default is None or member.temperature == default):
+        return {"temperature": None}
+    return {}
+
+
 def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = False) -> list[AttackSpec]:
     """The members to run, each `normalised`: white-box first, with the encoder's adaptive attacks
     (when the protocol asks for them) right after the first member, then transfers from other
     models, Square last; each runs only on the samples still robust, so the cheap ones go early.
-    Members that are the same attack on this model run once: for a model without spiking layers
-    SNN gradient modes are all plain backprop, and without a quantising operation (``quantized``)
-    BPDA changes nothing."""
+    The protocol's ``later_members`` follow, ordered the same way among themselves. Members that
+    are the same attack on this model run once: for a model without spiking layers SNN gradient
+    modes are all plain backprop, and without a quantising operation (``quantized``) BPDA changes
+    nothing."""
     # The coding's attacks are cheap transfers: right after the first member, they leave the
     # costlier members fewer samples to attack.
-    members = [*protocol.members[:1], *adaptive_members(model, protocol), *protocol.members[1:]]
+    stages = ([*protocol.members[:1], *adaptive_members(model, protocol), *protocol.members[1:]], protocol.later_members)
     plain: dict[str, AttackSpec] = {}
-    for member in members:
-        member = normalised(member, model)
-        if not has_spiking_layers(model):
-            member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
-        if member.bpda and not quantized:
-            member = member.model_copy(update={"bpda": False})
-        plain.setdefault(member.model_dump_json(), member)
-    return sorted(plain.values(), key=lambda member: (not member.white_box, member.method.query_based))
+    ordered: list[AttackSpec] = []
+    for later, stage in enumerate(stages):
+        kept = []
+        for member in stage:
+            member = normalised(member, model)
+            member._later = bool(later)
+            if not has_spiking_layers(model):
+                member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
+            if member.bpda and not quantized:
+                member = member.model_copy(update={"bpda": False})
+            if plain.setdefault(member.model_dump_json(), member) is member:
+                kept.append(member)
+        ordered += sorted(kept, key=lambda member: (not member.white_box, member.method.query_based))
+    return ordered
+
+
+def converges(model: nn.Module, member: AttackSpec, number: int) -> bool:
+    """Whether the protocol's convergence rule spends more budget on ``member`` (the ``number``-th):
+    the cheap ones, one forward per step, crafted on the coding's deterministic expectation or
+    (the first member) on a deterministic model. A stochastic model's first member is checked
+    for convergence on the survivors instead (`attacks.flags.run_checks`)."""
+    return member.source == EXPECTATION_SOURCE or (number == 0 and not is_stochastic(model) and member.uses_gradients)
 
 
 @dataclass
@@ -148,6 +188,10 @@ class BatchOutcome:
     # The last input each sample was decided on: the one that fooled it, else the last member's
     # attempt, else (never attacked) the clean input; the protocol's final inputs (not stored).
     final: torch.Tensor | None = None
+    # The seed of each restart that ran, per member label.
+    member_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # Per converging member: the restarts run so far and the robust count after each doubling.
+    convergence: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -157,6 +201,8 @@ class BatchOutcome:
             "zero_gradients": self.zero_gradients,
             "member_seconds": self.member_seconds,
             "clean_one_draw": self.clean_one_draw,
+            "member_seeds": self.member_seeds,
+            "convergence": self.convergence,
         }
 
 
@@ -188,6 +234,73 @@ def perturb(
         return method.perturb(attacked, spec, images, labels, seed, eot_draws(attacked, spec))
 
 
+class _BatchRun:
+    """The state of one batch under attack: who is still robust, who fooled whom, the inputs kept."""
+
+    def __init__(self, model, protocol, images, labels, sources, clean, keep_adversarial):
+        self.model, self.protocol, self.images, self.labels, self.sources = model, protocol, images, labels, sources
+        self.robust = clean.clone()
+        self.fooled_by: list[str | None] = [None] * len(images)
+        self.kept = images.detach().clone() if keep_adversarial else None
+        self.final = images.detach().clone()
+        self.seeds: dict[str, list[int]] = {}
+
+    def attempt(self, member: AttackSpec, seed: int) -> int:
+        """One restart of ``member`` from ``seed`` on the samples still robust; how many it fooled.
+
+        A stochastic model's draws restart at ``seed`` too, so an attempt's outcome depends on its
+        seed and the samples it is given alone, not on what ran before it."""
+        index = self.robust.nonzero().squeeze(1)
+        if index.numel() == 0:
+            return 0
+        self.seeds.setdefault(member.label(), []).append(seed)
+        if is_stochastic(self.model):
+            self.model.encoder.seed(seed)
+        single = member.model_copy(update={"restarts": 1})
+        adversarial = perturb(self.model, single, self.images[index], self.labels[index], seed, self.sources)
+        survived = decide(self.model, adversarial, self.labels[index], self.protocol.eval_draws)
+        self.final[index] = adversarial.detach().to(self.final.dtype)
+        if self.kept is not None:
+            self.kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
+        for position in index[~survived].tolist():
+            self.robust[position] = False
+            self.fooled_by[position] = member.label()
+        return int((~survived).sum())
+
+    def run(self, member: AttackSpec, seed: int, converge: bool) -> dict | None:
+        """Every restart of ``member``; when it should ``converge`` under the protocol's rule, the
+        doublings after them, and the curve: restarts run and samples still robust after each."""
+        found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(member.restarts)]
+        rule = self.protocol.convergence
+        if rule is None or not converge:
+            return None
+        restarts, curve = [member.restarts], [int(self.robust.sum())]
+        for doubling in range(1, rule.max_doublings + 1):
+            done = restarts[-1]
+            found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(done, 2 * done)]
+            restarts.append(2 * done)
+            curve.append(int(self.robust.sum()))
+            if doubling >= rule.min_doublings and sum(found) <= rule.share * len(self.images):
+                break
+        return {"restarts": restarts, "robust": curve, "converged": sum(found) <= rule.share * len(self.images)}
+
+
+def attack_samples(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eval_draws: int,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> torch.Tensor:
+    """Which of ``images`` stay correct under every restart of ``spec`` from ``seed`` (the decision rule's verdict)."""
+    protocol = Protocol(name=spec.label(), members=[spec], eval_draws=eval_draws)
+    batch = _BatchRun(model, protocol, images, labels, sources, torch.ones(len(images), dtype=torch.bool), False)
+    batch.run(spec, seed, converge=False)
+    return batch.robust
+
+
 def attack_batch(
     model: nn.Module,
     protocol: Protocol,
@@ -201,14 +314,14 @@ def attack_batch(
     on_member: Callable[[int], None] | None = None,
 ) -> BatchOutcome:
     """Run every member on the samples still robust; record which member fooled each sample (and,
-    with ``keep_adversarial``, the input that fooled it). ``on_member(k)`` is called after the
-    clean decision (k = 0) and after the k-th member."""
+    with ``keep_adversarial``, the input that fooled it). Each restart of a member has its own seed
+    (`seeds.restart_seed`), recorded; the protocol's convergence rule adds restarts to the members
+    it names (`converges`). ``on_member(k)`` is called after the clean decision (k = 0) and after
+    the k-th member."""
     announce = on_member or (lambda done: None)
     if is_stochastic(model):
         model.encoder.seed(seed)
     clean = decide(model, images, labels, protocol.eval_draws)
-    robust = clean.clone()
-    fooled_by: list[str | None] = [None] * len(images)
     zero_gradients: dict[str, int] = {}
     if count_gradients:
         correct = clean.nonzero().squeeze(1)
@@ -216,26 +329,32 @@ def attack_batch(
             if member.white_box and member.gradient().label() not in zero_gradients:
                 zero_gradients[member.gradient().label()] = count_zero_gradients(model, member, images[correct], labels[correct])
     announce(0)
+    batch = _BatchRun(model, protocol, images, labels, sources, clean, keep_adversarial)
     member_seconds: dict[str, float] = {}
-    kept = images.detach().clone() if keep_adversarial else None
-    final = images.detach().clone()
+    convergence: dict[str, dict] = {}
     for number, member in enumerate(members):
-        index = robust.nonzero().squeeze(1)
-        if index.numel() == 0:
+        if not batch.robust.any():
             break
         started = time.perf_counter()
-        adversarial = perturb(model, member, images[index], labels[index], member_seed(seed, number), sources)
-        survived = decide(model, adversarial, labels[index], protocol.eval_draws)
+        in_scope = protocol.convergence is not None and (protocol.convergence.applies_to == "later_members") == member.later
+        curve = batch.run(member, member_seed(seed, number), in_scope and converges(model, member, number))
         member_seconds[member.label()] = time.perf_counter() - started
-        final[index] = adversarial.detach().to(final.dtype)
-        if kept is not None:
-            kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
-        for position in index[~survived].tolist():
-            robust[position] = False
-            fooled_by[position] = member.label()
+        if curve is not None:
+            convergence[member.label()] = curve
         announce(number + 1)
     one_draw = clean
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
         model.encoder.seed(one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
-    return BatchOutcome(clean.tolist(), robust.tolist(), fooled_by, zero_gradients, member_seconds, one_draw.tolist(), kept, final)
+    return BatchOutcome(
+        clean.tolist(),
+        batch.robust.tolist(),
+        batch.fooled_by,
+        zero_gradients,
+        member_seconds,
+        one_draw.tolist(),
+        batch.kept,
+        batch.final,
+        batch.seeds,
+        convergence,
+    )

@@ -96,10 +96,23 @@ def print_record(record, stored: str | None) -> None:
 @click.option("--surrogate-alpha", type=click.FloatRange(min=0, min_open=True), help="Surrogate sharpness.")
 @click.option("--eot", type=click.IntRange(min=1), help="EOT draws averaged per gradient (stochastic models).")
 @click.option(
+    "--estimator",
+    type=options.ESTIMATORS,
+    help="Gradient estimator through a stochastic coding's sampling, where the coding admits it "
+    "[default: the coding's own: straight-through for Poisson, pathwise for RSC].",
+)
+@click.option(
+    "--temperature", type=click.FloatRange(min=0, max=100, min_open=True), help="Temperature of --estimator relaxed [default: 0.5]."
+)
+@click.option(
     "--eval-draws", type=click.IntRange(min=1), help="Draws deciding a stochastic model's prediction: correct only if right on every draw."
 )
 @click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
-@click.option("--source", help="Source model of a transfer attack (a registered name, twin, or expectation).")
+@click.option(
+    "--source",
+    help="Craft the attack on a source model and try it on the target: a registered name, twin, or expectation "
+    "(the target's weights fed its coding's mean); required by transfer, taken by every gradient attack.",
+)
 @click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
 @click.option(
     "--smoothed",
@@ -177,6 +190,8 @@ def evaluate(
     surrogate,
     surrogate_alpha,
     eot,
+    estimator,
+    temperature,
     eval_draws,
     queries,
     source,
@@ -232,6 +247,8 @@ def evaluate(
         "surrogate": surrogate,
         "surrogate_alpha": surrogate_alpha,
         "eot": eot,
+        "estimator": estimator,
+        "temperature": temperature,
         "eval_draws": eval_draws,
         "queries": queries,
         "source": source,

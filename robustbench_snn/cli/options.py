@@ -51,6 +51,7 @@ class RegistryChoice(click.Choice):
 DATASETS = RegistryChoice("robustbench_snn.data", "DATASETS")
 GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", ordered=True)
 SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES")
+ESTIMATORS = RegistryChoice("robustbench_snn.models.estimators", "ESTIMATORS", ordered=True)
 ENCODINGS = RegistryChoice("robustbench_snn.models.encoders", "ENCODERS")
 
 

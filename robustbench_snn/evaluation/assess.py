@@ -9,7 +9,15 @@ from __future__ import annotations
 import torch
 
 from robustbench_snn.attacks import FLAGS, run_checks
-from robustbench_snn.attacks.flags import CHECK_EXAMPLES, below_certified, significant_count, stochastic_without_eot, zero_gradients
+from robustbench_snn.attacks.flags import (
+    CHECK_EXAMPLES,
+    below_certified,
+    convergence_curves,
+    significant_count,
+    stochastic_without_eot,
+    zero_gradients,
+)
+from robustbench_snn.attacks.runner import is_stochastic
 from robustbench_snn.certify import covering_radius
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.progress import CheckProgress
@@ -51,13 +59,17 @@ def assess(plan: Plan, outcomes: list[dict], progress: bool) -> tuple[list[str],
     details["zero_gradient_share"] = shares
     if masked:
         flags.append("zero_gradients")
+    if plan.protocol.convergence is not None and members:
+        converged, details["convergence"] = convergence_curves([part.get("convergence", {}) for part in outcomes])
+        if not converged:
+            flags.append("not_converged")
     if plan.protocol.checks and members:
         blackbox = [member.label() for member in members if not member.white_box]
         if blackbox:
             details["blackbox_kills"] = sum(fooled_by.count(label) for label in blackbox)
             if details["blackbox_kills"] > significant_count(sum(clean)):
                 flags.append("blackbox_stronger")
-        with CheckProgress(3 + (0 if blackbox else 1 + len(plan.sources)), progress) as checks:
+        with CheckProgress(4 + is_stochastic(model) + (0 if blackbox else 1 + len(plan.sources)), progress) as checks:
             check_flags, check_details = run_checks(
                 model,
                 plan.protocol,

@@ -96,8 +96,11 @@ def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
     preset = build_protocol(protocol.name, directory=shipped[protocol.name].parent)
 
     def shape(candidate: Protocol) -> tuple:
-        members = [normalised(member, model).model_copy(update={"eps": None}).model_dump() for member in candidate.members]
-        return candidate.model_dump(exclude={"members", "n_examples", "description"}), members
+        def plain(members: list[AttackSpec]) -> list[dict]:
+            return [normalised(member, model).model_copy(update={"eps": None}).model_dump() for member in members]
+
+        fields = candidate.model_dump(exclude={"members", "later_members", "n_examples", "description"})
+        return fields, plain(candidate.members), plain(candidate.later_members)
 
     return shape(protocol) == shape(preset)
 
@@ -108,11 +111,23 @@ def compile_pays(model: nn.Module, members: list[AttackSpec], n_examples: int) -
     return has_spiking_layers(model) and hasattr(model, "compile_lif") and work >= COMPILE_WORTH
 
 
+class LogitEnsemble(nn.Module):
+    """The mean logits of several source models: one source for a transfer from all of them."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([model(images) for model in self.models]).mean(0)
+
+
 def resolve_sources(
     model: nn.Module, members: list[AttackSpec], device: str, seed: int
 ) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
-    """Load the source model of each transfer member ('twin': the registered ANN twin; 'expectation':
-    the model fed its coding's expectation); a member whose source does not exist is skipped."""
+    """Load the source model of each member crafted on one ('twin': the registered ANN twin;
+    'expectation': the model fed its coding's expectation; a registered name; several joined by
+    '+': an ensemble of those that exist); a member whose source does not exist is skipped."""
     from robustbench_snn.registry import find_ann_twin, load_model
 
     sources: dict[str, nn.Module] = {}
@@ -125,30 +140,36 @@ def resolve_sources(
         logger.warning("skipping %s", reason)
         skipped.append(reason)
 
-    for member in members:
-        if not member.method.needs_source:
-            kept.append(member)
-            continue
-        name = member.source
+    def load(name: str) -> tuple[str, nn.Module | str]:
+        """A single source's name as stored and the model, or why it does not exist."""
         if name == EXPECTATION_SOURCE:
             relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
-            if relative is None:
-                skip(f"{member.label()}: the model has no stochastic encoder with a known expectation")
-                continue
-            sources[name] = relative
-            kept.append(member)
-            continue
+            return name, relative if relative is not None else "the model has no stochastic encoder with a known expectation"
         if name == "twin":
             twin = find_ann_twin(card) if card is not None else None
             if twin is None:
-                skip(
-                    f"{member.label()}: no registered ANN twin of {card.name if card else 'this unregistered model'}",
-                    "; pass --source NAME",
-                )
-                continue
+                return name, f"no registered ANN twin of {card.name if card else 'this unregistered model'}"
             name = twin.name
-        if name not in sources:
-            sources[name] = load_model(name, device=device, seed=seed)
+        return name, sources[name] if name in sources else load_model(name, device=device, seed=seed)
+
+    for member in members:
+        if member.source is None:
+            kept.append(member)
+            continue
+        parts = [load(name) for name in member.source.split("+")]
+        found = [(name, source) for name, source in parts if isinstance(source, nn.Module)]
+        missing = [f"{name}: {source}" for name, source in parts if isinstance(source, str)]
+        if missing:
+            logger.info("%s: sources not found: %s", member.label(), "; ".join(missing))
+        if not found:
+            reason = "; ".join(source for _, source in parts if isinstance(source, str))
+            skip(f"{member.label()}: {reason}", "; pass --source NAME" if "twin" in member.source else "")
+            continue
+        for name, source in found:
+            sources.setdefault(name, source)
+        name = "+".join(name for name, _ in found)
+        if len(found) > 1:
+            sources.setdefault(name, LogitEnsemble([source for _, source in found]).eval())
         kept.append(member.model_copy(update={"source": name}))
     return kept, sources, skipped
 
@@ -187,7 +208,9 @@ def prepare(
     """The model as the runner attacks it (a user's SNN wrapped, randomness detected on ``probe``),
     the protocol normalised for it, and the members that run, their sources and the ones skipped."""
     model = as_attackable(model.to(device).eval(), probe, seed)
-    protocol = protocol.model_copy(update={"members": [normalised(member, model) for member in protocol.members]})
+    protocol = protocol.model_copy(
+        update={name: [normalised(member, model) for member in getattr(protocol, name)] for name in ("members", "later_members")}
+    )
     members, sources, skipped = plan_members(model, protocol, probe[:1], device, seed)
     return model, protocol, members, sources, skipped
 

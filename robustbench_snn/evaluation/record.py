@@ -56,6 +56,8 @@ class EvaluationRecord:
     ranks: int = 1
     gather_s: float = 0.0
     reused: bool = False
+    # the seed of every restart each member ran, per batch (`seeds.restart_seed`)
+    member_seeds: dict[str, list[list[int]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -129,5 +131,6 @@ def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: di
         model_hash=plan.weights,
         lif_kernel=_lif_kernel(model),
         energy=record_energy([part["energy"] for part in outcomes]),
+        member_seeds={member.label(): [part.get("member_seeds", {}).get(member.label(), []) for part in outcomes] for member in members},
         **stamp(),
     )

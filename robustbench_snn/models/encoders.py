@@ -12,6 +12,8 @@ through it. Stochastic encoders draw fresh randomness at every forward from thei
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Literal, NamedTuple
 
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 
 from robustbench_snn.config import Strict, describe
 from robustbench_snn.errors import UserError, unknown_name
+from robustbench_snn.models.estimators import SamplingGradient, bernoulli_spikes
 
 ENCODERS: dict[str, type[Encoder]] = {}
 
@@ -43,6 +46,10 @@ class Encoder(nn.Module):
     ``reliable`` protocol adds, each over its first white-box member (so they share its eps, norm
     and EOT). ``Parameters`` is the schema of the keyword arguments the constructor takes (besides
     ``seed`` and ``generator``).
+
+    ``estimators`` are the gradient estimators its sampling admits (`models.estimators`; the first
+    is the default); an attack picks one with `using_estimator`. Under ``score-function`` the
+    forward leaves the log-probability of its draw per image in ``last_log_prob``, for the attack.
     """
 
     name: ClassVar[str] = ""
@@ -50,6 +57,9 @@ class Encoder(nn.Module):
     Parameters: ClassVar[type[Strict]] = NoParameters
     stochastic = False
     adaptive_attacks: tuple[dict, ...] = ()
+    estimators: ClassVar[tuple[str, ...]] = ()
+    sampling_gradient: SamplingGradient | None = None
+    last_log_prob: torch.Tensor | None = None
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,6 +91,26 @@ class Encoder(nn.Module):
     def with_noise_level(self, sigma: float) -> None:
         """Set the noise level a smoothed classifier certifies with (only for encoders whose noise has one)."""
         raise UserError(f"a {self.name}-coded model is smoothed by its own randomness; --sigma applies to RSC models and noise-free ones")
+
+    @property
+    def current_estimator(self) -> SamplingGradient | None:
+        """The estimator the sampling's backward follows now (None for an encoder that does not sample)."""
+        if not self.estimators:
+            return None
+        return self.sampling_gradient or SamplingGradient(self.estimators[0])
+
+    @contextmanager
+    def using_estimator(self, gradient: SamplingGradient | None) -> Iterator["Encoder"]:
+        """Differentiate the sampling with ``gradient`` inside the block (None: the default)."""
+        if gradient is not None and gradient.estimator not in self.estimators:
+            raise UserError(f"{self.name} coding admits the estimators {', '.join(self.estimators) or '(none)'}, not {gradient.estimator}")
+        previous = self.sampling_gradient
+        self.sampling_gradient = gradient
+        try:
+            yield self
+        finally:
+            self.sampling_gradient = previous
+            self.last_log_prob = None
 
     def expectation(self) -> "Encoder | None":
         """A deterministic encoder with this one's mean input, for attacks through the expectation
@@ -156,18 +186,20 @@ class StochasticEncoder(Encoder):
 class PoissonEncoder(StochasticEncoder, name="poisson"):
     """Poisson (rate) coding: ``s_t ~ Bernoulli(x)``, independent over steps and pixels.
 
-    Gradient: straight-through, ``d s_t / d x = 1``. Inputs are clamped to [0, 1] first.
+    Gradient: straight-through by default, ``d s_t / d x = 1``; the relaxed and score-function
+    estimators give others (`models.estimators`). Inputs are clamped to [0, 1] first.
     """
 
     family_name = "Poisson SNN"
+    estimators = ("straight-through", "relaxed", "score-function")
 
     def smoothing_certificate(self) -> SmoothingCertificate:
         return SmoothingCertificate("L1", None, "poisson")
 
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
         rates = images.clamp(0.0, 1.0).unsqueeze(0).expand(timesteps, *images.shape)
-        spikes = (self._uniform(rates.shape, rates) < rates).to(rates.dtype)
-        return rates + (spikes - rates).detach()
+        spikes, self.last_log_prob = bernoulli_spikes(rates, self._uniform(rates.shape, rates), self.current_estimator)
+        return spikes
 
 
 class RSCParameters(Strict):
@@ -180,10 +212,11 @@ class RSCEncoder(StochasticEncoder, name="rsc"):
 
     Variant ``I`` draws one noise sample shared by all T steps (exactly Gaussian randomized
     smoothing of the base network); variant ``II`` draws a fresh sample at every step.
-    Gradient: identity per step (the noise is additive and independent of x).
+    Gradient: identity per step (the noise is additive and independent of x): the exact pathwise one.
     """
 
     Parameters = RSCParameters
+    estimators = ("pathwise",)
 
     def __init__(
         self,

@@ -1,0 +1,82 @@
+"""Worst cases that never rise with more attacks, restarts or doublings, and the convergence check."""
+
+import torch
+from conftest import model_with
+
+from robustbench_snn import attack, benchmark
+from robustbench_snn.attacks import Protocol
+from robustbench_snn.attacks.protocol import AttackSpec, Convergence
+
+N = 40
+
+
+def _poisson(shipped_models):
+    return model_with(shipped_models, kind="snn", encoding="poisson")
+
+
+def _robust(model, images, labels, protocol, seed=0):
+    return attack(model, images, labels, dataset="fashion-mnist", attack=protocol, seed=seed)
+
+
+def test_more_restarts_repeat_the_fewer_and_never_raise_robust_accuracy(shipped_models, fmnist_batch):
+    model = _poisson(shipped_models)
+    images, labels = fmnist_batch
+    results = {}
+    for restarts in (1, 2, 4):
+        member = AttackSpec(attack="square", eps=0.1, queries=20, restarts=restarts, eot=1)
+        results[restarts] = _robust(model, images, labels, Protocol(name="s", members=[member], eval_draws=2))
+    assert (results[2].robust <= results[1].robust).all()
+    assert (results[4].robust <= results[2].robust).all()
+
+
+def test_later_members_keep_the_earlier_protocol_as_their_exact_start(shipped_models, fmnist_batch):
+    model = _poisson(shipped_models)
+    images, labels = fmnist_batch
+    earlier = [
+        AttackSpec(attack="pgd", eps=0.05, steps=3, eot=2),
+        AttackSpec(attack="square", eps=0.05, queries=30, eot=1),
+    ]
+    later = [AttackSpec(attack="pgd", eps=0.05, steps=3, eot=2, estimator="relaxed", temperature=0.3)]
+    v2 = _robust(model, images, labels, Protocol(name="p", members=earlier, eval_draws=2))
+    v3 = _robust(model, images, labels, Protocol(name="p", members=earlier, later_members=later, eval_draws=2))
+    assert (v3.robust <= v2.robust).all()
+    assert v3.attacks[: len(v2.attacks)] == v2.attacks
+    for sample in range(len(images)):  # every sample v2 fooled, v3 fooled by the same member
+        if v2.fooled_by[sample] is not None:
+            assert v3.fooled_by[sample] == v2.fooled_by[sample]
+
+
+def test_the_convergence_rule_doubles_a_cheap_members_restarts_and_records_the_curve(shipped_models):
+    model = _poisson(shipped_models)
+    protocol = Protocol(
+        name="c",
+        members=[AttackSpec(attack="pgd", eps=0.1, steps=2, eot=8), AttackSpec(attack="pgd", eps=0.1, steps=2, source="expectation")],
+        eval_draws=2,
+        convergence=Convergence(share=0.0, min_doublings=1, max_doublings=2),
+    )
+    record = benchmark(model, dataset="fashion-mnist", attack=protocol, n_examples=N, seed=0, batch_size=20)
+    assert list(record.flag_details["convergence"]) == ["pgd-2[bptt]<-expectation"]  # the cheap member only
+    curve = record.flag_details["convergence"]["pgd-2[bptt]<-expectation"]
+    assert curve["restarts"][0] == 1 and curve["restarts"][1] == 2
+    assert curve["robust"] == sorted(curve["robust"], reverse=True)
+    assert curve["robust"][-1] == round(record.robust_accuracy * N)
+    # share 0: a doubling that still finds a sample after the last allowed one is not converged
+    assert ("not_converged" in record.flags) == (curve["unconverged_batches"] > 0)
+    seeds = record.member_seeds["pgd-2[bptt]<-expectation"]
+    assert len(seeds) == 2 and all(len(set(batch)) == len(batch) >= 2 for batch in seeds)
+
+
+def test_any_gradient_attack_crafts_on_a_source_and_mi_di_fgsm_on_an_ensemble(shipped_models, fmnist_batch):
+    model = _poisson(shipped_models)
+    images, labels = fmnist_batch
+    members = [
+        AttackSpec(attack="apgd-ce", eps=0.1, steps=5, source="expectation"),
+        AttackSpec(attack="mi-di-fgsm", eps=0.1, steps=5, source="expectation+twin", loss="cw"),
+    ]
+    result = _robust(model, images, labels, Protocol(name="t", members=members, eval_draws=2))
+    assert result.attacks[0] == "apgd-ce-5[bptt]<-expectation"
+    assert result.attacks[1].startswith("mi-di-fgsm-5-cw[bptt]<-expectation+fmnist_ann")
+    assert not result.skipped
+    assert ((result.adversarial - images).abs() <= 0.1 + 1e-6).all()
+    assert result.robust_accuracy < result.clean.float().mean()
+    assert torch.isfinite(result.adversarial).all()
