@@ -80,3 +80,11 @@ def test_any_gradient_attack_crafts_on_a_source_and_mi_di_fgsm_on_an_ensemble(sh
     assert ((result.adversarial - images).abs() <= 0.1 + 1e-6).all()
     assert result.robust_accuracy < result.clean.float().mean()
     assert torch.isfinite(result.adversarial).all()
+
+
+def test_a_deterministic_model_is_its_own_expectation_so_reliable_is_not_reduced(shipped_models, fmnist_batch):
+    model = shipped_models["fmnist_snn_pgdat"]
+    images, labels = fmnist_batch
+    result = attack(model, images[:4], labels[:4], dataset="fashion-mnist", attack="reliable", seed=0)
+    assert not result.skipped
+    assert result.attacks[-2:] == ["pgd-50x4-cw[bptt]", "pgd-50x2-cw[bptt-sigmoid]"]

@@ -111,8 +111,12 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     and one identity: the model's own training surrogate is ``surrogate: None``, a mode's default
     parameter is ``None``, and settings a mode ignores are dropped. An estimator the model's coding
     does not admit (a deterministic model admits none) is its coding's default, as SNN gradient
-    modes are plain backprop on an ANN."""
+    modes are plain backprop on an ANN; and a deterministic model is its own expectation, so an
+    attack (other than a transfer, which names its source) crafted on the expectation is crafted
+    on the model."""
     update: dict = _normalised_estimator(member, model)
+    if member.source == EXPECTATION_SOURCE and not member.method.needs_source and not is_stochastic(model):
+        update["source"] = None
     if member.grad == "bptt" and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
     elif member.grad == "bptt":
@@ -167,10 +171,13 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
 
 def converges(model: nn.Module, member: AttackSpec, number: int) -> bool:
     """Whether the protocol's convergence rule spends more budget on ``member`` (the ``number``-th):
-    the cheap ones, one forward per step, crafted on the coding's deterministic expectation or
-    (the first member) on a deterministic model. A stochastic model's first member is checked
-    for convergence on the survivors instead (`attacks.flags.run_checks`)."""
-    return member.source == EXPECTATION_SOURCE or (number == 0 and not is_stochastic(model) and member.uses_gradients)
+    the cheap ones, one forward per step: on a stochastic model those crafted on the coding's
+    deterministic expectation; on a deterministic model (its own expectation) its first member and
+    its later white-box gradient members. A stochastic model's costly members are checked for
+    convergence on the survivors instead (`attacks.flags.run_checks`)."""
+    if is_stochastic(model):
+        return member.source == EXPECTATION_SOURCE
+    return member.uses_gradients and member.white_box and (number == 0 or member.later)
 
 
 @dataclass
