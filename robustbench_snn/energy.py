@@ -40,6 +40,7 @@ from torch import nn
 
 from robustbench_snn.attacks.runner import is_stochastic
 from robustbench_snn.models.classifier import Classifier
+from robustbench_snn.models.libraries import library_of
 from robustbench_snn.models.neurons import SpikingActivation
 from robustbench_snn.models.user import SingleStepNeuron, as_attackable
 from robustbench_snn.runtime import resolve_device
@@ -159,8 +160,14 @@ class _Pass:
             return False
         return bool((tensor.reshape(-1, size) == self.inputs.reshape(1, size)).all())
 
-    def neuron(self, name: str, module: nn.Module, output: torch.Tensor) -> None:
-        steps = module.timesteps if isinstance(module, SpikingActivation) else 1
+    def neuron(self, name: str, module: nn.Module, output: torch.Tensor | tuple) -> None:
+        library = library_of(module)
+        if library is not None:  # another library's neuron: its spikes, time-major when it took a sequence
+            output = library.spikes(output)
+            time_major = output.dim() > 1 and output.shape[0] != self.images and output.shape[1] == self.images
+            steps = output.shape[0] if time_major else 1
+        else:
+            steps = module.timesteps if isinstance(module, SpikingActivation) else 1
         spikes = output.reshape(steps, self.images, -1)
         tally = self.tallies.get(name)
         if tally is None:
@@ -183,6 +190,11 @@ class _Pass:
         else:  # a layer of a single-step network, called once per step
             previous.synops += tally.synops
             previous.macs += tally.macs
+
+
+def is_neuron(module: nn.Module) -> bool:
+    """Whether ``module`` is a spiking neuron layer: ours, a user's spikingjelly one, or another library's."""
+    return isinstance(module, _NEURONS) or library_of(module) is not None
 
 
 def _synaptic_tally(
@@ -211,7 +223,7 @@ def _counting(model: nn.Module, state: _Pass) -> Iterator[None]:
     """Hooks that tally ``model``'s layers into ``state`` while inside."""
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, _NEURONS):
+        if is_neuron(module):
             handles.append(module.register_forward_hook(lambda module, args, output, name=name: state.neuron(name, module, output)))
         elif isinstance(module, _SYNAPTIC):
             handles.append(
@@ -262,7 +274,7 @@ def _eager_neurons(model: nn.Module) -> Iterator[None]:
 def count_operations(model: nn.Module, images: torch.Tensor) -> dict[str, SpikingTally | SynapticTally]:
     """The tallies of every spiking and synaptic layer of ``model`` over one forward of ``images``,
     per image, by layer name in the order the layers first ran (one draw of a stochastic model)."""
-    spiking = any(isinstance(module, _NEURONS) for module in model.modules())
+    spiking = any(is_neuron(module) for module in model.modules())
     state = _Pass(images, spiking)
     with _counting(model, state), _eager_neurons(model), torch.inference_mode():
         model(images)

@@ -33,7 +33,11 @@ logger = logging.getLogger(__name__)
 
 
 def has_spiking_layers(model: nn.Module) -> bool:
-    return (isinstance(model, SpikingNetwork) and bool(model.spiking_layers)) or bool(getattr(model, "single_step_neurons", []))
+    return (
+        (isinstance(model, SpikingNetwork) and bool(model.spiking_layers))
+        or bool(getattr(model, "single_step_neurons", []))
+        or bool(getattr(model, "library_neurons", []))
+    )
 
 
 def unsupported(model: nn.Module, member: AttackSpec) -> str | None:
@@ -115,6 +119,8 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     attack (other than a transfer, which names its source) crafted on the expectation is crafted
     on the model."""
     update: dict = _normalised_estimator(member, model)
+    if getattr(model, "keeps_own_surrogate", False) and member.grad == "bptt":
+        member = member.model_copy(update={"surrogate": None, "surrogate_alpha": None})
     if member.source == EXPECTATION_SOURCE and not member.method.needs_source and not is_stochastic(model):
         update["source"] = None
     if member.grad == "bptt" and member.surrogate is None:

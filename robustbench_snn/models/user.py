@@ -19,11 +19,22 @@ Single-step spikingjelly networks (each call one time step) keep their own neuro
 reach them by BPTT through a surrogate of the attacker's choice, and modes that need the whole
 spike train (bptr, rga, act, hart, pdsg, assg) cannot run on them: the runner lists those
 members as skipped and the protocol as reduced.
+
+Networks of snnTorch, Norse or sinabs neurons (`models.libraries`) are wrapped as they are: their
+state is reset before every forward, their spikes counted, and attacks differentiate them by BPTT
+through the library's own surrogate (``keeps_own_surrogate``; members that differ only in the
+surrogate are one attack on them, and the other modes are skipped with the reason).
+
+Outputs: logits ``[B, classes]``, per-step outputs ``[T, B, classes]`` (averaged over the steps),
+or a tuple whose first element is either (snnTorch's ``(spk_rec, mem_rec)``: the spike record's
+rate). A network that none of this recognises but that returns ``[T, B, classes]`` is wrapped too,
+with a warning that it is attacked as a network over time whose neurons the benchmark cannot see.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,7 +44,10 @@ from torch import nn
 
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.gradients import SURROGATES, GradientMode
+from robustbench_snn.models.libraries import library_neurons, reset_library_neurons
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
+
+logger = logging.getLogger(__name__)
 
 # Gradient modes a single-step network supports: BPTT through spikingjelly's own recurrence.
 SINGLE_STEP_MODES = ("bptt",)
@@ -176,19 +190,33 @@ class UserModel(SpikingModel, nn.Module):
         return [module for module in self.network.modules() if isinstance(module, SingleStepNeuron)]
 
     @property
+    def library_neurons(self) -> list[nn.Module]:
+        """The neurons of other SNN libraries (snnTorch, Norse, sinabs) in the network."""
+        return [module for module, _ in library_neurons(self.network)]
+
+    @property
+    def keeps_own_surrogate(self) -> bool:
+        """Whether the network's neurons differentiate through their own surrogate, whatever the attacker asks."""
+        return bool(self.library_neurons)
+
+    @property
     def supported_gradients(self) -> tuple[str, ...] | None:
         """The SNN gradient modes this model supports (None: all of them)."""
-        return SINGLE_STEP_MODES if self.single_step_neurons else None
+        return SINGLE_STEP_MODES if self.single_step_neurons or self.library_neurons else None
 
     def set_gradient(self, gradient: GradientMode) -> None:
+        if self.library_neurons and (gradient.mode not in SINGLE_STEP_MODES or gradient.surrogate is not None):
+            raise UserError(
+                f"{gradient.label()}: this network's neurons (snnTorch, Norse, sinabs) support bptt through their own surrogate"
+            )
         self.gradient = gradient
         for layer in [*self.spiking_layers, *self.single_step_neurons]:
             layer.set_gradient(gradient)
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.network)
-        output = self.network(images)
-        return output.mean(0) if output.dim() == 3 else output
+        reset_library_neurons(self.network)
+        return per_step_mean(self.network(images))
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.gradient.mode != "act" or not torch.is_grad_enabled() or not self.spiking_layers:
@@ -238,6 +266,13 @@ def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 
     return model.eval()
 
 
+def per_step_mean(output: torch.Tensor | tuple) -> torch.Tensor:
+    """Logits from a network's output: a tuple's first element, and ``[T, B, classes]`` averaged over T."""
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    return output.mean(0) if output.dim() == 3 else output
+
+
 def draws_differ(model: nn.Module, sample: torch.Tensor) -> bool:
     """Whether two forwards of ``model`` on ``sample`` differ (the model draws random numbers)."""
     with torch.no_grad():
@@ -254,6 +289,21 @@ def as_attackable(model: nn.Module, sample: torch.Tensor, seed: int = 0) -> nn.M
         return model
     if has_spikingjelly_neurons(model):
         return wrap_snn(model, sample=sample, seed=seed)
+    if library_neurons(model):
+        wrapped = UserModel(model, seed=seed).eval()
+        if draws_differ(wrapped, sample):
+            wrapped.encoder = RandomStream(seed)
+        return wrapped
     if draws_differ(model, sample):
         return UserModel(model, stochastic=True, seed=seed).eval()
+    with torch.no_grad():
+        output = model(sample)
+    if isinstance(output, (tuple, list)) or output.dim() == 3:
+        logger.warning(
+            "%s returns outputs over time but has no neurons the benchmark recognises (spikingjelly, snnTorch, Norse, "
+            "sinabs): it is attacked as a network over time, by plain backprop through whatever it computes, and its "
+            "energy is counted as an ANN's",
+            type(model).__name__,
+        )
+        return UserModel(model).eval()
     return model
