@@ -26,6 +26,7 @@ from torch import nn
 from robustbench_snn.data import load_test_set
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark as evaluate
+from robustbench_snn.evaluation.inputs import InputError
 from robustbench_snn.registry import load_model as load_registered
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def clean_accuracy(
 ) -> float:
     """The share of ``x`` that ``model`` classifies as ``y`` (one forward per image), as RobustBench's."""
     device = torch.device(device or "cpu")
+    if len(x) == 0 or len(x) != len(y):
+        raise InputError(f"x and y must be non-empty and of one length, got {len(x)} and {len(y)}")
     correct = 0
     for start in range(0, len(x), batch_size):
         logits = model(x[start : start + batch_size].to(device))

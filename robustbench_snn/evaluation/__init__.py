@@ -21,10 +21,11 @@ from torch import nn
 from robustbench_snn import energy
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import Protocol, attack_batch
-from robustbench_snn.errors import UserError
+from robustbench_snn.data import dataset_info
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
 from robustbench_snn.evaluation.batches import run_batches
+from robustbench_snn.evaluation.inputs import check_images, check_labels, check_model
 from robustbench_snn.evaluation.plan import (
     Plan,
     check_run,
@@ -89,9 +90,10 @@ def attack(
     ``dataset`` sets the default threat model (eps) and is not loaded.
     """
     check_run(seed, batch_size)
-    if len(images) != len(labels) or len(images) == 0:
-        raise UserError(f"images and labels must be non-empty and of one length, got {len(images)} and {len(labels)}")
+    info = dataset_info(dataset)
+    check_labels(labels, len(check_images(images, info)), info)
     device = resolve_device(device)
+    check_model(model, images[:8].to(device), info)
     protocol = resolve_protocol(attack, overrides, dataset)
     model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed)
     parts = []

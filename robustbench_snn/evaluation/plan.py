@@ -25,6 +25,7 @@ from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, normalised, unsupported
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.inputs import check_model
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import code_version
 from robustbench_snn.runtime import resolve_device
@@ -246,6 +247,7 @@ def plan_evaluation(
         raise UserError(f"asked for {n_examples} images; the {dataset} test split has {len(test_split)}")
     examples = first_examples(test_split, n_examples)
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
+    check_model(model, probe, dataset_info(dataset))
     model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None

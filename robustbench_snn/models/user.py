@@ -274,8 +274,9 @@ def per_step_mean(output: torch.Tensor | tuple) -> torch.Tensor:
 
 
 def draws_differ(model: nn.Module, sample: torch.Tensor) -> bool:
-    """Whether two forwards of ``model`` on ``sample`` differ (the model draws random numbers)."""
-    with torch.no_grad():
+    """Whether two forwards of ``model`` on ``sample`` differ (the model draws random numbers), on a
+    stream of their own: the caller's global generator is left as it was."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
         first = model(sample)
         second = model(sample)
     return not torch.equal(first, second)
