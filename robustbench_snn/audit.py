@@ -94,6 +94,8 @@ def audit(
     sample = examples[0][0].unsqueeze(0).to(device)
     tested = build_protocol(protocol).resolved(info)
     suite = build_protocol(attacks, {"eval_draws": tested.eval_draws}).resolved(info)
+    if not tested.members:
+        raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
     tested_members, sources, _ = plan_members(model, tested, sample, device, seed)
     suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed)
     sources.update(suite_sources)

@@ -40,6 +40,8 @@ def results_dir(override: str | os.PathLike | None = None) -> Path:
     """Where a user's runs are stored: ``override``, else ``$RSC_BENCH_RESULTS``, else the user's own
     data folder (never the official store unless asked for by name)."""
     if override is not None:
+        if not str(override).strip():
+            raise UserError("the results folder must be named, not empty")
         return Path(override)
     if os.environ.get("RSC_BENCH_RESULTS"):
         return Path(os.environ["RSC_BENCH_RESULTS"])

@@ -309,6 +309,16 @@ BAD_INVOCATIONS = [
     ["leaderboard", "build", "--out", "site", "--results-dir", "/nonexistent/results"],
     ["plot-eps", "--out", "/proc/version/eps.png"],
     ["results", "--results-dir", "/nonexistent/results"],
+    ["audit", "fmnist_ann", "--protocol", "none", "-n", "4"],
+    ["evaluate", "--model", "fmnist_ann", "-n", "4", "--results-dir", ""],
+    ["results", "--results-dir", " "],
+    ["evaluate", "--model", "fmnist_ann", "-n", "4", "--data-dir", ""],
+    ["certify", "--model", "fmnist_ann", "--sigma", "nan"],
+    ["certify", "--model", "fmnist_ann", "--sigma", "inf"],
+    ["evaluate", "--model", "fmnist_ann", "--smoothed", "--sigma", "nan"],
+    ["evaluate", "--model", "fmnist_snn_poisson", "--attack", "pgd", "--estimator", "magic"],
+    ["evaluate", "--model", "fmnist_snn_poisson", "--attack", "pgd", "--temperature", "0"],
+    ["evaluate", "--model", "fmnist_snn_poisson", "--attack", "square", "--source", "expectation"],
 ]
 
 

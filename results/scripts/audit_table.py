@@ -35,7 +35,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for model, audit in sorted(audits.items(), key=lambda item: -item[1]["protocol_accuracy"]):
         strongest = min(audit["entries"], key=lambda entry: entry["robust_accuracy"])
-        breakers = [f"{entry['attack']} {entry['fooled_protocol_survivors']}" for entry in audit["entries"] if entry["fooled_protocol_survivors"]]
+        breakers = [
+            f"{entry['attack']} {entry['fooled_protocol_survivors']}" for entry in audit["entries"] if entry["fooled_protocol_survivors"]
+        ]
         cells = [
             model,
             str(audit["n_examples"]),

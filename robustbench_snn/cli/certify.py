@@ -13,7 +13,7 @@ from robustbench_snn.cli.app import main
 @options.checkpoint
 @click.option(
     "--sigma",
-    type=click.FloatRange(min=0, min_open=True),
+    type=options.FiniteFloat(min=0, min_open=True),
     help="RSC models: their noise level [default: the card's]; models without noise: certify them smoothed with N(0, sigma^2).",
 )
 @click.option("--n0", default=100, show_default=True, type=click.IntRange(min=1), help="Draws that select the predicted class.")

@@ -122,7 +122,7 @@ def print_record(record, stored: str | None) -> None:
 )
 @click.option(
     "--sigma",
-    type=click.FloatRange(min=0, min_open=True),
+    type=options.FiniteFloat(min=0, min_open=True),
     help="With --smoothed: an RSC model's noise level [default: the card's]; models without noise are smoothed with N(0, sigma^2).",
 )
 @click.option(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import math
 
 import click
 
@@ -29,6 +30,28 @@ class EpsType(click.ParamType):
             return parse_eps(value)
         except UserError as error:
             self.fail(str(error), param, ctx)
+
+
+class Folder(click.Path):
+    """A folder path that is not the empty string (which would mean the current folder unasked)."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("must name a folder, not be empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is finite (click's ranges let nan and inf through an open bound)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class RegistryChoice(click.Choice):
@@ -64,17 +87,17 @@ seed = click.option(
 )
 storing_results = click.option(
     "--results-dir",
-    type=click.Path(file_okay=False),
+    type=Folder(),
     help="Where rows are stored [default: $RSC_BENCH_RESULTS, else your data folder; the official store only when named].",
 )
 reading_results = click.option(
     "--results-dir",
-    type=click.Path(file_okay=False),
+    type=Folder(),
     help="Read rows from this folder, e.g. your own runs' [default: $RSC_BENCH_RESULTS, else the official results].",
 )
 data_dir = click.option(
     "--data-dir",
-    type=click.Path(file_okay=False),
+    type=Folder(),
     help="Data root [default: $RSC_BENCH_DATA, else the user cache; Fashion-MNIST's test split ships inside the package].",
 )
 device = click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda or cuda:N.")
