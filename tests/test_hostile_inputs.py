@@ -19,7 +19,7 @@ from robustbench_snn.attacks import build_protocol
 from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import CardError, CheckpointError, UserError
-from robustbench_snn.registry import checkpoints, load_model, read_card
+from robustbench_snn.registry import checkpoints, list_cards, load_model, read_card
 from robustbench_snn.results import append_row, load_rows
 
 
@@ -341,3 +341,14 @@ def test_a_user_preset_named_like_an_official_one_is_stored_under_another_name(t
     monkeypatch.setenv("RSC_BENCH_ATTACKS", str(presets))
     record = benchmark(load_model("fmnist_ann"), attack="pgd", n_examples=8, batch_size=8, seed=0)
     assert record.protocol == "pgd-custom" and not record.preset_unmodified
+
+
+def test_a_card_by_path_named_like_a_registered_model_stores_nothing_under_that_name(tmp_path, monkeypatch):
+    shipped = Path(list_cards("fashion-mnist")[0]._path)
+    copy = tmp_path / "mine.yaml"
+    copy.write_text(shipped.read_text())
+    (tmp_path / shipped.with_suffix(".safetensors").name).write_bytes(shipped.with_suffix(".safetensors").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(copy), "-n", "4", "--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "a name of its own" in result.output
+    assert not (tmp_path / "results").exists()

@@ -225,9 +225,17 @@ def list_cards(dataset: str | None = None, directory: str | os.PathLike | None =
 
 
 def find_card(name_or_path: str, directory: str | os.PathLike | None = None) -> ModelCard:
-    """A card by registered name, or by the path of a card file."""
+    """A card by registered name, or by the path of a card file (which may not take the name of a
+    registered model other than itself: its rows would be stored under that model's name)."""
     if name_or_path.endswith((".yaml", ".yml")):
-        return read_card(name_or_path)
+        card = read_card(name_or_path)
+        for registered in list_cards(directory=directory):
+            if registered.name == card.name and Path(registered._path).resolve() != Path(name_or_path).resolve():
+                raise CardError(
+                    f"{name_or_path}: the card is named {card.name!r}, the name of the registered model in {registered._path}; "
+                    "give your model a name of its own"
+                )
+        return card
     cards = list_cards(directory=directory)
     for card in cards:
         if card.name == name_or_path:
