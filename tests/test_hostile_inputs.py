@@ -307,6 +307,7 @@ BAD_INVOCATIONS = [
     ["train", "--dataset", "fashion-mnist", "--arch", "vgg11", "--kind", "ann", "--epochs", "1", "--out", "x/model"],
     ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "ann", "--out", "/proc/version/x/model"],
     ["leaderboard", "build", "--out", "site", "--results-dir", "/nonexistent/results"],
+    ["leaderboard", "build", "--out", str(Path(__file__).resolve().parents[1] / "leaderboard")],
     ["plot-eps", "--out", "/proc/version/eps.png"],
     ["results", "--results-dir", "/nonexistent/results"],
     ["audit", "fmnist_ann", "--protocol", "none", "-n", "4"],

@@ -22,16 +22,22 @@ def leaderboard() -> None:
     type=click.Path(file_okay=False),
     help="Folder to write the site into (the repository's committed one is leaderboard/).",
 )
+@click.option("--force", is_flag=True, help="Rewrite the repository's committed site (leaderboard/ of this checkout), on purpose.")
 @options.reading_results
 @options.as_json
-def leaderboard_build(out, results_dir, as_json):
+def leaderboard_build(out, force, results_dir, as_json):
     """Write the site: a ranked page per dataset, a page per model, the Pareto plot, the data as JSON.
 
-    The pages open from file:// with no network.
+    The pages open from file:// with no network. The committed site of this checkout is a tracked
+    folder: rebuilding it takes --force.
     """
+    from robustbench_snn.errors import UserError
     from robustbench_snn.leaderboard import build_site
     from robustbench_snn.results import ensure_writable, reading_dir
+    from robustbench_snn.shipped import CHECKOUT, in_checkout
 
+    if in_checkout() and Path(out).resolve() == (CHECKOUT / "leaderboard").resolve() and not force:
+        raise UserError(f"{out} is this repository's committed leaderboard (tracked files); pass --force to rebuild it on purpose")
     reading_dir(results_dir)
     ensure_writable(Path(out))
     index = build_site(out, results_dir)
