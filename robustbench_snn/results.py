@@ -65,9 +65,17 @@ def config_hash(config: dict) -> str:
 
 
 @contextmanager
+def regular_or_absent(path: Path) -> Path:
+    """``path``, or a `UserError` if something other than a regular file is there (a folder, a FIFO
+    or a device would raise, block or never end when opened as a results file)."""
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file; move it away or choose another results folder")
+    return path
+
+
 def _locked(path: Path, mode: str) -> Iterator:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, mode) as handle:
+    with open(regular_or_absent(path), mode) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if "a" in mode or "w" in mode else fcntl.LOCK_SH)
         try:
             yield handle
@@ -122,7 +130,7 @@ class StoredAudit(BaseModel):
 def _read_jsonl(path: Path, schema: type[BaseModel] | None = None) -> list[dict]:
     """The rows of a JSON-lines file; a line that is not a valid row is skipped with a warning
     naming file and line, so one broken line never breaks a command."""
-    if not path.is_file():
+    if not regular_or_absent(path).exists():
         return []
     with _locked(path, "r") as handle:
         lines = handle.buffer.read().split(b"\n")

@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -353,3 +355,17 @@ def test_a_card_by_path_named_like_a_registered_model_stores_nothing_under_that_
     result = CliRunner().invoke(main, ["evaluate", "--model", str(copy), "-n", "4", "--results-dir", str(tmp_path / "results")])
     assert result.exit_code == 2 and "a name of its own" in result.output
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("command", [["results"], ["evaluate", "--model", "fmnist_ann", "-n", "4"]])
+def test_a_results_file_that_is_not_a_regular_file_is_refused_in_bounded_time(tmp_path, kind, command):
+    store = tmp_path / "results"
+    store.mkdir()
+    target = store / "fashion-mnist.jsonl"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    arguments = [sys.executable, "-m", "robustbench_snn", *command, "--results-dir", str(store)]
+    result = subprocess.run(arguments, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "not a regular file" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in store.iterdir()) == ["fashion-mnist.jsonl"]

@@ -162,6 +162,7 @@ def benchmark(
             return EvaluationRecord.from_row(row)
     if store:
         store_.ensure_writable(store_.results_dir(results_dir))
+        store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
     partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
     started = time.perf_counter()
     batches = run_batches(plan, partial, progress and ranks.is_main, indices=ranks.batches(plan.batches))
