@@ -64,7 +64,6 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-@contextmanager
 def regular_or_absent(path: Path) -> Path:
     """``path``, or a `UserError` if something other than a regular file is there (a folder, a FIFO
     or a device would raise, block or never end when opened as a results file)."""
@@ -73,6 +72,7 @@ def regular_or_absent(path: Path) -> Path:
     return path
 
 
+@contextmanager
 def _locked(path: Path, mode: str) -> Iterator:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(regular_or_absent(path), mode) as handle:
