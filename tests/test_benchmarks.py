@@ -29,3 +29,15 @@ def test_energy_codings_benchmark_reports_each_codings_counts_on_the_same_weight
     assert counts["RSC-II sigma 0.2"]["macs"] == 4 * counts["direct"]["macs"] == 4 * counts["RSC-I sigma 0.2"]["macs"]
     rates = [counts[f"RSC-I sigma {sigma}"]["firing_rate"] for sigma in ("0.1", "0.2", "0.3")]
     assert counts["direct"]["firing_rate"] < rates[0] < rates[1] < rates[2], "more input noise, more spikes"
+
+
+def test_survivor_attacks_benchmark_counts_what_each_candidate_fools_among_the_survivors():
+    only = ["--only", "expectation-pgd-100x4-cw", "--only", "mi-di-expectation+twin-50x4-cw"]
+    command = [sys.executable, str(REPO / "benchmarks" / "survivor_attacks.py"), "--model", "fmnist_rsc1_s0.2", "-n", "8", "--no-compile"]
+    result = json.loads(
+        subprocess.run([*command, "--protocol", "none", *only, "--json"], check=True, capture_output=True, text=True).stdout
+    )
+    assert result["survivors"] > 0  # with no protocol, every correctly classified image
+    for key in ("expectation-pgd-100x4-cw", "mi-di-expectation+twin-50x4-cw"):
+        assert 0 <= result[key]["fooled"] <= result["survivors"]
+    assert result["expectation-pgd-100x4-cw"]["fooled"] > 0
