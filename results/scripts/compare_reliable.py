@@ -2,7 +2,8 @@
 
 python results/scripts/compare_reliable.py results/fashion-mnist.jsonl [--versions 2 3]
 
-A member is "new" when the earlier version's row of the same model did not run it; the
+A member is "new" when the earlier version's row of the same model did not run it (with
+``--added``, and its label contains one of the given parts); the
 convergence column gives, for the cheap members whose restarts double, the samples still robust
 after each doubling (summed over the run's batches).
 """
@@ -33,6 +34,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--versions", nargs=2, type=int, default=(2, 3), metavar=("OLD", "NEW"))
+    parser.add_argument(
+        "--added",
+        nargs="*",
+        default=(),
+        help="Count as new only members whose label contains one of these (for rows made before labels were unified).",
+    )
     arguments = parser.parse_args()
     old_version, new_version = arguments.versions
     old, new = newest_rows(arguments.path, old_version), newest_rows(arguments.path, new_version)
@@ -45,7 +52,11 @@ def main() -> None:
     for model in sorted(new, key=lambda name: -new[name]["robust_accuracy"]):
         current, before = new[model], old.get(model)
         earlier = set(before["attacks"]) if before else set()
-        added = {label: kills for label, kills in current["member_kills"].items() if kills and label not in earlier}
+        added = {
+            label: kills
+            for label, kills in current["member_kills"].items()
+            if kills and label not in earlier and (not arguments.added or any(part in label for part in arguments.added))
+        }
         cells = [
             model,
             f"{100 * current['clean_accuracy']:.1f} / {100 * current['clean_accuracy_one_draw']:.1f}",
