@@ -163,7 +163,7 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
     for later, stage in enumerate(stages):
         kept = []
         for member in stage:
-            member = normalised(member, model)
+            member = normalised(member, model).model_copy()  # a copy: the stage mark never reaches the caller's protocol
             member._later = bool(later)
             if not has_spiking_layers(model):
                 member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
