@@ -1,0 +1,1 @@
+"""RobustBench's ``robustbench.model_zoo``: the dataset and threat-model enums (`enums`)."""
