@@ -39,11 +39,11 @@ from spikingjelly.activation_based.op_counter import SimpleEnergyCostConfig, is_
 from torch import nn
 
 from robustbench_snn.attacks.runner import is_stochastic
+from robustbench_snn.devices import resolve_device
 from robustbench_snn.models.classifier import Classifier
 from robustbench_snn.models.libraries import library_of
 from robustbench_snn.models.neurons import SpikingActivation
 from robustbench_snn.models.user import SingleStepNeuron, as_attackable
-from robustbench_snn.runtime import resolve_device
 from robustbench_snn.seeds import batch_seed
 
 _COSTS = SimpleEnergyCostConfig.fp32()

@@ -212,11 +212,30 @@ def find_row(dataset: str, hash_: str, directory: str | os.PathLike | None = Non
     return matches[-1] if matches else None
 
 
-def load_rows(dataset: str | None = None, directory: str | os.PathLike | None = None) -> pd.DataFrame:
-    """All stored rows (optionally of one dataset) as a tidy table, from `reading_dir`."""
-    root = reading_dir(directory)
-    paths = [root / f"{dataset}.jsonl"] if dataset else sorted(root.glob("*.jsonl"))
-    return pd.DataFrame([row for path in paths for row in _read_jsonl(path, StoredRow)])
+def store_label(folder: Path) -> str:
+    """``official`` for the official store, ``yours`` for any other folder of rows."""
+    return "official" if folder.resolve() == OFFICIAL_RESULTS_DIR.resolve() else "yours"
+
+
+def reading_stores(override: str | os.PathLike | None = None, with_user_store: bool = False) -> list[Path]:
+    """The folders rows are read from: `reading_dir`, and with ``with_user_store`` (and no
+    ``override``) also the folder a user's own runs are stored in, when it exists."""
+    first = reading_dir(override)
+    stores = [first]
+    mine = results_dir()
+    if override is None and with_user_store and mine.is_dir() and mine.resolve() != first.resolve():
+        stores.append(mine)
+    return stores
+
+
+def load_rows(dataset: str | None = None, directory: str | os.PathLike | None = None, with_user_store: bool = False) -> pd.DataFrame:
+    """All stored rows (optionally of one dataset) as a tidy table, from `reading_stores`, each
+    with the ``store`` it came from (`store_label`)."""
+    rows = []
+    for root in reading_stores(directory, with_user_store):
+        paths = [root / f"{dataset}.jsonl"] if dataset else sorted(root.glob("*.jsonl"))
+        rows += [{**row, "store": store_label(root)} for path in paths for row in _read_jsonl(path, StoredRow)]
+    return pd.DataFrame(rows)
 
 
 def save_samples(frame: pd.DataFrame, hash_: str, directory: str | os.PathLike | None = None) -> Path:

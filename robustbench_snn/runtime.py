@@ -1,4 +1,5 @@
-"""The process's compute settings: which device to run on, and keeping large freed buffers for reuse.
+"""The process's memory settings: keeping large freed buffers for reuse (no torch import, so the
+command line can apply them before any command loads torch).
 
 An attack step allocates and frees activations of tens of MB. glibc serves blocks that large
 with mmap and returns them to the OS on free, so every step pays page faults again to touch
@@ -12,10 +13,6 @@ import ctypes
 import ctypes.util
 import logging
 import sys
-
-import torch
-
-from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +31,3 @@ def keep_freed_memory() -> bool:
         return False
     logger.debug("glibc mmap/trim thresholds raised: %s", applied)
     return applied
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``name`` as a torch device this machine has, or a `UserError` saying why not."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device {name!r}: this machine has no CUDA GPU that torch can use; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    elif device.type != "cpu":
-        raise UserError(f"device {name!r} is not supported; use cpu or cuda")
-    return device

@@ -25,9 +25,11 @@ from robustbench_snn.registry import ModelCard
 from robustbench_snn.results import STANDARD_SEED
 
 # Columns that identify one evaluated configuration apart from eps.
-CURVE_KEYS = ["model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
-OFFICIAL_KEYS = ["model", "dataset", "protocol", "norm"]
+# ``store``: a user's rows never merge with, or replace, the official store's.
+CURVE_KEYS = ["store", "model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
+OFFICIAL_KEYS = ["store", "model", "dataset", "protocol", "norm"]
 TABLE_COLUMNS = [
+    "store",
     "model",
     "family",
     "dataset",
@@ -217,12 +219,15 @@ def results_table(
 ) -> pd.DataFrame:
     """One row per model x attack protocol x eps, with family, confidence interval and QTE.
 
-    ``official_only``: only official rows (`is_official`), the newest per model, protocol, norm and
-    eps. Otherwise every configuration's newest run, with an ``official`` column saying which is.
+    ``official_only``: of the official store only official rows (`is_official`), of a user's store
+    (``store`` not ``official``) every row; the newest per store, model, protocol, norm and eps.
+    Otherwise every configuration's newest run, with an ``official`` column saying which is.
     """
     if rows.empty or "protocol" not in rows:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     table = rows[rows["protocol"] != "certify"].copy()  # certificates are another kind of row
+    if "store" not in table:
+        table["store"] = "official"
     if table.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     for column, value in (("dataset", dataset), ("protocol", protocol)):
@@ -239,7 +244,7 @@ def results_table(
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]
     if official_only:
-        table = table.loc[table["official"]]
+        table = table.loc[table["official"] | (table["store"] != "official")]
     keys = [*OFFICIAL_KEYS, "eps"] if official_only else [*CURVE_KEYS, "eps"]
     table = table.sort_values("timestamp").drop_duplicates(keys, keep="last")
     by_name = {card.name: card for card in cards}
@@ -261,4 +266,10 @@ def results_table(
     table["qte_normalised"] = [scores.get(curve_id, (math.nan, math.nan))[1] for curve_id in curve_ids]
     if eps is not None:
         table = table[(table["eps"] - eps).abs() < 1e-9]
-    return table[TABLE_COLUMNS].sort_values(["dataset", "protocol", "model", "eps"]).reset_index(drop=True)
+    yours_first = table["store"] == "official"
+    return (
+        table.assign(_yours_first=yours_first)[[*TABLE_COLUMNS, "_yours_first"]]
+        .sort_values(["_yours_first", "dataset", "protocol", "model", "eps"])
+        .drop(columns="_yours_first")
+        .reset_index(drop=True)
+    )

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -108,10 +109,48 @@ def test_missing_dataset_exits_2_saying_which_where_and_how(tmp_path):
     assert str(empty_root) in result.stderr and "To get it:" in result.stderr
 
 
-def test_help_explains_every_command(run):
-    for args in (["--help"], ["evaluate", "--help"], ["models", "list", "--help"], ["train", "--help"]):
-        result = run(*args)
-        assert result.exit_code == 0 and "Usage:" in result.output
+HELP_OF_EVERY_COMMAND = """
+import json, sys, time
+import click
+from click.testing import CliRunner
+from robustbench_snn.cli import main
+
+def paths(command, prefix):
+    yield prefix
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from paths(sub, [*prefix, name])
+
+runner, seconds, failed = CliRunner(), {}, []
+for path in paths(main, []):
+    started = time.perf_counter()
+    result = runner.invoke(main, [*path, "--help"])
+    seconds[" ".join(path) or "rsc-bench"] = time.perf_counter() - started
+    if result.exit_code != 0 or "Usage:" not in result.output:
+        failed.append(path)
+print(json.dumps({"seconds": seconds, "failed": failed, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_help_of_every_command_explains_it_quickly_without_importing_torch():
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", HELP_OF_EVERY_COMMAND], capture_output=True, text=True, timeout=120)
+    whole_process = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert not report["failed"]
+    assert not report["torch"], "a --help must not import torch (it costs seconds)"
+    assert len(report["seconds"]) >= 20, "every command and group of the click tree"
+    assert whole_process / len(report["seconds"]) < 1.0, "help in under a second per command, start-up included"
+
+
+def test_names_lists_what_each_choice_option_accepts(run):
+    result = run("names", "--json")
+    assert result.exit_code == 0
+    names = json.loads(result.output)
+    assert "bptt" in names["grad"] and "fashion-mnist" in names["dataset"] and "relaxed" in names["estimator"]
+    assert "--grad GRAD" in run("evaluate", "--help").output
+    wrong = run("names", "gradient")
+    assert wrong.exit_code == 2 and "choose one of" in wrong.output
 
 
 def test_evaluate_under_an_attack_accepts_fractional_eps_and_stores_the_row(run, tmp_path):

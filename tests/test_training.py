@@ -145,3 +145,27 @@ def test_same_command_and_seed_give_the_same_checkpoint_hash(tmp_path, shipped_t
     )
     write_state_dict(other.state_dict(), tmp_path / "other.safetensors")
     assert sha256_of(tmp_path / "other.safetensors") != hashes[0]
+
+
+def test_the_command_a_train_card_records_replays_to_the_bit_identical_checkpoint(tmp_path, shipped_train_dir):
+    import shlex
+
+    from click.testing import CliRunner
+
+    from robustbench_snn.cli import main
+    from robustbench_snn.registry import sha256_of
+
+    first = tmp_path / "first" / "tiny_direct"
+    arguments = ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "-T", "2", "--epochs", "1"]
+    arguments += ["--train-examples", "128", "--batch-size", "64", "--out", str(first), "-q", "--data-dir", str(shipped_train_dir)]
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    card = read_card(first.with_suffix(".yaml"))
+    recorded = shlex.split(card.training.command)
+    assert recorded[:2] == ["rsc-bench", "train"] and "--encoding" in recorded and "()" not in recorded
+    assert recorded[recorded.index("--encoding") + 1] == "direct"
+    assert "RSC" not in card.reference.paper, "a direct-coded SNN follows surrogate-gradient learning, not the RSC paper"
+    replayed = tmp_path / "replayed" / "tiny_direct"
+    recorded[recorded.index("--out") + 1] = str(replayed)
+    result = CliRunner().invoke(main, recorded[1:])
+    assert result.exit_code == 0, result.output
+    assert sha256_of(replayed.with_suffix(".safetensors")) == sha256_of(first.with_suffix(".safetensors")) == card.checkpoint.sha256

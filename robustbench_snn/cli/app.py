@@ -49,7 +49,8 @@ def _folders_option(flag: str, variable: str, what: str):
 @click.group(
     cls=Cli,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 done, 1 a check failed, 2 a mistake in the input (one Error: line), 3 no stored result matches.",
+    epilog="Options whose value is a registered name (DATASET, GRAD, SURROGATE, ...) list the names with `rsc-bench names`. "
+    "Exit codes: 0 done, 1 a check failed, 2 a mistake in the input (one Error: line), 3 no stored result matches.",
 )
 @click.version_option(package_name="robustbench-snn")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")

@@ -1,4 +1,5 @@
-"""``rsc-bench models ...`` and ``rsc-bench attacks ...``: browse the registry and the presets."""
+"""``rsc-bench models ...``, ``rsc-bench attacks ...`` and ``rsc-bench names``: browse the registry,
+the presets and the names each choice option accepts."""
 
 from __future__ import annotations
 
@@ -144,3 +145,25 @@ def models_measure(name, write, data_dir, as_json, quiet):
     )
     if write:
         click.echo(f"updated {card.path}")
+
+
+@main.command()
+@click.argument("kind", required=False)
+@options.as_json
+def names(kind, as_json):
+    """The names a choice option accepts (--dataset, --grad, --surrogate, --estimator, --encoding,
+    --architecture, --kind, --recipe), each asked of its registry; KIND shows one of them.
+
+    \b
+    Example:
+      rsc-bench names grad
+    """
+    kinds = options.REGISTRY_CHOICES
+    if kind is not None and kind not in kinds:
+        raise UserError(f"unknown kind {kind!r}; choose one of {', '.join(sorted(kinds))}")
+    shown = {name: list(choice.choices) for name, choice in sorted(kinds.items()) if kind in (None, name)}
+    if as_json:
+        options.print_json(shown)
+        return
+    for name, choices in shown.items():
+        click.echo(f"{name:<14} {', '.join(choices)}")

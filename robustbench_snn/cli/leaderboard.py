@@ -23,7 +23,7 @@ def leaderboard() -> None:
     help="Folder to write the site into (the repository's committed one is leaderboard/).",
 )
 @click.option("--force", is_flag=True, help="Rewrite the repository's committed site (leaderboard/ of this checkout), on purpose.")
-@options.reading_results
+@options.site_results
 @options.as_json
 def leaderboard_build(out, force, results_dir, as_json):
     """Write the site: a ranked page per dataset, a page per model, the Pareto plot, the data as JSON.

@@ -56,26 +56,35 @@ class FiniteFloat(click.FloatRange):
 
 class RegistryChoice(click.Choice):
     """A choice among the names of one of the package's registries (``module.registry``), read
-    when first needed, so that loading the command line (and ``rsc-bench --help``) does not
-    import the registries' torch code. Names are sorted unless the registry's order means
-    something (``ordered``)."""
+    only when a value is checked or the names are listed (`rsc-bench names`), so that loading the
+    command line and every ``--help`` does not import the registries' torch code: help shows the
+    ``kind``, a wrong name lists the valid ones. Names are sorted unless the registry's order
+    means something (``ordered``)."""
 
-    def __init__(self, module: str, registry: str, ordered: bool = False) -> None:
+    def __init__(self, module: str, registry: str, kind: str, ordered: bool = False) -> None:
         self._where = (module, registry)
         self._ordered = ordered
+        self.kind = kind
         self.case_sensitive = True
+        REGISTRY_CHOICES[kind] = self
 
     @functools.cached_property
     def choices(self) -> tuple[str, ...]:
         names = getattr(importlib.import_module(self._where[0]), self._where[1])
         return tuple(names if self._ordered else sorted(names))
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.kind.upper()
 
-DATASETS = RegistryChoice("robustbench_snn.data", "DATASETS")
-GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", ordered=True)
-SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES")
-ESTIMATORS = RegistryChoice("robustbench_snn.models.estimators", "ESTIMATORS", ordered=True)
-ENCODINGS = RegistryChoice("robustbench_snn.models.encoders", "ENCODERS")
+
+# Every registry the command line offers a choice of, by kind; `rsc-bench names` lists them.
+REGISTRY_CHOICES: dict[str, RegistryChoice] = {}
+
+DATASETS = RegistryChoice("robustbench_snn.data", "DATASETS", "dataset")
+GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", "grad", ordered=True)
+SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES", "surrogate")
+ESTIMATORS = RegistryChoice("robustbench_snn.models.estimators", "ESTIMATORS", "estimator", ordered=True)
+ENCODINGS = RegistryChoice("robustbench_snn.models.encoders", "ENCODERS", "encoding")
 
 
 seed = click.option(
@@ -90,10 +99,17 @@ storing_results = click.option(
     type=Folder(),
     help="Where rows are stored [default: $RSC_BENCH_RESULTS, else your data folder; the official store only when named].",
 )
+site_results = click.option(
+    "--results-dir",
+    type=Folder(),
+    help="Build from this folder's rows, e.g. your own runs' (all of them, marked yours) "
+    "[default: $RSC_BENCH_RESULTS, else the official results].",
+)
 reading_results = click.option(
     "--results-dir",
     type=Folder(),
-    help="Read rows from this folder, e.g. your own runs' [default: $RSC_BENCH_RESULTS, else the official results].",
+    help="Read rows from this folder only, e.g. your own runs' [default: the official results ($RSC_BENCH_RESULTS "
+    "replaces them) and your own runs' folder].",
 )
 data_dir = click.option(
     "--data-dir",

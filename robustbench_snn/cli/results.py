@@ -13,15 +13,15 @@ from robustbench_snn.errors import NoResultsError
 
 def _table(dataset, protocol, eps, results_dir, official_only=True):
     from robustbench_snn.registry import list_cards
-    from robustbench_snn.results import load_rows, reading_dir
+    from robustbench_snn.results import load_rows, reading_stores
     from robustbench_snn.tables import results_table
 
-    table = results_table(
-        load_rows(dataset, results_dir), list_cards(), dataset=dataset, protocol=protocol, eps=eps, official_only=official_only
-    )
+    rows = load_rows(dataset, results_dir, with_user_store=True)
+    table = results_table(rows, list_cards(), dataset=dataset, protocol=protocol, eps=eps, official_only=official_only)
     if table.empty:
-        kind = "official results" if official_only else "results"
-        raise NoResultsError(f"no stored {kind} match these filters in {reading_dir(results_dir)}; run `rsc-bench evaluate` first")
+        looked = " and ".join(str(folder) for folder in reading_stores(results_dir, with_user_store=True))
+        kind = "official results or results of yours" if official_only else "results"
+        raise NoResultsError(f"no stored {kind} match these filters in {looked}; run `rsc-bench evaluate` first")
     return table
 
 
@@ -35,8 +35,11 @@ def _table(dataset, protocol, eps, results_dir, official_only=True):
 def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
 
-    By default only official rows: the unmodified preset, on at least its number of images, with
-    the standard seed (the newest such run); --all lists every configuration. robust_low/high
+    By default the official store's official rows (the unmodified preset, on at least its number
+    of images, with the standard seed; the newest such run) and every row of yours (the folder
+    `rsc-bench evaluate` stores in: --results-dir, else $RSC_BENCH_RESULTS, else your data
+    folder), yours first and marked `yours` in the store column; --results-dir DIR reads only
+    DIR; --all lists every configuration. robust_low/high
     is the 95% Clopper-Pearson interval from n; QTE is the area under robust accuracy against
     eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
     the sweep's width. clean counts a stochastic model correct only if right on every decision
@@ -65,6 +68,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
         )
         columns = [
+            "store",
             "model",
             "family",
             "protocol",

@@ -11,20 +11,23 @@ from robustbench_snn.cli import options
 from robustbench_snn.cli.app import main
 from robustbench_snn.errors import UserError
 
-ARCHITECTURES = options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES")
-KINDS = options.RegistryChoice("robustbench_snn.models", "KINDS", ordered=True)
-RECIPES = options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", ordered=True)
+ARCHITECTURES = options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES", "architecture")
+KINDS = options.RegistryChoice("robustbench_snn.models", "KINDS", "kind", ordered=True)
+RECIPES = options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", "recipe", ordered=True)
 
 
-def _command_line(ctx: click.Context, always: tuple[str, ...], never: tuple[str, ...]) -> str:
-    """The command as a user would retype it: every option that differs from its default (and ``always``)."""
+def _command_line(ctx: click.Context, never: tuple[str, ...]) -> str:
+    """The command as a user would retype it: every option with a value, defaults included (so the
+    command replays even if a default changes), a repeatable option once per value."""
     words = ["rsc-bench", ctx.info_name]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if param.name in never or value is None or (value == param.default and param.name not in always):
+        if param.name in never or value is None:
             continue
         flag = max(param.opts, key=len)
-        words += [flag] if getattr(param, "is_flag", False) else [flag, str(value)]
+        values = value if isinstance(value, tuple) else (value,)
+        for one in values:
+            words += [flag] if getattr(param, "is_flag", False) else [flag, str(one)]
     return shlex.join(words)
 
 
@@ -157,7 +160,7 @@ def train(
         at_eps=at_eps,
         at_steps=at_steps,
     )
-    command = _command_line(click.get_current_context(), always=("seed",), never=("quiet", "as_json"))
+    command = _command_line(click.get_current_context(), never=("quiet", "as_json"))
     ensure_writable(Path(out).resolve().parent)
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not (quiet or as_json))
     card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not (quiet or as_json))

@@ -22,6 +22,7 @@ from robustbench_snn import energy
 from robustbench_snn import results as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.data import dataset_info
+from robustbench_snn.devices import resolve_device
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
 from robustbench_snn.evaluation.batches import run_batches
@@ -37,7 +38,6 @@ from robustbench_snn.evaluation.plan import (
     resolve_protocol,
 )
 from robustbench_snn.evaluation.record import EvaluationRecord, build_record
-from robustbench_snn.runtime import resolve_device
 from robustbench_snn.seeds import batch_seed
 
 logger = logging.getLogger(__name__)

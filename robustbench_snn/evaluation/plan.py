@@ -24,11 +24,11 @@ from robustbench_snn.attacks.methods.transfer import EXPECTATION_SOURCE
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, normalised, unsupported
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
+from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.inputs import check_model
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import code_version
-from robustbench_snn.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 
 from robustbench_snn.data import dataset_info
+from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import CardError, CheckpointError
 from robustbench_snn.models import Classifier, build_classifier
 from robustbench_snn.registry.cards import ModelCard, find_card, list_cards, models_dirs, parse_card, read_card
 from robustbench_snn.registry.checkpoints import download, read_state_dict, sha256_of, verify, write_state_dict
-from robustbench_snn.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 

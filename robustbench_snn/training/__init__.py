@@ -16,14 +16,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from robustbench_snn.data import dataset_info, load_dataset
+from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
 from robustbench_snn.files import replacing
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
 from robustbench_snn.provenance import versions
 from robustbench_snn.registry import ModelCard, load_model, parse_card, write_state_dict
-from robustbench_snn.runtime import resolve_device
-from robustbench_snn.training.recipes import RECIPES, AdversarialTraining, Distillation, Recipe, cross_entropy
+from robustbench_snn.training.recipes import RECIPES, AdversarialTraining, Distillation, Recipe, cross_entropy, recipe_reference
 
 logger = logging.getLogger(__name__)
 
@@ -203,11 +203,7 @@ def write_entry(
                 "seed": evaluation_seed,
                 "command": f"rsc-bench evaluate --model {out.name} --attack none -n {record.n_examples} --seed {evaluation_seed}",
             },
-            "reference": {
-                "paper": "Wu et al., RSC-SNN: Exploring the Trade-off Between Adversarial Robustness and "
-                "Accuracy in Spiking Neural Networks via Randomized Smoothing Coding, ACM MM 2024",
-                "url": "https://arxiv.org/abs/2407.20099",
-            },
+            "reference": recipe_reference(config.recipe, spec.kind, spec.encoding),
             "license": "MIT",
         },
         str(card_path),

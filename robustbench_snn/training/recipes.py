@@ -30,7 +30,37 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, SpikingActivation
 from robustbench_snn.seeds import batch_seed
 
-RECIPES = ("standard", "rsc", "ersct", "pgd-at")
+_RSC_PAPER = {
+    "paper": "Wu et al., RSC-SNN: Exploring the Trade-off Between Adversarial Robustness and "
+    "Accuracy in Spiking Neural Networks via Randomized Smoothing Coding, ACM MM 2024",
+    "url": "https://arxiv.org/abs/2407.20099",
+}
+_SURROGATE_GRADIENTS = {
+    "paper": "Neftci, Mostafa and Zenke, Surrogate Gradient Learning in Spiking Neural Networks, IEEE Signal Processing Magazine 2019",
+    "url": "https://arxiv.org/abs/1901.09948",
+}
+# Each recipe's source, as the card of a model trained with it cites it (`recipe_reference`).
+RECIPES = {
+    "standard": None,
+    "rsc": _RSC_PAPER,
+    "ersct": _RSC_PAPER,
+    "pgd-at": {
+        "paper": "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
+        "url": "https://arxiv.org/abs/1706.06083",
+    },
+}
+
+
+def recipe_reference(recipe: str, kind: str, encoding: str) -> dict:
+    """The work a model trained with ``recipe`` follows: the recipe's paper; for the standard
+    recipe, the RSC paper for an RSC-coded model, surrogate-gradient learning for other SNNs."""
+    if RECIPES[recipe] is not None:
+        return RECIPES[recipe]
+    if encoding == "rsc":
+        return _RSC_PAPER
+    if kind == "snn":
+        return _SURROGATE_GRADIENTS
+    return {"paper": "standard supervised training with cross-entropy (no paper recipe)"}
 
 
 @dataclass
