@@ -46,6 +46,9 @@ from robustbench_snn.tables import clopper_pearson
 
 logger = logging.getLogger(__name__)
 
+# Bumped by any change that alters a number certification makes (part of a certificate's identity).
+CERTIFY_VERSION = 1
+
 # Counts of the base network's predictions over draws: (images [B, ...], draws) -> counts [B, classes].
 Sampler = Callable[[torch.Tensor, int], torch.Tensor]
 ABSTAIN = -1
@@ -352,7 +355,7 @@ def certify_images(
     from tqdm import tqdm
 
     from robustbench_snn.data import dataset_info, load_test_set
-    from robustbench_snn.provenance import stamp
+    from robustbench_snn.provenance import components, stamp
     from robustbench_snn.results import append_row
 
     info = dataset_info(model.card.dataset)
@@ -378,7 +381,7 @@ def certify_images(
             progress=advance,
         )
     row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
-    row.update(protocol="certify", checkpoint_sha256=model.checkpoint_sha256, **stamp())
+    row.update(protocol="certify", checkpoint_sha256=model.checkpoint_sha256, **stamp({**components(), "certify": CERTIFY_VERSION}))
     if store:
         append_row(row, results_dir)
     return summary, row

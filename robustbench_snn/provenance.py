@@ -1,46 +1,46 @@
 """Provenance of a stored number: the code, the versions and the commit that made it, and when.
 
 Every stored row (an evaluation, a certificate) carries `stamp()`; a result is reused only
-while `code_version()` is unchanged.
+while the versions of the components that computed it (`components`) are unchanged.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import json
 import platform
 import subprocess
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 
-from robustbench_snn.shipped import CHECKOUT, PACKAGE, in_checkout
+from robustbench_snn.shipped import CHECKOUT, in_checkout
 
-# Parts of the package that only present or locate numbers: a change there changes no result.
-PRESENTATION = frozenset(
-    {
-        "cli",
-        "plots.py",
-        "tables.py",
-        "leaderboard",
-        "__main__.py",
-        "shipped.py",
-        "zoo",
-        "robustbench.py",
-        "provenance.py",
-    }
-)
+# The versions of the parts that every evaluation uses, by what they compute. Bump one whenever a
+# change alters any number it makes (tests/test_golden_records.py fails when a number changes and
+# no version does); never for a docstring, a rename or a move. Attacks and encoders declare their
+# own (`Attack.version`, `Encoder.version`).
+COMPONENT_VERSIONS: dict[str, int] = {
+    "evaluation": 1,  # planning, batching, seeds, the decision rule, restarts, checks and flags
+    "models": 1,  # the forward pass: architectures, LIF neurons (compiled too), classifiers, user-model adapters
+    "gradients": 1,  # the SNN gradient modes, surrogates, BPDA and the sampling estimators
+    "energy": 1,  # spike, SynOps and MAC counting and the energy constants
+    "data": 1,  # dataset loading: the test split's images, labels and order
+}
 
 
-@functools.cache
-def code_version() -> str:
-    """A hash of the package's code that computes numbers (everything but its presentation), so a
-    stored result is never reused after that code changed."""
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] not in PRESENTATION:
-            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+def components(attacks: Mapping[str, int] | None = None, encoders: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The versions a result depends on: the shared parts', and those of each attack and encoder it used."""
+    found = dict(COMPONENT_VERSIONS)
+    found.update({f"attack:{name}": version for name, version in sorted((attacks or {}).items())})
+    found.update({f"encoder:{name}": version for name, version in sorted((encoders or {}).items())})
+    return found
+
+
+def code_version(versions_used: Mapping[str, int]) -> str:
+    """A short hash of `components`, the code identity a stored row carries: a result is reused only
+    while it is unchanged, and a refactor that changes no number leaves it as it was."""
+    return hashlib.sha256(json.dumps(dict(versions_used), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:
@@ -65,10 +65,13 @@ def git_commit() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def stamp() -> dict:
-    """The provenance fields of a stored row: code version, package versions, commit, UTC time."""
+def stamp(versions_used: Mapping[str, int] | None = None) -> dict:
+    """The provenance fields of a stored row: the component versions it used (`components`) and
+    their code version, package versions, commit, UTC time."""
+    versions_used = dict(versions_used or components())
     return {
-        "code_version": code_version(),
+        "components": versions_used,
+        "code_version": code_version(versions_used),
         "versions": versions(),
         "git_commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),

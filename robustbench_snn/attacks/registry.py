@@ -40,6 +40,8 @@ class Attack:
 
     name: str = ""
     description: str = ""
+    # Bumped by any change that alters a number this attack makes (part of a result's identity).
+    version: int = 1
     # Uses the attacked model's weights (black-box attacks query it or use another model).
     white_box: bool = True
     uses_gradients: bool = True

@@ -2,7 +2,8 @@
 
 The protocol is resolved for the dataset and normalised for the model; the members that can run,
 their transfer sources and the skipped ones are chosen; the test images are picked; and the
-configuration's identity (weights, data, protocol, members, code) is hashed, so that a stored
+configuration's identity (weights, sources' weights, data, protocol, members, and the versions
+of the code they run) is hashed, so that a stored
 row is reused and an interrupted run resumed.
 """
 
@@ -22,13 +23,15 @@ from robustbench_snn.attacks import Protocol, build_protocol, effective_members
 from robustbench_snn.attacks.bpda import uses_quantizers
 from robustbench_snn.attacks.methods.transfer import EXPECTATION_SOURCE
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
+from robustbench_snn.attacks.registry import get_attack
 from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, normalised, unsupported
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.inputs import check_model
+from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.models.user import as_attackable
-from robustbench_snn.provenance import code_version
+from robustbench_snn.provenance import components
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class Plan:
     weights: str
     preset_unmodified: bool
     config_hash: str
+    components: dict[str, int]
 
     @property
     def smoothed(self) -> bool:
@@ -86,6 +90,13 @@ def model_hash(model: nn.Module) -> str:
         digest.update(name.encode() + b"\0" + str(tensor.dtype).encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def components_used(model: nn.Module, members: list[AttackSpec]) -> dict[str, int]:
+    """The versions of the code an evaluation of ``model`` by ``members`` runs (`provenance.components`)."""
+    encoder = getattr(model, "encoder", None)
+    encoders = {encoder.name: encoder.version} if isinstance(encoder, Encoder) and encoder.name else {}
+    return components({member.attack: get_attack(member.attack).version for member in members}, encoders)
 
 
 def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
@@ -255,6 +266,7 @@ def plan_evaluation(
         model.compile_lif(compile_lif)
     model_name = card.name if card is not None else model_name or getattr(model, "display_name", type(model).__name__)
     weights = model_hash(model)
+    versions_used = components_used(model, members)
     config = {
         "model": model_name,
         "weights": weights,
@@ -264,7 +276,8 @@ def plan_evaluation(
         "batch_size": batch_size,
         "protocol": protocol.model_dump(mode="json", exclude={"members", "description"}),
         "members": [member.model_dump(mode="json") for member in members],
-        "code": code_version(),
+        "sources": {name: model_hash(source) for name, source in sorted(sources.items())},
+        "code": versions_used,
     }
     if is_smoothed(model):
         config["smoothed"] = model.settings()
@@ -283,4 +296,5 @@ def plan_evaluation(
         weights=weights,
         preset_unmodified=preset_unmodified(model, protocol),
         config_hash=store.config_hash(config),
+        components=versions_used,
     )

@@ -46,6 +46,8 @@ class EvaluationRecord:
     preset_unmodified: bool = False
     model_hash: str | None = None
     code_version: str | None = None
+    # the versions of the code that computed it (`provenance.components`)
+    components: dict[str, int] = field(default_factory=dict)
     lif_kernel: str | None = None
     # spikes, firing rates, SynOps, MACs and estimated energy per image, clean and under attack (`robustbench_snn.energy`)
     energy: dict | None = None
@@ -132,5 +134,5 @@ def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: di
         lif_kernel=_lif_kernel(model),
         energy=record_energy([part["energy"] for part in outcomes]),
         member_seeds={member.label(): [part.get("member_seeds", {}).get(member.label(), []) for part in outcomes] for member in members},
-        **stamp(),
+        **stamp(plan.components),
     )

@@ -54,6 +54,8 @@ class Encoder(nn.Module):
 
     name: ClassVar[str] = ""
     family_name: ClassVar[str] = ""
+    # Bumped by any change that alters a number this coding makes (part of a result's identity).
+    version: ClassVar[int] = 1
     Parameters: ClassVar[type[Strict]] = NoParameters
     stochastic = False
     adaptive_attacks: tuple[dict, ...] = ()
