@@ -1,9 +1,13 @@
 """Figures from results tables: the accuracy-robustness Pareto plot and robust accuracy against eps.
 
 Figures are drawn with matplotlib's object API (no pyplot), so the caller's backend and style are
-left as they were. Both use seaborn's colour-blind palette plus a distinct marker per family, so they read in
-colour, in greyscale print and for colour-blind readers. Error bars are 95% Clopper-Pearson
-intervals of the robust accuracy from the number of evaluated samples.
+left as they were. Each family (kind, coding, training) has its own colour from seaborn's
+colour-blind palette and its own marker, so they read in colour, in greyscale print and for
+colour-blind readers; in the eps plot the models of one family differ by shade and line style.
+Text labels are placed by adjustText so they overlap neither each other nor the points, and the
+legend sits outside the data. Error bars are 95% Clopper-Pearson intervals of the robust
+accuracy from the number of evaluated samples. A row of the user's own store is labelled
+"(yours)".
 """
 
 from __future__ import annotations
@@ -14,21 +18,63 @@ from pathlib import Path
 
 import pandas as pd
 import seaborn as sns
+from adjustText import adjust_text
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from robustbench_snn.errors import NoResultsError, UserError
 from robustbench_snn.tables import curve_from_zero, pareto_front
 
-FAMILIES = ["ANN", "direct SNN", "Poisson SNN", "RSC-I", "RSC-II", "E-RSCT", "adversarially trained", "unregistered"]
-MARKERS = dict(zip(FAMILIES, ["s", "D", "^", "o", "v", "P", "X", "*"]))
+FAMILIES = [
+    "ANN",
+    "adversarially trained ANN",
+    "direct SNN",
+    "Poisson SNN",
+    "RSC-I",
+    "RSC-II",
+    "E-RSCT",
+    "adversarially trained SNN",
+    "unregistered",
+]
+MARKERS = dict(zip(FAMILIES, ["s", "X", "D", "^", "o", "v", "P", "p", "*"]))
+LINE_STYLES = ("-", "--", "-.", ":")
 FORMATS = (".png", ".svg", ".pdf")
 
 
 def _style(family: str) -> dict:
+    """The family's colour and marker (a family this list does not know is drawn as unregistered)."""
+    family = family if family in MARKERS else "unregistered"
     palette = sns.color_palette("colorblind", len(FAMILIES))
     return {"color": palette[FAMILIES.index(family)], "marker": MARKERS[family]}
+
+
+def _shades(color: tuple, count: int) -> list[tuple]:
+    """``count`` shades of one colour, dark to light, for the models of one family."""
+    if count == 1:
+        return [color]
+    darker = tuple(0.6 * channel for channel in color)
+    lighter = tuple(channel + 0.4 * (1 - channel) for channel in color)
+    return sns.blend_palette([darker, color, lighter], count)
+
+
+def _place_labels(axes: Axes, labels: list[Text], x: pd.Series, y: pd.Series) -> None:
+    """Move ``labels`` off each other and off the points at ``x``, ``y`` (adjustText), with a thin
+    leader line back to their point."""
+    if labels:
+        adjust_text(
+            labels,
+            x=list(x),
+            y=list(y),
+            ax=axes,
+            expand=(1.4, 1.8),
+            arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5},
+        )
+
+
+def _model_label(row: pd.Series) -> str:
+    return f"{row['model']} (yours)" if row.get("store") == "yours" else row["model"]
 
 
 def _save(figure: Figure, out: Path) -> Path:
@@ -69,18 +115,21 @@ def _attacked(table: pd.DataFrame) -> pd.DataFrame:
     return points
 
 
-def _finish(figure: Figure, axes: Axes, xlabel: str, title: str, out: Path) -> Path:
+def _finish(figure: Figure, axes: Axes, xlabel: str, title: str, out: Path, legend_beside: Axes | None = None) -> Path:
+    """Label ``axes`` and put its legend outside the data, right of ``legend_beside`` (default: ``axes``)."""
     axes.set_xlabel(xlabel)
     axes.set_ylabel("robust accuracy (%)")
     axes.set_title(title)
-    axes.legend(fontsize=7, loc="best")
+    handles, names = axes.get_legend_handles_labels()
+    (legend_beside or axes).legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     return _save(figure, out)
 
 
 def _tradeoff_panel(axes: Axes, points: pd.DataFrame, cards: dict, x: pd.Series, higher_is_better: bool) -> None:
     """Robust accuracy (y) against ``x``, one point per model with its interval, the RSC sigma sweep
-    joined and labelled, the Pareto front (higher robust, and higher or lower ``x``) dashed, and
-    flagged results ringed in red."""
+    joined and labelled, the user's own rows labelled, the Pareto front (higher robust, and higher
+    or lower ``x``) dashed, and flagged results ringed in red."""
+    labels = []
     for family, group in points.groupby("family"):
         style = _style(family)
         axes.errorbar(
@@ -96,17 +145,16 @@ def _tradeoff_panel(axes: Axes, points: pd.DataFrame, cards: dict, x: pd.Series,
         )
         if family.startswith("RSC"):
             sweep = group.assign(sigma=[_sigma(model, cards) for model in group["model"]]).dropna(subset=["sigma"])
-            sweep = sweep.sort_values("sigma")
+            sweep = sweep[sweep["store"] != "yours"].sort_values("sigma")
             axes.plot(x[sweep.index], 100 * sweep["robust_accuracy"], color=style["color"], linewidth=1)
-            for index, row in sweep.iterrows():
-                axes.annotate(
-                    f"σ={row['sigma']:g}",
-                    (x[index], 100 * row["robust_accuracy"]),
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    fontsize=7,
-                    color=style["color"],
-                )
+            labels += [
+                axes.text(x[index], 100 * row["robust_accuracy"], f"σ={row['sigma']:g}", fontsize=7, color=style["color"])
+                for index, row in sweep.iterrows()
+            ]
+        labels += [
+            axes.text(x[index], 100 * row["robust_accuracy"], _model_label(row), fontsize=7, color=style["color"])
+            for index, row in group[group["store"] == "yours"].iterrows()
+        ]
     sign = 1 if higher_is_better else -1
     coordinates = [(sign * value, robust) for value, robust in zip(x[points.index], points["robust_accuracy"])]
     front = [coordinates[index] for index in pareto_front(coordinates)]
@@ -130,6 +178,7 @@ def _tradeoff_panel(axes: Axes, points: pd.DataFrame, cards: dict, x: pd.Series,
             linewidths=1,
             label="potentially unreliable",
         )
+    _place_labels(axes, labels, x[points.index], 100 * points["robust_accuracy"])
 
 
 @_styled
@@ -142,14 +191,16 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     figure, (axes, *beside) = _figure(6.5, 4.8, panels=1 if costed.empty else 2)
     _tradeoff_panel(axes, points, cards, 100 * points["clean_accuracy"], higher_is_better=True)
     for energy_axes in beside:
-        _tradeoff_panel(energy_axes, costed, cards, costed["energy_pj"] / 1e6, higher_is_better=False)
         energy_axes.set_xscale("log")
-        for set_formatter in (energy_axes.xaxis.set_major_formatter, energy_axes.xaxis.set_minor_formatter):
-            set_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        # Labelled ticks at 1, 2 and 5 of each decade only: labels on every minor tick collide.
+        energy_axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        energy_axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        energy_axes.xaxis.set_minor_formatter(NullFormatter())
+        _tradeoff_panel(energy_axes, costed, cards, costed["energy_pj"] / 1e6, higher_is_better=False)
         energy_axes.set_xlabel("estimated energy per image (µJ, log scale)")
         energy_axes.set_ylabel("robust accuracy (%)")
         energy_axes.set_title("against energy: SynOps × 0.9 pJ + MACs × 4.6 pJ (an estimate)")
-    return _finish(figure, axes, "clean accuracy (%)", title, out)
+    return _finish(figure, axes, "clean accuracy (%)", title, out, legend_beside=beside[-1] if beside else None)
 
 
 @_styled
@@ -158,17 +209,23 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     curves = _attacked(table)
     figure, (axes,) = _figure(6.5, 4.8)
     protocols = sorted(curves["protocol"].unique())
-    for (model, protocol), curve in curves.groupby(["model", "protocol"]):
-        style = _style(curve["family"].iloc[0])
-        eps, accuracy = curve_from_zero(curve)
-        axes.plot(
-            eps,
-            [100 * value for value in accuracy],
-            marker=style["marker"],
-            color=style["color"],
-            linestyle=("-", "--", ":", "-.")[protocols.index(protocol) % 4],
-            label=model if len(protocols) == 1 else f"{model} ({protocol})",
-        )
+    curves = curves.assign(label=[_model_label(row) for _, row in curves.iterrows()])
+    for family, members in curves.groupby("family"):
+        style = _style(family)
+        names = sorted(members["label"].unique())
+        for (name, protocol), curve in members.groupby(["label", "protocol"]):
+            position = names.index(name)
+            eps, accuracy = curve_from_zero(curve)
+            axes.plot(
+                eps,
+                [100 * value for value in accuracy],
+                marker=style["marker"],
+                markersize=5,
+                color=_shades(style["color"], len(names))[position],
+                linestyle=LINE_STYLES[(position + protocols.index(protocol)) % len(LINE_STYLES)],
+                linewidth=1.2,
+                label=name if len(protocols) == 1 else f"{name} ({protocol})",
+            )
     return _finish(figure, axes, "eps", title, out)
 
 

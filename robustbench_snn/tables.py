@@ -201,7 +201,7 @@ def family(card: ModelCard | None) -> str:
         return "unregistered"
     recipe = card.training.recipe
     if recipe == "pgd-at":
-        return "adversarially trained"
+        return f"adversarially trained {card.kind.upper()}"
     if card.kind == "ann":
         return "ANN"
     if recipe == "ersct":

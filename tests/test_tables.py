@@ -95,7 +95,7 @@ def test_results_command_prints_table_csv_and_json(stored):
     table = runner.invoke(main, ["results", "--results-dir", str(stored), "--eps", "0.1"])
     assert table.exit_code == 0 and "blackbox_stronger" in table.output and "qte_norm" in table.output
     csv = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--eps", "0.1"])
-    assert csv.exit_code == 0 and csv.output.splitlines()[0].startswith("model,family")
+    assert csv.exit_code == 0 and csv.output.splitlines()[0].startswith("store,model,family")
     assert len(csv.output.splitlines()) == 1 + len(table.output.splitlines()) - 1
     none = runner.invoke(main, ["results", "--results-dir", str(stored), "--format", "csv", "--protocol", "reliable"])
     assert none.exit_code == 3 and "no stored official results" in none.output
@@ -117,3 +117,50 @@ def test_plots_are_written_and_bad_requests_are_clear_errors(stored, tmp_path):
     assert empty.exit_code == 3 and "run `rsc-bench evaluate` first" in empty.output
     missing = runner.invoke(main, ["plot-tradeoff", "--results-dir", str(tmp_path / "missing"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _drawn(monkeypatch, draw, *args):
+    """The figure a plot function drew (its saving replaced by capturing it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from robustbench_snn import plots
+
+    captured = []
+    monkeypatch.setattr(plots, "_save", lambda figure, out: captured.append(figure) or out)
+    draw(*args)
+    figure = captured[0]
+    FigureCanvasAgg(figure).draw()
+    return figure
+
+
+def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(monkeypatch, tmp_path):
+    from robustbench_snn import plots
+    from robustbench_snn.results import OFFICIAL_RESULTS_DIR
+    from robustbench_snn.tables import family
+
+    styles = [(tuple(plots._style(family)["color"]), plots._style(family)["marker"]) for family in plots.FAMILIES]
+    assert len(set(styles)) == len(styles) and len({marker for _, marker in styles}) == len(styles)
+    cards = list_cards()
+    assert {"adversarially trained ANN", "adversarially trained SNN"} <= {family(card) for card in cards}
+
+    official = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="pgd")
+    figure = _drawn(monkeypatch, plots.plot_eps, official, tmp_path / "eps.png", "eps")
+    axes = figure.axes[0]
+    looks = [
+        (line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()), line.get_linestyle(), line.get_marker())
+        for line in axes.get_lines()
+    ]
+    assert len(looks) == official["model"].nunique() and len(set(looks)) == len(looks), "every model's curve looks different"
+    assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1, "the legend sits outside the data"
+
+    at_eps = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="reliable", eps=0.1)
+    figure = _drawn(monkeypatch, plots.plot_tradeoff, at_eps, {card.name: card for card in cards}, tmp_path / "t.png", "tradeoff")
+    renderer = figure.canvas.get_renderer()
+    for panel in figure.axes:
+        boxes = [text.get_window_extent(renderer) for text in panel.texts]
+        assert boxes, "the RSC sigma sweep is labelled"
+        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+        assert not overlapping, "labels never overlap each other"
+    energy_axes = figure.axes[-1]
+    tick_labels = [label.get_text() for label in energy_axes.get_xticklabels() if label.get_text()]
+    assert tick_labels and all(float(text) in {0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50} for text in tick_labels), tick_labels
