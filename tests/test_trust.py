@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from robustbench_snn import benchmark, load_model
 from robustbench_snn.attacks import build_protocol, effective_members
 from robustbench_snn.cli import main
+from robustbench_snn.errors import UserError
 from robustbench_snn.models import GradientMode
 from robustbench_snn.models.user import wrap_snn
 from robustbench_snn.registry import list_cards
@@ -185,6 +186,22 @@ def test_a_protocol_with_members_that_cannot_run_is_reduced_and_flagged():
     assert record.protocol.endswith("-reduced") and "reduced_protocol" in record.flags
     assert any("bptr" in reason for reason in record.skipped_members)
     assert not record.preset_unmodified or record.protocol != "reliable"
+
+
+def test_a_users_snn_runs_the_whole_protocol_with_the_reference_ann_or_its_own_twin():
+    settings = {"steps": 1, "queries": 10, "checks": False}
+    record = benchmark(SpikingCNN(), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8, seed=0, overrides=settings)
+    assert not record.protocol.endswith("-reduced") and "reduced_protocol" not in record.flags, record.skipped_members
+    assert "transfer<-fmnist_ann" in record.attacks, "an unregistered model's transfer comes from the dataset's reference ANN"
+    torch.manual_seed(1)
+    own_twin = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    mine = benchmark(
+        SpikingCNN(), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8, seed=0, overrides=settings, twin=own_twin
+    )
+    assert "transfer<-Sequential" in mine.attacks and "transfer<-fmnist_ann" not in mine.attacks
+    assert mine.config_hash != record.config_hash, "another twin is another evaluation"
+    with pytest.raises(UserError, match="twin must be"):
+        benchmark(SpikingCNN(), dataset="fashion-mnist", attack="pgd", n_examples=8, twin=3)
 
 
 @pytest.mark.parametrize("attack", ["pgd", "none"])

@@ -146,6 +146,12 @@ def print_record(record, stored: str | None) -> None:
     type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
     help="With --smoothed: failure probability of each certificate.",
 )
+@click.option(
+    "--twin",
+    metavar="MODEL",
+    help="The ANN that transfer members (source twin) craft on: a registered name or a card file "
+    "[default: the registered ANN of the same architecture; for a card of yours without one, the dataset's reference ANN].",
+)
 @options.batch_size
 @options.data_dir
 @options.device
@@ -201,6 +207,7 @@ def evaluate(
     votes,
     cert_draws,
     alpha,
+    twin,
     batch_size,
     data_dir,
     device,
@@ -281,6 +288,7 @@ def evaluate(
         save_samples=save_samples,
         progress=not quiet,
         compile_lif=compile_lif,
+        twin=twin,
     )
     if not is_main_process():
         return  # rank 0 of a torchrun launch prints

@@ -29,6 +29,7 @@ from robustbench_snn.evaluation.batches import run_batches
 from robustbench_snn.evaluation.inputs import check_images, check_labels, check_model
 from robustbench_snn.evaluation.plan import (
     Plan,
+    Twin,
     check_run,
     model_hash,
     plan_evaluation,
@@ -82,12 +83,13 @@ def attack(
     seed: int = 0,
     batch_size: int = 128,
     device: str = "cpu",
+    twin: Twin = None,
 ) -> AttackResult:
     """Attack ``images`` (in [0, 1]) with a protocol and return the adversarial examples.
 
     The same runner as `benchmark` (every member on the samples still robust, EOT and the
     decision rule for stochastic models), on your own tensors, with nothing stored and no checks.
-    ``dataset`` sets the default threat model (eps) and is not loaded.
+    ``dataset`` sets the default threat model (eps) and is not loaded; ``twin`` as in `benchmark`.
     """
     check_run(seed, batch_size)
     info = dataset_info(dataset)
@@ -95,7 +97,7 @@ def attack(
     device = resolve_device(device)
     check_model(model, images[:8].to(device), info)
     protocol = resolve_protocol(attack, overrides, dataset)
-    model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed)
+    model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed, dataset, twin)
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
@@ -130,6 +132,7 @@ def benchmark(
     progress: bool = False,
     compile_lif: bool | None = None,
     model_name: str | None = None,
+    twin: Twin = None,
 ) -> EvaluationRecord:
     """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
 
@@ -139,7 +142,9 @@ def benchmark(
     ``<name>-smoothed``, with the ``below_certified`` check. ``compile_lif`` runs the LIF layers
     through the compiled kernel (same spikes); by default it does when the attack work pays for
     the compilation (`compile_pays`). ``model_name`` names an unregistered model's rows (default:
-    its class name); a registered model is always named by its card.
+    its class name); a registered model is always named by its card. ``twin`` is the ANN that
+    transfer members (``source: twin``) craft on: your own module or a registered name; by default
+    the registered twin of a registered model, and the dataset's reference ANN for yours.
     """
     ranks = distributed.join(str(device))
     plan = plan_evaluation(
@@ -154,6 +159,7 @@ def benchmark(
         overrides=overrides,
         compile_lif=compile_lif,
         model_name=model_name,
+        twin=twin,
     )
     if store and not force:
         row = store_.find_row(plan.dataset, plan.config_hash, results_dir)

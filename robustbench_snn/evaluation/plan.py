@@ -134,13 +134,18 @@ class LogitEnsemble(nn.Module):
         return torch.stack([model(images) for model in self.models]).mean(0)
 
 
+# What ``twin`` may be: the caller's own ANN, a registered name, or None (the registry's choice).
+Twin = nn.Module | str | None
+
+
 def resolve_sources(
-    model: nn.Module, members: list[AttackSpec], device: str, seed: int
+    model: nn.Module, members: list[AttackSpec], device: str, seed: int, dataset: str | None = None, twin: Twin = None
 ) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
-    """Load the source model of each member crafted on one ('twin': the registered ANN twin;
+    """Load the source model of each member crafted on one ('twin': ``twin`` when given, else the
+    registered ANN twin, else for an unregistered model the dataset's reference ANN;
     'expectation': the model fed its coding's expectation; a registered name; several joined by
     '+': an ensemble of those that exist); a member whose source does not exist is skipped."""
-    from robustbench_snn.registry import find_ann_twin, load_model
+    from robustbench_snn.registry import find_ann_twin, load_model, reference_ann
 
     sources: dict[str, nn.Module] = {}
     kept, skipped = [], []
@@ -152,16 +157,31 @@ def resolve_sources(
         logger.warning("skipping %s", reason)
         skipped.append(reason)
 
+    def registered_twin() -> str | None:
+        if card is not None:
+            found = find_ann_twin(card)
+        else:
+            found = reference_ann(dataset) if dataset else None
+            if found is not None:
+                logger.info("transfer from %s, the dataset's reference ANN (pass twin= for your own ANN)", found.name)
+        return found.name if found is not None else None
+
     def load(name: str) -> tuple[str, nn.Module | str]:
         """A single source's name as stored and the model, or why it does not exist."""
         if name == EXPECTATION_SOURCE:
             relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
             return name, relative if relative is not None else "the model has no stochastic encoder with a known expectation"
+        if name == "twin" and isinstance(twin, nn.Module):
+            return getattr(twin, "display_name", type(twin).__name__), twin.to(device).eval()
         if name == "twin":
-            twin = find_ann_twin(card) if card is not None else None
-            if twin is None:
-                return name, f"no registered ANN twin of {card.name if card else 'this unregistered model'}"
-            name = twin.name
+            found = (
+                twin if isinstance(twin, str) else find_ann_twin(card) if card is not None else reference_ann(dataset) if dataset else None
+            )
+            if found is None:
+                return name, f"no registered ANN twin of {card.name if card else 'this unregistered model'} (pass twin=)"
+            name = found if isinstance(found, str) else found.name
+            if card is None and not isinstance(twin, str):
+                logger.info("transfer from %s, the dataset's reference ANN (pass twin= for your own ANN)", name)
         return name, sources[name] if name in sources else load_model(name, device=device, seed=seed)
 
     for member in members:
@@ -187,7 +207,7 @@ def resolve_sources(
 
 
 def plan_members(
-    model: nn.Module, protocol: Protocol, sample: torch.Tensor, device: str, seed: int
+    model: nn.Module, protocol: Protocol, sample: torch.Tensor, device: str, seed: int, dataset: str | None = None, twin: Twin = None
 ) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
     """The members that run on ``model`` (`effective_members`), their transfer sources and the
     members skipped; ``sample`` (one image) shows whether the model quantises its input."""
@@ -196,7 +216,8 @@ def plan_members(
     impossible = [reason for reason in map(functools.partial(unsupported, model), members) if reason]
     for reason in impossible:
         logger.warning("skipping %s", reason)
-    kept, sources, skipped = resolve_sources(model, [member for member in members if unsupported(model, member) is None], device, seed)
+    runnable = [member for member in members if unsupported(model, member) is None]
+    kept, sources, skipped = resolve_sources(model, runnable, device, seed, dataset, twin)
     return kept, sources, impossible + skipped
 
 
@@ -215,7 +236,13 @@ def resolve_protocol(attack: str | Protocol, overrides: dict | None, dataset: st
 
 
 def prepare(
-    model: nn.Module, protocol: Protocol, probe: torch.Tensor, device: torch.device, seed: int
+    model: nn.Module,
+    protocol: Protocol,
+    probe: torch.Tensor,
+    device: torch.device,
+    seed: int,
+    dataset: str | None = None,
+    twin: Twin = None,
 ) -> tuple[nn.Module, Protocol, list[AttackSpec], dict[str, nn.Module], list[str]]:
     """The model as the runner attacks it (a user's SNN wrapped, randomness detected on ``probe``),
     the protocol normalised for it, and the members that run, their sources and the ones skipped."""
@@ -223,7 +250,9 @@ def prepare(
     protocol = protocol.model_copy(
         update={name: [normalised(member, model) for member in getattr(protocol, name)] for name in ("members", "later_members")}
     )
-    members, sources, skipped = plan_members(model, protocol, probe[:1], device, seed)
+    if twin is not None and not isinstance(twin, (nn.Module, str)):
+        raise UserError(f"twin must be an nn.Module or a registered model's name, not {type(twin).__name__}")
+    members, sources, skipped = plan_members(model, protocol, probe[:1], device, seed, dataset, twin)
     return model, protocol, members, sources, skipped
 
 
@@ -240,6 +269,7 @@ def plan_evaluation(
     overrides: dict | None,
     compile_lif: bool | None,
     model_name: str | None,
+    twin: Twin = None,
 ) -> Plan:
     """Everything `benchmark` decides before attacking (see its docstring for the arguments)."""
     card = getattr(model, "card", None)
@@ -259,7 +289,7 @@ def plan_evaluation(
     examples = first_examples(test_split, n_examples)
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
     check_model(model, probe, dataset_info(dataset))
-    model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed)
+    model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed, dataset, twin)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None
     if compile_lif is not None and hasattr(model, "compile_lif"):

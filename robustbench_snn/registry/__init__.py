@@ -69,6 +69,14 @@ def find_ann_twin(card: ModelCard) -> ModelCard | None:
     return candidates[0] if candidates else None
 
 
+def reference_ann(dataset: str) -> ModelCard | None:
+    """The registered, trained ANN of ``dataset`` (standard recipe first, then by name): the transfer
+    source of an unregistered model, whose architecture the registry does not know."""
+    candidates = [card for card in list_cards(dataset) if card.kind == "ann" and not card.stochastic and card.checkpoint is not None]
+    candidates.sort(key=lambda card: (card.training.recipe != "standard", card.name))
+    return candidates[0] if candidates else None
+
+
 def _check_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
     """Refuse weights that would load silently wrong: integers where floats belong, NaN or infinity."""
     for key, tensor in state.items():
