@@ -5,7 +5,8 @@ first N test images, then each candidate below alone on its survivors (another s
 decision rule), and prints how many each fooled: a candidate that fools more than re-seeding does
 is a weakness of the protocol. The candidates are the families of the evaluation-strength issue:
 gradient estimators through the sampling, more optimisation on the coding's expectation, and
-transfer with momentum and input diversity from ensembles.
+transfer with momentum and input diversity from ensembles; and sharper surrogates, which the audit
+of the PGD-trained SNN found.
 
     python benchmarks/survivor_attacks.py --model fmnist_snn_poisson -n 200 [--protocol reliable] [--only NAME ...] [--json]
 
@@ -37,6 +38,18 @@ CANDIDATES = {
     "expectation-pgd-200x8-cw": {"attack": "pgd", "steps": 200, "restarts": 8, "source": "expectation", "loss": "cw"},
     "expectation-sapgd-100x4-cw": {"attack": "sapgd", "steps": 100, "restarts": 4, "source": "expectation", "loss": "cw"},
     "mi-di-expectation+twin-50x4-cw": {"attack": "mi-di-fgsm", "steps": 50, "restarts": 4, "source": "expectation+twin", "loss": "cw"},
+    "sharp-atan@4-20": {"attack": "pgd", "steps": 20, "grad": "bptt", "surrogate": "atan", "surrogate_alpha": 4.0},
+    "sharp-atan@8-20": {"attack": "pgd", "steps": 20, "grad": "bptt", "surrogate": "atan", "surrogate_alpha": 8.0},
+    "sharp-atan@4-50x2-cw": {
+        "attack": "pgd",
+        "steps": 50,
+        "restarts": 2,
+        "grad": "bptt",
+        "surrogate": "atan",
+        "surrogate_alpha": 4.0,
+        "loss": "cw",
+    },
+    "hart@0.5-20": {"attack": "pgd", "steps": 20, "grad": "hart", "surrogate_alpha": 0.5},
     "mi-di-ensemble-50-cw": {
         "attack": "mi-di-fgsm",
         "steps": 50,
