@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,21 +84,41 @@ def _locked(path: Path, mode: str) -> Iterator:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Bounds a stored number must keep for the readers to use it (wider than any real run).
+MAX_IMAGES = 10**9
+MAX_SEED = 2**63
+MAX_NESTING = 32
+
+
 class StoredRow(BaseModel):
     """What every stored row must have for the readers (tables, plots, the leaderboard) to use it."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    model: str
-    dataset: str
-    protocol: str
-    seed: int
-    n_examples: int = Field(ge=1)
-    timestamp: str
+    model: str = Field(max_length=1000)
+    dataset: str = Field(max_length=100)
+    protocol: str = Field(max_length=1000)
+    seed: int = Field(ge=0, lt=MAX_SEED)
+    n_examples: int = Field(ge=1, le=MAX_IMAGES)
+    timestamp: str = Field(max_length=100)
     clean_accuracy: float | None = Field(default=None, ge=0, le=1)
     robust_accuracy: float | None = Field(default=None, ge=0, le=1)
-    eps: float | None = Field(default=None, ge=0)
+    clean_accuracy_one_draw: float | None = Field(default=None, ge=0, le=1)
+    eps: float | None = Field(default=None, ge=0, le=1e6)
+    eot: int | None = Field(default=None, ge=1, le=10**6)
+    eval_draws: int | None = Field(default=None, ge=1, le=10**6)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
+    runtime_s: float | None = Field(default=None, ge=0)
     flags: list[str] = Field(default_factory=list)
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for bracket in re.findall(rb"[\[\]{}]", re.sub(rb'"(?:\\.|[^"\\])*"', b"", raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class StoredAuditEntry(BaseModel):
@@ -139,6 +160,8 @@ def _read_jsonl(path: Path, schema: type[BaseModel] | None = None) -> list[dict]
         if not raw.strip():
             continue
         try:
+            if nesting_depth(raw) > MAX_NESTING:
+                raise ValueError(f"nested deeper than {MAX_NESTING} levels")
             row = json.loads(raw.decode("utf-8"))
             if not isinstance(row, dict):
                 raise ValueError(f"a JSON {type(row).__name__}, not an object")

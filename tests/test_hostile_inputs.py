@@ -73,17 +73,24 @@ def test_a_checkpoint_that_is_not_a_file_says_so(tmp_path, card_data, what):
         load_model(str(write_card(tmp_path, card_data)))
 
 
-@pytest.mark.parametrize("bad", ["nan", "integer"])
+@pytest.mark.parametrize("bad", ["nan", "integer", "negative-variance", "counter-dtype"])
 def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data, bad):
     from safetensors.torch import load_file, save_file
 
     weights = tmp_path / "tiny.safetensors"
     state = load_file(str(weights))
-    key = next(name for name, tensor in state.items() if tensor.is_floating_point())
-    state[key] = torch.full_like(state[key], float("nan")) if bad == "nan" else state[key].long()
+    if bad in ("nan", "integer"):
+        key = next(name for name, tensor in state.items() if tensor.is_floating_point())
+        state[key] = torch.full_like(state[key], float("nan")) if bad == "nan" else state[key].long()
+    elif bad == "negative-variance":
+        key = next(name for name in state if name.endswith("running_var"))
+        state[key] = -state[key].abs() - 1
+    else:
+        key = next(name for name in state if name.endswith("num_batches_tracked"))
+        state[key] = state[key].float()
     save_file(state, str(weights))
     card_data["checkpoint"].update(sha256=checkpoints.sha256_of(weights), size_bytes=weights.stat().st_size)
-    with pytest.raises(CheckpointError, match="NaN|where the model has floats"):
+    with pytest.raises(CheckpointError, match="NaN|where the model has|negative variances"):
         load_model(str(write_card(tmp_path, card_data)))
 
 
@@ -102,18 +109,27 @@ class _Server:
     """A loopback HTTP server whose answers a test sets; started and stopped by the test."""
 
     def __init__(self) -> None:
-        self.body, self.delay = b"", 0.0
+        self.body, self.delay, self.drip, self.redirect = b"", 0.0, False, None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 time.sleep(server.delay)
                 try:
+                    if server.redirect:
+                        self.send_response(302)
+                        self.send_header("Location", server.redirect)
+                        self.end_headers()
+                        return
                     self.send_response(200)
-                    self.send_header("Content-Length", str(len(server.body)))
+                    self.send_header("Content-Length", str(10**9 if server.drip else len(server.body)))
                     self.end_headers()
+                    while server.drip:  # one byte at a time, without end
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
                     self.wfile.write(server.body)
-                except OSError:  # the client gave up (the timeout test)
+                except OSError:  # the client gave up (the timeout tests)
                     pass
 
             def log_message(self, *args):
@@ -167,6 +183,28 @@ def test_a_server_that_never_answers_times_out_with_a_clear_error(tmp_path, card
     with pytest.raises(CheckpointError, match="cannot download"):
         load_model(str(write_card(tmp_path, card_data)))
     assert time.monotonic() - started < 3.0
+    assert not list(_cache().glob("*"))
+
+
+def test_a_server_that_drips_forever_is_cut_off_by_the_whole_transfer_limit(tmp_path, card_data, server, monkeypatch):
+    monkeypatch.setattr(checkpoints, "DOWNLOAD_TOTAL_S", 1.0)
+    server.drip = True
+    card_data["checkpoint"].update(path=None, url=server.url)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="not finished within"):
+        load_model(str(write_card(tmp_path, card_data)))
+    assert time.monotonic() - started < 10
+    assert not list(_cache().glob("*"))
+    server.drip = False
+
+
+def test_redirects_may_not_leave_the_allowed_schemes_or_downgrade_https(tmp_path, card_data, server):
+    assert not checkpoints.redirect_allowed("https://example.org/w", "http://example.org/w")
+    assert checkpoints.redirect_allowed("https://example.org/w", "https://mirror.example.org/w")
+    server.redirect = "ftp://example.org/weights.safetensors"
+    card_data["checkpoint"].update(path=None, url=server.url)
+    with pytest.raises(CheckpointError, match="redirects to"):
+        load_model(str(write_card(tmp_path, card_data)))
     assert not list(_cache().glob("*"))
 
 
@@ -278,6 +316,24 @@ def test_broken_lines_are_skipped_with_a_warning_and_never_crash_a_reader(tmp_pa
     assert caplog.text.count("skipping a malformed row") == 7 and f"{path}:2" in caplog.text
     result = CliRunner().invoke(main, ["results", "--results-dir", str(tmp_path), "--all"])
     assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["results", "--all"], ["plot-eps", "--out", "e.png"], ["leaderboard", "build", "--out", "site"]])
+def test_a_deeply_nested_or_out_of_range_row_is_skipped_by_every_reader(tmp_path, caplog, command):
+    path = append_row(_row(model="good"), tmp_path)
+    with open(path, "ab") as handle:
+        handle.write(b'{"model": "deep", "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n")
+        handle.write(json.dumps(_row(model="huge", n_examples=10**30)).encode() + b"\n")
+        handle.write(json.dumps(_row(model="float", n_examples=1e30)).encode() + b"\n")
+        handle.write(json.dumps(_row(model="seed", seed=-1)).encode() + b"\n")
+    assert list(load_rows("fashion-mnist", tmp_path)["model"]) == ["good"]
+    assert "nested deeper than" in caplog.text
+    arguments = [word if word not in ("e.png", "site") else str(tmp_path / word) for word in command]
+    result = CliRunner().invoke(main, [*arguments, "--results-dir", str(tmp_path)])
+    assert "Traceback" not in result.output and not isinstance(result.exception, RecursionError)
+    assert result.exit_code in (0, 3), result.output
+    append_row(_row(model="after"), tmp_path)  # the append survives the bad lines too
+    assert list(load_rows("fashion-mnist", tmp_path)["model"]) == ["good", "after"]
 
 
 # The command line: every user mistake is exit 2, no traceback, no file changed -----------------

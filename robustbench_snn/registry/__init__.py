@@ -78,15 +78,22 @@ def reference_ann(dataset: str) -> ModelCard | None:
 
 
 def _check_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
-    """Refuse weights that would load silently wrong: integers where floats belong, NaN or infinity."""
+    """Refuse weights that would load silently wrong: integers where floats belong (or another
+    integer type), NaN or infinity, negative BatchNorm variances."""
     for key, tensor in state.items():
         reference = expected.get(key)
-        if reference is None or not reference.is_floating_point():
+        if reference is None:
+            continue
+        if not reference.is_floating_point():
+            if tensor.dtype != reference.dtype:
+                raise CheckpointError(f"checkpoint {path}: {key} holds {tensor.dtype} values where the model has {reference.dtype}")
             continue
         if not tensor.is_floating_point():
             raise CheckpointError(f"checkpoint {path}: {key} holds {tensor.dtype} values where the model has floats")
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"checkpoint {path}: {key} holds NaN or infinite values")
+        if key.endswith("running_var") and (tensor < 0).any():
+            raise CheckpointError(f"checkpoint {path}: {key} holds negative variances")
 
 
 def load_model(

@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,7 +45,22 @@ def sha256_of(path: str | os.PathLike) -> str:
 # file://, ftp:// or data: would let it read local files or reach anything else.
 ALLOWED_SCHEMES = ("https",)
 DOWNLOAD_TIMEOUT_S = 60
+# The whole transfer's limit: a server that drips bytes, or streams without end, is cut off.
+DOWNLOAD_TOTAL_S = 1800
 DOWNLOAD_CHUNK = 1 << 20
+
+
+def redirect_allowed(origin: str, target: str) -> bool:
+    """Whether a download may follow a redirect: to an allowed scheme, never from https to less."""
+    old, new = (urllib.parse.urlparse(url).scheme.lower() for url in (origin, target))
+    return new in ALLOWED_SCHEMES and not (old == "https" and new != "https")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, request, handle, code, message, headers, new_url):
+        if not redirect_allowed(request.full_url, new_url):
+            raise CheckpointError(f"checkpoint URL {request.full_url!r} redirects to {new_url!r}, which is not allowed")
+        return super().redirect_request(request, handle, code, message, headers, new_url)
 
 
 def _private_dir(path: Path) -> Path:
@@ -58,7 +74,9 @@ def download(url: str, sha256: str, size_bytes: int | None = None, progress: boo
     The file is written to a private temporary name and published into the cache only once its
     size and hash match, so the cache never holds a file whose content is not its name's hash (a
     card cannot occupy another card's slot, and a web page is never kept). A cached file is
-    checked again before use. A server that stops answering times out after DOWNLOAD_TIMEOUT_S.
+    checked again before use. A server that stops answering times out after DOWNLOAD_TIMEOUT_S, a
+    transfer that has not finished after DOWNLOAD_TOTAL_S is cut off, and a redirect may not leave
+    the allowed schemes or downgrade https.
     """
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
@@ -73,15 +91,20 @@ def download(url: str, sha256: str, size_bytes: int | None = None, progress: boo
     handle, partial_name = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
     partial = Path(partial_name)
     limit = size_bytes if size_bytes is not None else MAX_DOWNLOAD_BYTES
+    deadline = time.monotonic() + DOWNLOAD_TOTAL_S
+    opener = urllib.request.build_opener(_CheckedRedirects)
     try:
-        with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        with os.fdopen(handle, "wb") as sink, opener.open(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(target).name[:12]}", disable=not progress) as bar:
                 received = 0
-                while block := response.read(DOWNLOAD_CHUNK):
+                # read1 returns what has arrived, so a dripping server meets the deadline check
+                while block := response.read1(DOWNLOAD_CHUNK):
                     received += len(block)
                     if received > limit:
                         raise CheckpointError(f"cannot download checkpoint {url}: larger than the {limit} bytes expected")
+                    if time.monotonic() > deadline:
+                        raise CheckpointError(f"cannot download checkpoint {url}: not finished within {DOWNLOAD_TOTAL_S} s")
                     sink.write(block)
                     bar.update(len(block))
         verify(partial, sha256, size_bytes)
