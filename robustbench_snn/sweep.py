@@ -23,6 +23,9 @@ from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+# The most cells one sweep may hold: a grid beyond it is a mistake, refused before any work.
+MAX_CELLS = 100_000
+
 
 class Grid(Strict):
     """A sweep file: every combination of its lists is one cell."""
@@ -30,9 +33,9 @@ class Grid(Strict):
     name: str = "sweep"
     dataset: str | None = None
     models: list[str] | str = Field(description="registered model names, or 'all' (every model of the dataset)")
-    attacks: list[str] = Field(default_factory=lambda: ["pgd"], min_length=1)
-    eps: list[float | str | None] = Field(default_factory=lambda: [None], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    attacks: list[str] = Field(default_factory=lambda: ["pgd"], min_length=1, max_length=MAX_CELLS)
+    eps: list[float | str | None] = Field(default_factory=lambda: [None], min_length=1, max_length=MAX_CELLS)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_CELLS)
     n_examples: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=128, ge=1)
     compile: bool | None = None
@@ -96,6 +99,9 @@ def cells(grid: Grid) -> list[Cell]:
         models = [card.name for card in list_cards(grid.dataset)]
     else:
         models = [find_card(name).name for name in grid.models]
+    count = len(models) * len(grid.attacks) * len(grid.eps) * len(grid.seeds)
+    if count > MAX_CELLS:
+        raise UserError(f"the sweep has {count} cells; at most {MAX_CELLS} are allowed (split it into several files)")
     return [Cell(*combination) for combination in itertools.product(models, grid.attacks, grid.eps, grid.seeds)]
 
 
@@ -188,7 +194,10 @@ def _run_on_ray(
     started_here = not ray.is_initialized()
     if started_here:
         options = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
-        ray.init(**options, log_to_driver=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        try:
+            ray.init(**options, log_to_driver=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        except ConnectionError as error:
+            raise UserError(f"cannot reach the Ray cluster at {address}: {str(error).splitlines()[0]}") from None
     try:
         # a worker that dies is retried; the cell resumes from its partial run
         remote = ray.remote(num_cpus=1, max_retries=3)(_ray_cell)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from conftest import write_card, write_cifar10
 
@@ -316,6 +317,16 @@ def test_broken_lines_are_skipped_with_a_warning_and_never_crash_a_reader(tmp_pa
     assert caplog.text.count("skipping a malformed row") == 7 and f"{path}:2" in caplog.text
     result = CliRunner().invoke(main, ["results", "--results-dir", str(tmp_path), "--all"])
     assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+def test_a_sweep_too_large_or_too_many_workers_is_refused_before_any_work(tmp_path):
+    grid = tmp_path / "big.yaml"
+    grid.write_text(yaml.safe_dump({"dataset": "fashion-mnist", "models": "all", "eps": [0.1] * 400, "seeds": list(range(300))}))
+    for arguments in (["--dry-run"], ["--workers", "100000"]):
+        result = CliRunner().invoke(main, ["sweep", str(grid), *arguments, "--results-dir", str(tmp_path / "r")])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert "at most 100000" in result.output or "1<=x<=4096" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("command", [["results", "--all"], ["plot-eps", "--out", "e.png"], ["leaderboard", "build", "--out", "site"]])

@@ -24,7 +24,7 @@ def _cell_line(summary: dict) -> str:
     "--workers",
     default=1,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=4096),
     help="Cells run at once on a local Ray cluster of this many CPUs (needs `pip install robustbench-snn[cluster]`).",
 )
 @click.option("--address", help="Run on an existing Ray cluster (e.g. auto, or ray://HOST:10001) instead of a local one.")
