@@ -5,6 +5,7 @@ import http.server
 import json
 import os
 import pickle
+import socket
 import stat
 import subprocess
 import sys
@@ -317,6 +318,27 @@ def test_broken_lines_are_skipped_with_a_warning_and_never_crash_a_reader(tmp_pa
     assert caplog.text.count("skipping a malformed row") == 7 and f"{path}:2" in caplog.text
     result = CliRunner().invoke(main, ["results", "--results-dir", str(tmp_path), "--all"])
     assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "environment, message",
+    [
+        ({"WORLD_SIZE": "abc"}, "not a whole number"),
+        ({"WORLD_SIZE": "2"}, "MASTER_ADDR and MASTER_PORT are not set"),
+        ({"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}, "must be in"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "RSC_BENCH_JOIN_TIMEOUT": "2"}, "could not join the other ranks"),
+    ],
+)
+def test_a_torchrun_environment_without_peers_or_malformed_fails_in_bounded_time(tmp_path, environment, message):
+    if "RSC_BENCH_JOIN_TIMEOUT" in environment:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            environment = {**environment, "MASTER_PORT": str(probe.getsockname()[1])}
+    command = [sys.executable, "-m", "robustbench_snn", "evaluate", "--model", "fmnist_ann", "--attack", "pgd", "-n", "8", "--no-store"]
+    started = time.monotonic()
+    result = subprocess.run(command, env={**os.environ, **environment}, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert time.monotonic() - started < 90
 
 
 def test_a_sweep_too_large_or_too_many_workers_is_refused_before_any_work(tmp_path):

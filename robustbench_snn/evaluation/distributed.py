@@ -15,7 +15,7 @@ import datetime
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 # Ranks wait for rank 0's checks and store; the reliability checks of a big run take long.
 WAIT_LIMIT = datetime.timedelta(hours=12)
+# Joining the other ranks gives up after this many seconds (a rank without peers fails, not hangs).
+JOIN_TIMEOUT_VARIABLE = "RSC_BENCH_JOIN_TIMEOUT"
+JOIN_TIMEOUT_S = 60.0
+MAX_RANKS = 65_536
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Ranks:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    # the group the ranks gather and share over, with the long WAIT_LIMIT (None: the default group)
+    group: object = field(default=None, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -59,7 +65,7 @@ class Ranks:
             return batches, 0.0
         started = time.perf_counter()
         parts: list | None = [None] * self.world if self.is_main else None
-        dist.gather_object(batches, parts, dst=0)
+        dist.gather_object(batches, parts, dst=0, group=self.group)
         merged = None
         if self.is_main:
             merged = BatchOutcomes(
@@ -73,20 +79,49 @@ class Ranks:
         if self.world == 1:
             return value
         box = [value if self.is_main else None]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
 
 
+def _environment_number(name: str, default: str, low: int, high: int) -> int:
+    value = os.environ.get(name, default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise UserError(f"${name} is {value!r}, not a whole number") from None
+    if not low <= number < high:
+        raise UserError(f"${name} is {number}; it must be in [{low}, {high})")
+    return number
+
+
 def _launched() -> Ranks | None:
-    """The ranks torchrun (or SLURM with torchrun-style variables) launched this process among."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """The ranks torchrun (or SLURM with torchrun-style variables) launched this process among,
+    from the environment, checked (a malformed value is a `UserError`)."""
+    world = _environment_number("WORLD_SIZE", "1", 1, MAX_RANKS + 1)
+    if world == 1:
         return None
-    return Ranks(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    rank = _environment_number("RANK", "0", 0, world)
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise UserError(f"WORLD_SIZE is {world} but {' and '.join(missing)} {verb} not set; launch the ranks with torchrun")
+    return Ranks(rank, world, _environment_number("LOCAL_RANK", "0", 0, MAX_RANKS))
+
+
+def _join_timeout() -> datetime.timedelta:
+    value = os.environ.get(JOIN_TIMEOUT_VARIABLE)
+    try:
+        seconds = float(value) if value else JOIN_TIMEOUT_S
+    except ValueError:
+        raise UserError(f"${JOIN_TIMEOUT_VARIABLE} is {value!r}, not a number of seconds") from None
+    if not 0 < seconds < 86_400:
+        raise UserError(f"${JOIN_TIMEOUT_VARIABLE} must be between 0 and 86400 seconds, got {seconds:g}")
+    return datetime.timedelta(seconds=seconds)
 
 
 def join(device: str) -> Ranks:
-    """This process's ranks, joining the process group on first use (gloo on CPU, NCCL on GPUs)."""
+    """This process's ranks, joining the process group on first use (gloo on CPU, NCCL on GPUs)
+    within the join timeout ($RSC_BENCH_JOIN_TIMEOUT seconds, default 60)."""
     if dist.is_available() and dist.is_initialized():
         return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
     ranks = _launched()
@@ -95,11 +130,20 @@ def join(device: str) -> Ranks:
     gpu = device.startswith("cuda")
     if gpu:
         torch.cuda.set_device(ranks.local_rank)
-    dist.init_process_group("nccl" if gpu else "gloo", timeout=WAIT_LIMIT)
+    timeout = _join_timeout()
+    try:
+        dist.init_process_group("nccl" if gpu else "gloo", timeout=timeout)
+        group = dist.new_group(timeout=WAIT_LIMIT)
+    except (RuntimeError, ValueError) as error:
+        where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+        raise UserError(
+            f"rank {ranks.rank} of {ranks.world} could not join the other ranks at {where} within "
+            f"{timeout.total_seconds():g} s (${JOIN_TIMEOUT_VARIABLE}): {str(error).splitlines()[0]}"
+        ) from None
     # a process group still open at exit aborts the process (gloo's threads outlive the interpreter)
     atexit.register(dist.destroy_process_group)
     logger.info("rank %d of %d joined (%s)", ranks.rank, ranks.world, "nccl" if gpu else "gloo")
-    return ranks
+    return Ranks(ranks.rank, ranks.world, ranks.local_rank, group)
 
 
 def is_main_process() -> bool:
