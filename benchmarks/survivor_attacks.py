@@ -50,6 +50,9 @@ CANDIDATES = {
         "loss": "cw",
     },
     "hart@0.5-20": {"attack": "pgd", "steps": 20, "grad": "hart", "surrogate_alpha": 0.5},
+    "sharp-atan@3-50x2-cw": {"attack": "pgd", "steps": 50, "restarts": 2, "surrogate": "atan", "surrogate_alpha": 3.0, "loss": "cw"},
+    "sharp-atan@8-50x2-cw": {"attack": "pgd", "steps": 50, "restarts": 2, "surrogate": "atan", "surrogate_alpha": 8.0, "loss": "cw"},
+    "sharp-sigmoid@8-50x2-cw": {"attack": "pgd", "steps": 50, "restarts": 2, "surrogate": "sigmoid", "surrogate_alpha": 8.0, "loss": "cw"},
     "mi-di-ensemble-50-cw": {
         "attack": "mi-di-fgsm",
         "steps": 50,
@@ -66,8 +69,9 @@ CANDIDATES = {
 @click.option("--seed", default=0, show_default=True)
 @click.option("--only", multiple=True, type=click.Choice(sorted(CANDIDATES)), help="Run only these candidates.")
 @click.option("--compile/--no-compile", "compile_lif", default=True, show_default=True, help="The compiled LIF kernel (same spikes).")
+@click.option("--chain", is_flag=True, help="Each candidate on the survivors of the ones before it (marginal kills).")
 @click.option("--json", "as_json", is_flag=True)
-def main(name, n_examples, protocol, seed, only, compile_lif, as_json):
+def main(name, n_examples, protocol, seed, only, compile_lif, chain, as_json):
     model = load_model(name, seed=seed).compile_lif(compile_lif)
     images, labels = load_test_set("fashion-mnist", n_examples=n_examples)
     started = time.perf_counter()
@@ -81,8 +85,14 @@ def main(name, n_examples, protocol, seed, only, compile_lif, as_json):
         candidate = Protocol(name=key, members=[AttackSpec(eps=0.1, **CANDIDATES[key])], eval_draws=eval_draws)
         alone = attack(model, images[survivors], labels[survivors], dataset="fashion-mnist", attack=candidate, seed=seed + 1)
         result[key] = {"fooled": int((~alone.robust).sum()), "seconds": round(time.perf_counter() - started, 1)}
+        if chain:
+            survivors = survivors.clone()
+            survivors[survivors.nonzero().flatten()] = alone.robust
         if not as_json:
-            click.echo(f"{key:<34} fooled {result[key]['fooled']:>4} of {result['survivors']} survivors  {result[key]['seconds']:>6.0f} s")
+            left = f" ({int(survivors.sum())} left)" if chain else ""
+            click.echo(
+                f"{key:<34} fooled {result[key]['fooled']:>4} of {result['survivors']} survivors{left}  {result[key]['seconds']:>6.0f} s"
+            )
     if as_json:
         click.echo(json.dumps(result, indent=2))
 
