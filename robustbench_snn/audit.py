@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 
 import torch
 from torch import nn
@@ -27,6 +26,8 @@ from robustbench_snn.attacks.flags import fooled, significant_count
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import plan_members
+from robustbench_snn.evaluation.plan import components_used
+from robustbench_snn.provenance import stamp
 from robustbench_snn.seeds import batch_seed
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ class AuditReport:
     flagged: bool
     protocol_attacks: list[str] = field(default_factory=list)
     runtime_s: float = 0.0
+    protocol_version: int | None = None
+    # provenance (`provenance.stamp`): the code's component versions, package versions, commit, time
+    components: dict[str, int] = field(default_factory=dict)
+    code_version: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str = "unknown"
     timestamp: str = ""
 
     def as_dict(self) -> dict:
@@ -161,5 +168,6 @@ def audit(
         flagged=broken - control_kills > significant_count(n),
         protocol_attacks=[member.label() for member in tested_members],
         runtime_s=round(time.perf_counter() - started, 1),
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        protocol_version=tested.version,
+        **stamp(components_used(model, [*tested_members, *suite_members])),
     )

@@ -138,8 +138,9 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     )
     declared = record.attacks[1:5]  # right after the first member, before the costlier ones
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
-    later = record.attacks[-2:]  # version 3's, after version 2's whole run (Square last in it)
-    assert record.attacks[-3] == "square-20" and all(label.endswith("<-expectation") for label in later)
+    later = record.attacks[-4:]  # versions 3 and 4's, after version 2's whole run (Square last in it)
+    assert record.attacks[-5] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
+    assert [label for label in later[2:]] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -178,10 +179,11 @@ def test_reliable_version_3_is_never_above_version_2_and_reports_its_convergence
     convergence curves of the members whose restarts double."""
     model = model_with(shipped_models, kind="snn", encoding="poisson")
     current = build_protocol("reliable")
-    assert current.version == 3 and current.later_members and current.convergence is not None
+    assert current.version == 4 and current.later_members and current.convergence is not None
+    version_3 = current.model_copy(update={"name": "reliable-v3", "version": 3, "later_members": current.later_members[:2]})
     version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
     run = dict(n_examples=100, batch_size=50, seed=0)
-    old, new = benchmark(model, attack=version_2, **run), benchmark(model, attack=current, **run)
+    old, new = benchmark(model, attack=version_2, **run), benchmark(model, attack=version_3, **run)
     assert new.robust_accuracy <= old.robust_accuracy
     assert new.attacks[: len(old.attacks)] == old.attacks
     curves = new.flag_details["convergence"]
@@ -190,3 +192,19 @@ def test_reliable_version_3_is_never_above_version_2_and_reports_its_convergence
         assert curve["robust"] == sorted(curve["robust"], reverse=True)
         assert curve["restarts"][1] == 2 * curve["restarts"][0]
     assert "fooled_with_2x_restarts" in new.flag_details and "fooled_with_2x_draws" in new.flag_details
+
+
+@pytest.mark.slow
+def test_reliable_version_4_breaks_the_pgd_trained_snns_masked_gradient(shipped_models):
+    """Version 4 adds sharper surrogates after version 3's whole run: on the PGD-trained SNN (whose
+    training surrogate's gradient is masked) it counts strictly fewer samples robust, and their
+    restarts double on this deterministic model like the cheap members'."""
+    model = shipped_models["fmnist_snn_pgdat"]
+    current = build_protocol("reliable", {"checks": False})
+    version_3 = current.model_copy(update={"name": "reliable-v3", "version": 3, "later_members": current.later_members[:2]})
+    run = dict(n_examples=100, batch_size=100, seed=0)
+    old, new = benchmark(model, attack=version_3, **run), benchmark(model, attack=current, **run)
+    assert new.attacks[: len(old.attacks)] == old.attacks
+    assert new.robust_accuracy < old.robust_accuracy
+    assert new.member_kills["pgd-50x2-cw[bptt-atan@4]"] > 0
+    assert "pgd-50x2-cw[bptt-atan@4]" in new.flag_details["convergence"]
