@@ -29,10 +29,10 @@ def main() -> None:
     arguments = parser.parse_args()
     audits = newest_audits(Path(arguments.results_dir) / "audits" / f"{arguments.dataset}.jsonl")
     print(
-        "| model | images | `reliable` | worst case over all attacks and `reliable` | survivors broken by an attack alone "
+        "| model | version | images | `reliable` | worst case over all attacks and `reliable` | survivors broken by an attack alone "
         "/ by the re-seeded control | strongest attack alone | attacks that broke survivors | verdict |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model, audit in sorted(audits.items(), key=lambda item: -item[1]["protocol_accuracy"]):
         strongest = min(audit["entries"], key=lambda entry: entry["robust_accuracy"])
         breakers = [
@@ -40,6 +40,7 @@ def main() -> None:
         ]
         cells = [
             model,
+            str(audit.get("protocol_version", "?")),
             str(audit["n_examples"]),
             f"{100 * audit['protocol_accuracy']:.1f}%",
             f"{100 * audit['worst_case_accuracy']:.1f}%",

@@ -21,6 +21,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from robustbench_snn.attacks.protocol import build_protocol
 from robustbench_snn.data import dataset_info
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
@@ -53,8 +54,14 @@ def _plain(row: dict) -> dict:
 
 
 def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, dict]:
-    """The newest audit of ``reliable`` for each model of ``dataset``."""
-    return {audit["model"]: audit for audit in load_audits(dataset, results_dir) if audit.get("protocol") == RANKING_PROTOCOL}
+    """The newest audit of ``reliable`` for each model of ``dataset``, marked ``current`` when it
+    audited the preset's current version (only a current audit flags the model's row)."""
+    version = build_protocol(RANKING_PROTOCOL).version
+    return {
+        audit["model"]: {**audit, "current": audit.get("protocol_version") == version, "current_version": version}
+        for audit in load_audits(dataset, results_dir)
+        if audit.get("protocol") == RANKING_PROTOCOL
+    }
 
 
 def _certified_label(certificate: dict | None) -> str:
@@ -79,7 +86,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         ranking = by_protocol.get(RANKING_PROTOCOL)
         main = ranking if ranking is not None else group.sort_values("timestamp").iloc[-1]
         flags = sorted({flag for flags in group["flags"] for flag in flags}
-                       | ({"audit_stronger"} if audits.get(name, {}).get("flagged") else set()))
+                       | ({"audit_stronger"} if audits.get(name, {}).get("flagged") and audits[name]["current"] else set()))
         pgd = by_protocol.get("pgd")
         rows.append({
             "model": name,
