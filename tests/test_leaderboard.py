@@ -157,3 +157,37 @@ def test_leaderboard_renders_sorts_and_links_in_a_real_browser(site, browser):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 3
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def _audit(model: str, version: int, flagged: bool) -> dict:
+    return {
+        "model": model,
+        "dataset": "fashion-mnist",
+        "protocol": "reliable",
+        "protocol_version": version,
+        "n_examples": 200,
+        "protocol_accuracy": 0.2,
+        "worst_case_accuracy": 0.15 if flagged else 0.2,
+        "entries": [{"attack": "pgd-10[bptt]", "robust_accuracy": 0.3, "only_this": 0, "fooled_protocol_survivors": 0, "seconds": 1.0}],
+        "protocol_survivors": 40,
+        "broken_survivors": 10 if flagged else 0,
+        "control_kills": 0,
+        "flagged": flagged,
+        "timestamp": "2026-01-03T00:00:00",
+    }
+
+
+def test_an_audit_flags_a_row_only_when_it_audited_the_current_version(tmp_path):
+    from robustbench_snn.attacks import build_protocol
+    from robustbench_snn.results import append_audit
+
+    current = build_protocol("reliable").version
+    for model in ("fmnist_rsc1_s0.2", "fmnist_snn_poisson"):
+        append_row(_row(model, 0.1, 0.2, clean=0.8, protocol="reliable"), tmp_path)
+    append_audit(_audit("fmnist_rsc1_s0.2", current, flagged=True), tmp_path)
+    append_audit(_audit("fmnist_snn_poisson", current - 1, flagged=True), tmp_path)
+    build_site(tmp_path / "site", tmp_path)
+    flags = {row["model"]: row["flags"] for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    assert "audit_stronger" in flags["fmnist_rsc1_s0.2"] and "audit_stronger" not in flags["fmnist_snn_poisson"]
+    page = (tmp_path / "site" / "models" / "fmnist_snn_poisson.html").read_text()
+    assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page
