@@ -30,6 +30,10 @@ class DatasetNotFoundError(UserError):
     """A dataset is neither on disk nor downloadable."""
 
 
+class DataError(UserError):
+    """A data file is malformed: wrong header, counts that disagree, cut short, values out of range."""
+
+
 class CardError(UserError):
     """A model card is missing, malformed, or names something unknown."""
 

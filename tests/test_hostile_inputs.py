@@ -96,6 +96,59 @@ def test_weights_that_would_load_silently_wrong_are_refused(tmp_path, card_data,
         load_model(str(write_card(tmp_path, card_data)))
 
 
+def _idx(dimensions: list[int], body: bytes, magic: bytes = b"\0\0\x08") -> bytes:
+    return magic + bytes([len(dimensions)]) + b"".join(size.to_bytes(4, "big") for size in dimensions) + body
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (_idx([2, 28, 28], bytes(2 * 784), magic=b"\x1f\x8b\x08"), _idx([2], bytes(2)), "bad magic number"),
+        (_idx([3, 28, 28], bytes(3 * 784)), _idx([2], bytes(2)), "3 images but"),
+        (_idx([10**9, 28, 28], bytes(784)), _idx([2], bytes(2)), "more than any dataset"),
+        (_idx([2, 28, 28], bytes(784)), _idx([2], bytes(2)), "the file holds 784"),
+        (_idx([2, 28, 28], bytes(2 * 784)), _idx([2], bytes([0, 12])), "outside the 10 classes"),
+        (_idx([2, 32, 32], bytes(2 * 1024)), _idx([2], bytes(2)), "not 28x28"),
+        (b"\0\0", _idx([2], bytes(2)), "bad magic number"),
+    ],
+)
+def test_malformed_idx_files_are_one_clear_data_error(tmp_path, images, labels, message):
+    from robustbench_snn.data import load_dataset
+    from robustbench_snn.errors import DataError
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    (folder / "t10k-images-idx3-ubyte").write_bytes(images)
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    with pytest.raises(DataError, match=message):
+        load_dataset("fashion-mnist", "test", tmp_path)
+
+
+def test_a_gzip_bomb_is_read_no_further_than_its_header_states(tmp_path):
+    import gzip
+
+    from robustbench_snn.data import load_dataset
+    from robustbench_snn.errors import DataError
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as bomb:
+        bomb.write(_idx([2, 28, 28], bytes(2 * 784)))
+        for _ in range(64):  # 1 GiB of zeros behind a header that states 1.5 KB
+            bomb.write(bytes(1 << 24))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(_idx([2], bytes(2)))
+    started = time.monotonic()
+    with pytest.raises(DataError, match="more than 1568"):
+        load_dataset("fashion-mnist", "test", tmp_path)
+    assert time.monotonic() - started < 30
+    assert not list(tmp_path.rglob("*extracted*")), "nothing decompressed into a cache"
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as fine:
+        fine.write(_idx([2, 28, 28], bytes(range(256)) * 6 + bytes(32)))
+    images, labels = load_dataset("fashion-mnist", "test", tmp_path).tensors
+    assert images.shape == (2, 1, 28, 28) and float(images.max()) == 1.0 and labels.tolist() == [0, 0]
+
+
 # URLs, the download cache, timeouts ----------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Datasets: find, load and describe the benchmark's datasets as tensors in [0, 1].
 
-Loaders are torchvision code, except CIFAR's reader of its pickled batches, which refuses anything
-but arrays and plain containers (torchvision's only guard is the MD5 of the official files). Data
+Loaders are torchvision code, except two readers that check what they read: CIFAR's pickled
+batches, where anything but arrays and plain containers is refused (torchvision's only guard is
+the MD5 of the official files), and MNIST-style IDX files, whose header, counts, size and labels
+are checked before use (`DataError`). Data
 are looked for under one root (``--data-dir``, else ``$RSC_BENCH_DATA``, else the user cache
 folder); Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
 evaluating on it never needs a download.
@@ -13,7 +15,6 @@ import gzip
 import logging
 import os
 import pickle
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.datasets.folder import default_loader
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from robustbench_snn.errors import DatasetNotFoundError, UserError, unknown_name
-from robustbench_snn.files import replacing
+from robustbench_snn.errors import DataError, DatasetNotFoundError, UserError, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +205,8 @@ def _not_found(info: DatasetInfo, split: str, looked_in: list[Path], reason: str
 # MNIST-style IDX files -------------------------------------------------------------------
 
 _IDX_FOLDERS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+# No MNIST-style split is larger (MNIST's training images are 47 MB).
+MAX_IDX_BYTES = 1 << 30
 _IDX_DOWNLOADERS = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}
 
 
@@ -226,16 +227,46 @@ def _find_idx(folders: list[Path], split: str) -> tuple[Path, Path] | None:
     return None
 
 
-def _plain_copy(path: Path) -> Path:
-    """The path of an uncompressed copy (torchvision's IDX reader wants plain files)."""
-    if path.suffix != ".gz":
-        return path
-    target = cache_dir() / "extracted" / path.parent.name / path.stem
-    if not target.is_file() or target.stat().st_mtime < path.stat().st_mtime:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with replacing(target) as partial, gzip.open(path, "rb") as source, open(partial, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-    return target
+# IDX type code of unsigned bytes, the only element type MNIST-style files use.
+_IDX_UBYTE = 0x08
+
+
+def _idx_array(path: Path, dimensions: int) -> np.ndarray:
+    """An IDX file (plain or gzipped) as an array, every part of it checked before it is trusted:
+    the magic number, the number of dimensions, and a body of exactly the size the header states
+    (read no further, so a gzip bomb or a lying header never fills memory)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            header = handle.read(4 + 4 * dimensions)
+            if len(header) < 4 or header[:2] != b"\0\0" or header[2] != _IDX_UBYTE or header[3] != dimensions:
+                raise DataError(f"{path} is not an IDX file of {dimensions}-dimensional unsigned bytes (bad magic number)")
+            if len(header) < 4 + 4 * dimensions:
+                raise DataError(f"{path}: the header is cut short")
+            shape = tuple(int.from_bytes(header[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(dimensions))
+            expected = int(np.prod(shape, dtype=np.int64))
+            if expected > MAX_IDX_BYTES:
+                raise DataError(f"{path}: the header states {expected} bytes of data, more than any dataset here has")
+            body = handle.read(expected + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    if len(body) != expected:
+        held = f"more than {expected}" if len(body) > expected else str(len(body))
+        raise DataError(f"{path}: the header states {expected} bytes of data, the file holds {held}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _read_idx(images_path: Path, labels_path: Path, info: DatasetInfo) -> TensorDataset:
+    """The images and labels of one split, checked against each other and the dataset."""
+    images, labels = _idx_array(images_path, 3), _idx_array(labels_path, 1)
+    if images.shape[1:] != info.input_shape[1:]:
+        found, wanted = "x".join(map(str, images.shape[1:])), "x".join(map(str, info.input_shape[1:]))
+        raise DataError(f"{images_path}: images of {found} pixels, not {wanted}")
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} holds {len(images)} images but {labels_path} {len(labels)} labels")
+    if len(labels) and int(labels.max()) >= info.num_classes:
+        raise DataError(f"{labels_path}: label {int(labels.max())} is outside the {info.num_classes} classes")
+    return TensorDataset(torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0), torch.from_numpy(labels.astype(np.int64)))
 
 
 def _load_idx(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
@@ -257,9 +288,7 @@ def _load_idx(info: DatasetInfo, split: str, root: Path, download: bool) -> Data
         raise _not_found(info, split, candidates, reason)
     images_path, labels_path = found
     logger.debug("reading %s from %s", info.name, images_path.parent)
-    images = read_image_file(str(_plain_copy(images_path)))
-    labels = read_label_file(str(_plain_copy(labels_path)))
-    return TensorDataset(images.unsqueeze(1).float().div_(255.0), labels.long())
+    return _read_idx(images_path, labels_path, info)
 
 
 # CIFAR -----------------------------------------------------------------------------------
