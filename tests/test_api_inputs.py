@@ -124,3 +124,35 @@ def test_the_global_generator_is_untouched_by_the_model_check(fmnist_batch):
 def test_clean_accuracy_on_no_images_is_an_error():
     with pytest.raises(InputError, match="non-empty"):
         clean_accuracy(Linear(), torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long))
+
+
+class _Around(nn.Module):
+    """The shipped ANN with its logits scaled, or fed a detached input."""
+
+    def __init__(self, inner: nn.Module, scale: float = 1.0, detach: bool = False) -> None:
+        super().__init__()
+        self.inner, self.scale, self.detach = inner, scale, detach
+
+    def forward(self, images):
+        return self.inner(images.detach() if self.detach else images) * self.scale
+
+
+def test_a_model_detached_from_its_input_is_refused_for_gradient_attacks_only(shipped_models, fmnist_batch):
+    images, labels = fmnist_batch
+    detached = _Around(shipped_models["fmnist_ann"], detach=True)
+    for run in (
+        lambda: benchmark(detached, dataset="fashion-mnist", attack="pgd", n_examples=8),
+        lambda: attack(detached, images, labels, dataset="fashion-mnist", attack="pgd"),
+    ):
+        with pytest.raises(InputError, match="do not depend on its input through autograd"):
+            run()
+    black_box = benchmark(detached, dataset="fashion-mnist", attack="square", n_examples=8, overrides={"queries": 20})
+    assert black_box.robust_accuracy is not None
+
+
+def test_logits_so_large_that_cross_entropy_saturates_are_flagged(shipped_models):
+    run = dict(dataset="fashion-mnist", attack="pgd", n_examples=32, batch_size=32)
+    saturated = benchmark(_Around(shipped_models["fmnist_ann"], scale=1e4), **run)
+    plain = benchmark(_Around(shipped_models["fmnist_ann"]), **run)
+    assert "saturated_logits" in saturated.flags and "saturated_logits" not in plain.flags
+    assert saturated.robust_accuracy > plain.robust_accuracy, "the saturation is real: cross-entropy PGD finds less"

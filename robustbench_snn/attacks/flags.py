@@ -3,6 +3,9 @@
 - ``stochastic_without_eot``: a stochastic model attacked with gradients from a single draw.
 - ``zero_gradients``: for every gradient mode of the protocol, at least ZERO_GRADIENT_SHARE of
   the correctly classified samples have an all-zero or non-finite input gradient.
+- ``saturated_logits``: on the first images the top-1 logit exceeds the second by more than 80, so
+  float32 softmax is one-hot and cross-entropy has no gradient on correct samples: the CE-based
+  members find nothing there (the CW and DLR margins are unaffected).
 - ``non_monotone_eps``: an attack at eps/2 fools samples that every member failed on at eps.
 - ``more_steps_stronger``: the reference attack with 4x the steps fools samples that every
   member failed on (the attacks had not converged).
@@ -48,6 +51,7 @@ logger = logging.getLogger(__name__)
 FLAGS = {
     "stochastic_without_eot": "a stochastic model was attacked with single-draw gradients (use --eot)",
     "zero_gradients": "many input gradients are zero or not finite (gradient masking?)",
+    "saturated_logits": "the logits are so large that cross-entropy's gradient vanishes in float32 (use --loss cw or dlr)",
     "non_monotone_eps": "an attack at eps/2 fooled samples that every attack at eps missed",
     "more_steps_stronger": "4x the attack steps fooled samples that every attack missed (not converged)",
     "not_converged": "twice the restarts or EOT draws of an attack still fooled samples every attack missed (not converged)",

@@ -31,6 +31,7 @@ from robustbench_snn.evaluation.plan import (
     Plan,
     Twin,
     check_run,
+    logit_margin,
     model_hash,
     plan_evaluation,
     plan_members,
@@ -98,6 +99,7 @@ def attack(
     check_model(model, images[:8].to(device), info)
     protocol = resolve_protocol(attack, overrides, dataset)
     model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed, dataset, twin)
+    logit_margin(model, members, images[:8].to(device))
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)

@@ -59,6 +59,8 @@ def assess(plan: Plan, outcomes: list[dict], progress: bool) -> tuple[list[str],
     details["zero_gradient_share"] = shares
     if masked:
         flags.append("zero_gradients")
+    if plan.saturated and members:
+        flags.append("saturated_logits")
     if plan.protocol.convergence is not None and members:
         converged, details["convergence"] = convergence_curves([part.get("convergence", {}) for part in outcomes])
         if not converged:

@@ -90,3 +90,28 @@ def check_model(model: object, probe: torch.Tensor, dataset: DatasetInfo) -> Non
         raise InputError(f"the model must return floating-point logits, got dtype {output.dtype}")
     if not torch.isfinite(output).all():
         raise InputError("the model returned NaN or infinite logits")
+
+
+# The top-1 / top-2 logit margin beyond which float32 softmax is exactly one-hot (exp(-88) underflows
+# to 0 as a probability's share), so cross-entropy has no gradient on correctly classified inputs.
+SATURATION_MARGIN = 80.0
+
+
+def check_differentiable(model: nn.Module, probe: torch.Tensor) -> float:
+    """Refuse a ``model`` whose logits have no autograd path to its input (detached, or computed
+    under no_grad), which gradient attacks would meet with silence; return the largest top-1 /
+    top-2 logit margin on ``probe`` (above `SATURATION_MARGIN`, cross-entropy saturates)."""
+    images = probe.detach().clone().requires_grad_(True)
+    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+        output = model(images)
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    logits = output.mean(0) if output.dim() == 3 else output
+    if not logits.requires_grad or torch.autograd.grad(logits.sum(), images, allow_unused=True)[0] is None:
+        raise InputError(
+            "the model's logits do not depend on its input through autograd (a detached output, or a forward under "
+            "no_grad): gradient attacks would find nothing; return logits computed from the input, or attack with a "
+            "black-box protocol (square)"
+        )
+    top = logits.detach().topk(2, dim=1).values
+    return float((top[:, 0] - top[:, 1]).max())

@@ -28,7 +28,7 @@ from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smo
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation.inputs import check_model
+from robustbench_snn.evaluation.inputs import SATURATION_MARGIN, check_differentiable, check_model
 from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import components
@@ -60,6 +60,8 @@ class Plan:
     preset_unmodified: bool
     config_hash: str
     components: dict[str, int]
+    # the logits are so large on the first images that cross-entropy's gradient vanishes
+    saturated: bool = False
 
     @property
     def smoothed(self) -> bool:
@@ -90,6 +92,15 @@ def model_hash(model: nn.Module) -> str:
         digest.update(name.encode() + b"\0" + str(tensor.dtype).encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def logit_margin(model: nn.Module, members: list[AttackSpec], probe: torch.Tensor) -> float | None:
+    """The largest logit margin on ``probe`` when gradient members attack the model itself (after
+    checking that it is differentiable, `check_differentiable`); None otherwise."""
+    white_box = [member for member in members if member.uses_gradients and member.source is None]
+    if not white_box or is_smoothed(model):
+        return None
+    return check_differentiable(model, probe)
 
 
 def components_used(model: nn.Module, members: list[AttackSpec]) -> dict[str, int]:
@@ -290,6 +301,7 @@ def plan_evaluation(
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
     check_model(model, probe, dataset_info(dataset))
     model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed, dataset, twin)
+    margin = logit_margin(model, members, probe)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None
     if compile_lif is not None and hasattr(model, "compile_lif"):
@@ -327,4 +339,5 @@ def plan_evaluation(
         preset_unmodified=preset_unmodified(model, protocol),
         config_hash=store.config_hash(config),
         components=versions_used,
+        saturated=margin is not None and margin > SATURATION_MARGIN,
     )
