@@ -101,6 +101,8 @@ def register_attack(cls: AttackType) -> AttackType:
     """Class decorator: make the attack ``cls.name`` available to protocols, presets and the CLI."""
     if not cls.name:
         raise TypeError(f"{cls.__qualname__} must set a name to be registered")
+    if type(cls.version) is not int or cls.version < 1:
+        raise TypeError(f"{cls.__qualname__}.version must be a positive integer (the version of its numbers), got {cls.version!r}")
     if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
         raise TypeError(f"attack {cls.name!r} is already registered by {type(_REGISTRY[cls.name]).__qualname__}")
     _REGISTRY[cls.name] = cls()

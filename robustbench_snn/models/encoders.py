@@ -65,6 +65,8 @@ class Encoder(nn.Module):
 
     def __init_subclass__(cls, name: str | None = None, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
+        if type(cls.version) is not int or cls.version < 1:
+            raise TypeError(f"{cls.__qualname__}.version must be a positive integer (the version of its numbers), got {cls.version!r}")
         if name is not None:
             if name in ENCODERS:
                 raise TypeError(f"encoding {name!r} is already registered by {ENCODERS[name].__qualname__}")

@@ -11,10 +11,10 @@ class _AutoAttack(Attack):
     shows_steps = False
     # A fixed suite: the checks vary a member whose steps and eps they control instead.
     tunable = False
-    version = ""
+    suite = ""  # pyautoattack's name for the attack sequence
 
     def perturb(self, model, spec, images, labels, seed, draws):
-        runner = _AutoAttackRunner(model, eps=spec.eps, norm=spec.norm, seed=seed, version=self.version, device=images.device)
+        runner = _AutoAttackRunner(model, eps=spec.eps, norm=spec.norm, seed=seed, version=self.suite, device=images.device)
         runner.verbose = False
         adversarial, _ = runner.run_standard_evaluation(images, labels, batch_size=len(images))
         return adversarial.detach()
@@ -24,12 +24,12 @@ class _AutoAttack(Attack):
 class AutoAttackStandard(_AutoAttack):
     name = "autoattack"
     description = "APGD-CE, APGD-T, FAB-T and Square in sequence (pyautoattack, standard version)"
-    version = "standard"
+    suite = "standard"
 
 
 @register_attack
 class AutoAttackRand(_AutoAttack):
     name = "autoattack-rand"
     description = "APGD-CE and APGD-DLR with 20 EOT draws each, for randomized defences (pyautoattack)"
-    version = "rand"
+    suite = "rand"
     own_eot = True
