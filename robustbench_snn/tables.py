@@ -34,6 +34,7 @@ TABLE_COLUMNS = [
     "family",
     "dataset",
     "protocol",
+    "protocol_version",
     "norm",
     "eps",
     "grad",
@@ -236,10 +237,12 @@ def results_table(
     for column in (
         {*CURVE_KEYS, *TABLE_COLUMNS}
         - set(table.columns)
-        - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official", *ENERGY_COLUMNS}
+        - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official", "protocol_version", *ENERGY_COLUMNS}
     ):
         table[column] = None
     table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
+    parameters = table["params"] if "params" in table else pd.Series(None, index=table.index, dtype=object)
+    table["protocol_version"] = [params.get("version") if isinstance(params, dict) else None for params in parameters]
     energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]

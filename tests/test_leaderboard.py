@@ -177,17 +177,20 @@ def _audit(model: str, version: int, flagged: bool) -> dict:
     }
 
 
-def test_an_audit_flags_a_row_only_when_it_audited_the_current_version(tmp_path):
+def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_rows_show_theirs(tmp_path):
     from robustbench_snn.attacks import build_protocol
     from robustbench_snn.results import append_audit
 
     current = build_protocol("reliable").version
-    for model in ("fmnist_rsc1_s0.2", "fmnist_snn_poisson"):
-        append_row(_row(model, 0.1, 0.2, clean=0.8, protocol="reliable"), tmp_path)
+    for model, version in (("fmnist_rsc1_s0.2", current), ("fmnist_snn_poisson", current - 1)):
+        append_row({**_row(model, 0.1, 0.2, clean=0.8, protocol="reliable"), "params": {"version": version}}, tmp_path)
     append_audit(_audit("fmnist_rsc1_s0.2", current, flagged=True), tmp_path)
     append_audit(_audit("fmnist_snn_poisson", current - 1, flagged=True), tmp_path)
     build_site(tmp_path / "site", tmp_path)
-    flags = {row["model"]: row["flags"] for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    board = json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]
+    flags = {row["model"]: row["flags"] for row in board}
     assert "audit_stronger" in flags["fmnist_rsc1_s0.2"] and "audit_stronger" not in flags["fmnist_snn_poisson"]
+    cells = {row["model"]: row["robust"]["reliable"] for row in board}
+    assert cells == {"fmnist_rsc1_s0.2": "20.00", "fmnist_snn_poisson": f"20.00 (v{current - 1})"}, "an older version says so"
     page = (tmp_path / "site" / "models" / "fmnist_snn_poisson.html").read_text()
     assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page

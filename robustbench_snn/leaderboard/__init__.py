@@ -10,6 +10,7 @@ with no network: the only script is ours.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from robustbench_snn.attacks.protocol import build_protocol
+from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.data import dataset_info
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
@@ -64,6 +65,19 @@ def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, di
     }
 
 
+def _robust_cell(row: pd.Series) -> str:
+    """A robust accuracy, with its preset's version when that is older than the shipped preset's."""
+    current = _current_versions().get(row["protocol"])
+    version = row.get("protocol_version")
+    older = current is not None and version is not None and not pd.isna(version) and int(version) < current
+    return percent(row["robust_accuracy"]) + (f" (v{int(version)})" if older else "")
+
+
+@functools.cache
+def _current_versions() -> dict[str, int]:
+    return {name: build_protocol(name).version for name in official_presets()}
+
+
 def _certified_label(certificate: dict | None) -> str:
     if certificate is None:
         return "-"
@@ -96,7 +110,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "timesteps": card.timesteps if card else "-",
             "clean": percent(main["clean_accuracy"]),
             "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
-            "robust": {protocol: percent(by_protocol[protocol]["robust_accuracy"]) if protocol in by_protocol else "-"
+            "robust": {protocol: _robust_cell(by_protocol[protocol]) if protocol in by_protocol else "-"
                        for protocol in protocols},
             "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
             "firing": percent(main["firing_rate"]),
@@ -157,6 +171,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
     cards = list_cards(directory=models_dir)
     by_name = {card.name: card for card in cards}
     rows = load_rows(directory=results_dir)
+    ranking = build_protocol(RANKING_PROTOCOL)
     (out / "models").mkdir(parents=True, exist_ok=True)
     shutil.copytree(HERE / "static", out / "static", dirs_exist_ok=True)
 
@@ -185,6 +200,7 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
         page = f"{dataset}.html"
         (out / page).write_text(environment.get_template("dataset.html").render(
             title=title, root="", built=built, rows=leaderboard, protocols=protocols, norm="Linf",
+            ranking_version=ranking.version, ranking_description=ranking.description,
             eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file))
         pages.append({"file": page, "title": title, "models": len(leaderboard),
                       "evaluated": ", ".join(protocols) or "-"})
