@@ -33,7 +33,7 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetInfo:
     """What a model needs to know about a dataset: shape, classes and normalisation."""
 
@@ -55,68 +55,69 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
-            "fashion-mnist",
-            10,
-            (1, 28, 28),
-            (0.2860,),
-            (0.3530,),
-            0.1,
-            1.0,
-            "the test split ships with the package; for the training split run "
+            name="fashion-mnist",
+            num_classes=10,
+            input_shape=(1, 28, 28),
+            mean=(0.2860,),
+            std=(0.3530,),
+            linf_eps=0.1,
+            l2_eps=1.0,
+            how_to_get="the test split ships with the package; for the training split run "
             "`apt-get install dataset-fashion-mnist` (Debian) or go online so torchvision "
             "can download it",
         ),
         DatasetInfo(
-            "mnist",
-            10,
-            (1, 28, 28),
-            (0.1307,),
-            (0.3081,),
-            0.3,
-            2.0,
-            "go online once so torchvision can download it, or copy the four IDX files into <root>/MNIST/raw/",
+            name="mnist",
+            num_classes=10,
+            input_shape=(1, 28, 28),
+            mean=(0.1307,),
+            std=(0.3081,),
+            linf_eps=0.3,
+            l2_eps=2.0,
+            how_to_get="go online once so torchvision can download it, or copy the four IDX files into <root>/MNIST/raw/",
         ),
         DatasetInfo(
-            "cifar10",
-            10,
-            (3, 32, 32),
-            (0.4914, 0.4822, 0.4465),
-            (0.2470, 0.2435, 0.2616),
-            8 / 255,
-            0.5,
-            "go online once so torchvision can download it, or unpack "
+            name="cifar10",
+            num_classes=10,
+            input_shape=(3, 32, 32),
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2470, 0.2435, 0.2616),
+            linf_eps=8 / 255,
+            l2_eps=0.5,
+            how_to_get="go online once so torchvision can download it, or unpack "
             "cifar-10-python.tar.gz into <root>/ (giving <root>/cifar-10-batches-py/)",
         ),
         DatasetInfo(
-            "cifar100",
-            100,
-            (3, 32, 32),
-            (0.5071, 0.4865, 0.4409),
-            (0.2673, 0.2564, 0.2762),
-            8 / 255,
-            0.5,
-            "go online once so torchvision can download it, or unpack "
+            name="cifar100",
+            num_classes=100,
+            input_shape=(3, 32, 32),
+            mean=(0.5071, 0.4865, 0.4409),
+            std=(0.2673, 0.2564, 0.2762),
+            linf_eps=8 / 255,
+            l2_eps=0.5,
+            how_to_get="go online once so torchvision can download it, or unpack "
             "cifar-100-python.tar.gz into <root>/ (giving <root>/cifar-100-python/)",
         ),
         DatasetInfo(
-            "tiny-imagenet",
-            200,
-            (3, 64, 64),
-            (0.4802, 0.4481, 0.3975),
-            (0.2770, 0.2691, 0.2821),
-            8 / 255,
-            0.5,
-            "unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/{wnids.txt,train,val})",
+            name="tiny-imagenet",
+            num_classes=200,
+            input_shape=(3, 64, 64),
+            mean=(0.4802, 0.4481, 0.3975),
+            std=(0.2770, 0.2691, 0.2821),
+            linf_eps=8 / 255,
+            l2_eps=0.5,
+            how_to_get="unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/{wnids.txt,train,val})",
         ),
         DatasetInfo(
-            "imagenet",
-            1000,
-            (3, 224, 224),
-            (0.485, 0.456, 0.406),
-            (0.229, 0.224, 0.225),
-            4 / 255,
-            3.0,
-            "place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG (one folder per class, e.g. after valprep.sh)",
+            name="imagenet",
+            num_classes=1000,
+            input_shape=(3, 224, 224),
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            linf_eps=4 / 255,
+            l2_eps=3.0,
+            how_to_get="place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG "
+            "(one folder per class, e.g. after valprep.sh)",
         ),
     )
 }
