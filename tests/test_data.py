@@ -134,3 +134,46 @@ def test_unknown_dataset_and_split_are_user_errors():
         load_dataset("svhn")
     with pytest.raises(UserError, match="unknown split"):
         load_dataset("fashion-mnist", "val")
+
+
+@pytest.mark.parametrize("bad", ["not-an-image", "empty", "fifo", "bomb"])
+def test_a_bad_file_in_an_image_folder_is_one_data_error_naming_it(tmp_path, bad):
+    import os
+    import struct
+    import zlib
+
+    from robustbench_snn.errors import DataError
+
+    folder = tmp_path / "imagenet" / "val" / "n01440764"
+    _write_jpeg(folder / "good.JPEG", 0, 300)
+    target = folder / "bad.JPEG"
+    if bad == "not-an-image":
+        target.write_bytes(b"<html>not an image</html>")
+    elif bad == "empty":
+        target.write_bytes(b"")
+    elif bad == "fifo":
+        os.mkfifo(target)
+    else:  # a tiny PNG whose header claims 100,000 x 100,000 pixels
+        header = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
+        chunk = struct.pack(">I", len(header)) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+        target.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
+    val_set = load_dataset("imagenet", "test", data_dir=tmp_path, download=False)
+    bad_index = next(index for index, (path, _) in enumerate(val_set.samples) if path.endswith("bad.JPEG"))
+    with pytest.raises(DataError, match="bad.JPEG"):
+        val_set[bad_index]
+    assert val_set[1 - bad_index][0].shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    "line, message", [("../../etc/passwd\tn01443537", "not a plain file name"), ("val_0.JPEG\tn99999999", "not in wnids")]
+)
+def test_tiny_imagenet_annotations_cannot_leave_the_folder_or_name_unknown_classes(tmp_path, line, message):
+    from robustbench_snn.errors import DataError
+
+    base = tmp_path / "tiny-imagenet-200"
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("n01443537\n")
+    _write_jpeg(base / "val" / "images" / "val_0.JPEG", 5, 64)
+    (base / "val" / "val_annotations.txt").write_text(line + "\t0\t0\t63\t63\n")
+    with pytest.raises(DataError, match=message):
+        load_dataset("tiny-imagenet", "test", data_dir=tmp_path, download=False)
