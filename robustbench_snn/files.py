@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,3 +21,22 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def building(folder: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary folder beside ``folder`` to build into; when the block ends without error
+    its files are moved into ``folder`` (renames, which need no space), replacing those of the same
+    name; otherwise nothing of it is left. A build that fails (a full disk) leaves ``folder`` as it was."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        yield partial
+        for source in sorted(partial.rglob("*")):
+            if source.is_file():
+                target = folder / source.relative_to(partial)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source.replace(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -25,6 +25,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from robustbench_snn.errors import NoResultsError, UserError
+from robustbench_snn.files import replacing
 from robustbench_snn.tables import curve_from_zero, pareto_front
 
 FAMILIES = [
@@ -81,7 +82,8 @@ def _save(figure: Figure, out: Path) -> Path:
     if out.suffix not in FORMATS:
         raise UserError(f"plot file {out} must end in one of {', '.join(FORMATS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=150, bbox_inches="tight")
+    with replacing(out) as partial:  # a failed write (a full disk) leaves no stray file
+        figure.savefig(partial, dpi=150, bbox_inches="tight", format=out.suffix[1:])
     return out
 
 

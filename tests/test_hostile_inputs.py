@@ -17,14 +17,14 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from conftest import write_card, write_cifar10
+from conftest import require, write_card, write_cifar10
 
 from robustbench_snn.attacks import build_protocol
 from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import CardError, CheckpointError, UserError
 from robustbench_snn.registry import checkpoints, list_cards, load_model, read_card
-from robustbench_snn.results import append_row, load_rows
+from robustbench_snn.results import OFFICIAL_RESULTS_DIR, append_row, load_rows
 
 
 class _CreatesFile:
@@ -511,3 +511,42 @@ def test_a_results_file_that_is_not_a_regular_file_is_refused_in_bounded_time(tm
     assert result.returncode == 2 and "not a regular file" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in store.iterdir()) == ["fashion-mnist.jsonl"]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KB tmpfs, filled: every write on it fails with ENOSPC (needs root to mount)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]).returncode == 0
+    require(mounted, "root, to mount a small tmpfs that fills up")
+    try:
+        filler = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(filler, bytes(4096)):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(filler)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plot-tradeoff", "--out", "{disk}/t.png", "--results-dir", "{official}"],
+        ["leaderboard", "build", "--out", "{disk}/site", "--results-dir", "{official}"],
+        ["evaluate", "--model", "fmnist_ann", "--attack", "pgd", "-n", "8", "--results-dir", "{disk}/r"],
+    ],
+)
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(full_disk, command):
+    arguments = [word.format(disk=full_disk, official=OFFICIAL_RESULTS_DIR) for word in command]
+    result = subprocess.run([sys.executable, "-m", "robustbench_snn", *arguments], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "no space left" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    left = {path.relative_to(full_disk).as_posix() for path in full_disk.rglob("*")} - {"filler"}
+    assert not {name for name in left if name.endswith((".png", ".html")) or "site" in name}, left
+    stored = full_disk / "r" / "fashion-mnist.jsonl"
+    assert not stored.exists() or not stored.read_text().strip(), "no row stored, nor half a row"

@@ -10,6 +10,7 @@ without importing torch.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 
@@ -26,13 +27,19 @@ class UserFacingError(click.ClickException):
 
 
 class Cli(click.Group):
-    """A click group that reports a `UserError` as one clean message with its exit code."""
+    """A click group that reports a `UserError` as one clean message with its exit code, and a full
+    disk as one line (writers replace files in one step, so a failed write leaves nothing half-done)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UserError as error:
             raise UserFacingError(str(error), error.exit_code) from None
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = f" writing {error.filename}" if error.filename else ""
+            raise UserFacingError(f"no space left on the device{where}; nothing half-written was kept", 2) from None
 
 
 def _folders_option(flag: str, variable: str, what: str):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.data import dataset_info
+from robustbench_snn.files import building
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.results import load_audits, load_rows
@@ -164,8 +165,16 @@ def _energy_profile(rows: pd.DataFrame, model: str, dataset: str, eps: float) ->
 
 def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None,
                models_dir: str | os.PathLike | None = None) -> Path:
-    """Write the site into ``out`` (replacing what a previous build wrote there); return its index page."""
-    out = Path(out)
+    """Write the site into ``out`` (replacing what a previous build wrote there); return its index
+    page. The site is built beside ``out`` and moved in when complete, so a failed build (a full
+    disk) leaves ``out`` as it was."""
+    with building(out) as staging:
+        _write_site(staging, results_dir, models_dir)
+    logger.info("built the leaderboard in %s", out)
+    return Path(out) / "index.html"
+
+
+def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: str | os.PathLike | None) -> None:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cards = list_cards(directory=models_dir)
@@ -173,7 +182,9 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
     rows = load_rows(directory=results_dir)
     ranking = build_protocol(RANKING_PROTOCOL)
     (out / "models").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(HERE / "static", out / "static", dirs_exist_ok=True)
+    (out / "static").mkdir(exist_ok=True)
+    for asset in (HERE / "static").iterdir():  # one file at a time: a full disk is an OSError with its errno
+        shutil.copyfile(asset, out / "static" / asset.name)
 
     pages = []
     for dataset in sorted({card.dataset for card in cards if card.checkpoint} | set(rows.get("dataset", []))):
@@ -220,7 +231,4 @@ def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = N
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
                 rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
                 audit=audits.get(card.name), energy=_energy_profile(rows, card.name, dataset, info.linf_eps)))
-    index = out / "index.html"
-    index.write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
-    logger.info("built the leaderboard in %s (%d dataset pages)", out, len(pages))
-    return index
+    (out / "index.html").write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
