@@ -241,3 +241,20 @@ def test_a_cifar_recipe_card_evaluates_a_users_checkpoint_under_pgd(tmp_path):
     record = json.loads(result.stdout)
     assert record["model"] == "rsc_resnet19" and record["dataset"] == "cifar10" and record["n_examples"] == 4
     assert record["eps"] == pytest.approx(8 / 255) and record["robust_accuracy"] <= record["clean_accuracy"]
+
+
+def test_results_shows_a_users_own_run_beside_the_official_rows_with_and_without_results_dir(run, tmp_path, monkeypatch):
+    monkeypatch.delenv("RSC_BENCH_RESULTS")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert run("evaluate", "--model", "fmnist_ann", "--attack", "pgd", "-n", "16", "-q").exit_code == 0
+    mine = tmp_path / "data" / "rsc-bench" / "results"
+    shown = json.loads(run("results", "--protocol", "pgd", "--eps", "0.1", "--json").output)
+    stores = [(row["store"], row["model"], row["n_examples"]) for row in shown]
+    assert stores[0] == ("yours", "fmnist_ann", 16), "the user's run first, marked"
+    assert ("official", "fmnist_ann", 1000) in stores, "beside, never replacing, the official row"
+    only_mine = json.loads(run("results", "--results-dir", str(mine), "--json").output)
+    assert [(row["store"], row["model"]) for row in only_mine] == [("yours", "fmnist_ann")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = run("results", "--results-dir", str(empty))
+    assert nothing.exit_code == 3 and str(empty) in nothing.output
