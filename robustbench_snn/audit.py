@@ -103,8 +103,8 @@ def audit(
     suite = build_protocol(attacks, {"eval_draws": tested.eval_draws}).resolved(info)
     if not tested.members:
         raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
-    tested_members, sources, _ = plan_members(model, tested, sample, device, seed)
-    suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed)
+    tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
+    suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed, dataset)
     sources.update(suite_sources)
     labels_ = [member.label() for member in suite_members]
     if len(set(labels_)) != len(labels_):

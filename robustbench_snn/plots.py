@@ -215,6 +215,7 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
     for family, members in curves.groupby("family"):
         style = _style(family)
         names = sorted(members["label"].unique())
+        shades = _shades(style["color"], len(names))
         for (name, protocol), curve in members.groupby(["label", "protocol"]):
             position = names.index(name)
             eps, accuracy = curve_from_zero(curve)
@@ -223,7 +224,7 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
                 [100 * value for value in accuracy],
                 marker=style["marker"],
                 markersize=5,
-                color=_shades(style["color"], len(names))[position],
+                color=shades[position],
                 linestyle=LINE_STYLES[(position + protocols.index(protocol)) % len(LINE_STYLES)],
                 linewidth=1.2,
                 label=name if len(protocols) == 1 else f"{name} ({protocol})",

@@ -269,10 +269,6 @@ def results_table(
     table["qte_normalised"] = [scores.get(curve_id, (math.nan, math.nan))[1] for curve_id in curve_ids]
     if eps is not None:
         table = table[(table["eps"] - eps).abs() < 1e-9]
-    yours_first = table["store"] == "official"
-    return (
-        table.assign(_yours_first=yours_first)[[*TABLE_COLUMNS, "_yours_first"]]
-        .sort_values(["_yours_first", "dataset", "protocol", "model", "eps"])
-        .drop(columns="_yours_first")
-        .reset_index(drop=True)
-    )
+    # the user's rows first: "yours" sorts after "official", so the store column descends
+    order = ["store", "dataset", "protocol", "model", "eps"]
+    return table[TABLE_COLUMNS].sort_values(order, ascending=[False, True, True, True, True]).reset_index(drop=True)

@@ -150,7 +150,7 @@ def print_record(record, stored: str | None) -> None:
     "--twin",
     metavar="MODEL",
     help="The ANN that transfer members (source twin) craft on: a registered name or a card file "
-    "[default: the registered ANN of the same architecture; for a card of yours without one, the dataset's reference ANN].",
+    "[default: the registered ANN of the model's dataset and architecture].",
 )
 @options.batch_size
 @options.data_dir

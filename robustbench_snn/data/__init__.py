@@ -1,9 +1,10 @@
 """Datasets: find, load and describe the benchmark's datasets as tensors in [0, 1].
 
-Loaders are torchvision code, except two readers that check what they read: CIFAR's pickled
+Loaders are torchvision code, except three readers that check what they read: CIFAR's pickled
 batches, where anything but arrays and plain containers is refused (torchvision's only guard is
-the MD5 of the official files), and MNIST-style IDX files, whose header, counts, size and labels
-are checked before use (`DataError`). Data
+the MD5 of the official files), MNIST-style IDX files, whose header, counts, size and labels are
+checked before use, and image files in ImageNet-style folders (`checked_image`); a bad file is one
+`DataError` naming it. Data
 are looked for under one root (``--data-dir``, else ``$RSC_BENCH_DATA``, else the user cache
 folder); Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` installs it, and its test split ships inside this package, so
 evaluating on it never needs a download.

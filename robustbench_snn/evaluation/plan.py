@@ -185,14 +185,10 @@ def resolve_sources(
         if name == "twin" and isinstance(twin, nn.Module):
             return getattr(twin, "display_name", type(twin).__name__), twin.to(device).eval()
         if name == "twin":
-            found = (
-                twin if isinstance(twin, str) else find_ann_twin(card) if card is not None else reference_ann(dataset) if dataset else None
-            )
+            found = twin if isinstance(twin, str) else registered_twin()
             if found is None:
                 return name, f"no registered ANN twin of {card.name if card else 'this unregistered model'} (pass twin=)"
-            name = found if isinstance(found, str) else found.name
-            if card is None and not isinstance(twin, str):
-                logger.info("transfer from %s, the dataset's reference ANN (pass twin= for your own ANN)", name)
+            name = found
         return name, sources[name] if name in sources else load_model(name, device=device, seed=seed)
 
     for member in members:

@@ -58,7 +58,7 @@ def _plain(row: dict) -> dict:
 def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, dict]:
     """The newest audit of ``reliable`` for each model of ``dataset``, marked ``current`` when it
     audited the preset's current version (only a current audit flags the model's row)."""
-    version = build_protocol(RANKING_PROTOCOL).version
+    version = _current_versions()[RANKING_PROTOCOL]
     return {
         audit["model"]: {**audit, "current": audit.get("protocol_version") == version, "current_version": version}
         for audit in load_audits(dataset, results_dir)

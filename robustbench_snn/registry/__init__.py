@@ -54,27 +54,24 @@ def resolve_checkpoint(card: ModelCard, checkpoint: str | os.PathLike | None = N
     return path, verify(path, entry.sha256, entry.size_bytes)
 
 
+def _trained_anns(dataset: str) -> list[ModelCard]:
+    """The registered, trained, deterministic ANNs of ``dataset``, standard recipe first, then by name."""
+    anns = [card for card in list_cards(dataset) if card.kind == "ann" and not card.stochastic and card.checkpoint is not None]
+    return sorted(anns, key=lambda card: (card.training.recipe != "standard", card.name))
+
+
 def find_ann_twin(card: ModelCard) -> ModelCard | None:
     """The registered, trained ANN with the same dataset and architecture as ``card`` (standard recipe first)."""
-    candidates = [
-        other
-        for other in list_cards(card.dataset)
-        if other.kind == "ann"
-        and not other.stochastic
-        and other.checkpoint is not None
-        and other.architecture == card.architecture
-        and other.name != card.name
-    ]
-    candidates.sort(key=lambda other: (other.training.recipe != "standard", other.name))
-    return candidates[0] if candidates else None
+    return next(
+        (other for other in _trained_anns(card.dataset) if other.architecture == card.architecture and other.name != card.name), None
+    )
 
 
 def reference_ann(dataset: str) -> ModelCard | None:
     """The registered, trained ANN of ``dataset`` (standard recipe first, then by name): the transfer
     source of an unregistered model, whose architecture the registry does not know."""
-    candidates = [card for card in list_cards(dataset) if card.kind == "ann" and not card.stochastic and card.checkpoint is not None]
-    candidates.sort(key=lambda card: (card.training.recipe != "standard", card.name))
-    return candidates[0] if candidates else None
+    anns = _trained_anns(dataset)
+    return anns[0] if anns else None
 
 
 def _check_values(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
