@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import pandas as pd
 from scipy.stats import beta
@@ -28,6 +29,8 @@ from robustbench_snn.results import STANDARD_SEED
 # ``store``: a user's rows never merge with, or replace, the official store's.
 CURVE_KEYS = ["store", "model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
 OFFICIAL_KEYS = ["store", "model", "dataset", "protocol", "norm"]
+Selection = Literal["official", "yours", "all"]
+SELECTIONS: tuple[str, ...] = get_args(Selection)
 TABLE_COLUMNS = [
     "store",
     "model",
@@ -216,14 +219,19 @@ def results_table(
     dataset: str | None = None,
     protocol: str | None = None,
     eps: float | None = None,
-    official_only: bool = True,
+    select: Selection = "official",
 ) -> pd.DataFrame:
     """One row per model x attack protocol x eps, with family, confidence interval and QTE.
 
-    ``official_only``: of the official store only official rows (`is_official`), of a user's store
-    (``store`` not ``official``) every row; the newest per store, model, protocol, norm and eps.
-    Otherwise every configuration's newest run, with an ``official`` column saying which is.
+    ``select`` says which rows (the ``official`` column says which row is official):
+    ``official``, the official rows (`is_official`) of every store, the newest per store, model,
+    protocol, norm and eps: the leaderboard's cells, which no quick run changes;
+    ``yours``, those of the official store and every configuration of a user's store (``store``
+    not ``official``), so that a user's quick run shows beside, never instead of, a full one;
+    ``all``, every configuration's newest run.
     """
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, not {select!r}")
     if rows.empty or "protocol" not in rows:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     table = rows[rows["protocol"] != "certify"].copy()  # certificates are another kind of row
@@ -246,10 +254,12 @@ def results_table(
     energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]
-    if official_only:
-        table = table.loc[table["official"] | (table["store"] != "official")]
-    keys = [*OFFICIAL_KEYS, "eps"] if official_only else [*CURVE_KEYS, "eps"]
-    table = table.sort_values("timestamp").drop_duplicates(keys, keep="last")
+    every_configuration = table["store"] != "official" if select == "yours" else pd.Series(select == "all", index=table.index)
+    table = table.loc[table["official"] | every_configuration]
+    cell = pd.Series(list(table[[*OFFICIAL_KEYS, "eps"]].itertuples(index=False, name=None)), index=table.index)
+    configuration = pd.Series(list(table[[*CURVE_KEYS, "eps"]].itertuples(index=False, name=None)), index=table.index)
+    table["_shown_as"] = configuration.where(every_configuration.loc[table.index], cell)
+    table = table.sort_values("timestamp").drop_duplicates("_shown_as", keep="last").drop(columns="_shown_as")
     by_name = {card.name: card for card in cards}
     table["family"] = [family(by_name.get(name)) for name in table["model"]]
     attacked = table["robust_accuracy"].notna()

@@ -159,7 +159,7 @@ def test_records_carry_energy_clean_and_under_attack(shipped_models, tmp_path):
     assert samples["synops_adversarial"].mean() == pytest.approx(energy["adversarial"]["synops"])
     reused = benchmark(model, attack="pgd", n_examples=24, batch_size=16, store=True, results_dir=tmp_path)
     assert reused.reused and reused.energy == stored
-    table = results_table(load_rows("fashion-mnist", tmp_path), list_cards(), official_only=False)
+    table = results_table(load_rows("fashion-mnist", tmp_path), list_cards(), select="all")
     assert table["energy_pj"].iloc[0] == pytest.approx(energy["clean"]["energy_pj"])
     assert table["firing_rate_adv"].iloc[0] == pytest.approx(energy["adversarial"]["firing_rate"])
     shown = CliRunner().invoke(main, ["results", "--all", "--results-dir", str(tmp_path)])

@@ -11,16 +11,16 @@ from robustbench_snn.cli.app import main
 from robustbench_snn.errors import NoResultsError
 
 
-def _table(dataset, protocol, eps, results_dir, official_only=True):
+def _table(dataset, protocol, eps, results_dir, select="yours"):
     from robustbench_snn.registry import list_cards
     from robustbench_snn.results import load_rows, reading_stores
     from robustbench_snn.tables import results_table
 
     rows = load_rows(dataset, results_dir, with_user_store=True)
-    table = results_table(rows, list_cards(), dataset=dataset, protocol=protocol, eps=eps, official_only=official_only)
+    table = results_table(rows, list_cards(), dataset=dataset, protocol=protocol, eps=eps, select=select)
     if table.empty:
         looked = " and ".join(str(folder) for folder in reading_stores(results_dir, with_user_store=True))
-        kind = "official results or results of yours" if official_only else "results"
+        kind = "results" if select == "all" else "official results or results of yours"
         raise NoResultsError(f"no stored {kind} match these filters in {looked}; run `rsc-bench evaluate` first")
     return table
 
@@ -50,7 +50,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     """
     from robustbench_snn.tables import interval, microjoules, percent
 
-    table = _table(dataset, protocol, eps, results_dir, official_only=not every_row)
+    table = _table(dataset, protocol, eps, results_dir, select="all" if every_row else "yours")
     if as_json or output == "json":
         click.echo(table.to_json(orient="records", indent=2))
     elif output == "csv":

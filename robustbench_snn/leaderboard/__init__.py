@@ -196,7 +196,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits)
-        all_rows = results_table(rows, cards, dataset=dataset, official_only=False)
+        all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
         pareto = None
         if pareto_protocol:
