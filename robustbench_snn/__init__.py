@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["attack", "benchmark", "list_cards", "load_model", "load_test_set", "measure_energy"]
+__all__ = ["attack", "benchmark", "export_nir", "list_cards", "load_model", "load_nir", "load_test_set", "measure_energy"]
 __version__ = "0.1.0"
 
 _HOMES = {
     "attack": "robustbench_snn.evaluation",
     "benchmark": "robustbench_snn.evaluation",
+    "export_nir": "robustbench_snn.models.nir_graphs",
     "list_cards": "robustbench_snn.registry",
     "load_model": "robustbench_snn.registry",
+    "load_nir": "robustbench_snn.models.nir_graphs",
     "load_test_set": "robustbench_snn.data",
     "measure_energy": "robustbench_snn.energy",
 }

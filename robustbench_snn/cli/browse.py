@@ -3,6 +3,8 @@ the presets and the names each choice option accepts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from robustbench_snn.cli import options
@@ -98,6 +100,33 @@ def models_show(name, as_json):
         return
     click.echo(f"# {card.path}")
     click.echo(card.to_yaml().rstrip())
+
+
+@models.command("export")
+@click.argument("name")
+@click.option("--nir", "nir_file", required=True, type=click.Path(dir_okay=False), help="The NIR graph file to write (.nir).")
+@options.checkpoint
+@options.as_json
+def models_export(name, nir_file, checkpoint, as_json):
+    """Write a registered SNN (or a card file's) as a NIR graph, for another library or hardware.
+
+    The backbone goes out as NIR nodes; the coding, time steps and normalisation go in the graph's
+    metadata, so `load_model(FILE)` (or `load_nir`) rebuilds the model with identical logits.
+
+    \b
+    Example:
+      rsc-bench models export fmnist_rsc1_s0.2 --nir rsc1.nir
+    """
+    from robustbench_snn.models.nir_graphs import export_nir
+    from robustbench_snn.registry import load_model
+    from robustbench_snn.results import ensure_writable
+
+    ensure_writable(Path(nir_file).resolve().parent)
+    path = export_nir(load_model(name, checkpoint=checkpoint), nir_file)
+    if as_json:
+        options.print_json({"model": name, "nir": str(path), "bytes": path.stat().st_size})
+    else:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @models.command("measure")

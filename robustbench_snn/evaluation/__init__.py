@@ -40,6 +40,7 @@ from robustbench_snn.evaluation.plan import (
     resolve_protocol,
 )
 from robustbench_snn.evaluation.record import EvaluationRecord, build_record
+from robustbench_snn.models.nir_graphs import as_model
 from robustbench_snn.seeds import batch_seed
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def attack(
     ``dataset`` sets the default threat model (eps) and is not loaded; ``twin`` as in `benchmark`.
     """
     check_run(seed, batch_size)
+    model = as_model(model)
     info = dataset_info(dataset)
     check_labels(labels, len(check_images(images, info)), info)
     device = resolve_device(device)
@@ -136,7 +138,7 @@ def benchmark(
     model_name: str | None = None,
     twin: Twin = None,
 ) -> EvaluationRecord:
-    """Evaluate ``model`` (from `load_model`, or any module mapping [0, 1] images to logits).
+    """Evaluate ``model`` (from `load_model`, a NIR graph, or any module mapping [0, 1] images to logits).
 
     ``attack`` is a preset name, an attack name, ``none`` (clean accuracy only) or a `Protocol`;
     ``overrides`` replaces protocol fields (eps, steps, grad, surrogate, eot, eval_draws, ...).
@@ -150,7 +152,7 @@ def benchmark(
     """
     ranks = distributed.join(str(device))
     plan = plan_evaluation(
-        model,
+        as_model(model),
         dataset=dataset,
         attack=attack,
         n_examples=n_examples,

@@ -149,6 +149,14 @@ class LogitEnsemble(nn.Module):
 Twin = nn.Module | str | None
 
 
+def _check_unregistered_name(name: str) -> None:
+    """Refuse to store a user's model under a registered name, where its rows would read as the registry model's."""
+    from robustbench_snn.registry import list_cards
+
+    if name in {card.name for card in list_cards()}:
+        raise UserError(f"{name!r} is a registered model's name; name the rows of your model otherwise (model_name=)")
+
+
 def resolve_sources(
     model: nn.Module, members: list[AttackSpec], device: str, seed: int, dataset: str | None = None, twin: Twin = None
 ) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
@@ -303,6 +311,8 @@ def plan_evaluation(
     if compile_lif is not None and hasattr(model, "compile_lif"):
         model.compile_lif(compile_lif)
     model_name = card.name if card is not None else model_name or getattr(model, "display_name", type(model).__name__)
+    if card is None:
+        _check_unregistered_name(model_name)
     weights = model_hash(model)
     versions_used = components_used(model, members)
     config = {

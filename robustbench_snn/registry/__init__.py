@@ -103,11 +103,16 @@ def load_model(
 ) -> Classifier:
     """A registered model, weights loaded, in eval mode: images in [0, 1] -> logits.
 
-    ``name`` is a registered name or a card file; ``checkpoint`` replaces the card's weights;
+    ``name`` is a registered name, a card file or a NIR graph file (``.nir``, `load_nir`: for
+    another library's graph, call `load_nir` with its time steps and dt); ``checkpoint`` replaces the card's weights;
     ``seed`` seeds the encoder's randomness (stochastic encodings only). The card is kept as
     ``model.card`` and the weights' hash as ``model.checkpoint_sha256``.
     """
     device = resolve_device(device)
+    if str(name).endswith(".nir"):
+        from robustbench_snn.models.nir_graphs import load_nir
+
+        return load_nir(name, seed=seed).to(device)
     card = find_card(name, registry)
     path, digest = resolve_checkpoint(card, checkpoint)
     try:
