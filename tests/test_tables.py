@@ -91,8 +91,10 @@ def test_results_table_keeps_the_newest_run_and_scores_each_sweep(stored):
 def test_a_quick_run_shows_beside_a_full_one_of_the_same_cell_and_never_on_the_leaderboard(stored):
     append_row({**_row("fmnist_ann", 0.1, 0.5, timestamp="2026-03-01T00:00:00"), "n_examples": 20}, stored)
     rows = load_rows("fashion-mnist", stored)
-    cell = [(row["n_examples"], row["robust_accuracy"], row["official"]) for _, row in
-            results_table(rows, list_cards(), eps=0.1, select="yours").query("model == 'fmnist_ann'").iterrows()]
+    cell = [
+        (row["n_examples"], row["robust_accuracy"], row["official"])
+        for _, row in results_table(rows, list_cards(), eps=0.1, select="yours").query("model == 'fmnist_ann'").iterrows()
+    ]
     assert sorted(cell) == [(20, 0.5, False), (1000, 0.01, True)], "a user's quick run beside their full run"
     official = results_table(rows, list_cards(), eps=0.1).query("model == 'fmnist_ann'")
     assert official["robust_accuracy"].tolist() == [0.01], "the leaderboard's cell is the full run's"
