@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -84,3 +86,91 @@ def test_evaluate_with_any_option_values_is_a_result_or_one_clear_error(chosen, 
     assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
     if result.exit_code == 2:
         assert result.output.count("Error:") == 1
+
+
+# Values for each option of the other commands: valid ones small enough to run in seconds.
+COMMAND_OPTIONS = {
+    "certify": (
+        ["certify", "--model", "fmnist_rsc1_s0.2", "--n0", "10", "--draws", "20", "-n", "2"],
+        {
+            "--sigma": st.sampled_from(["0.1", "0", "-1", "nan", "inf", "x"]),
+            "--n0": st.sampled_from(["5", "0", "-2", "1e9", "x"]),
+            "--draws": st.sampled_from(["20", "0", "-5", "2.5"]),
+            "--alpha": st.sampled_from(["0.001", "0", "0.5", "1", "nan", "-0.1"]),
+            "-n": st.sampled_from(["2", "0", "-1", "1000000"]),
+            "--batch-size": st.sampled_from(["4", "0", "-1"]),
+            "--seed": st.sampled_from(["0", "-1", str(2**63)]),
+        },
+    ),
+    "energy": (
+        ["energy", "--model", "fmnist_rsc1_s0.2", "-n", "4"],
+        {
+            "--attack": st.sampled_from(["fgsm", "none", "nope", ""]),
+            "--eps": st.sampled_from(["0.1", "8/255", "-1", "nan", "1/0", "x"]),
+            "-n": st.sampled_from(["4", "0", "-3", "1000000", "x"]),
+            "--batch-size": st.sampled_from(["4", "0"]),
+            "--seed": st.sampled_from(["0", "-1"]),
+        },
+    ),
+    "audit": (
+        ["audit", "fmnist_ann", "--protocol", "fgsm", "--attacks", "fgsm", "-n", "4"],
+        {
+            "--protocol": st.sampled_from(["fgsm", "none", "nope", ""]),
+            "--attacks": st.sampled_from(["fgsm", "nope", ""]),
+            "-n": st.sampled_from(["4", "0", "-1", "1000000"]),
+            "--batch-size": st.sampled_from(["4", "0"]),
+            "--seed": st.sampled_from(["0", "-5"]),
+        },
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(COMMAND_OPTIONS))
+def test_certify_energy_and_audit_with_any_option_values_are_a_result_or_one_clear_error(command, tmp_path):
+    base, options = COMMAND_OPTIONS[command]
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(chosen=st.dictionaries(st.sampled_from(sorted(options)), st.just(None), max_size=3), data=st.data())
+    def run(chosen, data):
+        arguments = [*base, "-q"] + (["--results-dir", str(tmp_path)] if command != "energy" else [])
+        for option in chosen:
+            arguments += [option, data.draw(options[option])]
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code in (0, 2, 3), result.output
+        assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+        if result.exit_code != 0:
+            assert result.output.count("Error:") == 1, result.output
+
+    run()
+
+
+SWEEP_FIELDS = {
+    "models": st.sampled_from([["fmnist_ann"], [], ["nope"], "fmnist_ann", [1], None]),
+    "attacks": st.sampled_from([["fgsm"], [], ["nope"], [{"attack": "pgd"}], "fgsm"]),
+    "eps": st.sampled_from([[0.1], [], [-1], ["x"], [1e400], 0.1]),
+    "seeds": st.sampled_from([[0], [], [-1], [0.5], ["a"]]),
+    "n_examples": st.sampled_from([4, 0, -1, 10**12, "x", None]),
+    "dataset": st.sampled_from(["fashion-mnist", "nope", 3]),
+    "name": st.sampled_from(["grid", "", 7]),
+    "extra": st.sampled_from([1, "x"]),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    document=st.dictionaries(st.sampled_from(sorted(SWEEP_FIELDS)), st.just(None), max_size=len(SWEEP_FIELDS)),
+    workers=st.sampled_from([None, "1", "0", "-1", "5000", "x"]),
+    data=st.data(),
+)
+def test_any_sweep_file_and_workers_dry_run_to_a_cell_list_or_one_clear_error(document, workers, data, tmp_path):
+    values = {field: data.draw(SWEEP_FIELDS[field]) for field in document}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(values))
+    arguments = ["sweep", str(path), "--dry-run", "--json", "--results-dir", str(tmp_path / "rows")]
+    result = CliRunner().invoke(main, arguments + (["--workers", workers] if workers is not None else []))
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+    if result.exit_code == 2:
+        assert result.output.count("Error:") == 1, result.output
+    assert not (tmp_path / "rows").exists(), "a dry run stores nothing"
