@@ -36,7 +36,7 @@ def toy_attack():
             return (images + spec.eps * signs).clamp(0, 1)
 
     yield RandomCorner
-    del attack_registry._REGISTRY["toy-corner"]
+    attack_registry.ATTACKS.unregister("toy-corner")
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def toy_encoder():
             return frame.unsqueeze(0).expand(timesteps, *images.shape)
 
     yield ThresholdEncoder
-    del encoder_registry.ENCODERS["toy-threshold"]
+    encoder_registry.ENCODERS.unregister("toy-threshold")
 
 
 def test_a_new_attack_is_one_class_and_runs_in_a_protocol(toy_attack):

@@ -4,8 +4,9 @@ An attack is a subclass of `Attack` decorated with `register_attack`: its name, 
 the target's weights (white-box) and gradients, whether our loss choice applies, how its label
 reads and how it perturbs a batch. The built-in attacks live one family per module in
 `robustbench_snn.attacks.methods` and are imported the first time the registry is asked; a
-user's attack registers itself the same way when its module is imported. Adding an attack is
-one new module, nothing else.
+user's attack registers itself the same way when its module is imported, and an installed
+package's attacks through the entry-point group ``robustbench_snn.attacks`` (`plugins`). Adding
+an attack is one new module, nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pkgutil
 from typing import TYPE_CHECKING, TypeVar
 
 from robustbench_snn.errors import UserError, did_you_mean
+from robustbench_snn.plugins import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -22,12 +24,9 @@ if TYPE_CHECKING:
 
     from robustbench_snn.attacks.protocol import AttackSpec
 
-_REGISTRY: dict[str, Attack] = {}
-
 # The source that is the target itself fed its coding's expectation (white-box: it uses the
 # target's own weights), as against another model's (black-box for the target).
 EXPECTATION_SOURCE = "expectation"
-_builtins_loaded = False
 
 
 class Attack:
@@ -103,27 +102,24 @@ def register_attack(cls: AttackType) -> AttackType:
         raise TypeError(f"{cls.__qualname__} must set a name to be registered")
     if type(cls.version) is not int or cls.version < 1:
         raise TypeError(f"{cls.__qualname__}.version must be a positive integer (the version of its numbers), got {cls.version!r}")
-    if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
-        raise TypeError(f"attack {cls.name!r} is already registered by {type(_REGISTRY[cls.name]).__qualname__}")
-    _REGISTRY[cls.name] = cls()
+    ATTACKS.register(cls.name, cls(), same=lambda known, new: type(known) is type(new))
     return cls
 
 
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
+def _import_builtin_methods() -> None:
     from robustbench_snn.attacks import methods
 
     for module in pkgutil.iter_modules(methods.__path__):
         importlib.import_module(f"{methods.__name__}.{module.name}")
 
 
+# Every attack by name: the built-in methods, then those of installed plug-in packages.
+ATTACKS: Registry[Attack] = Registry("attack", "robustbench_snn.attacks", _import_builtin_methods)
+
+
 def attack_names() -> list[str]:
     """Every registered attack's name, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted(ATTACKS)
 
 
 def unknown_attack(name: object) -> str:
@@ -134,7 +130,6 @@ def unknown_attack(name: object) -> str:
 
 def get_attack(name: str) -> Attack:
     """The registered attack ``name``."""
-    _load_builtins()
-    if name not in _REGISTRY:
+    if name not in ATTACKS:
         raise UserError(unknown_attack(name))
-    return _REGISTRY[name]
+    return ATTACKS[name]

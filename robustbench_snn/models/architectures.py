@@ -11,17 +11,19 @@ from collections.abc import Callable
 
 from torch import nn
 
-from robustbench_snn.errors import UserError, unknown_name
+from robustbench_snn.errors import UserError
+from robustbench_snn.plugins import Registry
 
 ActivationFactory = Callable[[], nn.Module]
 Builder = Callable[..., nn.Module]
 
-ARCHITECTURES: dict[str, Builder] = {}
+# Every backbone by name: those defined below, then those of installed plug-in packages.
+ARCHITECTURES: Registry[Builder] = Registry("architecture", "robustbench_snn.architectures")
 
 
 def register_architecture(builder: Builder) -> Builder:
-    ARCHITECTURES[builder.__name__] = builder
-    return builder
+    """Function decorator: make the builder available to cards by its function name."""
+    return ARCHITECTURES.register(builder.__name__, builder)
 
 
 def build_backbone(
@@ -32,10 +34,9 @@ def build_backbone(
     **args: object,
 ) -> nn.Module:
     """Build the registered architecture ``name`` with its card arguments."""
-    if name not in ARCHITECTURES:
-        raise UserError(unknown_name("architecture", name, sorted(ARCHITECTURES)))
+    builder = ARCHITECTURES.lookup(name)
     try:
-        return ARCHITECTURES[name](activation, input_shape, num_classes, **args)
+        return builder(activation, input_shape, num_classes, **args)
     except TypeError as error:
         raise UserError(f"bad arguments for architecture {name!r}: {error}") from None
 

@@ -21,10 +21,12 @@ from pydantic import Field, ValidationError
 from torch import nn
 
 from robustbench_snn.config import Strict, describe
-from robustbench_snn.errors import UserError, unknown_name
+from robustbench_snn.errors import UserError
 from robustbench_snn.models.estimators import SamplingGradient, bernoulli_spikes
+from robustbench_snn.plugins import Registry
 
-ENCODERS: dict[str, type[Encoder]] = {}
+# Every coding by name: those defined below, then those of installed plug-in packages.
+ENCODERS: Registry[type[Encoder]] = Registry("encoding", "robustbench_snn.encoders")
 
 
 class NoParameters(Strict):
@@ -68,10 +70,8 @@ class Encoder(nn.Module):
         if type(cls.version) is not int or cls.version < 1:
             raise TypeError(f"{cls.__qualname__}.version must be a positive integer (the version of its numbers), got {cls.version!r}")
         if name is not None:
-            if name in ENCODERS:
-                raise TypeError(f"encoding {name!r} is already registered by {ENCODERS[name].__qualname__}")
+            ENCODERS.register(name, cls)
             cls.name = name
-            ENCODERS[name] = cls
 
     @classmethod
     def label(cls, params: dict) -> str:
@@ -271,9 +271,7 @@ class RSCEncoder(StochasticEncoder, name="rsc"):
 
 def encoder_class(name: str) -> type[Encoder]:
     """The registered encoder ``name``."""
-    if name not in ENCODERS:
-        raise UserError(unknown_name("encoding", name, sorted(ENCODERS)))
-    return ENCODERS[name]
+    return ENCODERS.lookup(name)
 
 
 def validated_parameters(encoder: type[Encoder], params: dict) -> dict:

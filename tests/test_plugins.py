@@ -1,0 +1,78 @@
+"""Plug-ins: an attack, a coding and an architecture from an installed package (examples/plugin)
+are seen by rsc-bench itself, through the entry-point groups, and a broken plug-in is skipped."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+
+
+def _install(site: Path, package: str, version: str, entry_points: dict[str, dict[str, str]]) -> None:
+    """Lay a package's metadata out as pip installs it: a dist-info folder with its entry points."""
+    info = site / f"{package}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+    groups = [f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in names.items()) for group, names in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(groups))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The example package installed into a folder of its own (put on PYTHONPATH by `rsc_bench`)."""
+    site = tmp_path_factory.mktemp("site")
+    shutil.copytree(EXAMPLE / "rsc_bench_example", site / "rsc_bench_example")
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    _install(site, "rsc_bench_example", project["version"], project["entry-points"])
+    return site
+
+
+def rsc_bench(site: Path, *arguments: str, code: str | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "robustbench_snn", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def test_an_installed_packages_attack_is_listed_and_runs_in_evaluate(site):
+    listed = rsc_bench(site, "attacks", "list")
+    assert listed.returncode == 0 and "example-corner" in listed.stdout, listed.stderr
+    run = rsc_bench(site, "evaluate", "--model", "fmnist_ann", "--attack", "example-corner", "-n", "8", "--no-store", "--json", "-q")
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["attacks"] == ["example-corner[bptt]"] and 0 <= record["robust_accuracy"] <= record["clean_accuracy"]
+
+
+def test_an_installed_packages_coding_and_architecture_build_a_model_that_is_benchmarked(site):
+    names = rsc_bench(site, "names", "--json")
+    assert names.returncode == 0, names.stderr
+    assert "example-threshold" in json.loads(names.stdout)["encoding"]
+    code = """
+import json
+from robustbench_snn import benchmark
+from robustbench_snn.data import dataset_info
+from robustbench_snn.models import ModelSpec, build_classifier
+spec = ModelSpec(architecture="example_mlp", kind="snn", encoding="example-threshold", encoding_params={"level": 0.3}, timesteps=2)
+model = build_classifier(spec, dataset_info("fashion-mnist")).eval()
+record = benchmark(model, dataset="fashion-mnist", attack="fgsm", n_examples=8, model_name="example")
+print(json.dumps({"layers": len(model.spiking_layers), "attacks": record.attacks, "components": record.components}))
+"""
+    run = rsc_bench(site, code=code)
+    assert run.returncode == 0, run.stderr
+    shown = json.loads(run.stdout)
+    assert shown["layers"] == 1 and shown["attacks"] == ["fgsm[bptt]"]
+    assert shown["components"]["encoder:example-threshold"] == 1, "a plug-in's coding is part of a result's identity"
+
+
+def test_a_broken_plug_in_is_skipped_with_a_warning_and_the_rest_work(site, tmp_path):
+    broken = tmp_path / "broken"
+    _install(broken, "broken_plugin", "1.0", {"robustbench_snn.attacks": {"broken": "no_such_module_anywhere"}})
+    both = os.pathsep.join([str(site), str(broken)])
+    listed = rsc_bench(Path(both), "attacks", "list")
+    assert listed.returncode == 0 and "example-corner" in listed.stdout
+    assert "broken" in listed.stderr and "no_such_module_anywhere" in listed.stderr
