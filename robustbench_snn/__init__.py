@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["attack", "benchmark", "export_nir", "list_cards", "load_model", "load_nir", "load_test_set", "measure_energy"]
+__all__ = ["ReadOut", "attack", "benchmark", "export_nir", "list_cards", "load_model", "load_nir", "load_test_set", "measure_energy"]
 __version__ = "0.1.0"
 
 _HOMES = {
+    "ReadOut": "robustbench_snn.models.user",
     "attack": "robustbench_snn.evaluation",
     "benchmark": "robustbench_snn.evaluation",
     "export_nir": "robustbench_snn.models.nir_graphs",

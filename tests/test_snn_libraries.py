@@ -8,8 +8,10 @@ import snntorch
 import torch
 from torch import nn
 
-from robustbench_snn import attack, benchmark
+from robustbench_snn import ReadOut, attack, benchmark
 from robustbench_snn.energy import measure_energy
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.libraries import reset_library_neurons
 
 STEPS = 4
 
@@ -138,3 +140,27 @@ def test_a_network_over_time_with_unknown_neurons_is_averaged_with_a_warning(fmn
     result = attack(OverTime(), images, labels, dataset="fashion-mnist", attack="pgd", seed=0)
     assert result.clean.shape == (16,)
     assert "attacked as a network over time" in caplog.text
+
+
+def test_a_readout_reads_outputs_over_time_as_the_user_means_them_and_is_a_model_of_its_own(tmp_path):
+    network, images = SnnTorchNet(), torch.rand(16, 1, 28, 28)
+
+    def fresh(module):  # a direct call, so reset snnTorch's hidden state first as the benchmark does
+        reset_library_neurons(module)
+        with torch.no_grad():
+            return module(images)
+
+    spikes, membranes = fresh(network)
+    last_membrane = ReadOut(network, "last", element=1)
+    assert torch.equal(fresh(last_membrane), membranes[-1])
+    assert torch.equal(fresh(ReadOut(network, "sum")), spikes.sum(0))
+    assert torch.equal(fresh(ReadOut(NorseNet(), "max")), fresh(NorseNet()).max(0).values)
+    labels = fresh(last_membrane).argmax(1)
+    assert not torch.equal(labels, membranes.mean(0).argmax(1)), "the last membrane decides otherwise than the mean"
+    run = dict(dataset="fashion-mnist", attack="pgd", n_examples=32, overrides={"steps": 2}, store=True, results_dir=tmp_path)
+    meant, default = benchmark(last_membrane, **run, model_name="mine"), benchmark(network, **run, model_name="mine")
+    assert meant.config_hash != default.config_hash and not default.reused, "two readouts are two models"
+    assert meant.energy["clean"]["spikes"] > 0 and meant.grad == "bptt"
+    for bad in (lambda: ReadOut(network, "median"), lambda: ReadOut(network, element=-1), lambda: ReadOut(NorseNet(), element=1)(images)):
+        with pytest.raises(UserError):
+            bad()

@@ -27,8 +27,9 @@ surrogate are one attack on them, and the other modes are skipped with the reaso
 
 Outputs: logits ``[B, classes]``, per-step outputs ``[T, B, classes]`` (averaged over the steps),
 or a tuple whose first element is either (snnTorch's ``(spk_rec, mem_rec)``: the spike record's
-rate). A network that none of this recognises but that returns ``[T, B, classes]`` is wrapped too,
-with a warning that it is attacked as a network over time whose neurons the benchmark cannot see.
+rate); `ReadOut` reads them otherwise (the sum, the last step, the maximum; another element). A
+network that none of this recognises but that returns ``[T, B, classes]`` is wrapped too, with a
+warning that it is attacked as a network over time whose neurons the benchmark cannot see.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch
 from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
-from robustbench_snn.errors import UserError
+from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.gradients import SURROGATES, GradientMode
 from robustbench_snn.models.libraries import library_neurons, reset_library_neurons
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
@@ -266,6 +267,52 @@ def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 
     return model.eval()
 
 
+# How a network's outputs over time become logits: what each reduction of ``[T, B, classes]`` is for.
+READOUTS = {
+    "mean": "the average over time (spike rates, mean membrane potential)",
+    "sum": "the sum over time (spike counts)",
+    "last": "the last time step (the final membrane potential)",
+    "max": "the maximum over time (Norse's readout voltage)",
+}
+
+
+class ReadOut(nn.Module):
+    """A network whose outputs over time are read the way the user means them: ``element`` picks
+    one output of a tuple (snnTorch's ``(spk_rec, mem_rec)``: 0 the spikes, 1 the membranes) and
+    ``over_time`` (`READOUTS`) reduces its ``[T, B, classes]``. Without it the benchmark averages
+    the first element. The readout is part of the model (it is printed, so part of a result's
+    identity): two readouts of one network are two models."""
+
+    def __init__(self, network: nn.Module, over_time: str = "mean", element: int = 0) -> None:
+        super().__init__()
+        if over_time not in READOUTS:
+            raise UserError(unknown_name("readout", over_time, READOUTS))
+        if type(element) is not int or element < 0:
+            raise UserError(f"element must be a non-negative integer (which output of a tuple), not {element!r}")
+        self.network, self.over_time, self.element = network, over_time, element
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        output = self.network(images)
+        if isinstance(output, (tuple, list)):
+            if self.element >= len(output):
+                raise UserError(f"ReadOut element {self.element}: the network returns {len(output)} outputs")
+            output = output[self.element]
+        elif self.element:
+            raise UserError(f"ReadOut element {self.element}: the network returns one tensor, not a tuple")
+        if output.dim() != 3:
+            raise UserError(f"ReadOut reduces outputs over time [T, B, classes]; the network returns {list(output.shape)}")
+        if self.over_time == "mean":
+            return output.mean(0)
+        if self.over_time == "sum":
+            return output.sum(0)
+        if self.over_time == "last":
+            return output[-1]
+        return output.max(0).values
+
+    def extra_repr(self) -> str:
+        return f"over_time={self.over_time}, element={self.element}"
+
+
 def per_step_mean(output: torch.Tensor | tuple) -> torch.Tensor:
     """Logits from a network's output: a tuple's first element, and ``[T, B, classes]`` averaged over T."""
     if isinstance(output, (tuple, list)):
@@ -299,7 +346,7 @@ def as_attackable(model: nn.Module, sample: torch.Tensor, seed: int = 0) -> nn.M
         return UserModel(model, stochastic=True, seed=seed).eval()
     with torch.no_grad():
         output = model(sample)
-    if isinstance(output, (tuple, list)) or output.dim() == 3:
+    if isinstance(output, (tuple, list)) or output.dim() == 3 or isinstance(model, ReadOut):
         logger.warning(
             "%s returns outputs over time but has no neurons the benchmark recognises (spikingjelly, snnTorch, Norse, "
             "sinabs): it is attacked as a network over time, by plain backprop through whatever it computes, and its "
