@@ -1,12 +1,17 @@
 """Extending the benchmark: a new attack or a new encoder is one new class, registered from the
-module that defines it (here, this test), with no other file touched."""
+module that defines it (the example plug-in's attack module; this test's encoder), with no other
+file touched."""
+
+import importlib
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from pydantic import Field
 
 from robustbench_snn import benchmark
-from robustbench_snn.attacks import Attack, AttackSpec, Protocol, build_protocol, register_attack
+from robustbench_snn.attacks import AttackSpec, Protocol, build_protocol
 from robustbench_snn.attacks import registry as attack_registry
 from robustbench_snn.config import Strict
 from robustbench_snn.data import DATASETS
@@ -19,24 +24,14 @@ from robustbench_snn.registry.cards import parse_card
 
 
 @pytest.fixture
-def toy_attack():
-    """A toy attack: a corner of the eps-ball chosen by the seed (no gradients), registered for one test."""
-
-    @register_attack
-    class RandomCorner(Attack):
-        name = "toy-corner"
-        description = "a random corner of the eps-ball"
-        white_box = False
-        uses_gradients = False
-        shows_steps = False
-
-        def perturb(self, model, spec, images, labels, seed, draws):
-            generator = torch.Generator().manual_seed(seed)
-            signs = torch.randint(0, 2, images.shape, generator=generator).to(images) * 2 - 1
-            return (images + spec.eps * signs).clamp(0, 1)
-
-    yield RandomCorner
-    attack_registry.ATTACKS.unregister("toy-corner")
+def toy_attack(monkeypatch):
+    """The example plug-in's attack (a corner of the eps-ball chosen by the seed, no gradients),
+    registered by importing the module that defines it, for one test."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples" / "plugin"))
+    module = importlib.import_module("rsc_bench_example.corner")
+    yield module.RandomCorner
+    attack_registry.ATTACKS.unregister("example-corner")
+    sys.modules.pop("rsc_bench_example.corner")
 
 
 @pytest.fixture
@@ -64,18 +59,18 @@ def toy_encoder():
 
 
 def test_a_new_attack_is_one_class_and_runs_in_a_protocol(toy_attack):
-    member = AttackSpec(attack="toy-corner", eps=0.1)
-    assert member.label() == "toy-corner[bptt]" and not member.white_box
-    with pytest.raises(ValueError, match="toy-corner fixes its own loss"):
-        AttackSpec(attack="toy-corner", loss="cw")
-    assert [m.attack for m in build_protocol("toy-corner").members] == ["toy-corner"]
+    member = AttackSpec(attack="example-corner", eps=0.1)
+    assert member.label() == "example-corner[bptt]" and not member.white_box
+    with pytest.raises(ValueError, match="example-corner fixes its own loss"):
+        AttackSpec(attack="example-corner", loss="cw")
+    assert [m.attack for m in build_protocol("example-corner").members] == ["example-corner"]
 
-    members = [AttackSpec(attack="toy-corner", eps=1.0), AttackSpec(attack="pgd", steps=1, eps=0.01)]
+    members = [AttackSpec(attack="example-corner", eps=1.0), AttackSpec(attack="pgd", steps=1, eps=0.01)]
     record = benchmark(load_model("fmnist_ann"), attack=Protocol(name="mine", members=members), n_examples=32)
     # black-box members run after the white-box ones, on the samples they left
-    assert record.attacks == ["pgd-1[bptt]", "toy-corner[bptt]"]
+    assert record.attacks == ["pgd-1[bptt]", "example-corner[bptt]"]
     # a weak PGD leaves most samples; corners of the whole input range fool them
-    assert record.member_kills["toy-corner[bptt]"] > 0
+    assert record.member_kills["example-corner[bptt]"] > 0
     assert record.robust_accuracy < record.clean_accuracy
 
 
