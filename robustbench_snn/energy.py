@@ -38,9 +38,9 @@ from spikingjelly.activation_based import layer as sj_layer
 from spikingjelly.activation_based.op_counter import SimpleEnergyCostConfig, is_binary_tensor
 from torch import nn
 
-from robustbench_snn.attacks.runner import is_stochastic
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.models.classifier import Classifier
+from robustbench_snn.models.interface import is_stochastic
 from robustbench_snn.models.libraries import library_of
 from robustbench_snn.models.neurons import SpikingActivation
 from robustbench_snn.models.user import SingleStepNeuron, as_attackable

@@ -43,7 +43,8 @@ import torch
 from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
-from robustbench_snn.attacks.runner import attack_samples, eot_draws, is_stochastic
+from robustbench_snn.attacks.runner import attack_samples, eot_draws
+from robustbench_snn.models.interface import is_stochastic
 
 logger = logging.getLogger(__name__)
 

@@ -26,18 +26,10 @@ from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.attacks.registry import EXPECTATION_SOURCE
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
-from robustbench_snn.models.interface import GradientLimited, RandomizedModel, SmoothedModel, SpikingNetwork
+from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic
 from robustbench_snn.seeds import member_seed, one_draw_seed, restart_seed
 
 logger = logging.getLogger(__name__)
-
-
-def has_spiking_layers(model: nn.Module) -> bool:
-    return (
-        (isinstance(model, SpikingNetwork) and bool(model.spiking_layers))
-        or bool(getattr(model, "single_step_neurons", []))
-        or bool(getattr(model, "library_neurons", []))
-    )
 
 
 def unsupported(model: nn.Module, member: AttackSpec) -> str | None:
@@ -46,15 +38,6 @@ def unsupported(model: nn.Module, member: AttackSpec) -> str | None:
     if supported is None or not member.uses_gradients or member.grad in supported:
         return None
     return f"{member.label()}: gradient mode {member.grad} is not supported by this model (it supports {', '.join(supported)})"
-
-
-def is_stochastic(model: nn.Module) -> bool:
-    return isinstance(model, RandomizedModel) and bool(model.stochastic)
-
-
-def is_smoothed(model: nn.Module) -> bool:
-    """Whether ``model`` is a randomized-smoothing classifier (`robustbench_snn.certify.SmoothedClassifier`)."""
-    return isinstance(model, SmoothedModel)
 
 
 def eot_draws(model: nn.Module, spec: AttackSpec) -> int:

@@ -24,12 +24,13 @@ from robustbench_snn.attacks.bpda import uses_quantizers
 from robustbench_snn.attacks.methods.transfer import EXPECTATION_SOURCE
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.registry import get_attack
-from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_smoothed, normalised, unsupported
+from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.inputs import SATURATION_MARGIN, check_differentiable, check_model
 from robustbench_snn.models.encoders import Encoder
+from robustbench_snn.models.interface import has_spiking_layers, is_smoothed
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import components
 

@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
-from robustbench_snn.attacks.runner import eot_draws, has_spiking_layers, is_stochastic
+from robustbench_snn.attacks.runner import eot_draws
 from robustbench_snn.energy import record_energy
 from robustbench_snn.evaluation.assess import summed
 from robustbench_snn.evaluation.plan import Plan
+from robustbench_snn.models.interface import has_spiking_layers, is_stochastic
 from robustbench_snn.provenance import stamp
 
 

@@ -55,3 +55,22 @@ class SmoothedModel(Protocol):
     def certify(self, images: torch.Tensor, labels: torch.Tensor) -> list: ...
 
     def settings(self) -> dict: ...
+
+
+def has_spiking_layers(model: torch.nn.Module) -> bool:
+    """Whether ``model`` spikes: our LIF layers, single-step spikingjelly neurons or another library's."""
+    return (
+        (isinstance(model, SpikingNetwork) and bool(model.spiking_layers))
+        or bool(getattr(model, "single_step_neurons", []))
+        or bool(getattr(model, "library_neurons", []))
+    )
+
+
+def is_stochastic(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s forwards on one input may differ (`RandomizedModel` that says so)."""
+    return isinstance(model, RandomizedModel) and bool(model.stochastic)
+
+
+def is_smoothed(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is a randomized-smoothing classifier (`robustbench_snn.certify.SmoothedClassifier`)."""
+    return isinstance(model, SmoothedModel)
