@@ -1,4 +1,4 @@
-"""Plug-ins: an attack, a coding and an architecture from an installed package (examples/plugin)
+"""Plug-ins: an attack, a coding, an architecture and a dataset from an installed package (examples/plugin)
 are seen by rsc-bench itself, through the entry-point groups, and a broken plug-in is skipped."""
 
 import json
@@ -48,24 +48,25 @@ def test_an_installed_packages_attack_is_listed_and_runs_in_evaluate(site):
     assert record["attacks"] == ["example-corner[bptt]"] and 0 <= record["robust_accuracy"] <= record["clean_accuracy"]
 
 
-def test_an_installed_packages_coding_and_architecture_build_a_model_that_is_benchmarked(site):
+def test_an_installed_packages_coding_architecture_and_dataset_build_a_model_that_is_benchmarked(site):
     names = rsc_bench(site, "names", "--json")
     assert names.returncode == 0, names.stderr
-    assert "example-threshold" in json.loads(names.stdout)["encoding"]
+    listed = json.loads(names.stdout)
+    assert "example-threshold" in listed["encoding"] and "example-noise" in listed["dataset"]
     code = """
 import json
 from robustbench_snn import benchmark
 from robustbench_snn.data import dataset_info
 from robustbench_snn.models import ModelSpec, build_classifier
 spec = ModelSpec(architecture="example_mlp", kind="snn", encoding="example-threshold", encoding_params={"level": 0.3}, timesteps=2)
-model = build_classifier(spec, dataset_info("fashion-mnist")).eval()
-record = benchmark(model, dataset="fashion-mnist", attack="fgsm", n_examples=8, model_name="example")
-print(json.dumps({"layers": len(model.spiking_layers), "attacks": record.attacks, "components": record.components}))
+model = build_classifier(spec, dataset_info("example-noise")).eval()
+record = benchmark(model, dataset="example-noise", attack="fgsm", n_examples=8, model_name="example")
+print(json.dumps({"layers": len(model.spiking_layers), "attacks": record.attacks, "eps": record.eps, "components": record.components}))
 """
     run = rsc_bench(site, code=code)
     assert run.returncode == 0, run.stderr
     shown = json.loads(run.stdout)
-    assert shown["layers"] == 1 and shown["attacks"] == ["fgsm[bptt]"]
+    assert shown["layers"] == 1 and shown["attacks"] == ["fgsm[bptt]"] and shown["eps"] == 0.1, "the dataset's own threat model"
     assert shown["components"]["encoder:example-threshold"] == 1, "a plug-in's coding is part of a result's identity"
 
 

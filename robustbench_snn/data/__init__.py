@@ -17,7 +17,8 @@ import logging
 import os
 import pickle
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import datasets, transforms
 
-from robustbench_snn.errors import DataError, DatasetNotFoundError, UserError, unknown_name
+from robustbench_snn.errors import DataError, DatasetNotFoundError, UserError
+from robustbench_snn.plugins import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -47,90 +49,22 @@ class DatasetInfo:
     linf_eps: float
     l2_eps: float
     how_to_get: str
+    # ``loader(info, split, root, download)``: the split's items as (image in [0, 1], label)
+    loader: Callable[[DatasetInfo, str, Path, bool], Dataset] = field(compare=False, repr=False)
 
     def default_eps(self, norm: str) -> float:
         """The radius of the dataset's standard threat model for ``norm`` (Linf or L2)."""
         return self.linf_eps if norm == "Linf" else self.l2_eps
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            name="fashion-mnist",
-            num_classes=10,
-            input_shape=(1, 28, 28),
-            mean=(0.2860,),
-            std=(0.3530,),
-            linf_eps=0.1,
-            l2_eps=1.0,
-            how_to_get="the test split ships with the package; for the training split run "
-            "`apt-get install dataset-fashion-mnist` (Debian) or go online so torchvision "
-            "can download it",
-        ),
-        DatasetInfo(
-            name="mnist",
-            num_classes=10,
-            input_shape=(1, 28, 28),
-            mean=(0.1307,),
-            std=(0.3081,),
-            linf_eps=0.3,
-            l2_eps=2.0,
-            how_to_get="go online once so torchvision can download it, or copy the four IDX files into <root>/MNIST/raw/",
-        ),
-        DatasetInfo(
-            name="cifar10",
-            num_classes=10,
-            input_shape=(3, 32, 32),
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2470, 0.2435, 0.2616),
-            linf_eps=8 / 255,
-            l2_eps=0.5,
-            how_to_get="go online once so torchvision can download it, or unpack "
-            "cifar-10-python.tar.gz into <root>/ (giving <root>/cifar-10-batches-py/)",
-        ),
-        DatasetInfo(
-            name="cifar100",
-            num_classes=100,
-            input_shape=(3, 32, 32),
-            mean=(0.5071, 0.4865, 0.4409),
-            std=(0.2673, 0.2564, 0.2762),
-            linf_eps=8 / 255,
-            l2_eps=0.5,
-            how_to_get="go online once so torchvision can download it, or unpack "
-            "cifar-100-python.tar.gz into <root>/ (giving <root>/cifar-100-python/)",
-        ),
-        DatasetInfo(
-            name="tiny-imagenet",
-            num_classes=200,
-            input_shape=(3, 64, 64),
-            mean=(0.4802, 0.4481, 0.3975),
-            std=(0.2770, 0.2691, 0.2821),
-            linf_eps=8 / 255,
-            l2_eps=0.5,
-            how_to_get="unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/{wnids.txt,train,val})",
-        ),
-        DatasetInfo(
-            name="imagenet",
-            num_classes=1000,
-            input_shape=(3, 224, 224),
-            mean=(0.485, 0.456, 0.406),
-            std=(0.229, 0.224, 0.225),
-            linf_eps=4 / 255,
-            l2_eps=3.0,
-            how_to_get="place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG "
-            "(one folder per class, e.g. after valprep.sh)",
-        ),
-    )
-}
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Make a dataset available by ``info.name`` (cards, ``--dataset``, `load_dataset`)."""
+    return DATASETS.register(info.name, info)
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The description of a dataset, or a `UserError` listing the known names."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UserError(unknown_name("dataset", name, DATASETS)) from None
+    return DATASETS.lookup(name)
 
 
 def cache_dir() -> Path:
@@ -166,15 +100,7 @@ def load_dataset(
     if data_dir is not None and not root.is_dir():
         # an explicit folder that is not there is a mistake, never a reason to fall back elsewhere
         raise _not_found(info, split, [root], "the data folder given does not exist")
-    loader = {
-        "fashion-mnist": _load_idx,
-        "mnist": _load_idx,
-        "cifar10": _load_cifar,
-        "cifar100": _load_cifar,
-        "tiny-imagenet": _load_tiny_imagenet,
-        "imagenet": _load_imagenet,
-    }[name]
-    dataset = loader(info, split, root, download)
+    dataset = info.loader(info, split, root, download)
     logger.info("loaded %s/%s: %d images", name, split, len(dataset))
     return dataset
 
@@ -451,3 +377,87 @@ def _load_imagenet(info: DatasetInfo, split: str, root: Path, download: bool) ->
         return datasets.ImageFolder(str(folder), transform=preprocess, loader=checked_image)
     except OSError as error:
         raise _not_found(info, split, [folder], str(error)) from None
+
+
+# The built-in datasets (registered the first time `DATASETS` is read).
+BUILT_IN_DATASETS = (
+    DatasetInfo(
+        name="fashion-mnist",
+        loader=_load_idx,
+        num_classes=10,
+        input_shape=(1, 28, 28),
+        mean=(0.2860,),
+        std=(0.3530,),
+        linf_eps=0.1,
+        l2_eps=1.0,
+        how_to_get="the test split ships with the package; for the training split run "
+        "`apt-get install dataset-fashion-mnist` (Debian) or go online so torchvision "
+        "can download it",
+    ),
+    DatasetInfo(
+        name="mnist",
+        loader=_load_idx,
+        num_classes=10,
+        input_shape=(1, 28, 28),
+        mean=(0.1307,),
+        std=(0.3081,),
+        linf_eps=0.3,
+        l2_eps=2.0,
+        how_to_get="go online once so torchvision can download it, or copy the four IDX files into <root>/MNIST/raw/",
+    ),
+    DatasetInfo(
+        name="cifar10",
+        loader=_load_cifar,
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        linf_eps=8 / 255,
+        l2_eps=0.5,
+        how_to_get="go online once so torchvision can download it, or unpack "
+        "cifar-10-python.tar.gz into <root>/ (giving <root>/cifar-10-batches-py/)",
+    ),
+    DatasetInfo(
+        name="cifar100",
+        loader=_load_cifar,
+        num_classes=100,
+        input_shape=(3, 32, 32),
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        linf_eps=8 / 255,
+        l2_eps=0.5,
+        how_to_get="go online once so torchvision can download it, or unpack "
+        "cifar-100-python.tar.gz into <root>/ (giving <root>/cifar-100-python/)",
+    ),
+    DatasetInfo(
+        name="tiny-imagenet",
+        loader=_load_tiny_imagenet,
+        num_classes=200,
+        input_shape=(3, 64, 64),
+        mean=(0.4802, 0.4481, 0.3975),
+        std=(0.2770, 0.2691, 0.2821),
+        linf_eps=8 / 255,
+        l2_eps=0.5,
+        how_to_get="unpack tiny-imagenet-200.zip into <root>/ (giving <root>/tiny-imagenet-200/{wnids.txt,train,val})",
+    ),
+    DatasetInfo(
+        name="imagenet",
+        loader=_load_imagenet,
+        num_classes=1000,
+        input_shape=(3, 224, 224),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        linf_eps=4 / 255,
+        l2_eps=3.0,
+        how_to_get="place the ILSVRC2012 images as <root>/imagenet/{train,val}/<wnid>/*.JPEG (one folder per class, e.g. after valprep.sh)",
+    ),
+)
+
+
+def _register_built_ins() -> None:
+    for info in BUILT_IN_DATASETS:
+        register_dataset(info)
+
+
+# Every dataset by name: the built-in ones, then those of installed plug-in packages.
+DATASETS: Registry[DatasetInfo] = Registry("dataset", "robustbench_snn.datasets", _register_built_ins)
