@@ -16,7 +16,7 @@ from robustbench_snn.attacks import registry as attack_registry
 from robustbench_snn.config import Strict
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
-from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.models import GradientMode, ModelSpec, build_classifier
 from robustbench_snn.models import encoders as encoder_registry
 from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.registry import load_model
@@ -104,3 +104,29 @@ def test_a_new_encoder_is_one_class_used_by_models_and_cards(toy_encoder, card_d
     assert card.encoding.family() == "threshold SNN" and card.spec().encoding_params == {"level": 0.3}
     with pytest.raises(UserError, match="level"):
         parse_card({**card_data, "encoding": {"name": "toy-threshold", "level": 7}}, "card")
+
+
+def test_a_new_surrogate_is_one_registration_and_every_path_differentiates_with_it():
+    from spikingjelly.activation_based import surrogate
+
+    from robustbench_snn.models.gradients import SURROGATES, Surrogate, register_surrogate
+
+    register_surrogate("toy-atan", Surrogate(surrogate.ATan, surrogate.atan_backward, 3.0))
+    try:
+        with pytest.raises(TypeError, match="already registered"):
+            register_surrogate("atan", SURROGATES["sigmoid"])
+        model = load_model("fmnist_snn_direct")
+        images = torch.rand(4, 1, 28, 28, requires_grad=True)
+        gradients = []
+        for compiled in (False, True):
+            model.compile_lif(compiled)
+            with model.using_gradient(GradientMode("bptt", "toy-atan", 3.0)):
+                (gradient,) = torch.autograd.grad(model(images).sum(), images)
+            gradients.append(gradient)
+        with model.using_gradient(GradientMode("bptt", "atan", 3.0)):
+            (reference,) = torch.autograd.grad(model(images).sum(), images)
+        assert torch.allclose(gradients[0], gradients[1], atol=1e-5), "the compiled kernel uses the new surrogate too"
+        assert torch.equal(gradients[1], reference), "the same arithmetic as the built-in it wraps"
+        assert AttackSpec(attack="pgd", surrogate="toy-atan").label() == "pgd-10[bptt-toy-atan]"
+    finally:
+        SURROGATES.unregister("toy-atan")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import torch
 
@@ -82,13 +83,13 @@ def _input_gradient(
     tau: float,
     threshold: float,
     v_reset: float | None,
-    surrogate_name: str,
+    derivative: Callable,
     alpha: float,
     detach_reset: bool,
     constant_input: bool,
 ) -> torch.Tensor:
     shifted = before_fire - threshold
-    slope = SURROGATES[surrogate_name].derivative(torch.ones_like(shifted), shifted, alpha)[0]
+    slope = derivative(torch.ones_like(shifted), shifted, alpha)[0]
     return _recurrent_gradient(grad_spikes, before_fire, slope, tau, threshold, v_reset, detach_reset, constant_input)
 
 
@@ -133,7 +134,8 @@ class CompiledLIF(torch.autograd.Function):
         before_fire = _compiled(_potentials)(flat, timesteps, tau, threshold, v_reset)
         ctx.save_for_backward(before_fire)
         constant_input = currents.shape[0] == 1 and timesteps > 1
-        ctx.settings = (tau, threshold, v_reset, surrogate_name, alpha, detach_reset, constant_input)
+        # the surrogate's derivative looked up here, so the compiled backward sees a plain function
+        ctx.settings = (tau, threshold, v_reset, SURROGATES[surrogate_name].derivative, alpha, detach_reset, constant_input)
         ctx.shape = currents.shape
         return (before_fire >= threshold).to(currents.dtype).view(timesteps, *currents.shape[1:])
 

@@ -40,6 +40,7 @@ from pydantic import AfterValidator
 from spikingjelly.activation_based import surrogate
 
 from robustbench_snn.errors import UserError, unknown_name
+from robustbench_snn.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class Surrogate:
         return self.function(alpha=self.default_alpha if alpha is None else alpha)
 
 
-# The surrogates, by the names the literature uses: the one table of them.
-SURROGATES: dict[str, Surrogate] = {
+# The built-in surrogates, by the names the literature uses.
+BUILT_IN_SURROGATES: dict[str, Surrogate] = {
     "atan": Surrogate(surrogate.ATan, surrogate.atan_backward, 2.0),
     "sigmoid": Surrogate(surrogate.Sigmoid, surrogate.sigmoid_backward, 4.0),
     # its derivative is the triangle max(0, a - a^2 |x|)
@@ -65,6 +66,20 @@ SURROGATES: dict[str, Surrogate] = {
     "rectangle": Surrogate(surrogate.Rect, surrogate.rect_backward, 1.0),
     "exponential": Surrogate(surrogate.PiecewiseExp, surrogate.piecewise_exp_backward, 1.0),
 }
+
+
+def register_surrogate(name: str, entry: Surrogate) -> Surrogate:
+    """Make a surrogate available by ``name`` (``--surrogate``, presets, cards)."""
+    return SURROGATES.register(name, entry)
+
+
+def _register_built_ins() -> None:
+    for name, entry in BUILT_IN_SURROGATES.items():
+        register_surrogate(name, entry)
+
+
+# Every surrogate by name: the built-in ones, then those of installed plug-in packages.
+SURROGATES: Registry[Surrogate] = Registry("surrogate", "robustbench_snn.surrogates", _register_built_ins)
 
 # The gradient modes, with the default of the parameter ``alpha`` for modes that take one without
 # a surrogate name (None: bptt's alpha is its surrogate's sharpness; the others take none).
