@@ -77,6 +77,10 @@ class GraphBackbone(nn.Module):
             values[name] = self.layers[name](total)
         return values[self.sink]
 
+    def extra_repr(self) -> str:  # the wiring is printed, so it is part of a result's identity
+        edges = ", ".join(f"{'+'.join(self.inputs[name])}->{name}" for name in self.order)
+        return f"source={self.source}, sink={self.sink}, edges=[{edges}]"
+
 
 # Export --------------------------------------------------------------------------------------
 
