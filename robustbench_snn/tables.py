@@ -254,12 +254,11 @@ def results_table(
     energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]
+    table = table.sort_values("timestamp")
     every_configuration = table["store"] != "official" if select == "yours" else pd.Series(select == "all", index=table.index)
-    table = table.loc[table["official"] | every_configuration]
-    cell = pd.Series(list(table[[*OFFICIAL_KEYS, "eps"]].itertuples(index=False, name=None)), index=table.index)
-    configuration = pd.Series(list(table[[*CURVE_KEYS, "eps"]].itertuples(index=False, name=None)), index=table.index)
-    table["_shown_as"] = configuration.where(every_configuration.loc[table.index], cell)
-    table = table.sort_values("timestamp").drop_duplicates("_shown_as", keep="last").drop(columns="_shown_as")
+    cells = table[table["official"] & ~every_configuration].drop_duplicates([*OFFICIAL_KEYS, "eps"], keep="last")
+    configurations = table[every_configuration].drop_duplicates([*CURVE_KEYS, "eps"], keep="last")
+    table = pd.concat([cells, configurations])
     by_name = {card.name: card for card in cards}
     table["family"] = [family(by_name.get(name)) for name in table["model"]]
     attacked = table["robust_accuracy"].notna()
