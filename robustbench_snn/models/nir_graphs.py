@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.files import replacing
 from robustbench_snn.models.architectures import BasicBlock
@@ -90,7 +91,8 @@ def to_nir(model: Classifier) -> object:
     nir = _nir()
     if not isinstance(model, Classifier) or not model.spiking_layers:
         raise UserError("NIR describes spiking networks: export an SNN of the registry (an ANN has no LIF layers)")
-    input_shape = _input_shape(model)
+    described = _description(model)
+    input_shape = tuple(described["input_shape"])
     shapes = _layer_shapes(model, input_shape)
     writer = _GraphWriter(nir, shapes)
     writer.nodes["input"] = nir.Input(input_type={"input": np.array(input_shape)})
@@ -99,13 +101,10 @@ def to_nir(model: Classifier) -> object:
     metadata = {
         "format": FORMAT,
         "timesteps": model.timesteps,
-        "input_shape": list(input_shape),
         "encoding": model.encoder.name,
-        "encoding_params": _encoding_params(model),
         "mean": model.mean.flatten().tolist(),
         "std": model.std.flatten().tolist(),
-        "dataset": model.card.dataset if getattr(model, "card", None) is not None else getattr(model, "nir_metadata", {}).get("dataset"),
-        "model": model.card.name if getattr(model, "card", None) is not None else None,
+        **described,
     }
     return nir.NIRGraph(nodes=writer.nodes, edges=writer.edges, metadata={METADATA_KEY: json.dumps(metadata)})
 
@@ -120,27 +119,18 @@ def export_nir(model: Classifier, path: str | os.PathLike) -> Path:
     return path
 
 
-def _input_shape(model: Classifier) -> tuple[int, ...]:
+def _description(model: Classifier) -> dict:
+    """What the graph's metadata says of ``model`` besides its layers: from the card of a registry
+    model, else from the NIR graph it was loaded from (``model`` names registry models only)."""
     card = getattr(model, "card", None)
     if card is not None:
-        from robustbench_snn.data import dataset_info
-
-        return tuple(dataset_info(card.dataset).input_shape)
-    stored = getattr(model, "nir_metadata", {}).get("input_shape")
-    if stored is None:
-        raise UserError("the model's input shape is unknown: export a registry model or one imported from NIR")
-    return tuple(stored)
-
-
-def _encoding_params(model: Classifier) -> dict:
-    card = getattr(model, "card", None)
-    if card is not None:
-        return card.encoding.params()
-    if hasattr(model, "nir_metadata"):
-        return model.nir_metadata.get("encoding_params", {})
-    if model.encoder.name == "direct":
-        return {}
-    raise UserError(f"the parameters of the model's {model.encoder.name} coding are unknown: export a registry model")
+        shape = list(dataset_info(card.dataset).input_shape)
+        return {"input_shape": shape, "encoding_params": card.encoding.params(), "dataset": card.dataset, "model": card.name}
+    loaded = getattr(model, "nir_metadata", None)
+    if loaded is None:
+        raise UserError("the model's input shape and coding are unknown: export a registry model or one imported from NIR")
+    encoding_params = loaded.get("encoding_params", {})
+    return {"input_shape": loaded["input_shape"], "encoding_params": encoding_params, "dataset": loaded.get("dataset"), "model": None}
 
 
 Shapes = dict[int, tuple[tuple[int, ...], tuple[int, ...]]]
@@ -318,7 +308,7 @@ def load_nir(
     timesteps = timesteps or metadata.get("timesteps")
     if not timesteps or int(timesteps) < 1:
         raise UserError("this NIR graph does not say how many time steps it runs: pass timesteps")
-    dt = dt if dt is not None else (1.0 if metadata else None)
+    dt = dt if dt is not None else (1.0 if metadata else None)  # our own graphs are in steps
     backbone, input_shape = _build_backbone(graph, int(timesteps), dt)
     channels = input_shape[0]
     encoder = build_encoder(metadata.get("encoding", "direct"), seed=seed, **metadata.get("encoding_params", {}))
