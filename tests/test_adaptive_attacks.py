@@ -138,9 +138,10 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     )
     declared = record.attacks[1:5]  # right after the first member, before the costlier ones
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
-    later = record.attacks[-4:]  # versions 3 and 4's, after version 2's whole run (Square last in it)
-    assert record.attacks[-5] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
-    assert [label for label in later[2:]] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
+    later = record.attacks[-5:]  # versions 3, 4 and 5's, after version 2's whole run (Square last in it)
+    assert record.attacks[-6] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
+    assert later[2:4] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
+    assert later[4].startswith("apgd-ce-1x2") and later[4].endswith("<-expectation")
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -173,25 +174,28 @@ def test_reliable_version_2_is_stronger_than_version_1_on_the_poisson_snn(shippe
 
 
 @pytest.mark.slow
-def test_reliable_version_3_is_never_above_version_2_and_reports_its_convergence(shipped_models):
-    """Version 3 runs version 2 as its exact start and adds the expectation's restarts after it:
+def test_each_version_of_reliable_is_never_above_the_previous_and_reports_its_convergence(shipped_models):
+    """Each version runs the previous one as its exact start and adds members after it (version 3
+    the expectation's PGD restarts, version 4 sharper surrogates, version 5 APGD on the expectation):
     on the same images it can only count fewer samples robust, and every record carries the
     convergence curves of the members whose restarts double."""
     model = model_with(shipped_models, kind="snn", encoding="poisson")
     current = build_protocol("reliable")
-    assert current.version == 4 and current.later_members and current.convergence is not None
-    version_3 = current.model_copy(update={"name": "reliable-v3", "version": 3, "later_members": current.later_members[:2]})
+    assert current.version == 5 and current.later_members and current.convergence is not None
+    version_4 = current.model_copy(update={"name": "reliable-v4", "version": 4, "later_members": current.later_members[:4]})
     version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
     run = dict(n_examples=100, batch_size=50, seed=0)
-    old, new = benchmark(model, attack=version_2, **run), benchmark(model, attack=version_3, **run)
-    assert new.robust_accuracy <= old.robust_accuracy
-    assert new.attacks[: len(old.attacks)] == old.attacks
-    curves = new.flag_details["convergence"]
+    records = [benchmark(model, attack=protocol, **run) for protocol in (version_2, version_4, current)]
+    for old, new in zip(records, records[1:]):
+        assert new.robust_accuracy <= old.robust_accuracy
+        assert new.attacks[: len(old.attacks)] == old.attacks
+    curves = records[-1].flag_details["convergence"]
     assert {label for label in curves if label.startswith("pgd-50x4-cw")} and all(label.endswith("<-expectation") for label in curves)
+    assert {label for label in curves if label.startswith("apgd-ce-100x2")}
     for curve in curves.values():
         assert curve["robust"] == sorted(curve["robust"], reverse=True)
         assert curve["restarts"][1] == 2 * curve["restarts"][0]
-    assert "fooled_with_2x_restarts" in new.flag_details and "fooled_with_2x_draws" in new.flag_details
+    assert "fooled_with_2x_restarts" in records[-1].flag_details and "fooled_with_2x_draws" in records[-1].flag_details
 
 
 @pytest.mark.slow
