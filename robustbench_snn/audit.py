@@ -12,21 +12,25 @@ more than `significant_count` of the images, the protocol is too weak on this mo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from robustbench_snn.attacks import attack_batch, build_protocol
+from robustbench_snn import results as store_
+from robustbench_snn.attacks import Protocol, attack_batch, build_protocol
 from robustbench_snn.attacks.flags import fooled, significant_count
+from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
+from robustbench_snn.engine import ImageBatches, Work, run_sharded
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation import plan_members
-from robustbench_snn.evaluation.plan import components_used
+from robustbench_snn.evaluation import distributed, plan_members
+from robustbench_snn.evaluation.plan import components_used, model_hash
 from robustbench_snn.provenance import stamp
 from robustbench_snn.seeds import batch_seed
 
@@ -77,6 +81,156 @@ class AuditReport:
         return asdict(self)
 
 
+@dataclass
+class AuditPlan:
+    """What an audit runs on each batch: the protocol under audit, its control, and each attack of
+    the suite alone, on the same images with the seeds an evaluation uses."""
+
+    model: nn.Module
+    tested: Protocol
+    tested_members: list[AttackSpec]
+    suite: Protocol
+    suite_members: list[AttackSpec]
+    sources: dict[str, nn.Module]
+    images: ImageBatches
+    seed: int
+
+    @property
+    def labels(self) -> list[str]:
+        return [member.label() for member in self.suite_members]
+
+    def run_batch(self, index: int, on_part: Callable[[int], None]) -> dict:
+        """Batch ``index``'s per-sample outcomes: clean, kept by the protocol, broken by the
+        control, and robust against each attack alone, with each attack's seconds."""
+        started = time.perf_counter()
+        images, labels = self.images[index]
+        this_batch = batch_seed(self.seed, index)
+        outcome = attack_batch(
+            self.model, self.tested, self.tested_members, images, labels, this_batch, self.sources, count_gradients=False
+        )
+        on_part(0)
+        survivors = torch.tensor(outcome.robust, dtype=torch.bool)
+        control = torch.zeros(len(labels), dtype=torch.bool)
+        on_device = survivors.to(images.device)
+        control[survivors] = fooled(
+            self.model,
+            self.tested_members[0],
+            images[on_device],
+            labels[on_device],
+            self.tested.eval_draws,
+            this_batch + CONTROL_SEED_OFFSET,
+            self.sources,
+        ).cpu()
+        on_part(1)
+        alone, seconds = {}, {}
+        for position, (member, label) in enumerate(zip(self.suite_members, self.labels)):
+            begun = time.perf_counter()
+            alone[label] = attack_batch(
+                self.model, self.suite, [member], images, labels, this_batch, self.sources, count_gradients=False
+            ).robust
+            seconds[label] = time.perf_counter() - begun
+            on_part(2 + position)
+        return {
+            "clean": outcome.clean,
+            "kept": outcome.robust,
+            "control": control.tolist(),
+            "alone": alone,
+            "member_seconds": seconds,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def work(self, protocol_name: str) -> Work:
+        return Work(f"audit {protocol_name}", self.images.lengths(), len(self.suite_members) + 2, self.run_batch, audit_counts)
+
+    def identity(self, dataset: str) -> str:
+        """The audit's configuration as a hash: the same one resumes the same batches."""
+        described = {
+            "kind": "audit",
+            "model": model_hash(self.model),
+            "dataset": dataset,
+            "tested": self.tested.model_dump(mode="json"),
+            "suite": self.suite.model_dump(mode="json"),
+            "members": [member.label() for member in (*self.tested_members, *self.suite_members)],
+            "n_examples": len(self.images.examples),
+            "batch_size": self.images.batch_size,
+            "seed": self.seed,
+            "components": components_used(self.model, [*self.tested_members, *self.suite_members]),
+        }
+        return "audit-" + hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def audit_counts(outcomes: list[dict]) -> dict[str, int]:
+    """The protocol's survivors so far, shown on the progress bar."""
+    return {"clean": sum(sum(part["clean"]) for part in outcomes), "kept": sum(sum(part["kept"]) for part in outcomes)}
+
+
+def plan_audit(
+    model: nn.Module,
+    dataset: str,
+    protocol: str,
+    attacks: str,
+    n_examples: int,
+    seed: int,
+    batch_size: int,
+    data_dir: str | None,
+    device: str,
+) -> AuditPlan:
+    """The audit's protocol, suite, members, sources and images, checked."""
+    info = dataset_info(dataset)
+    examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
+    sample = examples[0][0].unsqueeze(0).to(device)
+    tested = build_protocol(protocol).resolved(info)
+    suite = build_protocol(attacks, {"eval_draws": tested.eval_draws}).resolved(info)
+    if not tested.members:
+        raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
+    tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
+    suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed, dataset)
+    labels = [member.label() for member in suite_members]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"the audit preset {attacks!r} names one attack twice")
+    images = ImageBatches(examples, batch_size, device)
+    return AuditPlan(model, tested, tested_members, suite, suite_members, {**sources, **suite_sources}, images, seed)
+
+
+def summarise(plan: AuditPlan, outcomes: list[dict], name: str, dataset: str, runtime_s: float) -> AuditReport:
+    """The report of an audit's batch outcomes."""
+    clean = [flag for part in outcomes for flag in part["clean"]]
+    kept = [flag for part in outcomes for flag in part["kept"]]
+    control = [flag for part in outcomes for flag in part["control"]]
+    labels_ = plan.labels
+    alone = {label: [flag for part in outcomes for flag in part["alone"][label]] for label in labels_}
+    seconds = {label: sum(part["member_seconds"][label] for part in outcomes) for label in labels_}
+    n = len(clean)
+    every = [all(values) for values in zip(kept, *alone.values())]
+    entries = []
+    for label in labels_:
+        others = [alone[other] for other in labels_ if other != label]
+        only = sum(not mine and all(rest) for mine, *rest in zip(alone[label], kept, *others))
+        broke = sum(survived and not mine for survived, mine in zip(kept, alone[label]))
+        entries.append(AuditEntry(label, sum(alone[label]) / n, only, broke, round(seconds[label], 1)))
+    broken = sum(survived and not all_hold for survived, all_hold in zip(kept, every))
+    control_kills = sum(control)
+    return AuditReport(
+        model=name,
+        dataset=dataset,
+        protocol=plan.tested.name,
+        n_examples=n,
+        seed=plan.seed,
+        clean_accuracy=sum(clean) / n,
+        protocol_accuracy=sum(kept) / n,
+        worst_case_accuracy=sum(every) / n,
+        entries=entries,
+        protocol_survivors=sum(kept),
+        broken_survivors=broken,
+        control_kills=control_kills,
+        flagged=broken - control_kills > significant_count(n),
+        protocol_attacks=[member.label() for member in plan.tested_members],
+        runtime_s=round(runtime_s, 1),
+        protocol_version=plan.tested.version,
+        **stamp(components_used(plan.model, [*plan.tested_members, *plan.suite_members])),
+    )
+
+
 def audit(
     model: nn.Module,
     *,
@@ -89,85 +243,32 @@ def audit(
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = False,
+    store: bool = False,
+    results_dir: str | None = None,
 ) -> AuditReport:
-    """Audit ``protocol`` on ``model`` against every member of the ``attacks`` preset run alone."""
+    """Audit ``protocol`` on ``model`` against every member of the ``attacks`` preset run alone.
+
+    Run by the evaluation's engine: sharded when launched by ``torchrun`` (rank 0 summarises, every
+    rank gets the report) and, with ``store``, resumable (finished batches are kept in the results
+    folder until the audit is appended to its ``audits/`` store).
+    """
     card = getattr(model, "card", None)
     dataset = dataset or (card.dataset if card is not None else None)
     if dataset is None:
         raise UserError("name the dataset of an unregistered model")
-    info = dataset_info(dataset)
-    model = model.to(device).eval()
-    examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
-    sample = examples[0][0].unsqueeze(0).to(device)
-    tested = build_protocol(protocol).resolved(info)
-    suite = build_protocol(attacks, {"eval_draws": tested.eval_draws}).resolved(info)
-    if not tested.members:
-        raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
-    tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
-    suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed, dataset)
-    sources.update(suite_sources)
-    labels_ = [member.label() for member in suite_members]
-    if len(set(labels_)) != len(labels_):
-        raise UserError(f"the audit preset {attacks!r} names one attack twice")
-    loader = DataLoader(examples, batch_size=batch_size, shuffle=False)
-    clean, kept, control = [], [], []
-    alone: dict[str, list[bool]] = {label: [] for label in labels_}
-    seconds: dict[str, float] = dict.fromkeys(labels_, 0.0)
+    ranks = distributed.join(str(device))
+    device = ranks.device(str(device))
+    if store:
+        store_.ensure_writable(store_.results_dir(results_dir))
+    plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device)
+    partial = store_.PartialRun(plan.identity(dataset), results_dir) if store else None
     started = time.perf_counter()
-    with tqdm(total=len(examples) * (len(suite_members) + 2), desc=f"audit {protocol}", unit="img", disable=not progress) as bar:
-        for index, (images, labels) in enumerate(loader):
-            images, labels = images.to(device), labels.to(device)
-            this_batch = batch_seed(seed, index)
-            outcome = attack_batch(model, tested, tested_members, images, labels, this_batch, sources, count_gradients=False)
-            clean += outcome.clean
-            kept += outcome.robust
-            bar.update(len(labels))
-            survivors = torch.tensor(outcome.robust, dtype=torch.bool)
-            reference = tested_members[0]
-            control_fooled = torch.zeros(len(labels), dtype=torch.bool)
-            control_fooled[survivors] = fooled(
-                model,
-                reference,
-                images[survivors.to(device)],
-                labels[survivors.to(device)],
-                tested.eval_draws,
-                this_batch + CONTROL_SEED_OFFSET,
-                sources,
-            ).cpu()
-            control += control_fooled.tolist()
-            bar.update(len(labels))
-            for member, label in zip(suite_members, labels_):
-                begun = time.perf_counter()
-                alone[label] += attack_batch(model, suite, [member], images, labels, this_batch, sources, count_gradients=False).robust
-                seconds[label] += time.perf_counter() - begun
-                bar.update(len(labels))
-
-    n = len(clean)
-    every = [all(values) for values in zip(kept, *alone.values())]
-    entries = []
-    for label in labels_:
-        others = [alone[other] for other in labels_ if other != label]
-        only = sum(not mine and all(rest) for mine, *rest in zip(alone[label], kept, *others))
-        broke = sum(survived and not mine for survived, mine in zip(kept, alone[label]))
-        entries.append(AuditEntry(label, sum(alone[label]) / n, only, broke, round(seconds[label], 1)))
-    broken = sum(survived and not all_hold for survived, all_hold in zip(kept, every))
-    control_kills = sum(control)
-    return AuditReport(
-        model=card.name if card is not None else type(model).__name__,
-        dataset=dataset,
-        protocol=protocol,
-        n_examples=n,
-        seed=seed,
-        clean_accuracy=sum(clean) / n,
-        protocol_accuracy=sum(kept) / n,
-        worst_case_accuracy=sum(every) / n,
-        entries=entries,
-        protocol_survivors=sum(kept),
-        broken_survivors=broken,
-        control_kills=control_kills,
-        flagged=broken - control_kills > significant_count(n),
-        protocol_attacks=[member.label() for member in tested_members],
-        runtime_s=round(time.perf_counter() - started, 1),
-        protocol_version=tested.version,
-        **stamp(components_used(model, [*tested_members, *suite_members])),
-    )
+    batches, _ = run_sharded(plan.work(protocol), ranks, partial, progress)
+    report = None
+    if ranks.is_main:
+        name = card.name if card is not None else type(model).__name__
+        report = summarise(plan, batches.in_order(), name, dataset, time.perf_counter() - started + batches.resumed_seconds)
+        if store:
+            store_.append_audit({**report.as_dict(), "checkpoint_sha256": getattr(model, "checkpoint_sha256", None)}, results_dir)
+            partial.discard()
+    return ranks.share(report)

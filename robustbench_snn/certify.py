@@ -29,6 +29,8 @@ gradient over the smoothing noise), and it decides by majority vote over many dr
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
 import time
@@ -38,16 +40,20 @@ from dataclasses import asdict, dataclass, field
 import torch
 from scipy.stats import norm as gaussian
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from robustbench_snn.attacks.primitives import draw_chunks, repeated
+from robustbench_snn.engine import ImageBatches, Work, run_batches, run_sharded
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.encoders import Encoder
+from robustbench_snn.seeds import batch_seed
 from robustbench_snn.tables import clopper_pearson
 
 logger = logging.getLogger(__name__)
 
 # Bumped by any change that alters a number certification makes (part of a certificate's identity).
-CERTIFY_VERSION = 1
+# Version 2: each batch's noise is seeded by its index (resumable, shardable), not one stream.
+CERTIFY_VERSION = 2
 
 # Counts of the base network's predictions over draws: (images [B, ...], draws) -> counts [B, classes].
 Sampler = Callable[[torch.Tensor, int], torch.Tensor]
@@ -182,6 +188,11 @@ class CertificationSummary:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_row(cls, row: dict) -> "CertificationSummary":
+        """The summary a stored certificate row holds (its per-sample results are not stored)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__ if name != "samples"})
+
 
 def radius_grid(certificate: Certificate) -> list[float]:
     """Radii the certified-accuracy curve is reported at."""
@@ -302,6 +313,47 @@ class SmoothedClassifier(nn.Module):
         return certify_batch(self.sample, self.certificate, images, labels, self.n0, self.n, self.alpha)
 
 
+@dataclass
+class CertifyRun:
+    """Certification as the evaluation engine's work: each batch's noise seeded by its index, so a
+    batch's certificates are the same in a resumed run or on another rank."""
+
+    smoothed: SmoothedClassifier
+    images: ImageBatches
+    seed: int
+
+    def run_batch(self, index: int, on_part: Callable[[int], None]) -> dict:
+        started = time.perf_counter()
+        self.smoothed.encoder.seed(batch_seed(self.seed, index))
+        samples = self.smoothed.certify(*self.images[index])
+        on_part(0)
+        return {"samples": [asdict(sample) for sample in samples], "seconds": time.perf_counter() - started}
+
+    def work(self) -> Work:
+        return Work("certify", self.images.lengths(), 1, self.run_batch, correct_counts)
+
+    def summary(self, outcomes: list[dict], model: nn.Module, dataset: str, runtime_s: float) -> CertificationSummary:
+        samples = [CertifiedSample(**sample) for part in outcomes for sample in part["samples"]]
+        name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
+        smoothed = self.smoothed
+        return summarise(
+            name,
+            dataset,
+            smoothed.certificate,
+            samples,
+            n0=smoothed.n0,
+            n=smoothed.n,
+            alpha=smoothed.alpha,
+            seed=self.seed,
+            runtime_s=runtime_s,
+        )
+
+
+def correct_counts(outcomes: list[dict]) -> dict[str, int]:
+    """The samples predicted correctly so far (certified at radius 0), shown on the progress bar."""
+    return {"correct": sum(sample["prediction"] == sample["label"] for part in outcomes for sample in part["samples"])}
+
+
 def certify_model(
     model: nn.Module,
     images: torch.Tensor,
@@ -315,20 +367,13 @@ def certify_model(
     alpha: float = 0.001,
     seed: int = 0,
     batch_size: int = 16,
-    progress: Callable[[int, float], None] | None = None,
 ) -> CertificationSummary:
-    """Certify each image in batches; ``progress(images_done, draws_per_second)`` is called after each batch."""
+    """Certify each image, in batches whose noise is seeded by the batch's index (`CertifyRun`)."""
     smoothed = SmoothedClassifier(model, num_classes, sigma=sigma, seed=seed, n0=n0, n=n, alpha=alpha)
+    run = CertifyRun(smoothed, ImageBatches(TensorDataset(images, labels), batch_size, images.device), seed)
     started = time.perf_counter()
-    samples: list[CertifiedSample] = []
-    for start in range(0, len(images), batch_size):
-        samples += smoothed.certify(images[start : start + batch_size], labels[start : start + batch_size])
-        if progress is not None:
-            progress(len(samples), len(samples) * (n0 + n) / (time.perf_counter() - started))
-    name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
-    return summarise(
-        name, dataset, smoothed.certificate, samples, n0=n0, n=n, alpha=alpha, seed=seed, runtime_s=time.perf_counter() - started
-    )
+    outcomes = run_batches(run.work(), None, progress=False).in_order()
+    return run.summary(outcomes, model, dataset, time.perf_counter() - started)
 
 
 def certify_images(
@@ -346,42 +391,46 @@ def certify_images(
     store: bool = True,
     results_dir: str | None = None,
     progress: bool = True,
+    reuse: bool = False,
 ) -> tuple[CertificationSummary, dict]:
     """Certify a registered model on the first ``n_examples`` test images of its dataset.
 
-    Returns the summary and its row (protocol ``certify``, with provenance), stored in the user's
-    results folder when ``store``. The progress bar counts images and shows draws per second.
+    Returns the summary and its row (protocol ``certify``, with provenance and its identity,
+    ``config_hash``), stored in the user's results folder when ``store``; with ``reuse`` a stored
+    row of the same identity is returned instead of certifying again (without per-sample results).
+    Run by the evaluation's engine: with ``store`` a killed run resumes from its last finished
+    batch, and launched by ``torchrun`` the batches are shared among the ranks (rank 0 stores the
+    row; every rank gets the summary and the row).
     """
-    from tqdm import tqdm
-
-    from robustbench_snn.data import dataset_info, load_test_set
+    from robustbench_snn import results as store_
+    from robustbench_snn.data import dataset_info, first_examples, load_dataset
+    from robustbench_snn.evaluation import distributed
+    from robustbench_snn.evaluation.plan import model_hash
     from robustbench_snn.provenance import components, stamp
-    from robustbench_snn.results import append_row
 
     info = dataset_info(model.card.dataset)
-    images, labels = load_test_set(info.name, n_examples, data_dir)
-    with tqdm(total=len(images), desc="certify", unit="img", disable=not progress) as bar:
-
-        def advance(done: int, rate: float) -> None:
-            bar.update(done - bar.n)
-            bar.set_postfix(draws_per_s=f"{rate:.0f}")
-
-        summary = certify_model(
-            model,
-            images.to(device),
-            labels.to(device),
-            dataset=info.name,
-            num_classes=info.num_classes,
-            sigma=sigma,
-            n0=n0,
-            n=draws,
-            alpha=alpha,
-            seed=seed,
-            batch_size=batch_size,
-            progress=advance,
-        )
-    row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
-    row.update(protocol="certify", checkpoint_sha256=model.checkpoint_sha256, **stamp({**components(), "certify": CERTIFY_VERSION}))
-    if store:
-        append_row(row, results_dir)
-    return summary, row
+    ranks = distributed.join(str(device))
+    device = ranks.device(str(device))
+    examples = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
+    smoothed = SmoothedClassifier(model.to(device), info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
+    run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
+    versions_used = {**components(), "certify": CERTIFY_VERSION}
+    described = {"model": model_hash(model), "settings": smoothed.settings(), "n": len(examples), "batch_size": batch_size, "seed": seed}
+    identity = "certify-" + hashlib.sha256(json.dumps({**described, "components": versions_used}, sort_keys=True).encode()).hexdigest()[:16]
+    stored = store_.find_row(info.name, identity, results_dir) if reuse else None
+    if stored is not None:
+        logger.info("reusing stored certificate %s", identity)
+        return CertificationSummary.from_row(stored), {**stored, "reused": True}
+    partial = store_.PartialRun(identity, results_dir) if store else None
+    started = time.perf_counter()
+    batches, _ = run_sharded(run.work(), ranks, partial, progress)
+    summary = row = None
+    if ranks.is_main:
+        summary = run.summary(batches.in_order(), model, info.name, time.perf_counter() - started + batches.resumed_seconds)
+        row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
+        row.update(protocol="certify", batch_size=batch_size, checkpoint_sha256=model.checkpoint_sha256, config_hash=identity)
+        row.update(reused=False, **stamp(versions_used))
+        if store:
+            store_.append_row(row, results_dir)
+            partial.discard()
+    return ranks.share((summary, row))

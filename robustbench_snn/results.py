@@ -208,9 +208,14 @@ def append_row(row: dict, directory: str | os.PathLike | None = None, replace: b
     return _append_line(path, row, None if replace else row.get("config_hash"))
 
 
+def audits_path(dataset: str, directory: str | os.PathLike | None = None) -> Path:
+    """Where the audits of ``dataset`` are stored in the results folder ``directory``."""
+    return results_dir(directory) / "audits" / f"{dataset}.jsonl"
+
+
 def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
     """Append one audit (`robustbench_snn.audit`) to ``audits/<dataset>.jsonl``."""
-    return _append_line(results_dir(directory) / "audits" / f"{row['dataset']}.jsonl", row)
+    return _append_line(audits_path(row["dataset"], directory), row)
 
 
 def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:

@@ -1,5 +1,6 @@
-"""Sweeps: a grid of evaluations (models x protocols x eps x seeds, as data), each cell one idempotent
-`benchmark` run stored in the results store, fanned out on Ray when it is installed.
+"""Sweeps: a grid of evaluations (models x protocols x eps x seeds, as data) and certificates
+(models x seeds x sigma), each cell one idempotent `benchmark` or `certify_images` run stored in the
+results store, fanned out on Ray when it is installed.
 
 A cell's identity is its evaluation's configuration identity, so a cell whose row is stored is
 reused, a cell whose worker died reruns from its last finished batch (Ray retries it), and
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from robustbench_snn.config import Strict, describe, load_yaml
 from robustbench_snn.errors import UserError
@@ -27,13 +28,33 @@ logger = logging.getLogger(__name__)
 MAX_CELLS = 100_000
 
 
+class Certification(Strict):
+    """The certification cells of a sweep (as `rsc-bench certify` runs them): one per model, seed
+    and ``sigma`` (None: the model's own noise, for models that have noise of their own)."""
+
+    n0: int = Field(default=100, ge=1)
+    draws: int = Field(default=1000, ge=1)
+    alpha: float = Field(default=0.001, gt=0, lt=0.5)
+    sigma: list[float | None] = Field(default_factory=lambda: [None], min_length=1, max_length=MAX_CELLS)
+    n_examples: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+
+    @field_validator("sigma")
+    @classmethod
+    def _sigma(cls, sigmas: list[float | None]) -> list[float | None]:
+        if any(sigma is not None and not sigma > 0 for sigma in sigmas):
+            raise ValueError("a noise level sigma must be positive (or null: the model's own)")
+        return sigmas
+
+
 class Grid(Strict):
     """A sweep file: every combination of its lists is one cell."""
 
     name: str = "sweep"
     dataset: str | None = None
     models: list[str] | str = Field(description="registered model names, or 'all' (every model of the dataset)")
-    attacks: list[str] = Field(default_factory=lambda: ["pgd"], min_length=1, max_length=MAX_CELLS)
+    attacks: list[str] = Field(default_factory=lambda: ["pgd"], max_length=MAX_CELLS)
+    certify: Certification | None = None
     eps: list[float | str | None] = Field(default_factory=lambda: [None], min_length=1, max_length=MAX_CELLS)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_CELLS)
     n_examples: int | None = Field(default=None, ge=1)
@@ -57,19 +78,31 @@ class Grid(Strict):
             raise ValueError("seeds must be in [0, 2^63)")
         return seeds
 
+    @model_validator(mode="after")
+    def _some_work(self) -> "Grid":
+        if not self.attacks and self.certify is None:
+            raise ValueError("list at least one attack, or certify")
+        return self
+
+
+# The attack of a certification cell.
+CERTIFY = "certify"
+
 
 @dataclass(frozen=True)
 class Cell:
-    """One evaluation of a sweep."""
+    """One evaluation of a sweep, or (``attack`` certify) one certificate at noise level ``sigma``."""
 
     model: str
     attack: str
     eps: float | None
     seed: int
+    sigma: float | None = None
 
     def label(self) -> str:
         eps = "" if self.eps is None else f" eps={self.eps:.4g}"
-        return f"{self.model} {self.attack}{eps} seed {self.seed}"
+        sigma = "" if self.sigma is None else f" sigma={self.sigma:g}"
+        return f"{self.model} {self.attack}{eps}{sigma} seed {self.seed}"
 
 
 def load_grid(path: str | os.PathLike) -> Grid:
@@ -96,19 +129,29 @@ def cells(grid: Grid) -> list[Cell]:
     if grid.models == "all":
         if grid.dataset is None:
             raise UserError("models: all needs a dataset")
-        models = [card.name for card in list_cards(grid.dataset)]
+        cards = list_cards(grid.dataset)
     else:
-        models = [find_card(name).name for name in grid.models]
-    count = len(models) * len(grid.attacks) * len(grid.eps) * len(grid.seeds)
+        cards = [find_card(name) for name in grid.models]
+    sigmas = grid.certify.sigma if grid.certify is not None else []
+    count = len(cards) * (len(grid.attacks) * len(grid.eps) + len(sigmas)) * len(grid.seeds)
     if count > MAX_CELLS:
         raise UserError(f"the sweep has {count} cells; at most {MAX_CELLS} are allowed (split it into several files)")
-    return [Cell(*combination) for combination in itertools.product(models, grid.attacks, grid.eps, grid.seeds)]
+    found = []
+    for card in cards:
+        found += [Cell(card.name, *combination) for combination in itertools.product(grid.attacks, grid.eps, grid.seeds)]
+        # sigma null certifies a model's own noise; a model without any is certified only at a given sigma
+        own_noise = [sigma for sigma in sigmas if sigma is not None or card.stochastic]
+        found += [Cell(card.name, CERTIFY, None, seed, sigma) for sigma, seed in itertools.product(own_noise, grid.seeds)]
+    return found
 
 
 def run_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str | None) -> dict:
     """Evaluate one cell (stored, or reused when its row exists) and summarise its row."""
     from robustbench_snn.evaluation import benchmark
     from robustbench_snn.registry import load_model
+
+    if cell.attack == CERTIFY:
+        return certify_cell(cell, grid, results_dir, data_dir)
 
     overrides = {**grid.overrides, **({"eps": cell.eps} if cell.eps is not None else {})}
     record = benchmark(
@@ -133,6 +176,39 @@ def run_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str | No
         "flags": record.flags,
         "config_hash": record.config_hash,
         "runtime_s": record.runtime_s,
+    }
+
+
+def certify_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str | None) -> dict:
+    """Certify one cell's model (stored, or reused when its row exists) and summarise its row."""
+    from robustbench_snn.certify import certify_images
+    from robustbench_snn.registry import load_model
+
+    settings = grid.certify
+    summary, row = certify_images(
+        load_model(cell.model, seed=cell.seed),
+        sigma=cell.sigma,
+        n0=settings.n0,
+        draws=settings.draws,
+        alpha=settings.alpha,
+        n_examples=settings.n_examples,
+        batch_size=settings.batch_size,
+        seed=cell.seed,
+        data_dir=data_dir,
+        results_dir=results_dir,
+        progress=False,
+        reuse=True,
+    )
+    return {
+        **asdict(cell),
+        "status": "reused" if row["reused"] else "computed",
+        "protocol": CERTIFY,
+        "clean_accuracy": summary.smoothed_accuracy,
+        "robust_accuracy": None,
+        "flags": [],
+        "config_hash": row["config_hash"],
+        "runtime_s": summary.runtime_s,
+        "mean_radius": summary.mean_radius,
     }
 
 

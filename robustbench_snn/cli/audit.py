@@ -52,14 +52,16 @@ def audit_command(
     more of the protocol's survivors than re-running the protocol's first member with another
     seed does (the noise of re-deciding a stochastic model). If so, the protocol is too weak on
     this model and the audit is flagged.
+
+    Stored audits resume after a kill from their last finished batch; launched by torchrun
+    (``torchrun --nproc-per-node N -m robustbench_snn audit ...``) the batches are shared among
+    the ranks and the report is the single process's.
     """
     from robustbench_snn.audit import audit
+    from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import append_audit, ensure_writable
-    from robustbench_snn.results import results_dir as results_store_dir
+    from robustbench_snn.results import audits_path
 
-    if not no_store:
-        ensure_writable(results_store_dir(results_dir))
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
     report = audit(
         model,
@@ -71,9 +73,13 @@ def audit_command(
         data_dir=data_dir,
         device=device,
         progress=not quiet,
+        store=not no_store,
+        results_dir=results_dir,
     )
+    if not is_main_process():
+        return  # rank 0 of a torchrun launch prints
     row = {**report.as_dict(), "checkpoint_sha256": model.checkpoint_sha256}
-    stored = None if no_store else append_audit(row, results_dir)
+    stored = None if no_store else audits_path(report.dataset, results_dir)
     if as_json:
         options.print_json(row)
         return

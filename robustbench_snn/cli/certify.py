@@ -66,10 +66,13 @@ def certify(
     same divided by sqrt(T), Poisson-coded models the L1 certificate of rate coding (Mukhoty et
     al. 2024); models without noise are certified smoothed with --sigma. Prints certified
     accuracy at a grid of radii and the mean radius; stores one row (protocol certify). The
-    progress bar shows the images certified and the draws per second, from which it estimates
-    the time left.
+    progress bar shows the images certified so far. Each batch's noise is seeded by its index: a
+    stored run resumes after a kill from its last finished batch, and launched by torchrun
+    (``torchrun --nproc-per-node N -m robustbench_snn certify ...``) the ranks share the batches
+    and give the single process's row.
     """
     from robustbench_snn.certify import certify_images
+    from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
     from robustbench_snn.results import ensure_writable
     from robustbench_snn.results import results_dir as results_store_dir
@@ -92,6 +95,8 @@ def certify(
         results_dir=results_dir,
         progress=not quiet,
     )
+    if not is_main_process():
+        return  # rank 0 of a torchrun launch prints
     if as_json:
         options.print_json({**row, "samples": summary.samples})
         return

@@ -11,11 +11,13 @@ from robustbench_snn.cli.app import main
 def _cell_line(summary: dict) -> str:
     robust = "-" if summary["robust_accuracy"] is None else f"{100 * summary['robust_accuracy']:.1f}%"
     eps = "" if summary["eps"] is None else f" eps={summary['eps']:.4g}"
+    sigma = "" if summary.get("sigma") is None else f" sigma={summary['sigma']:g}"
     flags = f" flags {', '.join(summary['flags'])}" if summary["flags"] else ""
-    return (
-        f"{summary['status']:<9} {summary['model']:<24} {summary['protocol']:<18}{eps} seed {summary['seed']}: "
-        f"clean {100 * summary['clean_accuracy']:.1f}% robust {robust}{flags}"
-    )
+    if "mean_radius" in summary:  # a certificate
+        numbers = f"smoothed {100 * summary['clean_accuracy']:.1f}% mean radius {summary['mean_radius']:.3f}"
+    else:
+        numbers = f"clean {100 * summary['clean_accuracy']:.1f}% robust {robust}{flags}"
+    return f"{summary['status']:<9} {summary['model']:<24} {summary['protocol']:<18}{eps}{sigma} seed {summary['seed']}: {numbers}"
 
 
 @main.command()
@@ -33,7 +35,8 @@ def _cell_line(summary: dict) -> str:
 @options.data_dir
 @options.as_json
 def sweep(grid, workers, address, dry_run, results_dir, data_dir, as_json):
-    """Run a sweep file: every combination of its models, attacks, eps and seeds is one evaluation.
+    """Run a sweep file: every combination of its models, attacks, eps and seeds is one evaluation,
+    and with ``certify`` every model, seed and sigma one certificate (as `rsc-bench certify`).
 
     \b
     A sweep file (YAML):
@@ -45,6 +48,7 @@ def sweep(grid, workers, address, dry_run, results_dir, data_dir, as_json):
       seeds: [0]
       n_examples: 1000                          # optional; default: each preset's
       overrides: {steps: 20}                    # optional protocol options
+      certify: {n0: 100, draws: 1000, sigma: [null]}   # optional: a certificate per model and seed
 
     \b
     Examples:

@@ -1,9 +1,10 @@
 """Evaluation: run a protocol over the first n test examples and return one tidy benchmark record.
 
 In stages, one module each: `plan` (protocol, members, sources, images, identity), `batches`
-(the runner over every batch, resumable), `assess` (flags and checks) and `record` (the row and
-its provenance). Batches are seeded from ``seed`` and their index, so a run is reproducible and
-an interrupted run resumes from its last finished batch with the same outcome. With
+(the runner on one batch; `robustbench_snn.engine` runs every batch, resumable and sharded, as it
+does audits and certificates), `assess` (flags and checks) and `record` (the row and its
+provenance). Batches are seeded from ``seed`` and their index, so a run is reproducible and an
+interrupted run resumes from its last finished batch with the same outcome. With
 ``store=True`` the record is appended to the results store and an identical configuration
 already stored is reused.
 """
@@ -23,9 +24,10 @@ from robustbench_snn import results as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.data import dataset_info
 from robustbench_snn.devices import resolve_device
+from robustbench_snn.engine import run_sharded
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
-from robustbench_snn.evaluation.batches import run_batches
+from robustbench_snn.evaluation.batches import evaluation_work
 from robustbench_snn.evaluation.inputs import check_images, check_labels, check_model
 from robustbench_snn.evaluation.plan import (
     Plan,
@@ -175,8 +177,7 @@ def benchmark(
         store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
     partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
     started = time.perf_counter()
-    batches = run_batches(plan, partial, progress and ranks.is_main, indices=ranks.batches(plan.batches))
-    batches, gather_seconds = ranks.gather(batches)
+    batches, gather_seconds = run_sharded(evaluation_work(plan), ranks, partial, progress)
     record = None
     if ranks.is_main:
         outcomes = batches.in_order()

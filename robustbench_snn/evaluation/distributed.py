@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from robustbench_snn.engine import BatchOutcomes
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation.batches import BatchOutcomes
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from robustbench_snn.attacks.registry import get_attack
 from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
+from robustbench_snn.engine import ImageBatches
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.inputs import SATURATION_MARGIN, check_differentiable, check_model
 from robustbench_snn.models.encoders import Encoder
@@ -69,20 +70,20 @@ class Plan:
         return is_smoothed(self.model)
 
     @property
+    def images(self) -> ImageBatches:
+        return ImageBatches(self.examples, self.batch_size, self.device)
+
+    @property
     def batches(self) -> int:
-        return -(-len(self.examples) // self.batch_size)
+        return self.images.count
 
     def batch_length(self, index: int) -> int:
         """How many images batch ``index`` holds (the last may be short)."""
-        return min(self.batch_size, len(self.examples) - index * self.batch_size)
+        return self.images.length(index)
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index``'s images and labels, on the plan's device."""
-        start = index * self.batch_size
-        pairs = [self.examples[position] for position in range(start, start + self.batch_length(index))]
-        images = torch.stack([image for image, _ in pairs]).to(self.device)
-        labels = torch.tensor([int(label) for _, label in pairs]).to(self.device)
-        return images, labels
+        return self.images[index]
 
 
 def model_hash(model: nn.Module) -> str:
