@@ -29,11 +29,15 @@ COMPONENT_VERSIONS: dict[str, int] = {
 }
 
 
-def components(attacks: Mapping[str, int] | None = None, encoders: Mapping[str, int] | None = None) -> dict[str, int]:
-    """The versions a result depends on: the shared parts', and those of each attack and encoder it used."""
+def components(
+    attacks: Mapping[str, int] | None = None, encoders: Mapping[str, int] | None = None, columns: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """The versions a result depends on: the shared parts', and those of each attack, encoder and
+    registered result column (`robustbench_snn.columns`) it used."""
     found = dict(COMPONENT_VERSIONS)
     found.update({f"attack:{name}": version for name, version in sorted((attacks or {}).items())})
     found.update({f"encoder:{name}": version for name, version in sorted((encoders or {}).items())})
+    found.update({f"column:{name}": version for name, version in sorted((columns or {}).items())})
     return found
 
 

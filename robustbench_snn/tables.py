@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import beta
 
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
+from robustbench_snn.columns import COLUMNS
 from robustbench_snn.registry import ModelCard
 from robustbench_snn.results import STANDARD_SEED
 
@@ -221,7 +222,8 @@ def results_table(
     eps: float | None = None,
     select: Selection = "official",
 ) -> pd.DataFrame:
-    """One row per model x attack protocol x eps, with family, confidence interval and QTE.
+    """One row per model x attack protocol x eps, with family, confidence interval and QTE, and
+    the registered result columns (`robustbench_snn.columns`) any row measured, by name.
 
     ``select`` says which rows (the ``official`` column says which row is official):
     ``official``, the official rows (`is_official`) of every store, the newest per store, model,
@@ -254,6 +256,10 @@ def results_table(
     energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]
+    measured = table["columns"] if "columns" in table else pd.Series(None, index=table.index, dtype=object)
+    extra = [name for name in COLUMNS if any(isinstance(values, dict) and name in values for values in measured)]
+    for name in extra:
+        table[name] = [values.get(name) if isinstance(values, dict) else None for values in measured]
     table = table.sort_values("timestamp")
     every_configuration = table["store"] != "official" if select == "yours" else pd.Series(select == "all", index=table.index)
     cells = table[table["official"] & ~every_configuration].drop_duplicates([*OFFICIAL_KEYS, "eps"], keep="last")
@@ -280,4 +286,9 @@ def results_table(
         table = table[(table["eps"] - eps).abs() < 1e-9]
     # the user's rows first: "yours" sorts after "official", so the store column descends
     order = ["store", "dataset", "protocol", "model", "eps"]
-    return table[TABLE_COLUMNS].sort_values(order, ascending=[False, True, True, True, True]).reset_index(drop=True)
+    return table[TABLE_COLUMNS + extra].sort_values(order, ascending=[False, True, True, True, True]).reset_index(drop=True)
+
+
+def registered_columns(table: pd.DataFrame) -> list[str]:
+    """The registered result columns (`robustbench_snn.columns`) that ``table`` holds, in registry order."""
+    return [name for name in COLUMNS if name in table.columns]

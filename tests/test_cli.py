@@ -258,3 +258,17 @@ def test_results_shows_a_users_own_run_beside_the_official_rows_with_and_without
     empty.mkdir()
     nothing = run("results", "--results-dir", str(empty))
     assert nothing.exit_code == 3 and str(empty) in nothing.output
+
+
+def test_every_attack_field_is_an_evaluate_option_bounded_as_the_schema_bounds_it(run):
+    from robustbench_snn.attacks import AttackSpec, Protocol
+    from robustbench_snn.cli.evaluate import evaluate
+
+    options = {param.name for param in evaluate.params}
+    assert set(AttackSpec.model_fields) - {"attack"} <= options, "a new attack field is an option without more code"
+    assert {"eval_draws", "checks"} <= options and {"eval_draws", "checks"} <= set(Protocol.model_fields)
+    for option, value in (("--steps", "10001"), ("--restarts", "101"), ("--temperature", "0"), ("--eot", "1025")):
+        result = run("evaluate", "--model", "fmnist_ann", option, value)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, option
+    with pytest.raises(ValueError):
+        AttackSpec(attack="pgd", steps=10001)

@@ -1,4 +1,4 @@
-"""Plug-ins: an attack, a coding, an architecture and a dataset from an installed package (examples/plugin)
+"""Plug-ins: an attack, a coding, an architecture, a dataset and a result column from an installed package (examples/plugin)
 are seen by rsc-bench itself, through the entry-point groups, and a broken plug-in is skipped."""
 
 import json
@@ -77,3 +77,21 @@ def test_a_broken_plug_in_is_skipped_with_a_warning_and_the_rest_work(site, tmp_
     listed = rsc_bench(Path(both), "attacks", "list")
     assert listed.returncode == 0 and "example-corner" in listed.stdout
     assert "broken" in listed.stderr and "no_such_module_anywhere" in listed.stderr
+
+
+def test_an_installed_packages_result_column_reaches_the_record_the_tables_and_the_leaderboard(site, tmp_path):
+    results = str(tmp_path / "results")
+    run = rsc_bench(site, "evaluate", "--model", "fmnist_ann", "--attack", "fgsm", "-n", "1000", "--results-dir", results, "--json", "-q")
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert 0 < record["columns"]["example_confidence"] <= 1
+    assert record["components"]["column:example_confidence"] == 1, "a plug-in's column is part of a result's identity"
+    shown = rsc_bench(site, "results", "--results-dir", results, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[0]["example_confidence"] == pytest.approx(record["columns"]["example_confidence"], abs=1e-9)
+    text = rsc_bench(site, "results", "--results-dir", results)
+    assert "confidence %" in text.stdout and f"{100 * record['columns']['example_confidence']:.1f}" in text.stdout
+    built = rsc_bench(site, "leaderboard", "build", "--results-dir", results, "--out", str(tmp_path / "site"))
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "site" / "fashion-mnist.html").read_text()
+    assert "<th>confidence %</th>" in page and f"<td>{100 * record['columns']['example_confidence']:.1f}</td>" in page

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 
+from robustbench_snn.attack_fields import AttackFields, ProtocolOptions
 from robustbench_snn.attacks.registry import Attack, attack_names, get_attack, unknown_attack
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
@@ -42,26 +43,14 @@ def _registered_attack(name: str) -> str:
     return name
 
 
-class AttackSpec(_Strict):
-    """One attack: its threat model, its budget, and how it gets gradients."""
+class AttackSpec(AttackFields):
+    """One attack: its threat model, its budget, and how it gets gradients (`AttackFields`), with
+    the registered names checked."""
 
     attack: Annotated[str, AfterValidator(_registered_attack)]
-    norm: Literal["Linf", "L2"] = "Linf"
-    eps: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    steps: int = Field(default=10, ge=1, le=10_000)
-    step_size: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    random_start: bool = True
-    restarts: int = Field(default=1, ge=1, le=100)
     grad: GradientModeName = "bptt"
     surrogate: SurrogateName | None = None
-    surrogate_alpha: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    eot: int = Field(default=1, ge=1, le=1024)
-    queries: int = Field(default=1000, ge=1, le=100_000)
-    source: str | None = None
-    loss: Literal["ce", "cw", "dlr"] = "ce"
-    bpda: bool = False
     estimator: EstimatorName | None = None
-    temperature: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
     # Set by the runner's planning on members of a protocol's ``later_members`` (not part of the identity).
     _later: bool = PrivateAttr(default=False)
 
@@ -146,8 +135,8 @@ class Protocol(_Strict):
     description: str = ""
     members: list[AttackSpec] = Field(default_factory=list)
     later_members: list[AttackSpec] = Field(default_factory=list)
-    eval_draws: int = Field(default=1, ge=1, le=1024)
-    checks: bool = False
+    eval_draws: int = ProtocolOptions.model_fields["eval_draws"]
+    checks: bool = ProtocolOptions.model_fields["checks"]
     adaptive: bool = False
     convergence: Convergence | None = None
     n_examples: int | None = Field(default=None, ge=1)

@@ -189,18 +189,6 @@ class BatchOutcome:
     # Per converging member: the restarts run so far and the robust count after each doubling.
     convergence: dict[str, dict] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return {
-            "clean": self.clean,
-            "robust": self.robust,
-            "fooled_by": self.fooled_by,
-            "zero_gradients": self.zero_gradients,
-            "member_seconds": self.member_seconds,
-            "clean_one_draw": self.clean_one_draw,
-            "member_seeds": self.member_seeds,
-            "convergence": self.convergence,
-        }
-
 
 def count_zero_gradients(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor) -> int:
     """How many samples have an all-zero or non-finite input gradient of the loss under ``spec``'s mode."""

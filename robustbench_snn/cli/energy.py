@@ -75,7 +75,7 @@ def print_breakdown(record) -> None:
     show_default=True,
     help="Also count on the final adversarial inputs of this preset or attack (see `rsc-bench attacks list`).",
 )
-@click.option("--eps", type=options.EpsType(), help="The attack's budget, e.g. 0.05 or 8/255 [default: the dataset's threat model].")
+@options.attack_option("eps")
 @click.option("-n", "--n-examples", default=1000, show_default=True, type=click.IntRange(min=1), help="Count on the first N test images.")
 @options.seed
 @options.batch_size

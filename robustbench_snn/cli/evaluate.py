@@ -83,37 +83,7 @@ def print_record(record, stored: str | None) -> None:
     "-n", "--n-examples", type=click.IntRange(min=1), help="Evaluate the first N test images [default: the preset's, else the whole split]."
 )
 @options.seed
-@click.option("--eps", type=options.EpsType(), help="Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].")
-@click.option("--norm", type=click.Choice(["Linf", "L2"]), help="Threat model norm.")
-@click.option("--steps", type=click.IntRange(min=1), help="Attack iterations.")
-@click.option("--step-size", type=options.EpsType(), help="PGD step size [default: 2.5 eps / steps].")
-@click.option("--restarts", type=click.IntRange(min=1), help="Random restarts.")
-@click.option("--random-start/--no-random-start", default=None, help="Start PGD at a random point in the eps-ball.")
-@click.option("--grad", type=options.GRADIENT_MODES, help="SNN gradient mode (see the README's table).")
-@click.option(
-    "--surrogate", type=options.SURROGATES, help="Surrogate derivative for --grad bptt [default: the model's training surrogate]."
-)
-@click.option("--surrogate-alpha", type=click.FloatRange(min=0, min_open=True), help="Surrogate sharpness.")
-@click.option("--eot", type=click.IntRange(min=1), help="EOT draws averaged per gradient (stochastic models).")
-@click.option(
-    "--estimator",
-    type=options.ESTIMATORS,
-    help="Gradient estimator through a stochastic coding's sampling, where the coding admits it "
-    "[default: the coding's own: straight-through for Poisson, pathwise for RSC].",
-)
-@click.option(
-    "--temperature", type=click.FloatRange(min=0, max=100, min_open=True), help="Temperature of --estimator relaxed [default: 0.5]."
-)
-@click.option(
-    "--eval-draws", type=click.IntRange(min=1), help="Draws deciding a stochastic model's prediction: correct only if right on every draw."
-)
-@click.option("--queries", type=click.IntRange(min=1), help="Query budget of the Square attack.")
-@click.option(
-    "--source",
-    help="Craft the attack on a source model and try it on the target: a registered name, twin, or expectation "
-    "(the target's weights fed its coding's mean); required by transfer, taken by every gradient attack.",
-)
-@click.option("--checks", is_flag=True, default=None, help="Run the attack-based reliability checks (always on in `reliable`).")
+@options.attack_options
 @click.option(
     "--smoothed",
     is_flag=True,
@@ -162,17 +132,6 @@ def print_record(record, stored: str | None) -> None:
     help="Run LIF layers through a torch.compile kernel: same spikes, several times faster attacks; "
     "the first use on a machine spends tens of seconds compiling [default: on when the attack work pays for it].",
 )
-@click.option(
-    "--loss",
-    type=click.Choice(["ce", "cw", "dlr"]),
-    help="Loss of PGD, SA-PGD, FGSM and transfer: cross-entropy, or the CW or DLR margin on EOT-averaged logits.",
-)
-@click.option(
-    "--bpda",
-    is_flag=True,
-    default=None,
-    help="Give rounding, floor, ceil, trunc and sign an identity backward (BPDA against quantising defences).",
-)
 @options.storing_results
 @click.option("--no-store", is_flag=True, help="Do not store the result row (nor resume an interrupted run).")
 @click.option("--force", is_flag=True, help="Recompute even if this exact configuration is stored.")
@@ -186,22 +145,6 @@ def evaluate(
     dataset,
     n_examples,
     seed,
-    eps,
-    norm,
-    steps,
-    step_size,
-    restarts,
-    random_start,
-    grad,
-    surrogate,
-    surrogate_alpha,
-    eot,
-    estimator,
-    temperature,
-    eval_draws,
-    queries,
-    source,
-    checks,
     smoothed,
     sigma,
     votes,
@@ -212,14 +155,13 @@ def evaluate(
     data_dir,
     device,
     compile_lif,
-    loss,
-    bpda,
     results_dir,
     no_store,
     force,
     save_samples,
     as_json,
     quiet,
+    **overrides,
 ):
     """Evaluate a model's clean and robust accuracy under an attack protocol.
 
@@ -243,26 +185,6 @@ def evaluate(
     from robustbench_snn.registry import load_model
     from robustbench_snn.results import results_dir as results_store_dir
 
-    overrides = {
-        "eps": eps,
-        "norm": norm,
-        "steps": steps,
-        "step_size": step_size,
-        "restarts": restarts,
-        "random_start": random_start,
-        "grad": grad,
-        "surrogate": surrogate,
-        "surrogate_alpha": surrogate_alpha,
-        "eot": eot,
-        "estimator": estimator,
-        "temperature": temperature,
-        "eval_draws": eval_draws,
-        "queries": queries,
-        "source": source,
-        "checks": checks,
-        "loss": loss,
-        "bpda": bpda,
-    }
     if sigma is not None and not smoothed:
         raise UserError("--sigma sets the smoothing noise; pass --smoothed with it")
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed)

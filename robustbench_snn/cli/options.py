@@ -6,9 +6,14 @@ import functools
 import importlib
 import json
 import math
+import types
+import typing
 
+import annotated_types
 import click
+from pydantic.fields import FieldInfo
 
+from robustbench_snn.attack_fields import OVERRIDABLE
 from robustbench_snn.errors import UserError
 
 
@@ -85,6 +90,57 @@ GRADIENT_MODES = RegistryChoice("robustbench_snn.models", "GRADIENT_MODES", "gra
 SURROGATES = RegistryChoice("robustbench_snn.models", "SURROGATES", "surrogate")
 ESTIMATORS = RegistryChoice("robustbench_snn.models.estimators", "ESTIMATORS", "estimator", ordered=True)
 ENCODINGS = RegistryChoice("robustbench_snn.models.encoders", "ENCODERS", "encoding")
+
+
+def _bounds(field: FieldInfo) -> dict:
+    """A field's numeric bounds as click range arguments."""
+    found: dict = {}
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            found["min"] = bound.ge
+        if isinstance(bound, annotated_types.Gt):
+            found.update(min=bound.gt, min_open=True)
+        if isinstance(bound, annotated_types.Le):
+            found["max"] = bound.le
+    return found
+
+
+def _option_type(field: FieldInfo) -> click.ParamType | None:
+    """The click type of an attack field: eps-like, a registry's names, a choice, a bounded number or text."""
+    kind = (field.json_schema_extra or {}).get("cli")
+    if kind == "eps":
+        return EpsType()
+    if kind is not None:
+        return REGISTRY_CHOICES[kind]
+    value_type = field.annotation
+    if typing.get_origin(value_type) in (typing.Union, types.UnionType):  # an optional field: its value's type
+        (value_type,) = [argument for argument in typing.get_args(value_type) if argument is not type(None)]
+    if typing.get_origin(value_type) is typing.Literal:
+        return click.Choice(typing.get_args(value_type))
+    if value_type is int:
+        return click.IntRange(**{key: value for key, value in _bounds(field).items() if key != "min_open"})
+    if value_type is float:
+        return FiniteFloat(**_bounds(field))
+    return None
+
+
+def attack_option(name: str):
+    """The command-line option that overrides attack field ``name`` (`robustbench_snn.attack_fields`);
+    unset, it leaves the preset's value."""
+    field = OVERRIDABLE[name]
+    flag = "--" + name.replace("_", "-")
+    if field.annotation is bool and field.default:
+        return click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None, help=field.description)
+    if field.annotation is bool:
+        return click.option(flag, name, is_flag=True, default=None, help=field.description)
+    return click.option(flag, name, type=_option_type(field), help=field.description)
+
+
+def attack_options(command):
+    """Every attack and protocol field as an option (``--steps``, ``--grad``, ...), in the schema's order."""
+    for name in reversed(OVERRIDABLE):
+        command = attack_option(name)(command)
+    return command
 
 
 seed = click.option(

@@ -46,9 +46,12 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     draw; clean_1draw is the accuracy of one draw. firing is the spiking layers' firing rate (%)
     and energy_uJ the estimated energy per image (SynOps x 0.9 pJ + MACs x 4.6 pJ, an estimate,
     not a hardware measurement) on clean inputs, energy_adv_uJ on the protocol's final
-    adversarial inputs (`rsc-bench energy` breaks them down by layer). Exits 3 when no stored row matches.
+    adversarial inputs (`rsc-bench energy` breaks them down by layer). Result columns that
+    installed packages register (`robustbench_snn.columns`) follow, under their titles. Exits 3
+    when no stored row matches.
     """
-    from robustbench_snn.tables import interval, microjoules, percent
+    from robustbench_snn.columns import COLUMNS
+    from robustbench_snn.tables import interval, microjoules, percent, registered_columns
 
     table = _table(dataset, protocol, eps, results_dir, select="all" if every_row else "yours")
     if as_json or output == "json":
@@ -66,6 +69,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             energy_uJ=table["energy_pj"].map(microjoules),
             energy_adv_uJ=table["energy_pj_adv"].map(microjoules),
             flags=[", ".join(flags) or "-" for flags in table["flags"]],
+            **{COLUMNS[name].title: table[name].map(COLUMNS[name].cell) for name in registered_columns(table)},
         )
         columns = [
             "store",
@@ -85,6 +89,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
             "firing",
             "energy_uJ",
             "energy_adv_uJ",
+            *(COLUMNS[name].title for name in registered_columns(table)),
             "flags",
         ] + (["official"] if every_row else [])
         click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))

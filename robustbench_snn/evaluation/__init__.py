@@ -27,7 +27,7 @@ from robustbench_snn.devices import resolve_device
 from robustbench_snn.engine import run_sharded
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
-from robustbench_snn.evaluation.batches import evaluation_work
+from robustbench_snn.evaluation.batches import BatchResult, evaluation_work
 from robustbench_snn.evaluation.inputs import check_images, check_labels, check_model
 from robustbench_snn.evaluation.plan import (
     Plan,
@@ -180,7 +180,7 @@ def benchmark(
     batches, gather_seconds = run_sharded(evaluation_work(plan), ranks, partial, progress)
     record = None
     if ranks.is_main:
-        outcomes = batches.in_order()
+        outcomes = [BatchResult.from_dict(part) for part in batches.in_order()]
         flags, details = assess(plan, outcomes, progress)
         record = build_record(plan, outcomes, flags, details, time.perf_counter() - started + batches.resumed_seconds)
         record.ranks, record.gather_s = ranks.world, round(gather_seconds, 3)
@@ -201,18 +201,18 @@ def benchmark(
     return ranks.share(record)
 
 
-def save_sample_outcomes(record: EvaluationRecord, outcomes: list[dict], results_dir: str | None) -> None:
+def save_sample_outcomes(record: EvaluationRecord, outcomes: list[BatchResult], results_dir: str | None) -> None:
     """Per-sample outcomes (label, clean, robust, fooling member; spikes, SynOps, MACs and energy of
     the clean and the final adversarial input) beside the results, named by the row's identity."""
     columns = {
         "index": range(record.n_examples),
-        "label": [label for part in outcomes for label in part["labels"]],
-        "clean_correct": [flag for part in outcomes for flag in part["clean"]],
-        "robust": [flag for part in outcomes for flag in part["robust"]],
-        "fooled_by": [who for part in outcomes for who in part["fooled_by"]],
+        "label": [label for part in outcomes for label in part.labels],
+        "clean_correct": [flag for part in outcomes for flag in part.clean],
+        "robust": [flag for part in outcomes for flag in part.robust],
+        "fooled_by": [who for part in outcomes for who in part.fooled_by],
     }
     for inputs in ("clean", "adversarial"):
-        parts = [part["energy"][inputs] for part in outcomes]
+        parts = [part.energy[inputs] for part in outcomes]
         if any(part is None for part in parts):
             continue
         for count in ("spikes", "synops", "macs"):

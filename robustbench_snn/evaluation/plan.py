@@ -21,10 +21,11 @@ from torch.utils.data import Dataset
 from robustbench_snn import results as store
 from robustbench_snn.attacks import Protocol, build_protocol, effective_members
 from robustbench_snn.attacks.bpda import uses_quantizers
-from robustbench_snn.attacks.methods.transfer import EXPECTATION_SOURCE
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.registry import get_attack
 from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
+from robustbench_snn.attacks.sources import Twin, resolve_sources
+from robustbench_snn.columns import column_versions
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.engine import ImageBatches
@@ -105,11 +106,11 @@ def logit_margin(model: nn.Module, members: list[AttackSpec], probe: torch.Tenso
     return check_differentiable(model, probe)
 
 
-def components_used(model: nn.Module, members: list[AttackSpec]) -> dict[str, int]:
-    """The versions of the code an evaluation of ``model`` by ``members`` runs (`provenance.components`)."""
+def components_used(model: nn.Module, members: list[AttackSpec], columns: dict[str, int] | None = None) -> dict[str, int]:
+    """The versions of the code an evaluation of ``model`` by ``members`` (measuring ``columns``) runs (`provenance.components`)."""
     encoder = getattr(model, "encoder", None)
     encoders = {encoder.name: encoder.version} if isinstance(encoder, Encoder) and encoder.name else {}
-    return components({member.attack: get_attack(member.attack).version for member in members}, encoders)
+    return components({member.attack: get_attack(member.attack).version for member in members}, encoders, columns)
 
 
 def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
@@ -136,91 +137,12 @@ def compile_pays(model: nn.Module, members: list[AttackSpec], n_examples: int) -
     return has_spiking_layers(model) and hasattr(model, "compile_lif") and work >= COMPILE_WORTH
 
 
-class LogitEnsemble(nn.Module):
-    """The mean logits of several source models: one source for a transfer from all of them."""
-
-    def __init__(self, models: list[nn.Module]) -> None:
-        super().__init__()
-        self.models = nn.ModuleList(models)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([model(images) for model in self.models]).mean(0)
-
-
-# What ``twin`` may be: the caller's own ANN, a registered name, or None (the registry's choice).
-Twin = nn.Module | str | None
-
-
 def _check_unregistered_name(name: str) -> None:
     """Refuse to store a user's model under a registered name, where its rows would read as the registry model's."""
     from robustbench_snn.registry import list_cards
 
     if name in {card.name for card in list_cards()}:
         raise UserError(f"{name!r} is a registered model's name; name the rows of your model otherwise (model_name=)")
-
-
-def resolve_sources(
-    model: nn.Module, members: list[AttackSpec], device: str, seed: int, dataset: str | None = None, twin: Twin = None
-) -> tuple[list[AttackSpec], dict[str, nn.Module], list[str]]:
-    """Load the source model of each member crafted on one ('twin': ``twin`` when given, else the
-    registered ANN twin, else for an unregistered model the dataset's reference ANN;
-    'expectation': the model fed its coding's expectation; a registered name; several joined by
-    '+': an ensemble of those that exist); a member whose source does not exist is skipped."""
-    from robustbench_snn.registry import find_ann_twin, load_model, reference_ann
-
-    sources: dict[str, nn.Module] = {}
-    kept, skipped = [], []
-    card = getattr(model, "card", None)
-
-    def skip(reason: str, hint: str = "") -> None:
-        if len(members) == 1:
-            raise UserError(f"cannot run {reason}{hint}")
-        logger.warning("skipping %s", reason)
-        skipped.append(reason)
-
-    def registered_twin() -> str | None:
-        if card is not None:
-            found = find_ann_twin(card)
-        else:
-            found = reference_ann(dataset) if dataset else None
-            if found is not None:
-                logger.info("transfer from %s, the dataset's reference ANN (pass twin= for your own ANN)", found.name)
-        return found.name if found is not None else None
-
-    def load(name: str) -> tuple[str, nn.Module | str]:
-        """A single source's name as stored and the model, or why it does not exist."""
-        if name == EXPECTATION_SOURCE:
-            relative = model.expectation_relative() if hasattr(model, "expectation_relative") else None
-            return name, relative if relative is not None else "the model has no stochastic encoder with a known expectation"
-        if name == "twin" and isinstance(twin, nn.Module):
-            return getattr(twin, "display_name", type(twin).__name__), twin.to(device).eval()
-        if name == "twin":
-            found = twin if isinstance(twin, str) else registered_twin()
-            if found is None:
-                return name, f"no registered ANN twin of {card.name if card else 'this unregistered model'} (pass twin=)"
-            name = found
-        return name, sources[name] if name in sources else load_model(name, device=device, seed=seed)
-
-    for member in members:
-        if member.source is None:
-            kept.append(member)
-            continue
-        parts = [load(name) for name in member.source.split("+")]
-        found = [(name, source) for name, source in parts if isinstance(source, nn.Module)]
-        missing = [f"{name}: {source}" for name, source in parts if isinstance(source, str)]
-        if missing:
-            logger.info("%s: sources not found: %s", member.label(), "; ".join(missing))
-        if not found:
-            reason = "; ".join(source for _, source in parts if isinstance(source, str))
-            skip(f"{member.label()}: {reason}", "; pass --source NAME" if "twin" in member.source else "")
-            continue
-        for name, source in found:
-            sources.setdefault(name, source)
-        name = "+".join(name for name, _ in found)
-        if len(found) > 1:
-            sources.setdefault(name, LogitEnsemble([source for _, source in found]).eval())
-        kept.append(member.model_copy(update={"source": name}))
-    return kept, sources, skipped
 
 
 def plan_members(
@@ -316,7 +238,7 @@ def plan_evaluation(
     if card is None:
         _check_unregistered_name(model_name)
     weights = model_hash(model)
-    versions_used = components_used(model, members)
+    versions_used = components_used(model, members, column_versions())
     config = {
         "model": model_name,
         "weights": weights,

@@ -8,8 +8,10 @@ from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws
+from robustbench_snn.columns import combine_columns
 from robustbench_snn.energy import record_energy
 from robustbench_snn.evaluation.assess import summed
+from robustbench_snn.evaluation.batches import BatchResult
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.models.interface import has_spiking_layers, is_stochastic
 from robustbench_snn.provenance import stamp
@@ -61,6 +63,8 @@ class EvaluationRecord:
     reused: bool = False
     # the seed of every restart each member ran, per batch (`seeds.restart_seed`)
     member_seeds: dict[str, list[list[int]]] = field(default_factory=dict)
+    # the registered columns' values (`robustbench_snn.columns`), by name
+    columns: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,14 +103,14 @@ def protocol_label(plan: Plan) -> str:
     return plan.protocol.name + ("-custom" if custom else "") + ("-smoothed" if plan.smoothed else "") + ("-reduced" if reduced else "")
 
 
-def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: dict, runtime_s: float) -> EvaluationRecord:
+def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], details: dict, runtime_s: float) -> EvaluationRecord:
     """The row of a finished run; ``outcomes`` in batch order, ``runtime_s`` the whole run's (resumed batches too)."""
     model, members = plan.model, plan.members
-    clean = [flag for part in outcomes for flag in part["clean"]]
-    one_draw = [flag for part in outcomes for flag in part["clean_one_draw"]]
-    robust = [flag for part in outcomes for flag in part["robust"]]
-    fooled_by = [who for part in outcomes for who in part["fooled_by"]]
-    seconds = summed([part.get("member_seconds", {}) for part in outcomes])
+    clean = [flag for part in outcomes for flag in part.clean]
+    one_draw = [flag for part in outcomes for flag in part.clean_one_draw]
+    robust = [flag for part in outcomes for flag in part.robust]
+    fooled_by = [who for part in outcomes for who in part.fooled_by]
+    seconds = summed([part.member_seconds for part in outcomes])
     return EvaluationRecord(
         model=plan.model_name,
         dataset=plan.dataset,
@@ -133,7 +137,8 @@ def build_record(plan: Plan, outcomes: list[dict], flags: list[str], details: di
         preset_unmodified=plan.preset_unmodified,
         model_hash=plan.weights,
         lif_kernel=_lif_kernel(model),
-        energy=record_energy([part["energy"] for part in outcomes]),
-        member_seeds={member.label(): [part.get("member_seeds", {}).get(member.label(), []) for part in outcomes] for member in members},
+        energy=record_energy([part.energy for part in outcomes]),
+        member_seeds={member.label(): [part.member_seeds.get(member.label(), []) for part in outcomes] for member in members},
+        columns=combine_columns([part.columns for part in outcomes], len(clean)),
         **stamp(plan.components),
     )

@@ -23,12 +23,22 @@ import jinja2
 import pandas as pd
 
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
+from robustbench_snn.columns import COLUMNS
 from robustbench_snn.data import dataset_info
 from robustbench_snn.files import building
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.results import load_audits, load_rows
-from robustbench_snn.tables import energy_breakdown, interval, is_official, is_official_certificate, microjoules, percent, results_table
+from robustbench_snn.tables import (
+    energy_breakdown,
+    interval,
+    is_official,
+    is_official_certificate,
+    microjoules,
+    percent,
+    registered_columns,
+    results_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +128,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "energy": microjoules(main["energy_pj"]),
             "energy_adv": microjoules(main["energy_pj_adv"]),
             "certified": _certified_label(certificates.get(name)),
+            "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
             "date": str(main["timestamp"])[:10],
@@ -212,7 +223,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         (out / page).write_text(environment.get_template("dataset.html").render(
             title=title, root="", built=built, rows=leaderboard, protocols=protocols, norm="Linf",
             ranking_version=ranking.version, ranking_description=ranking.description,
-            eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file))
+            eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file,
+            columns=[(column, COLUMNS[column].title) for column in registered_columns(at_eps)]))
         pages.append({"file": page, "title": title, "models": len(leaderboard),
                       "evaluated": ", ".join(protocols) or "-"})
         for card in (card for card in cards if card.dataset == dataset):
