@@ -1,0 +1,82 @@
+"""Do the official rows still hold for the current code? For each leaderboard cell (the newest
+official row per model, protocol, norm and eps), plan the same evaluation with the code of this
+checkout and compare its identity with the stored row's: equal means a rerun reuses the row (a
+refactor left it valid); a row whose protocol has a newer version since is reported as such. With
+``--rerun-under S``, rows that took less than S seconds are also recomputed and compared in every
+field but timings and provenance.
+
+    python benchmarks/reproduce_official.py [--rerun-under 30] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from robustbench_snn import benchmark, load_model
+from robustbench_snn.attacks import build_protocol
+from robustbench_snn.evaluation import plan_evaluation
+from robustbench_snn.registry import list_cards
+from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
+from robustbench_snn.tables import results_table
+
+# What may differ between two runs of one configuration: wall times, and where, when and by which code it ran.
+NOT_COMPARED = {"runtime_s", "member_seconds", "timestamp", "ranks", "gather_s", "git_commit", "versions", "reused", "store"}
+
+
+def official_rows() -> list[dict]:
+    """The stored rows behind the leaderboard's cells (and their eps sweeps)."""
+    rows = load_rows(directory=OFFICIAL_RESULTS_DIR)
+    cells = results_table(rows, list_cards(), select="official")
+    wanted = {(cell.model, cell.protocol, cell.norm, round(cell.eps, 12), cell.timestamp) for cell in cells.itertuples()}
+    stored = rows[rows["protocol"] != "certify"].to_dict("records")
+    return [row for row in stored if (row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["timestamp"]) in wanted]
+
+
+def plan_of(row: dict):
+    model = load_model(row["model"], seed=row["seed"])
+    return model, dict(attack=row["protocol"], n_examples=row["n_examples"], seed=row["seed"], batch_size=row["batch_size"])
+
+
+def check(row: dict, rerun_under: float | None) -> dict:
+    model, settings = plan_of(row)
+    plan = plan_evaluation(
+        model,
+        dataset=row["dataset"],
+        overrides={"eps": row["eps"]},
+        data_dir=None,
+        device="cpu",
+        compile_lif=None,
+        model_name=None,
+        **settings,
+    )
+    current = build_protocol(row["protocol"]).version
+    found = {"model": row["model"], "protocol": row["protocol"], "eps": row["eps"], "version": row["params"].get("version", 1)}
+    if found["version"] != current:
+        return {**found, "identity": f"protocol now version {current}", "numbers": "-"}
+    found["identity"] = "same" if plan.config_hash == row["config_hash"] else f"changed ({row['config_hash']} -> {plan.config_hash})"
+    found["numbers"] = "-"
+    if rerun_under is not None and row["runtime_s"] < rerun_under:
+        again = benchmark(model, dataset=row["dataset"], overrides={"eps": row["eps"]}, **settings).as_dict()
+        differing = sorted(key for key in again if key not in NOT_COMPARED and key in row and again[key] != row[key])
+        found["numbers"] = "equal" if not differing else "differ: " + ", ".join(differing)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rerun-under", type=float, help="Also recompute rows that took less than this many seconds.")
+    parser.add_argument("--json", action="store_true")
+    arguments = parser.parse_args()
+    found = [check(row, arguments.rerun_under) for row in official_rows()]
+    if arguments.json:
+        print(json.dumps(found, indent=1))
+        return
+    print("| model | protocol | eps | version | identity | numbers |\n|---|---|---|---|---|---|")
+    for entry in found:
+        cells = [entry["model"], entry["protocol"], f"{entry['eps']:.4g}", entry["version"], entry["identity"], entry["numbers"]]
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
+if __name__ == "__main__":
+    main()
