@@ -9,13 +9,12 @@ import torch
 from conftest import write_cifar10
 from PIL import Image
 
-from robustbench_snn import data
-from robustbench_snn.data import DATASETS, data_root, first_examples, load_dataset
+from robustbench_snn.data import DATASETS, data_root, first_examples, idx, load_dataset
 from robustbench_snn.errors import DatasetNotFoundError, UserError
 
 
 def test_embedded_fashion_mnist_test_split_needs_no_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(idx, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     (tmp_path / "empty").mkdir()
     test_set = load_dataset("fashion-mnist", "test", data_dir=tmp_path / "empty", download=False)
     images, labels = test_set.tensors
@@ -61,7 +60,7 @@ def test_mnist_style_idx_files_under_the_data_root(tmp_path, compress):
 def test_fashion_mnist_is_found_where_debian_installs_it(tmp_path, monkeypatch):
     debian = tmp_path / "usr-share-datasets-fashion-mnist"
     _write_idx(debian, "train", np.zeros((2, 28, 28), dtype=np.uint8), np.array([7, 9], dtype=np.uint8), compress=True)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(idx, "DEBIAN_FASHION_MNIST", debian)
     (tmp_path / "empty").mkdir()
     train_set = load_dataset("fashion-mnist", "train", data_dir=tmp_path / "empty", download=False)
     assert train_set.tensors[1].tolist() == [7, 9]
