@@ -17,7 +17,7 @@ from robustbench_snn import benchmark, load_model
 from robustbench_snn.attacks import build_protocol
 from robustbench_snn.evaluation import plan_evaluation
 from robustbench_snn.registry import list_cards
-from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
+from robustbench_snn.store import OFFICIAL_RESULTS_DIR, load_rows
 from robustbench_snn.tables import results_table
 
 # What may differ between two runs of one configuration: wall times, and where, when and by which code it ran.

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from robustbench_snn import results as store_
+from robustbench_snn import store as store_
 from robustbench_snn.attacks import Protocol, attack_batch, build_protocol
 from robustbench_snn.attacks.flags import fooled, significant_count
 from robustbench_snn.attacks.protocol import AttackSpec

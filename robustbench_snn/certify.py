@@ -402,7 +402,7 @@ def certify_images(
     batch, and launched by ``torchrun`` the batches are shared among the ranks (rank 0 stores the
     row; every rank gets the summary and the row).
     """
-    from robustbench_snn import results as store_
+    from robustbench_snn import store as store_
     from robustbench_snn.data import dataset_info, first_examples, load_dataset
     from robustbench_snn.evaluation import distributed
     from robustbench_snn.evaluation.plan import model_hash

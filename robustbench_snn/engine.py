@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import Dataset
 
-from robustbench_snn import results as store
+from robustbench_snn import store
 from robustbench_snn.progress import RunProgress
 
 if TYPE_CHECKING:

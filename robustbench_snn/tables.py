@@ -24,7 +24,7 @@ from scipy.stats import beta
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.columns import COLUMNS
 from robustbench_snn.registry import ModelCard
-from robustbench_snn.results import STANDARD_SEED
+from robustbench_snn.store import STANDARD_SEED
 
 # Columns that identify one evaluated configuration apart from eps.
 # ``store``: a user's rows never merge with, or replace, the official store's.

@@ -15,7 +15,7 @@ from robustbench_snn import benchmark, load_model, load_test_set, measure_energy
 from robustbench_snn.cli import main
 from robustbench_snn.energy import CONSTANTS, energy_pj
 from robustbench_snn.registry import list_cards
-from robustbench_snn.results import load_rows
+from robustbench_snn.store import load_rows
 from robustbench_snn.tables import results_table
 
 # A 3x3 image whose 2x2 windows, through weights of 2, give the currents 4, 1.5, 0.5 and 0: a LIF
@@ -219,7 +219,7 @@ def test_tradeoff_plot_adds_an_energy_panel_when_rows_carry_energy(tmp_path):
     from matplotlib.image import imread
     from test_tables import _row
 
-    from robustbench_snn.results import append_row
+    from robustbench_snn.store import append_row
 
     energy = benchmark(load_model("fmnist_snn_direct"), attack="fgsm", n_examples=8).energy
     plain, costed = tmp_path / "plain", tmp_path / "costed"

@@ -24,7 +24,7 @@ from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import CardError, CheckpointError, UserError
 from robustbench_snn.registry import checkpoints, list_cards, load_model, read_card
-from robustbench_snn.results import OFFICIAL_RESULTS_DIR, append_row, load_rows
+from robustbench_snn.store import OFFICIAL_RESULTS_DIR, append_row, load_rows
 
 
 class _CreatesFile:

@@ -13,7 +13,7 @@ from test_tables import _row
 
 from robustbench_snn import benchmark, load_model
 from robustbench_snn.leaderboard import build_site
-from robustbench_snn.results import append_row
+from robustbench_snn.store import append_row
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -179,7 +179,7 @@ def _audit(model: str, version: int, flagged: bool) -> dict:
 
 def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_rows_show_theirs(tmp_path):
     from robustbench_snn.attacks import build_protocol
-    from robustbench_snn.results import append_audit
+    from robustbench_snn.store import append_audit
 
     current = build_protocol("reliable").version
     for model, version in (("fmnist_rsc1_s0.2", current), ("fmnist_snn_poisson", current - 1)):

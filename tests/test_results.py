@@ -13,7 +13,7 @@ import pytest
 
 from robustbench_snn import benchmark
 from robustbench_snn.registry import load_model
-from robustbench_snn.results import append_row, config_hash, load_rows, results_dir
+from robustbench_snn.store import append_row, config_hash, load_rows, results_dir
 
 
 def test_a_rerun_with_the_same_configuration_reuses_the_stored_row(tmp_path):

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from robustbench_snn.cli import main
 from robustbench_snn.registry import list_cards
-from robustbench_snn.results import append_row, load_rows
+from robustbench_snn.store import append_row, load_rows
 from robustbench_snn.tables import clopper_pearson, pareto_front, qte, results_table
 
 
@@ -149,7 +149,7 @@ def _drawn(monkeypatch, draw, *args):
 
 def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(monkeypatch, tmp_path):
     from robustbench_snn import plots
-    from robustbench_snn.results import OFFICIAL_RESULTS_DIR
+    from robustbench_snn.store import OFFICIAL_RESULTS_DIR
     from robustbench_snn.tables import family
 
     styles = [(tuple(plots._style(family)["color"]), plots._style(family)["marker"]) for family in plots.FAMILIES]

@@ -22,7 +22,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models import GradientMode
 from robustbench_snn.models.user import wrap_snn
 from robustbench_snn.registry import list_cards
-from robustbench_snn.results import OFFICIAL_RESULTS_DIR, load_rows
+from robustbench_snn.store import OFFICIAL_RESULTS_DIR, load_rows
 from robustbench_snn.tables import results_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ python results/scripts/energy_table.py [--protocol reliable] [--results-dir resu
 import argparse
 
 from robustbench_snn.registry import list_cards
-from robustbench_snn.results import load_rows
+from robustbench_snn.store import load_rows
 from robustbench_snn.tables import microjoules, percent, results_table
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
 
 from robustbench_snn.attack_fields import AttackFields, ProtocolOptions
-from robustbench_snn.attacks.registry import Attack, attack_names, get_attack, unknown_attack
+from robustbench_snn.attacks.attack import Attack, attack_names, get_attack, unknown_attack
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo

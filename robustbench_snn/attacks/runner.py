@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.bpda import bpda_context
 from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
-from robustbench_snn.attacks.registry import EXPECTATION_SOURCE
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
 from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic

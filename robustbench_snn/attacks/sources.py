@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.registry import EXPECTATION_SOURCE
 from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)

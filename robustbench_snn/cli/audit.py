@@ -60,7 +60,7 @@ def audit_command(
     from robustbench_snn.audit import audit
     from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import audits_path
+    from robustbench_snn.store import audits_path
 
     model = load_model(model_name, checkpoint=checkpoint, device=device, seed=seed).compile_lif(compile_lif)
     report = audit(

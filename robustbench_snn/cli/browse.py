@@ -119,7 +119,7 @@ def models_export(name, nir_file, checkpoint, as_json):
     """
     from robustbench_snn.models.nir_graphs import export_nir
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.store import ensure_writable
 
     ensure_writable(Path(nir_file).resolve().parent)
     path = export_nir(load_model(name, checkpoint=checkpoint), nir_file)

@@ -74,8 +74,8 @@ def certify(
     from robustbench_snn.certify import certify_images
     from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import ensure_writable
-    from robustbench_snn.results import results_dir as results_store_dir
+    from robustbench_snn.store import ensure_writable
+    from robustbench_snn.store import results_dir as results_store_dir
 
     if not no_store:
         ensure_writable(results_store_dir(results_dir))

@@ -12,7 +12,7 @@ from robustbench_snn.errors import UserError
 def print_record(record, stored: str | None) -> None:
     """An evaluation record as aligned text lines."""
     from robustbench_snn.attacks import FLAGS
-    from robustbench_snn.results import STANDARD_SEED
+    from robustbench_snn.store import STANDARD_SEED
     from robustbench_snn.tables import is_official
 
     smoothing = record.params.get("smoothed")
@@ -183,7 +183,7 @@ def evaluate(
     from robustbench_snn.evaluation import benchmark
     from robustbench_snn.evaluation.distributed import is_main_process
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import results_dir as results_store_dir
+    from robustbench_snn.store import results_dir as results_store_dir
 
     if sigma is not None and not smoothed:
         raise UserError("--sigma sets the smoothing noise; pass --smoothed with it")

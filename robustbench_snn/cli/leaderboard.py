@@ -33,8 +33,8 @@ def leaderboard_build(out, force, results_dir, as_json):
     """
     from robustbench_snn.errors import UserError
     from robustbench_snn.leaderboard import build_site
-    from robustbench_snn.results import ensure_writable, reading_dir
     from robustbench_snn.shipped import CHECKOUT, in_checkout
+    from robustbench_snn.store import ensure_writable, reading_dir
 
     if in_checkout() and Path(out).resolve() == (CHECKOUT / "leaderboard").resolve() and not force:
         raise UserError(f"{out} is this repository's committed leaderboard (tracked files); pass --force to rebuild it on purpose")

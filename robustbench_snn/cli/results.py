@@ -13,7 +13,7 @@ from robustbench_snn.errors import NoResultsError
 
 def _table(dataset, protocol, eps, results_dir, select="yours"):
     from robustbench_snn.registry import list_cards
-    from robustbench_snn.results import load_rows, reading_stores
+    from robustbench_snn.store import load_rows, reading_stores
     from robustbench_snn.tables import results_table
 
     rows = load_rows(dataset, results_dir, with_user_store=True)
@@ -116,7 +116,7 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
     from robustbench_snn.data import dataset_info
     from robustbench_snn.plots import plot_tradeoff
     from robustbench_snn.registry import list_cards
-    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.store import ensure_writable
 
     ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"
@@ -134,7 +134,7 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
 def plot_eps_command(dataset, protocol, eps, results_dir, out, as_json):
     """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
     from robustbench_snn.plots import plot_eps
-    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.store import ensure_writable
 
     ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"

@@ -72,7 +72,7 @@ def submit_evaluate(card, compile_lif, results_dir, as_json, quiet):
     from robustbench_snn.cli.evaluate import print_record
     from robustbench_snn.evaluation import benchmark
     from robustbench_snn.registry import load_model
-    from robustbench_snn.results import results_dir as results_store_dir
+    from robustbench_snn.store import results_dir as results_store_dir
 
     if not Path(card).is_file():
         raise UserError(f"{card}: no such card file")

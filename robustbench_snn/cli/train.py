@@ -132,7 +132,7 @@ def train(
     """
     from robustbench_snn.models import ModelSpec, NeuronConfig
     from robustbench_snn.models.encoders import encoder_class, validated_parameters
-    from robustbench_snn.results import ensure_writable
+    from robustbench_snn.store import ensure_writable
     from robustbench_snn.training import TrainingConfig, entry_paths, train_classifier, write_entry
 
     params = _encoding_params(encoding_params, sigma=sigma, variant=variant)

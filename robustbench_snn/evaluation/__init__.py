@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from robustbench_snn import energy
-from robustbench_snn import results as store_
+from robustbench_snn import store as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.data import dataset_info
 from robustbench_snn.devices import resolve_device

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from robustbench_snn import results as store
+from robustbench_snn import store
 from robustbench_snn.attacks import Protocol, build_protocol, effective_members
+from robustbench_snn.attacks.attack import get_attack
 from robustbench_snn.attacks.bpda import uses_quantizers
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
-from robustbench_snn.attacks.registry import get_attack
 from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
 from robustbench_snn.attacks.sources import Twin, resolve_sources
 from robustbench_snn.columns import column_versions

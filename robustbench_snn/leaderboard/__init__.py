@@ -28,7 +28,7 @@ from robustbench_snn.data import dataset_info
 from robustbench_snn.files import building
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
-from robustbench_snn.results import load_audits, load_rows
+from robustbench_snn.store import load_audits, load_rows
 from robustbench_snn.tables import (
     energy_breakdown,
     interval,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyautoattack.autopgd_base import APGDAttack
 
-from robustbench_snn.attacks.registry import Attack, register_attack
+from robustbench_snn.attacks.attack import Attack, register_attack
 
 
 class _APGD(Attack):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyautoattack import AutoAttack as _AutoAttackRunner
 
-from robustbench_snn.attacks.registry import Attack, register_attack
+from robustbench_snn.attacks.attack import Attack, register_attack
 
 
 class _AutoAttack(Attack):

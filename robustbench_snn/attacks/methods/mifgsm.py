@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_snn.attacks.attack import Attack, register_attack
 from robustbench_snn.attacks.primitives import ascent_step, loss_gradient, project, random_start
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.registry import Attack, register_attack
 
 MOMENTUM = 1.0
 # Input diversity: with this probability per step, the batch is shrunk to a random size between

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustbench_snn.attacks.attack import Attack, register_attack
 from robustbench_snn.attacks.primitives import ascent_step, loss_gradient, project, random_start
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.registry import Attack, register_attack
 
 
 def pgd(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustbench_snn.attacks.attack import Attack, register_attack
 from robustbench_snn.attacks.primitives import ExpectedLogits, loss_gradient, per_sample_norm, project, random_start
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.attacks.registry import Attack, register_attack
 
 
 def sapgd(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor, seed: int, draws: int = 1) -> torch.Tensor:

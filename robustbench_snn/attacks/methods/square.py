@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from pyautoattack.square import SquareAttack
 
+from robustbench_snn.attacks.attack import Attack, register_attack
 from robustbench_snn.attacks.primitives import ExpectedLogits
-from robustbench_snn.attacks.registry import Attack, register_attack
 
 
 @register_attack

@@ -3,8 +3,8 @@ target's own weights fed its coding's expectation) and tried on the target."""
 
 from __future__ import annotations
 
+from robustbench_snn.attacks.attack import EXPECTATION_SOURCE, Attack, register_attack
 from robustbench_snn.attacks.methods.pgd import pgd
-from robustbench_snn.attacks.registry import EXPECTATION_SOURCE, Attack, register_attack
 
 __all__ = ["EXPECTATION_SOURCE", "Transfer"]
 
