@@ -12,7 +12,7 @@ from pydantic import Field
 
 from robustbench_snn import benchmark
 from robustbench_snn.attacks import AttackSpec, Protocol, build_protocol
-from robustbench_snn.attacks import registry as attack_registry
+from robustbench_snn.attacks import attack as attack_registry
 from robustbench_snn.config import Strict
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
