@@ -1,10 +1,10 @@
 """One registry type for the kinds a user may add to (attacks, encoders, architectures, datasets,
-surrogates, result columns).
+surrogates, training recipes, result columns).
 
 A `Registry` maps names to what declares them: it refuses a second entry of one name, answers an
 unknown name with the closest ones, and the first time it is read it loads its built-ins and then
 the Python entry-point group of its kind (``robustbench_snn.attacks``, ``.encoders``,
-``.architectures``, ``.datasets``, ``.surrogates``, ``.columns``). An entry point names a module of an installed
+``.architectures``, ``.datasets``, ``.surrogates``, ``.recipes``, ``.columns``). An entry point names a module of an installed
 package; importing it registers what it defines the way the built-ins do, so ``rsc-bench`` itself
 sees a user's attack, coding, architecture or dataset, not only a script that imports it first. A plug-in that fails to load is
 skipped with a warning naming it, so one broken package never breaks the command line.

@@ -204,14 +204,15 @@ def family(card: ModelCard | None) -> str:
     """The family a model is plotted and grouped in."""
     if card is None:
         return "unregistered"
-    recipe = card.training.recipe
-    if recipe == "pgd-at":
-        return f"adversarially trained {card.kind.upper()}"
+    from robustbench_snn.training.recipes import RECIPES
+
+    recipe = RECIPES.get(card.training.recipe)
+    grouped = recipe.family if recipe is not None else None
+    if grouped is not None and "{kind}" in grouped:
+        return grouped.format(kind=card.kind.upper())
     if card.kind == "ann":
         return "ANN"
-    if recipe == "ersct":
-        return "E-RSCT"
-    return card.encoding.family()
+    return grouped or card.encoding.family()
 
 
 def results_table(

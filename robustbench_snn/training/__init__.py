@@ -22,20 +22,10 @@ from robustbench_snn.evaluation import benchmark
 from robustbench_snn.files import replacing
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
 from robustbench_snn.provenance import versions
-from robustbench_snn.registry import ModelCard, load_model, parse_card, write_state_dict
-from robustbench_snn.training.recipes import RECIPES, AdversarialTraining, Distillation, Recipe, cross_entropy, recipe_reference
+from robustbench_snn.registry import ModelCard, parse_card, write_state_dict
+from robustbench_snn.training.recipes import RECIPES, Recipe, recipe_options, recipe_reference
 
 logger = logging.getLogger(__name__)
-
-# Options that belong to one recipe: (recipe, default). They are written into a card only when used.
-RECIPE_OPTIONS = {
-    "teacher": ("ersct", None),
-    "kd_weight": ("ersct", 1.0),
-    "kd_temperature": ("ersct", 4.0),
-    "presynaptic_weight": ("ersct", 0.5),
-    "at_eps": ("pgd-at", None),
-    "at_steps": ("pgd-at", 5),
-}
 
 
 @dataclass(frozen=True)
@@ -60,39 +50,28 @@ class TrainingConfig:
     at_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise UserError(f"unknown recipe {self.recipe!r}; available: {', '.join(RECIPES)}")
+        recipe = RECIPES.lookup(self.recipe)
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise UserError("epochs and batch size must be >= 1 and the learning rate > 0")
-        for option, (recipe, default) in RECIPE_OPTIONS.items():
+        for option, (owner, default) in recipe_options().items():
             value = getattr(self, option)
-            if recipe != self.recipe and value is not None:
-                raise UserError(f"{option.replace('_', '-')} is an option of the {recipe} recipe, not {self.recipe}")
-            if recipe == self.recipe and value is None:
+            if owner != self.recipe and value is not None:
+                raise UserError(f"{option.replace('_', '-')} is an option of the {owner} recipe, not {self.recipe}")
+            if owner == self.recipe and value is None:
                 object.__setattr__(self, option, default)
-        if self.recipe == "ersct" and self.teacher is None:
-            raise UserError("the ersct recipe needs a trained ANN teacher (--teacher NAME)")
+        for option, message in recipe.required.items():
+            if getattr(self, option) is None:
+                raise UserError(message)
 
     def as_card_dict(self) -> dict:
         """The hyperparameters for the card, without the options of other recipes."""
-        return {key: value for key, value in asdict(self).items() if key not in RECIPE_OPTIONS or value is not None}
+        options = recipe_options()
+        return {key: value for key, value in asdict(self).items() if key not in options or value is not None}
 
 
 def build_recipe(model: Classifier, spec: ModelSpec, dataset: str, config: TrainingConfig, device: str) -> Recipe:
     """The batch loss of ``config.recipe`` for ``model``, checking that the recipe fits the model."""
-    if config.recipe == "rsc" and spec.encoding != "rsc":
-        raise UserError("the rsc recipe trains RSC models; pass --encoding rsc with --sigma and --variant")
-    if config.recipe == "ersct":
-        if spec.kind != "snn":
-            raise UserError("the ersct recipe distils an ANN teacher into an SNN; pass --kind snn")
-        teacher = load_model(config.teacher, device=device)
-        if teacher.card.kind != "ann" or teacher.card.dataset != dataset or teacher.card.architecture.name != spec.architecture:
-            raise UserError(f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}")
-        return Distillation(model, teacher, config.kd_weight, config.kd_temperature, config.presynaptic_weight)
-    if config.recipe == "pgd-at":
-        eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
-        return AdversarialTraining(eps, config.at_steps, config.seed)
-    return cross_entropy
+    return RECIPES[config.recipe].build(model, spec, dataset, config, device)
 
 
 def train_classifier(

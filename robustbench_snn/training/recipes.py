@@ -1,4 +1,6 @@
-"""Training recipes: the loss of one batch, for each recipe a model card can name.
+"""Training recipes: the loss of one batch, for each recipe a model card can name, each declared
+once as a `RecipeInfo` in the `RECIPES` registry (a plug-in adds one through the entry-point
+group ``robustbench_snn.recipes``).
 
 - ``standard``: cross-entropy. SNNs learn by BPTT through their training surrogate; stochastic
   encoders draw their noise at every forward, so a Poisson or RSC model trains under its own noise.
@@ -18,7 +20,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,8 +29,10 @@ from torch.nn import functional as F
 
 from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
-from robustbench_snn.models import Classifier, SpikingActivation
+from robustbench_snn.models import Classifier, ModelSpec, SpikingActivation
+from robustbench_snn.plugins import Registry
 from robustbench_snn.seeds import batch_seed
 
 _RSC_PAPER = {
@@ -39,23 +44,14 @@ _SURROGATE_GRADIENTS = {
     "paper": "Neftci, Mostafa and Zenke, Surrogate Gradient Learning in Spiking Neural Networks, IEEE Signal Processing Magazine 2019",
     "url": "https://arxiv.org/abs/1901.09948",
 }
-# Each recipe's source, as the card of a model trained with it cites it (`recipe_reference`).
-RECIPES = {
-    "standard": None,
-    "rsc": _RSC_PAPER,
-    "ersct": _RSC_PAPER,
-    "pgd-at": {
-        "paper": "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
-        "url": "https://arxiv.org/abs/1706.06083",
-    },
-}
 
 
 def recipe_reference(recipe: str, kind: str, encoding: str) -> dict:
     """The work a model trained with ``recipe`` follows: the recipe's paper; for the standard
     recipe, the RSC paper for an RSC-coded model, surrogate-gradient learning for other SNNs."""
-    if RECIPES[recipe] is not None:
-        return RECIPES[recipe]
+    reference = RECIPES[recipe].reference
+    if reference is not None:
+        return reference
     if encoding == "rsc":
         return _RSC_PAPER
     if kind == "snn":
@@ -155,3 +151,93 @@ class AdversarialTraining:
         logits = model(adversarial)
         loss = F.cross_entropy(logits, labels)
         return BatchLoss(loss, logits, {"adversarial_ce": loss.item()})
+
+
+# How a recipe's batch loss is built for a model: (model, spec, dataset, config, device) -> Recipe.
+Builder = Callable[[Classifier, ModelSpec, str, Any, str], Recipe]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeInfo:
+    """A training recipe, declared once: its name, the paper a card of a model trained with it
+    cites (None: it depends on the model, `recipe_reference`), its own hyperparameters (fields of
+    `TrainingConfig`) with their defaults, those it cannot run without, how it builds the batch
+    loss for a model (checking that the recipe fits it), and the family its models are grouped in
+    (``{kind}`` is the model's kind; None: by their coding)."""
+
+    name: str
+    reference: dict | None
+    build: Builder
+    options: dict[str, Any] = field(default_factory=dict)
+    required: dict[str, str] = field(default_factory=dict)
+    family: str | None = None
+
+
+def register_recipe(info: RecipeInfo) -> RecipeInfo:
+    """Make a recipe available by ``info.name`` (``rsc-bench train --recipe``, cards)."""
+    return RECIPES.register(info.name, info)
+
+
+def _standard(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    return cross_entropy
+
+
+def _rsc(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    if spec.encoding != "rsc":
+        raise UserError("the rsc recipe trains RSC models; pass --encoding rsc with --sigma and --variant")
+    return cross_entropy
+
+
+def _distillation(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    from robustbench_snn.registry import load_model
+
+    if spec.kind != "snn":
+        raise UserError("the ersct recipe distils an ANN teacher into an SNN; pass --kind snn")
+    teacher = load_model(config.teacher, device=device)
+    if teacher.card.kind != "ann" or teacher.card.dataset != dataset or teacher.card.architecture.name != spec.architecture:
+        raise UserError(f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}")
+    return Distillation(model, teacher, config.kd_weight, config.kd_temperature, config.presynaptic_weight)
+
+
+def _adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
+    return AdversarialTraining(eps, config.at_steps, config.seed)
+
+
+BUILT_IN_RECIPES = (
+    RecipeInfo(name="standard", reference=None, build=_standard),
+    RecipeInfo(name="rsc", reference=_RSC_PAPER, build=_rsc),
+    RecipeInfo(
+        name="ersct",
+        reference=_RSC_PAPER,
+        build=_distillation,
+        options={"teacher": None, "kd_weight": 1.0, "kd_temperature": 4.0, "presynaptic_weight": 0.5},
+        required={"teacher": "the ersct recipe needs a trained ANN teacher (--teacher NAME)"},
+        family="E-RSCT",
+    ),
+    RecipeInfo(
+        name="pgd-at",
+        reference={
+            "paper": "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
+            "url": "https://arxiv.org/abs/1706.06083",
+        },
+        build=_adversarial_training,
+        options={"at_eps": None, "at_steps": 5},
+        family="adversarially trained {kind}",
+    ),
+)
+
+
+def _register_built_ins() -> None:
+    for info in BUILT_IN_RECIPES:
+        register_recipe(info)
+
+
+# Every recipe by name, in the order `rsc-bench train --help` lists them: the built-in ones, then
+# those of installed plug-in packages.
+RECIPES: Registry[RecipeInfo] = Registry("recipe", "robustbench_snn.recipes", _register_built_ins)
+
+
+def recipe_options() -> dict[str, tuple[str, Any]]:
+    """Every recipe's own hyperparameter: the recipe it belongs to and its default."""
+    return {option: (recipe.name, default) for recipe in RECIPES.values() for option, default in recipe.options.items()}
