@@ -167,15 +167,32 @@ def run_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str | No
         results_dir=results_dir,
         compile_lif=grid.compile,
     )
+    return _summary(
+        cell,
+        record.reused,
+        record.protocol,
+        record.clean_accuracy,
+        record.robust_accuracy,
+        record.flags,
+        record.config_hash,
+        record.runtime_s,
+    )
+
+
+def _summary(
+    cell: Cell, reused: bool, protocol: str, clean: float, robust: float | None, flags: list[str], identity: str, seconds: float, **extra
+) -> dict:
+    """What a sweep reports of one finished cell."""
     return {
         **asdict(cell),
-        "status": "reused" if record.reused else "computed",
-        "protocol": record.protocol,
-        "clean_accuracy": record.clean_accuracy,
-        "robust_accuracy": record.robust_accuracy,
-        "flags": record.flags,
-        "config_hash": record.config_hash,
-        "runtime_s": record.runtime_s,
+        "status": "reused" if reused else "computed",
+        "protocol": protocol,
+        "clean_accuracy": clean,
+        "robust_accuracy": robust,
+        "flags": flags,
+        "config_hash": identity,
+        "runtime_s": seconds,
+        **extra,
     }
 
 
@@ -199,17 +216,8 @@ def certify_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str 
         progress=False,
         reuse=True,
     )
-    return {
-        **asdict(cell),
-        "status": "reused" if row["reused"] else "computed",
-        "protocol": CERTIFY,
-        "clean_accuracy": summary.smoothed_accuracy,
-        "robust_accuracy": None,
-        "flags": [],
-        "config_hash": row["config_hash"],
-        "runtime_s": summary.runtime_s,
-        "mean_radius": summary.mean_radius,
-    }
+    row_hash, seconds = row["config_hash"], summary.runtime_s
+    return _summary(cell, row["reused"], CERTIFY, summary.smoothed_accuracy, None, [], row_hash, seconds, mean_radius=summary.mean_radius)
 
 
 def _ray_cell(cell: Cell, grid: Grid, results_dir: str | None, data_dir: str | None) -> dict:
