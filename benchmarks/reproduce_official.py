@@ -3,9 +3,10 @@ official row per model, protocol, norm and eps), plan the same evaluation with t
 checkout and compare its identity with the stored row's: equal means a rerun reuses the row (a
 refactor left it valid); a row whose protocol has a newer version since is reported as such. With
 ``--rerun-under S``, rows that took less than S seconds are also recomputed and compared in every
-field but timings and provenance.
+field but timings and provenance; with ``--against FILE``, each official row is compared instead
+with the newest row of the same cell in FILE (a store written by a rerun, such as a sweep's).
 
-    python benchmarks/reproduce_official.py [--rerun-under 30] [--json]
+    python benchmarks/reproduce_official.py [--rerun-under 30] [--against RERUN.jsonl] [--json]
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ from robustbench_snn.tables import results_table
 
 # What may differ between two runs of one configuration: wall times, and where, when and by which code it ran.
 NOT_COMPARED = {"runtime_s", "member_seconds", "timestamp", "ranks", "gather_s", "git_commit", "versions", "reused", "store"}
+# The identity fields: what a rerun under a newer identity scheme changes on purpose.
+IDENTITY = {"config_hash", "code_version", "components"}
 
 
 def official_rows() -> list[dict]:
-    """The stored rows behind the leaderboard's cells (and their eps sweeps)."""
-    rows = load_rows(directory=OFFICIAL_RESULTS_DIR)
-    cells = results_table(rows, list_cards(), select="official")
+    """The stored rows behind the leaderboard's cells (and their eps sweeps), as stored."""
+    cells = results_table(load_rows(directory=OFFICIAL_RESULTS_DIR), list_cards(), select="official")
     wanted = {(cell.model, cell.protocol, cell.norm, round(cell.eps, 12), cell.timestamp) for cell in cells.itertuples()}
-    stored = rows[rows["protocol"] != "certify"].to_dict("records")
-    return [row for row in stored if (row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["timestamp"]) in wanted]
+    stored = [json.loads(line) for path in sorted(OFFICIAL_RESULTS_DIR.glob("*.jsonl")) for line in path.open()]
+    return [
+        row
+        for row in stored
+        if row.get("protocol") != "certify"
+        and (row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["timestamp"]) in wanted
+    ]
 
 
 def plan_of(row: dict):
@@ -63,12 +70,48 @@ def check(row: dict, rerun_under: float | None) -> dict:
     return found
 
 
+def cell_key(row: dict) -> tuple:
+    return row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["seed"], row["n_examples"]
+
+
+def _same(stored: object, again: object) -> bool:
+    """Whether a rerun's value equals the stored one; fields the stored row's code did not write yet
+    (in a mapping, keys it lacks) are not compared."""
+    if isinstance(stored, dict) and isinstance(again, dict):
+        return all(_same(value, again.get(key)) for key, value in stored.items())
+    if isinstance(stored, list) and isinstance(again, list):
+        return len(stored) == len(again) and all(map(_same, stored, again))
+    return stored == again
+
+
+def compare_with(rows: list[dict], path: str) -> list[dict]:
+    """Each official row against the newest row of its cell in ``path``, field by field."""
+    newest = {}
+    for line in open(path):
+        row = json.loads(line)
+        if row.get("protocol") != "certify":
+            newest[cell_key(row)] = row
+    found = []
+    for row in rows:
+        again = newest.get(cell_key(row))
+        if again is None or again["timestamp"] <= row["timestamp"]:
+            continue
+        differing = sorted(key for key in set(row) - NOT_COMPARED - IDENTITY if not _same(row[key], again.get(key)))
+        entry = {"model": row["model"], "protocol": row["protocol"], "eps": row["eps"], "version": row["params"].get("version", 1)}
+        entry["identity"] = "same" if again["config_hash"] == row["config_hash"] else "new"
+        entry["numbers"] = "equal" if not differing else "differ: " + ", ".join(differing)
+        found.append(entry)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rerun-under", type=float, help="Also recompute rows that took less than this many seconds.")
+    parser.add_argument("--against", help="Compare with the rows of this store file instead of planning or rerunning.")
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    found = [check(row, arguments.rerun_under) for row in official_rows()]
+    rows = official_rows()
+    found = compare_with(rows, arguments.against) if arguments.against else [check(row, arguments.rerun_under) for row in rows]
     if arguments.json:
         print(json.dumps(found, indent=1))
         return
