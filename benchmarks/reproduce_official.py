@@ -59,6 +59,8 @@ def check(row: dict, rerun_under: float | None) -> dict:
     )
     current = build_protocol(row["protocol"]).version
     found = {"model": row["model"], "protocol": row["protocol"], "eps": row["eps"], "version": row["params"].get("version", 1)}
+    # rows made before identities were component versions (830f29f) carry a hash of the code's bytes
+    found["component_identity"] = "components" in row
     if found["version"] != current:
         return {**found, "identity": f"protocol now version {current}", "numbers": "-"}
     found["identity"] = "same" if plan.config_hash == row["config_hash"] else f"changed ({row['config_hash']} -> {plan.config_hash})"

@@ -41,3 +41,14 @@ def test_survivor_attacks_benchmark_counts_what_each_candidate_fools_among_the_s
     for key in ("expectation-pgd-100x4-cw", "mi-di-expectation+twin-50x4-cw"):
         assert 0 <= result[key]["fooled"] <= result["survivors"]
     assert result["expectation-pgd-100x4-cw"]["fooled"] > 0
+
+
+@pytest.mark.slow
+def test_every_official_row_made_under_component_versions_is_reused_by_the_current_code():
+    """Refactors since a row was made leave its identity as it was, so a rerun reuses it; a row of
+    an older protocol version, or made before identities were component versions, is reported."""
+    command = [sys.executable, str(REPO / "benchmarks" / "reproduce_official.py"), "--json"]
+    entries = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout)
+    current = [entry for entry in entries if entry["component_identity"] and not entry["identity"].startswith("protocol now")]
+    assert {entry["protocol"] for entry in current} >= {"reliable"}, "the leaderboard's ranking rows are among them"
+    assert [entry for entry in current if entry["identity"] != "same"] == []
