@@ -12,8 +12,6 @@ more than `significant_count` of the images, the protocol is too weak on this mo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -156,7 +154,7 @@ class AuditPlan:
             "seed": self.seed,
             "components": components_used(self.model, [*self.tested_members, *self.suite_members]),
         }
-        return "audit-" + hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+        return "audit-" + store_.config_hash(described)
 
 
 def audit_counts(outcomes: list[dict]) -> dict[str, int]:

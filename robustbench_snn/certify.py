@@ -29,8 +29,6 @@ gradient over the smoothing noise), and it decides by majority vote over many dr
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
 import time
@@ -416,7 +414,7 @@ def certify_images(
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
     versions_used = {**components(), "certify": CERTIFY_VERSION}
     described = {"model": model_hash(model), "settings": smoothed.settings(), "n": len(examples), "batch_size": batch_size, "seed": seed}
-    identity = "certify-" + hashlib.sha256(json.dumps({**described, "components": versions_used}, sort_keys=True).encode()).hexdigest()[:16]
+    identity = "certify-" + store_.config_hash({**described, "components": versions_used})
     stored = store_.find_row(info.name, identity, results_dir) if reuse else None
     if stored is not None:
         logger.info("reusing stored certificate %s", identity)
