@@ -29,6 +29,7 @@ from robustbench_snn.engine import ImageBatches, Work, run_sharded
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import distributed, plan_members
 from robustbench_snn.evaluation.plan import components_used, model_hash
+from robustbench_snn.models.interface import row_name
 from robustbench_snn.provenance import stamp
 from robustbench_snn.seeds import batch_seed
 
@@ -94,6 +95,11 @@ class AuditPlan:
     seed: int
 
     @property
+    def components(self) -> dict[str, int]:
+        """The versions of the code the audit runs (`provenance.components`)."""
+        return components_used(self.model, [*self.tested_members, *self.suite_members])
+
+    @property
     def labels(self) -> list[str]:
         return [member.label() for member in self.suite_members]
 
@@ -152,7 +158,7 @@ class AuditPlan:
             "n_examples": len(self.images.examples),
             "batch_size": self.images.batch_size,
             "seed": self.seed,
-            "components": components_used(self.model, [*self.tested_members, *self.suite_members]),
+            "components": self.components,
         }
         return "audit-" + store_.config_hash(described)
 
@@ -225,7 +231,7 @@ def summarise(plan: AuditPlan, outcomes: list[dict], name: str, dataset: str, ru
         protocol_attacks=[member.label() for member in plan.tested_members],
         runtime_s=round(runtime_s, 1),
         protocol_version=plan.tested.version,
-        **stamp(components_used(plan.model, [*plan.tested_members, *plan.suite_members])),
+        **stamp(plan.components),
     )
 
 
@@ -264,8 +270,7 @@ def audit(
     batches, _ = run_sharded(plan.work(protocol), ranks, partial, progress)
     report = None
     if ranks.is_main:
-        name = card.name if card is not None else type(model).__name__
-        report = summarise(plan, batches.in_order(), name, dataset, time.perf_counter() - started + batches.resumed_seconds)
+        report = summarise(plan, batches.in_order(), row_name(model), dataset, time.perf_counter() - started + batches.resumed_seconds)
         if store:
             store_.append_audit({**report.as_dict(), "checkpoint_sha256": getattr(model, "checkpoint_sha256", None)}, results_dir)
             partial.discard()

@@ -44,6 +44,7 @@ from robustbench_snn.attacks.primitives import draw_chunks, repeated
 from robustbench_snn.engine import ImageBatches, Work, run_batches, run_sharded
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.encoders import Encoder
+from robustbench_snn.models.interface import row_name
 from robustbench_snn.seeds import batch_seed
 from robustbench_snn.tables import clopper_pearson
 
@@ -332,8 +333,7 @@ class CertifyRun:
 
     def summary(self, outcomes: list[dict], model: nn.Module, dataset: str, runtime_s: float) -> CertificationSummary:
         samples = [CertifiedSample(**sample) for part in outcomes for sample in part["samples"]]
-        name = model.card.name if getattr(model, "card", None) is not None else type(model).__name__
-        smoothed = self.smoothed
+        name, smoothed = row_name(model), self.smoothed
         return summarise(
             name,
             dataset,

@@ -66,8 +66,7 @@ def run_batch(plan: Plan, index: int, on_member: Callable[[int], None] | None = 
         "clean": energy.measure(plan.model, images, plan.protocol.eval_draws, energy_seed(seed)),
         "adversarial": energy.measure(plan.model, attacked.final, plan.protocol.eval_draws, energy_seed(seed)) if plan.members else None,
     }
-    final = attacked.final if attacked.final is not None else images
-    context = BatchContext(plan.model, images, labels, attacked.clean, attacked.robust, final, seed)
+    context = BatchContext(plan.model, images, labels, attacked.clean, attacked.robust, attacked.final, seed)
     return BatchResult(
         labels=labels.tolist(),
         clean=attacked.clean,

@@ -32,7 +32,7 @@ from robustbench_snn.engine import ImageBatches
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.inputs import SATURATION_MARGIN, check_differentiable, check_model
 from robustbench_snn.models.encoders import Encoder
-from robustbench_snn.models.interface import has_spiking_layers, is_smoothed
+from robustbench_snn.models.interface import has_spiking_layers, is_smoothed, row_name
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import components
 
@@ -73,14 +73,6 @@ class Plan:
     @property
     def images(self) -> ImageBatches:
         return ImageBatches(self.examples, self.batch_size, self.device)
-
-    @property
-    def batches(self) -> int:
-        return self.images.count
-
-    def batch_length(self, index: int) -> int:
-        """How many images batch ``index`` holds (the last may be short)."""
-        return self.images.length(index)
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index``'s images and labels, on the plan's device."""
@@ -234,7 +226,7 @@ def plan_evaluation(
         compile_lif = compile_pays(model, members, len(examples)) or None
     if compile_lif is not None and hasattr(model, "compile_lif"):
         model.compile_lif(compile_lif)
-    model_name = card.name if card is not None else model_name or getattr(model, "display_name", type(model).__name__)
+    model_name = model_name if card is None and model_name else row_name(model)
     if card is None:
         _check_unregistered_name(model_name)
     weights = model_hash(model)

@@ -74,3 +74,10 @@ def is_stochastic(model: torch.nn.Module) -> bool:
 def is_smoothed(model: torch.nn.Module) -> bool:
     """Whether ``model`` is a randomized-smoothing classifier (`robustbench_snn.certify.SmoothedClassifier`)."""
     return isinstance(model, SmoothedModel)
+
+
+def row_name(model: torch.nn.Module) -> str:
+    """The name a model's rows carry: its card's, else the one it was given (a NIR graph's
+    ``nir:<file>``, an adapted network's class), else its class's."""
+    card = getattr(model, "card", None)
+    return card.name if card is not None else getattr(model, "display_name", type(model).__name__)
