@@ -4,10 +4,7 @@
 #   bash results/certify_zoo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for model in fmnist_rsc1_s0.05 fmnist_rsc1_s0.1 fmnist_rsc1_s0.2 fmnist_rsc1_s0.3 fmnist_ersct_s0.2 fmnist_snn_poisson \
-             fmnist_rsc2_s0.1 fmnist_rsc2_s0.2; do
-  python -m robustbench_snn certify --model "$model" --n0 100 --draws 1000 --alpha 0.001 -n 500 --seed 0 --compile -q --results-dir results
-done
+python -m robustbench_snn sweep results/sweeps/zoo-certify.yaml --workers 2 --results-dir results
 # Attacks on the same smoothed classifiers (L2 PGD, 200 images), certified in the same run; a row is
 # flagged below_certified if the attack fools a sample inside its certified radius.
 for spec in "fmnist_rsc1_s0.1 0.25" "fmnist_rsc1_s0.2 0.25" "fmnist_rsc1_s0.2 0.5" "fmnist_rsc1_s0.3 0.25" "fmnist_rsc1_s0.3 0.5" \
