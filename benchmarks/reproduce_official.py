@@ -1,7 +1,8 @@
 """Do the official rows still hold for the current code? For each leaderboard cell (the newest
-official row per model, protocol, norm and eps), plan the same evaluation with the code of this
-checkout and compare its identity with the stored row's: equal means a rerun reuses the row (a
-refactor left it valid); a row whose protocol has a newer version since is reported as such. With
+official row per model, protocol, norm and eps, and each model's newest official certificate),
+plan the same evaluation or certificate with the code of this checkout and compare its identity
+with the stored row's: equal means a rerun reuses the row (a refactor left it valid); a row whose
+protocol has a newer version since is reported as such. With
 ``--rerun-under S``, rows that took less than S seconds are also recomputed and compared in every
 field but timings and provenance; with ``--against FILE``, each official row is compared instead
 with the newest row of the same cell in FILE (a store written by a rerun, such as a sweep's).
@@ -16,28 +17,53 @@ import json
 
 from robustbench_snn import benchmark, load_model
 from robustbench_snn.attacks import build_protocol
+from robustbench_snn.certify import certificate_identity
 from robustbench_snn.evaluation import plan_evaluation
 from robustbench_snn.registry import list_cards
 from robustbench_snn.store import OFFICIAL_RESULTS_DIR, load_rows
-from robustbench_snn.tables import results_table
+from robustbench_snn.tables import is_official_certificate, results_table
 
 # What may differ between two runs of one configuration: wall times, and where, when and by which code it ran.
-NOT_COMPARED = {"runtime_s", "member_seconds", "timestamp", "ranks", "gather_s", "git_commit", "versions", "reused", "store"}
+NOT_COMPARED = {
+    "runtime_s",
+    "member_seconds",
+    "draws_per_second",
+    "timestamp",
+    "ranks",
+    "gather_s",
+    "git_commit",
+    "versions",
+    "reused",
+    "store",
+}
 # The identity fields: what a rerun under a newer identity scheme changes on purpose.
 IDENTITY = {"config_hash", "code_version", "components"}
+
+
+def stored_rows() -> list[dict]:
+    return [json.loads(line) for path in sorted(OFFICIAL_RESULTS_DIR.glob("*.jsonl")) for line in path.open()]
 
 
 def official_rows() -> list[dict]:
     """The stored rows behind the leaderboard's cells (and their eps sweeps), as stored."""
     cells = results_table(load_rows(directory=OFFICIAL_RESULTS_DIR), list_cards(), select="official")
     wanted = {(cell.model, cell.protocol, cell.norm, round(cell.eps, 12), cell.timestamp) for cell in cells.itertuples()}
-    stored = [json.loads(line) for path in sorted(OFFICIAL_RESULTS_DIR.glob("*.jsonl")) for line in path.open()]
     return [
         row
-        for row in stored
+        for row in stored_rows()
         if row.get("protocol") != "certify"
         and (row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["timestamp"]) in wanted
     ]
+
+
+def official_certificates() -> list[dict]:
+    """The stored certificate rows the leaderboard shows: each model's newest official one."""
+    cards = {card.name: card for card in list_cards()}
+    newest: dict[str, dict] = {}
+    for row in stored_rows():
+        if is_official_certificate(row, cards.get(row["model"])) and row["timestamp"] > newest.get(row["model"], {}).get("timestamp", ""):
+            newest[row["model"]] = row
+    return list(newest.values())
 
 
 def plan_of(row: dict):
@@ -58,7 +84,7 @@ def check(row: dict, rerun_under: float | None) -> dict:
         **settings,
     )
     current = build_protocol(row["protocol"]).version
-    found = {"model": row["model"], "protocol": row["protocol"], "eps": row["eps"], "version": row["params"].get("version", 1)}
+    found = {"model": row["model"], "protocol": row["protocol"], **setting_and_version(row)}
     # rows made before identities were component versions (830f29f) carry a hash of the code's bytes
     found["component_identity"] = "components" in row
     if found["version"] != current:
@@ -72,7 +98,28 @@ def check(row: dict, rerun_under: float | None) -> dict:
     return found
 
 
+def check_certificate(row: dict) -> dict:
+    found = {"model": row["model"], "protocol": "certify", **setting_and_version(row), "numbers": "-"}
+    found["component_identity"] = "components" in row
+    if "config_hash" not in row:  # certify version 1 stored no identity
+        return {**found, "identity": "none stored"}
+    planned = certificate_identity(
+        load_model(row["model"], seed=row["seed"]),
+        sigma=row["sigma"],
+        n0=row["n0"],
+        draws=row["n"],
+        alpha=row["alpha"],
+        n_examples=row["n_examples"],
+        batch_size=row["batch_size"],
+        seed=row["seed"],
+    )
+    found["identity"] = "same" if planned == row["config_hash"] else f"changed ({row['config_hash']} -> {planned})"
+    return found
+
+
 def cell_key(row: dict) -> tuple:
+    if row.get("protocol") == "certify":
+        return row["model"], "certify", row["sigma"], row["n0"], row["n"], row["alpha"], row["seed"], row["n_examples"]
     return row["model"], row["protocol"], row["norm"], round(row["eps"], 12), row["seed"], row["n_examples"]
 
 
@@ -86,21 +133,26 @@ def _same(stored: object, again: object) -> bool:
     return stored == again
 
 
+def setting_and_version(row: dict) -> dict:
+    if row.get("protocol") == "certify":
+        return {"sigma": row["sigma"], "version": row.get("components", {}).get("certify", 1)}
+    return {"eps": row["eps"], "version": row["params"].get("version", 1)}
+
+
 def compare_with(rows: list[dict], path: str) -> list[dict]:
     """Each official row against the newest row of its cell in ``path``, field by field."""
     newest = {}
     for line in open(path):
         row = json.loads(line)
-        if row.get("protocol") != "certify":
-            newest[cell_key(row)] = row
+        newest[cell_key(row)] = row
     found = []
     for row in rows:
         again = newest.get(cell_key(row))
         if again is None or again["timestamp"] <= row["timestamp"]:
             continue
         differing = sorted(key for key in set(row) - NOT_COMPARED - IDENTITY if not _same(row[key], again.get(key)))
-        entry = {"model": row["model"], "protocol": row["protocol"], "eps": row["eps"], "version": row["params"].get("version", 1)}
-        entry["identity"] = "same" if again["config_hash"] == row["config_hash"] else "new"
+        entry = {"model": row["model"], "protocol": row["protocol"], **setting_and_version(row)}
+        entry["identity"] = "same" if again["config_hash"] == row.get("config_hash") else "new"
         entry["numbers"] = "equal" if not differing else "differ: " + ", ".join(differing)
         found.append(entry)
     return found
@@ -112,14 +164,18 @@ def main() -> None:
     parser.add_argument("--against", help="Compare with the rows of this store file instead of planning or rerunning.")
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    rows = official_rows()
-    found = compare_with(rows, arguments.against) if arguments.against else [check(row, arguments.rerun_under) for row in rows]
+    rows, certificates = official_rows(), official_certificates()
+    if arguments.against:
+        found = compare_with(rows + certificates, arguments.against)
+    else:
+        found = [check(row, arguments.rerun_under) for row in rows] + [check_certificate(row) for row in certificates]
     if arguments.json:
         print(json.dumps(found, indent=1))
         return
-    print("| model | protocol | eps | version | identity | numbers |\n|---|---|---|---|---|---|")
+    print("| model | protocol | eps or sigma | version | identity | numbers |\n|---|---|---|---|---|---|")
     for entry in found:
-        cells = [entry["model"], entry["protocol"], f"{entry['eps']:.4g}", entry["version"], entry["identity"], entry["numbers"]]
+        setting = f"{entry['eps']:.4g}" if "eps" in entry else f"sigma {entry['sigma'] or 'own'}"
+        cells = [entry["model"], entry["protocol"], setting, entry["version"], entry["identity"], entry["numbers"]]
         print("| " + " | ".join(map(str, cells)) + " |")
 
 

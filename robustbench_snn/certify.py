@@ -374,6 +374,38 @@ def certify_model(
     return run.summary(outcomes, model, dataset, time.perf_counter() - started)
 
 
+def _identity(model: nn.Module, smoothed: SmoothedClassifier, n_images: int, batch_size: int, seed: int, versions_used: dict) -> str:
+    """A certificate's identity: what it certified, how, and the versions of the code that computes it."""
+    from robustbench_snn.evaluation.plan import model_hash
+    from robustbench_snn.store import config_hash
+
+    described = {"model": model_hash(model), "settings": smoothed.settings(), "n": n_images, "batch_size": batch_size, "seed": seed}
+    return "certify-" + config_hash({**described, "components": versions_used})
+
+
+def certificate_identity(
+    model: nn.Module,
+    *,
+    sigma: float | None = None,
+    n0: int = 100,
+    draws: int = 10000,
+    alpha: float = 0.001,
+    n_examples: int = 500,
+    batch_size: int = 16,
+    seed: int = 0,
+    data_dir: str | None = None,
+) -> str:
+    """The identity `certify_images` would give this certificate with the code of this checkout,
+    without certifying (a stored row of another identity would not be reused)."""
+    from robustbench_snn.data import dataset_info, first_examples, load_dataset
+    from robustbench_snn.provenance import components
+
+    info = dataset_info(model.card.dataset)
+    n_images = len(first_examples(load_dataset(info.name, "test", data_dir), n_examples))
+    smoothed = SmoothedClassifier(model, info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
+    return _identity(model, smoothed, n_images, batch_size, seed, {**components(), "certify": CERTIFY_VERSION})
+
+
 def certify_images(
     model: nn.Module,
     *,
@@ -403,7 +435,6 @@ def certify_images(
     from robustbench_snn import store as store_
     from robustbench_snn.data import dataset_info, first_examples, load_dataset
     from robustbench_snn.evaluation import distributed
-    from robustbench_snn.evaluation.plan import model_hash
     from robustbench_snn.provenance import components, stamp
 
     info = dataset_info(model.card.dataset)
@@ -413,8 +444,7 @@ def certify_images(
     smoothed = SmoothedClassifier(model.to(device), info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
     versions_used = {**components(), "certify": CERTIFY_VERSION}
-    described = {"model": model_hash(model), "settings": smoothed.settings(), "n": len(examples), "batch_size": batch_size, "seed": seed}
-    identity = "certify-" + store_.config_hash({**described, "components": versions_used})
+    identity = _identity(model, smoothed, len(examples), batch_size, seed, versions_used)
     stored = store_.find_row(info.name, identity, results_dir) if reuse else None
     if stored is not None:
         logger.info("reusing stored certificate %s", identity)

@@ -76,7 +76,7 @@ def test_two_torchrun_ranks_give_the_single_process_numbers_and_one_row(tmp_path
 
 
 def test_a_sweep_holds_certification_cells_stored_once_as_certify_stores_them(tmp_path):
-    from robustbench_snn.certify import certify_images
+    from robustbench_snn.certify import certificate_identity, certify_images
     from robustbench_snn.registry import load_model
     from robustbench_snn.sweep import cells, load_grid, run_sweep
 
@@ -91,6 +91,8 @@ def test_a_sweep_holds_certification_cells_stored_once_as_certify_stores_them(tm
     (first,) = run_sweep(grid, results_dir=str(tmp_path / "out"))
     _, direct = certify_images(load_model("fmnist_rsc1_s0.2"), **settings, store=False, progress=False)
     assert first["status"] == "computed" and first["config_hash"] == direct["config_hash"]
+    # the identity is known before certifying (benchmarks/reproduce_official.py checks stored rows with it)
+    assert certificate_identity(load_model("fmnist_rsc1_s0.2"), **settings) == direct["config_hash"]
     stored = [json.loads(line) for line in (tmp_path / "out" / "fashion-mnist.jsonl").read_text().splitlines()]
     assert without_timing(stored) == [without_timing(direct)]
     (again,) = run_sweep(grid, results_dir=str(tmp_path / "out"))
