@@ -50,5 +50,5 @@ def test_every_official_row_made_under_component_versions_is_reused_by_the_curre
     command = [sys.executable, str(REPO / "benchmarks" / "reproduce_official.py"), "--json"]
     entries = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout)
     current = [entry for entry in entries if entry["component_identity"] and not entry["identity"].startswith("protocol now")]
-    assert {entry["protocol"] for entry in current} >= {"reliable"}, "the leaderboard's ranking rows are among them"
+    assert {entry["protocol"] for entry in current} >= {"reliable", "certify"}, "the ranking rows and the certificates are among them"
     assert [entry for entry in current if entry["identity"] != "same"] == []
