@@ -374,6 +374,13 @@ def certify_model(
     return run.summary(outcomes, model, dataset, time.perf_counter() - started)
 
 
+def _versions_used() -> dict:
+    """The component versions a certificate depends on: the evaluation's, and the certificate's own."""
+    from robustbench_snn.provenance import components
+
+    return {**components(), "certify": CERTIFY_VERSION}
+
+
 def _identity(model: nn.Module, smoothed: SmoothedClassifier, n_images: int, batch_size: int, seed: int, versions_used: dict) -> str:
     """A certificate's identity: what it certified, how, and the versions of the code that computes it."""
     from robustbench_snn.evaluation.plan import model_hash
@@ -398,12 +405,11 @@ def certificate_identity(
     """The identity `certify_images` would give this certificate with the code of this checkout,
     without certifying (a stored row of another identity would not be reused)."""
     from robustbench_snn.data import dataset_info, first_examples, load_dataset
-    from robustbench_snn.provenance import components
 
     info = dataset_info(model.card.dataset)
     n_images = len(first_examples(load_dataset(info.name, "test", data_dir), n_examples))
     smoothed = SmoothedClassifier(model, info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
-    return _identity(model, smoothed, n_images, batch_size, seed, {**components(), "certify": CERTIFY_VERSION})
+    return _identity(model, smoothed, n_images, batch_size, seed, _versions_used())
 
 
 def certify_images(
@@ -435,7 +441,7 @@ def certify_images(
     from robustbench_snn import store as store_
     from robustbench_snn.data import dataset_info, first_examples, load_dataset
     from robustbench_snn.evaluation import distributed
-    from robustbench_snn.provenance import components, stamp
+    from robustbench_snn.provenance import stamp
 
     info = dataset_info(model.card.dataset)
     ranks = distributed.join(str(device))
@@ -443,7 +449,7 @@ def certify_images(
     examples = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
     smoothed = SmoothedClassifier(model.to(device), info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
-    versions_used = {**components(), "certify": CERTIFY_VERSION}
+    versions_used = _versions_used()
     identity = _identity(model, smoothed, len(examples), batch_size, seed, versions_used)
     stored = store_.find_row(info.name, identity, results_dir) if reuse else None
     if stored is not None:
