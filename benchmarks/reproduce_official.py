@@ -21,7 +21,7 @@ from robustbench_snn.certify import certificate_identity
 from robustbench_snn.evaluation import plan_evaluation
 from robustbench_snn.registry import list_cards
 from robustbench_snn.store import OFFICIAL_RESULTS_DIR, load_rows
-from robustbench_snn.tables import is_official_certificate, results_table
+from robustbench_snn.tables import newest_official_certificates, results_table
 
 # What may differ between two runs of one configuration: wall times, and where, when and by which code it ran.
 NOT_COMPARED = {
@@ -58,12 +58,7 @@ def official_rows() -> list[dict]:
 
 def official_certificates() -> list[dict]:
     """The stored certificate rows the leaderboard shows: each model's newest official one."""
-    cards = {card.name: card for card in list_cards()}
-    newest: dict[str, dict] = {}
-    for row in stored_rows():
-        if is_official_certificate(row, cards.get(row["model"])) and row["timestamp"] > newest.get(row["model"], {}).get("timestamp", ""):
-            newest[row["model"]] = row
-    return list(newest.values())
+    return list(newest_official_certificates(stored_rows(), {card.name: card for card in list_cards()}).values())
 
 
 def plan_of(row: dict):

@@ -390,6 +390,18 @@ def _identity(model: nn.Module, smoothed: SmoothedClassifier, n_images: int, bat
     return "certify-" + config_hash({**described, "components": versions_used})
 
 
+def _certification(
+    model: nn.Module, sigma: float | None, n0: int, draws: int, alpha: float, n_examples: int, seed: int, data_dir: str | None
+):
+    """What a certificate of ``model`` certifies and with what: its dataset, images and smoothed classifier."""
+    from robustbench_snn.data import dataset_info, first_examples, load_dataset
+
+    info = dataset_info(model.card.dataset)
+    examples = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
+    smoothed = SmoothedClassifier(model, info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
+    return info, examples, smoothed
+
+
 def certificate_identity(
     model: nn.Module,
     *,
@@ -404,12 +416,8 @@ def certificate_identity(
 ) -> str:
     """The identity `certify_images` would give this certificate with the code of this checkout,
     without certifying (a stored row of another identity would not be reused)."""
-    from robustbench_snn.data import dataset_info, first_examples, load_dataset
-
-    info = dataset_info(model.card.dataset)
-    n_images = len(first_examples(load_dataset(info.name, "test", data_dir), n_examples))
-    smoothed = SmoothedClassifier(model, info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
-    return _identity(model, smoothed, n_images, batch_size, seed, _versions_used())
+    _, examples, smoothed = _certification(model, sigma, n0, draws, alpha, n_examples, seed, data_dir)
+    return _identity(model, smoothed, len(examples), batch_size, seed, _versions_used())
 
 
 def certify_images(
@@ -439,15 +447,12 @@ def certify_images(
     row; every rank gets the summary and the row).
     """
     from robustbench_snn import store as store_
-    from robustbench_snn.data import dataset_info, first_examples, load_dataset
     from robustbench_snn.evaluation import distributed
     from robustbench_snn.provenance import stamp
 
-    info = dataset_info(model.card.dataset)
     ranks = distributed.join(str(device))
     device = ranks.device(str(device))
-    examples = first_examples(load_dataset(info.name, "test", data_dir), n_examples)
-    smoothed = SmoothedClassifier(model.to(device), info.num_classes, sigma=sigma, seed=seed, n0=n0, n=draws, alpha=alpha)
+    info, examples, smoothed = _certification(model.to(device), sigma, n0, draws, alpha, n_examples, seed, data_dir)
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
     versions_used = _versions_used()
     identity = _identity(model, smoothed, len(examples), batch_size, seed, versions_used)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, get_args
 
 import pandas as pd
@@ -109,6 +109,16 @@ def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
         and (row.get("n_examples") or 0) >= STANDARD_CERTIFICATE["n_examples"]
         and (own_sigma is None or row.get("sigma") == own_sigma)
     )
+
+
+def newest_official_certificates(rows: Iterable[Mapping], cards: Mapping[str, ModelCard]) -> dict[str, Mapping]:
+    """Each model's newest official certificate among ``rows``, by model name: what the leaderboard shows."""
+    newest: dict[str, Mapping] = {}
+    for row in rows:
+        is_newer = row.get("timestamp", "") > newest.get(row.get("model"), {}).get("timestamp", "")
+        if is_newer and is_official_certificate(row, cards.get(row["model"])):
+            newest[row["model"]] = row
+    return newest
 
 
 def energy_figure(energy: object, inputs: str, figure: str) -> float:

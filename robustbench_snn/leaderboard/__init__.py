@@ -33,8 +33,8 @@ from robustbench_snn.tables import (
     energy_breakdown,
     interval,
     is_official,
-    is_official_certificate,
     microjoules,
+    newest_official_certificates,
     percent,
     registered_columns,
     results_table,
@@ -53,10 +53,8 @@ def _certificates(rows: pd.DataFrame, dataset: str, cards: dict[str, ModelCard])
     """The newest official certificate row of each model of ``dataset``."""
     if rows.empty or "protocol" not in rows:
         return {}
-    certified = rows[(rows["protocol"] == "certify") & (rows["dataset"] == dataset)].sort_values("timestamp")
-    return {
-        row["model"]: _plain(row) for row in certified.to_dict("records") if is_official_certificate(row, cards.get(row["model"]))
-    }
+    of_dataset = rows[rows["dataset"] == dataset].to_dict("records")
+    return {model: _plain(row) for model, row in newest_official_certificates(of_dataset, cards).items()}
 
 
 def _plain(row: dict) -> dict:
