@@ -65,12 +65,20 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
 @click.option("--surrogate", default="atan", show_default=True, type=options.SURROGATES, help="Surrogate for BPTT training.")
 @click.option(
+    "--tau",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=1, min_open=True),
+    help="LIF membrane time constant: the potential keeps 1 - 1/tau of itself per step (smaller leaks more).",
+)
+@click.option(
     "--recipe",
     default="standard",
     show_default=True,
     type=RECIPES,
     help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
-    "pgd-at (PGD adversarial training).",
+    "pgd-at (PGD adversarial training), snn-rat (FGSM training with Parseval weight retraction, Ding et al. 2022), "
+    "low-latency (cross-entropy for Poisson-coded SNNs with few steps and a strong leak, Sharmin et al. 2020).",
 )
 @click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
 @click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")
@@ -78,6 +86,8 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--presynaptic-weight", type=click.FloatRange(min=0), help="ersct: weight of the pre-synaptic loss [default: 0.5].")
 @click.option("--at-eps", type=options.EpsType(), help="pgd-at: Linf radius [default: the dataset's threat model].")
 @click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
+@click.option("--rat-eps", type=options.EpsType(), help="snn-rat: FGSM radius [default: a quarter of the dataset's threat model].")
+@click.option("--parseval-beta", type=click.FloatRange(min=0, min_open=True), help="snn-rat: Parseval retraction rate [default: 0.004].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @options.batch_size
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
@@ -98,6 +108,7 @@ def train(
     encoding_params,
     timesteps,
     surrogate,
+    tau,
     recipe,
     teacher,
     kd_weight,
@@ -105,6 +116,8 @@ def train(
     presynaptic_weight,
     at_eps,
     at_steps,
+    rat_eps,
+    parseval_beta,
     epochs,
     batch_size,
     lr,
@@ -144,7 +157,7 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(surrogate=surrogate),
+        neuron=NeuronConfig(tau=tau, surrogate=surrogate),
     )
     config = TrainingConfig(
         recipe=recipe,
@@ -159,6 +172,8 @@ def train(
         presynaptic_weight=presynaptic_weight,
         at_eps=at_eps,
         at_steps=at_steps,
+        rat_eps=rat_eps,
+        parseval_beta=parseval_beta,
     )
     command = _command_line(click.get_current_context(), never=("quiet", "as_json"))
     ensure_writable(Path(out).resolve().parent)

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,6 +100,27 @@ def _noise_level(card: ModelCard | None) -> float | str:
     return "-" if sigma is None else sigma
 
 
+def paper_protocols(cards: list[ModelCard]) -> set[str]:
+    """The presets that reproduce a published defence's own evaluation (its card's ``reference.protocol``)."""
+    return {card.reference.protocol for card in cards if card.reference.protocol}
+
+
+def paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) -> dict:
+    """A published defence's robust accuracy under its paper's own evaluation, and how many points
+    that is above `reliable` on the same images ("-" where either row is missing)."""
+    protocol = card.reference.protocol if card is not None else None
+    paper, ranking = by_protocol.get(protocol), by_protocol.get(RANKING_PROTOCOL)
+    overstated = "-"
+    if paper is not None and ranking is not None:
+        overstated = f"{100 * (paper['robust_accuracy'] - ranking['robust_accuracy']):+.1f}"
+    return {
+        "protocol": protocol,
+        "robust": _robust_cell(paper) if paper is not None else "-",
+        "reliable": _robust_cell(ranking) if ranking is not None else "-",
+        "overstated_by": overstated,
+    }
+
+
 def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
                       certificates: dict[str, dict], audits: dict[str, dict]) -> list[dict]:
     """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
@@ -126,6 +148,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "energy": microjoules(main["energy_pj"]),
             "energy_adv": microjoules(main["energy_pj_adv"]),
             "certified": _certified_label(certificates.get(name)),
+            "paper": paper_comparison(card, by_protocol),
             "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
@@ -137,6 +160,15 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         row["rank"] = rank if not row["_key"][0] else None
         del row["_key"]
     return rows
+
+
+def _model_paper_comparison(card: ModelCard, table: pd.DataFrame) -> dict | None:
+    """`paper_comparison` for a model page, at the threat model's eps (None: not a published defence)."""
+    if not card.reference.protocol:
+        return None
+    info = dataset_info(card.dataset)
+    at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
+    return paper_comparison(card, {row["protocol"]: row for _, row in at_eps.sort_values("timestamp").iterrows()})
 
 
 def _model_rows(table: pd.DataFrame) -> list[dict]:
@@ -201,7 +233,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         every_norm = results_table(rows, cards, dataset=dataset)
         table = every_norm[every_norm["norm"] == "Linf"] if not every_norm.empty else every_norm
         at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
-        protocols = sorted(set(at_eps["protocol"]) - {"none"}, key=lambda name: (name != RANKING_PROTOCOL, name))
+        defences = paper_protocols([card for card in cards if card.dataset == dataset])
+        protocols = sorted(set(at_eps["protocol"]) - {"none"} - defences, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits)
@@ -222,6 +255,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
             title=title, root="", built=built, rows=leaderboard, protocols=protocols, norm="Linf",
             ranking_version=ranking.version, ranking_description=ranking.description,
             eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file,
+            defences=bool(defences),
             columns=[(column, COLUMNS[column].title) for column in registered_columns(at_eps)]))
         pages.append({"file": page, "title": title, "models": len(leaderboard),
                       "evaluated": ", ".join(protocols) or "-"})
@@ -240,5 +274,6 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
                 rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
+                paper=_model_paper_comparison(card, model_table),
                 audit=audits.get(card.name), energy=_energy_profile(rows, card.name, dataset, info.linf_eps)))
     (out / "index.html").write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))

@@ -118,6 +118,18 @@ class ClaimedAccuracyField(_Strict):
 class ReferenceField(_Strict):
     paper: str
     url: str | None = None
+    # A published defence's card: the shipped attack preset that reproduces the paper's own
+    # evaluation, shown beside `reliable` (the leaderboard's "paper's protocol" and "overstated by").
+    protocol: str | None = None
+
+    @field_validator("protocol")
+    @classmethod
+    def _shipped_preset(cls, name: str | None) -> str | None:
+        from robustbench_snn.attacks.protocol import official_presets
+
+        if name is not None and name not in official_presets():
+            raise ValueError(unknown_name("shipped attack preset", name, official_presets()))
+        return name
 
 
 class ModelCard(_Strict):

@@ -48,6 +48,8 @@ class TrainingConfig:
     presynaptic_weight: float | None = None
     at_eps: float | None = None
     at_steps: int | None = None
+    rat_eps: float | None = None
+    parseval_beta: float | None = None
 
     def __post_init__(self) -> None:
         recipe = RECIPES.lookup(self.recipe)
@@ -103,6 +105,7 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
     batch_loss = build_recipe(model, spec, dataset, config, device)
+    after_step = getattr(batch_loss, "after_step", None)
     step = 0
     for epoch in range(config.epochs):
         model.train()
@@ -115,6 +118,8 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.total.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
             scheduler.step()
             step += 1
             total_loss += loss.total.item() * len(labels)

@@ -15,6 +15,9 @@ group ``robustbench_snn.recipes``).
 - ``pgd-at``: PGD adversarial training (Madry et al. 2018): cross-entropy on Linf PGD examples
   crafted against the current weights (eval mode, every step, random start, BPTT through the
   training surrogate for SNNs, single-draw gradients for stochastic models).
+
+Published SNN defences are recipes of their own, a module each: ``snn-rat``
+(`robustbench_snn.training.snn_rat`) and ``low-latency`` (`robustbench_snn.training.low_latency`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class BatchLoss:
     parts: dict[str, float]
 
 
+# A recipe's batch loss; one that also constrains the weights has ``after_step(model)``, which the
+# training loop calls after every optimiser step.
 Recipe = Callable[[Classifier, torch.Tensor, torch.Tensor, int], BatchLoss]
 
 
@@ -229,7 +234,9 @@ BUILT_IN_RECIPES = (
 
 
 def _register_built_ins() -> None:
-    for info in BUILT_IN_RECIPES:
+    from robustbench_snn.training import low_latency, snn_rat  # published defences, a file each
+
+    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE):
         register_recipe(info)
 
 

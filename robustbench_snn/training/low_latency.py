@@ -1,0 +1,34 @@
+"""Low-latency leaky SNNs (Sharmin et al., ECCV 2020): robustness from the coding, not the loss.
+
+The paper attributes an SNN's robustness to the discrete Poisson input coding, to few timesteps
+and to a strong leak; the recipe is plain cross-entropy by BPTT, for Poisson-coded SNNs only,
+whose card then names the paper and its evaluation. Pick the timesteps and leak with
+``--timesteps`` and ``--tau`` (a smaller tau leaks more).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robustbench_snn.errors import UserError
+from robustbench_snn.models import Classifier, ModelSpec
+from robustbench_snn.training.recipes import Recipe, RecipeInfo, cross_entropy
+
+
+def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    if spec.kind != "snn" or spec.encoding != "poisson":
+        raise UserError("low-latency trains Poisson-coded SNNs; pass --kind snn --encoding poisson")
+    return cross_entropy
+
+
+RECIPE = RecipeInfo(
+    name="low-latency",
+    reference={
+        "paper": "Sharmin et al., Inherent Adversarial Robustness of Deep Spiking Neural Networks: Effects of Discrete "
+        "Input Encoding and Non-Linear Activations, ECCV 2020",
+        "url": "https://arxiv.org/abs/2003.10399",
+        "protocol": "paper-sharmin2020",
+    },
+    build=_build,
+    family="low-latency leaky SNN",
+)

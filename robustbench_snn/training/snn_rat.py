@@ -1,0 +1,86 @@
+"""SNN-RAT (Ding et al., NeurIPS 2022): regularised adversarial training of SNNs, our reading of the
+paper and its authors' code.
+
+Each batch trains on cross-entropy at FGSM examples crafted against the current weights (eval
+mode, BPTT through the training surrogate, from the clean input, radius ``rat_eps``: a quarter of
+the threat model's by default, as the authors train at 2/255 against 8/255). After every optimiser
+step the weights of each convolution and linear layer are pulled toward a Parseval-tight frame,
+``W <- (1 + beta) W - beta W W^T W`` on the rows of ``W`` flattened to a matrix (a layer of 200
+rows or more on a random 30% of them, redrawn each step), which bounds each layer's Lipschitz
+constant: the paper's regulariser of the network's sensitivity to its input. The authors use SGD
+with momentum; here it runs in the training loop every recipe shares (Adam).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from robustbench_snn.attacks.methods.pgd import pgd
+from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.data import dataset_info
+from robustbench_snn.errors import UserError
+from robustbench_snn.models import Classifier, ModelSpec
+from robustbench_snn.seeds import batch_seed
+from robustbench_snn.training.recipes import BatchLoss, RecipeInfo
+
+# Layers with at least this many rows are retracted on a random share of them per step, as the authors do.
+SAMPLED_ROWS_FROM = 200
+SAMPLED_ROW_SHARE = 0.3
+
+
+def parseval_retraction(model: nn.Module, beta: float, generator: torch.Generator) -> None:
+    """One retraction step of every convolution and linear layer's weights toward orthonormal rows."""
+    with torch.no_grad():
+        for layer in model.modules():
+            if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+                continue
+            matrix = layer.weight.view(layer.weight.shape[0], -1)
+            rows = torch.arange(matrix.shape[0])
+            if isinstance(layer, nn.Linear) and matrix.shape[0] >= SAMPLED_ROWS_FROM:
+                rows = torch.randperm(matrix.shape[0], generator=generator)[: int(matrix.shape[0] * SAMPLED_ROW_SHARE)]
+            chosen = matrix[rows.to(matrix.device)]
+            matrix[rows.to(matrix.device)] = (1 + beta) * chosen - beta * chosen @ chosen.T @ chosen
+
+
+class RegularisedAdversarialTraining:
+    """Cross-entropy at FGSM examples of the current weights, then a Parseval retraction of the weights."""
+
+    def __init__(self, eps: float, beta: float, seed: int) -> None:
+        self.spec = AttackSpec(attack="fgsm", norm="Linf", eps=eps, random_start=False)
+        self.beta, self.seed = beta, seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, model: Classifier, images: torch.Tensor, labels: torch.Tensor, step: int) -> BatchLoss:
+        model.eval()
+        adversarial = pgd(model, self.spec, images, labels, batch_seed(self.seed, step), stop_when_fooled=False, one_step=True)
+        model.train()
+        logits = model(adversarial)
+        loss = F.cross_entropy(logits, labels)
+        return BatchLoss(loss, logits, {"adversarial_ce": loss.item()})
+
+    def after_step(self, model: nn.Module) -> None:
+        parseval_retraction(model, self.beta, self.generator)
+
+
+def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> RegularisedAdversarialTraining:
+    if spec.kind != "snn":
+        raise UserError("snn-rat trains SNNs; pass --kind snn")
+    eps = config.rat_eps if config.rat_eps is not None else dataset_info(dataset).linf_eps / 4
+    return RegularisedAdversarialTraining(eps, config.parseval_beta, config.seed)
+
+
+RECIPE = RecipeInfo(
+    name="snn-rat",
+    reference={
+        "paper": "Ding et al., SNN-RAT: Robustness-enhanced Spiking Neural Network through Regularized Adversarial Training, NeurIPS 2022",
+        "url": "https://openreview.net/forum?id=xwBdjfKt7_W",
+        "protocol": "paper-snn-rat",
+    },
+    build=_build,
+    options={"rat_eps": None, "parseval_beta": 0.004},
+    family="SNN-RAT",
+)
