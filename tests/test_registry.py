@@ -33,6 +33,7 @@ def test_a_valid_card_loads_into_a_working_model(tmp_path, card_data):
         (lambda card: card.update(encoding={"name": "rsc", "sigma": 0.1}), "encoding", "variant: Field required"),
         (lambda card: card.update(kind="snn", timesteps=4), "(card)", "neuron section"),
         (lambda card: card.update(run="import os"), "run", "Extra inputs are not permitted"),
+        (lambda card: card["reference"].update(protocol="paper-snnrat"), "reference.protocol", "did you mean paper-snn-rat"),
     ],
 )
 def test_invalid_cards_are_rejected_naming_file_and_field(tmp_path, card_data, change, field, message):

@@ -17,6 +17,8 @@ RECIPE_MODELS = [
     ("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_ann"}),
     ("pgd-at", ModelSpec("small_cnn", "ann"), {"at_steps": 2}),
     ("pgd-at", ModelSpec("small_cnn", "snn", timesteps=2), {"at_steps": 2}),
+    ("snn-rat", ModelSpec("small_cnn", "snn", timesteps=2), {}),
+    ("low-latency", ModelSpec("small_cnn", "snn", "poisson", timesteps=2), {}),
 ]
 
 
@@ -35,12 +37,14 @@ def test_each_recipe_lowers_its_loss_in_a_few_steps(fmnist_batch, recipe, spec, 
     model, batch_loss = recipe_for(recipe, spec, options)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
+    after_step = getattr(batch_loss, "after_step", lambda model: None)
     for step in range(20):
         model.train()
         loss = batch_loss(model, images, labels, step)
         optimizer.zero_grad()
         loss.total.backward()
         optimizer.step()
+        after_step(model)
         losses.append(loss.total.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
@@ -71,6 +75,49 @@ def test_recipe_options_are_checked_against_the_recipe_and_the_model():
         recipe_for("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_snn_direct"})
     with pytest.raises(UserError, match="rsc recipe trains RSC models"):
         recipe_for("rsc", ModelSpec("small_cnn", "snn", timesteps=2), {})
+
+
+def test_snn_rat_trains_at_fgsm_examples_of_a_quarter_of_the_threat_model_and_retracts_toward_parseval_weights(fmnist_batch):
+    from robustbench_snn.training.snn_rat import parseval_retraction
+
+    model, recipe = recipe_for("snn-rat", ModelSpec("small_cnn", "snn", timesteps=2), {})
+    assert recipe.spec.attack == "fgsm" and recipe.spec.eps == pytest.approx(DATASETS["fashion-mnist"].linf_eps / 4)
+    assert recipe.beta == 0.004
+    # W <- (1 + b) W - b W W^T W: on a diagonal matrix each entry d goes to (1 + b) d - b d^3 (worked by hand).
+    layer = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 0.5]]))
+    parseval_retraction(layer, 0.1, torch.Generator().manual_seed(0))
+    assert torch.allclose(layer.weight, torch.tensor([[2.2 - 0.8, 0.0], [0.0, 0.55 - 0.0125]]))
+    # Orthonormal rows are its fixed point; a conv's filters are the rows of its flattened weight.
+    rotation = torch.nn.Conv2d(2, 2, 1, bias=False)
+    with torch.no_grad():
+        rotation.weight.copy_(torch.tensor([[0.6, 0.8], [-0.8, 0.6]]).view(2, 2, 1, 1))
+    before = rotation.weight.clone()
+    parseval_retraction(rotation, 0.1, torch.Generator().manual_seed(0))
+    assert torch.allclose(rotation.weight, before)
+    with pytest.raises(UserError, match="snn-rat trains SNNs"):
+        recipe_for("snn-rat", ModelSpec("small_cnn", "ann"), {})
+    with pytest.raises(UserError, match="low-latency trains Poisson-coded SNNs"):
+        recipe_for("low-latency", ModelSpec("small_cnn", "snn", timesteps=2), {})
+
+
+def test_a_defence_recipes_card_names_its_paper_and_the_preset_of_its_evaluation(tmp_path, shipped_train_dir):
+    from click.testing import CliRunner
+
+    from robustbench_snn.attacks import build_protocol
+    from robustbench_snn.cli import main
+
+    out = tmp_path / "tiny_lowlat"
+    arguments = ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "--encoding", "poisson", "-T", "2"]
+    arguments += ["--tau", "1.5", "--recipe", "low-latency", "--epochs", "1", "--train-examples", "64", "--batch-size", "64"]
+    arguments += ["--out", str(out), "-q", "--data-dir", str(shipped_train_dir)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    card = read_card(out.with_suffix(".yaml"))
+    assert card.neuron.tau == 1.5 and "--tau 1.5" in card.training.command and card.timesteps == 2
+    assert "Sharmin" in card.reference.paper and card.reference.protocol == "paper-sharmin2020"
+    assert build_protocol(card.reference.protocol).members[0].attack == "fgsm"
 
 
 def test_train_command_writes_a_card_that_validates_and_loads(tmp_path, shipped_train_dir):
