@@ -194,3 +194,23 @@ def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_r
     assert cells == {"fmnist_rsc1_s0.2": "20.00", "fmnist_snn_poisson": f"20.00 (v{current - 1})"}, "an older version says so"
     page = (tmp_path / "site" / "models" / "fmnist_snn_poisson.html").read_text()
     assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page
+
+
+def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstates(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "site"
+    append_row(_row("fmnist_poisson_lowlat", 0.1, 0.30, clean=0.88, protocol="reliable"), results)
+    # The paper's own evaluation, weak by design (single-draw gradients): its flag must not mark the model.
+    append_row(
+        _row("fmnist_poisson_lowlat", 0.1, 0.476, clean=0.88, protocol="paper-sharmin2020", flags=["stochastic_without_eot"]), results
+    )
+    append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92, protocol="reliable"), results)
+    build_site(out, results)
+    rows = {row["model"]: row for row in json.loads((out / "fashion-mnist.json").read_text())["leaderboard"]}
+    defence = rows["fmnist_poisson_lowlat"]
+    assert defence["paper"] == {"protocol": "paper-sharmin2020", "robust": "47.60", "reliable": "30.00", "overstated_by": "+17.6"}
+    assert defence["flags"] == "" and defence["rank"] == 1 and "paper-sharmin2020" not in defence["robust"]
+    assert rows["fmnist_ann"]["paper"]["overstated_by"] == "-", "a model that is not a published defence has no paper's protocol"
+    html = (out / "fashion-mnist.html").read_text()
+    assert "<th>paper's protocol</th><th>overstated by</th>" in html and "<th>paper-sharmin2020</th>" not in html
+    page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
+    assert "The paper's own evaluation" in page and "Sharmin et al." in page and "+17.6 points" in page

@@ -122,15 +122,17 @@ def paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) ->
 
 
 def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
-                      certificates: dict[str, dict], audits: dict[str, dict]) -> list[dict]:
-    """One row per model at the threat model's eps, ranked (reliable, unflagged first)."""
+                      certificates: dict[str, dict], audits: dict[str, dict], defences: set[str]) -> list[dict]:
+    """One row per model at the threat model's eps, ranked (reliable, unflagged first). A paper's
+    protocol (in ``defences``) is weak by design: its flags say so on the model page, not here."""
     rows = []
     for name, group in at_eps.groupby("model"):
         card = cards.get(name)
         by_protocol = {row["protocol"]: row for _, row in group.iterrows()}
         ranking = by_protocol.get(RANKING_PROTOCOL)
-        main = ranking if ranking is not None else group.sort_values("timestamp").iloc[-1]
-        flags = sorted({flag for flags in group["flags"] for flag in flags}
+        ours = group[~group["protocol"].isin(defences)]
+        main = ranking if ranking is not None else (ours if not ours.empty else group).sort_values("timestamp").iloc[-1]
+        flags = sorted({flag for flags in ours["flags"] for flag in flags}
                        | ({"audit_stronger"} if audits.get(name, {}).get("flagged") and audits[name]["current"] else set()))
         pgd = by_protocol.get("pgd")
         rows.append({
@@ -237,7 +239,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         protocols = sorted(set(at_eps["protocol"]) - {"none"} - defences, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits)
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences)
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
         pareto = None
