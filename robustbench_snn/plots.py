@@ -37,18 +37,29 @@ FAMILIES = [
     "RSC-II",
     "E-RSCT",
     "adversarially trained SNN",
-    "unregistered",
 ]
-MARKERS = dict(zip(FAMILIES, ["s", "X", "D", "^", "o", "v", "P", "p", "*"]))
+MARKER_SHAPES = ["s", "X", "D", "^", "o", "v", "P", "p", "h", "<", ">", "d", "H", "8"]
 LINE_STYLES = ("-", "--", "-.", ":")
 FORMATS = (".png", ".svg", ".pdf")
 
 
+@functools.cache
+def families() -> list[str]:
+    """Every family a plot can show, in a fixed order so each keeps its style from plot to plot:
+    the zoo's, then those the recipes declare (a published defence's, a plug-in's), then "unregistered"."""
+    from robustbench_snn.training.recipes import RECIPES
+
+    declared = [recipe.family for recipe in RECIPES.values() if recipe.family and "{kind}" not in recipe.family]
+    return list(dict.fromkeys([*FAMILIES, *declared])) + ["unregistered"]
+
+
 def _style(family: str) -> dict:
-    """The family's colour and marker (a family this list does not know is drawn as unregistered)."""
-    family = family if family in MARKERS else "unregistered"
-    palette = sns.color_palette("colorblind", len(FAMILIES))
-    return {"color": palette[FAMILIES.index(family)], "marker": MARKERS[family]}
+    """The family's colour and marker (a family no recipe declares is drawn as unregistered)."""
+    known = families()
+    index = known.index(family if family in known else "unregistered")
+    palette = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
+    marker = "*" if known[index] == "unregistered" else MARKER_SHAPES[index % len(MARKER_SHAPES)]
+    return {"color": palette[index % len(palette)], "marker": marker}
 
 
 def _shades(color: tuple, count: int) -> list[tuple]:

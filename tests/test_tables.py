@@ -152,10 +152,11 @@ def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(mo
     from robustbench_snn.store import OFFICIAL_RESULTS_DIR
     from robustbench_snn.tables import family
 
-    styles = [(tuple(plots._style(family)["color"]), plots._style(family)["marker"]) for family in plots.FAMILIES]
+    styles = [(tuple(plots._style(family)["color"]), plots._style(family)["marker"]) for family in plots.families()]
     assert len(set(styles)) == len(styles) and len({marker for _, marker in styles}) == len(styles)
     cards = list_cards()
-    assert {"adversarially trained ANN", "adversarially trained SNN"} <= {family(card) for card in cards}
+    assert {"adversarially trained ANN", "adversarially trained SNN", "SNN-RAT"} <= {family(card) for card in cards}
+    assert {family(card) for card in cards} <= set(plots.families()), "every registered family has a style of its own"
 
     official = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="pgd")
     figure = _drawn(monkeypatch, plots.plot_eps, official, tmp_path / "eps.png", "eps")
