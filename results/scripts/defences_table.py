@@ -26,8 +26,11 @@ def main() -> None:
     table = results_table(load_rows(arguments.dataset, arguments.results_dir), cards, dataset=arguments.dataset, eps=arguments.eps)
     cells = {(row["model"], row["protocol"]): row for row in table.to_dict("records")}
     audits = {audit["model"]: audit for audit in load_audits(arguments.dataset, arguments.results_dir) if audit["protocol"] == "reliable"}
-    print("| defence | paper | clean | paper's protocol | `reliable` | worst audited attack | overstated by | energy µJ |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| defence | paper | clean % (decision rule) | paper's protocol % | `reliable` % | worst audited attack % | audit "
+        "| overstated by | energy µJ |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for card in (card for card in cards if card.reference.protocol):
         paper, reliable = cells.get((card.name, card.reference.protocol)), cells.get((card.name, "reliable"))
         audit = audits.get(card.name)
@@ -39,6 +42,7 @@ def main() -> None:
             f"{percent(paper['robust_accuracy'])} (`{card.reference.protocol}`)" if paper else "-",
             percent(reliable["robust_accuracy"]) if reliable else "-",
             f"{worst['attack']} {percent(worst['robust_accuracy'])} (n={audit['n_examples']})" if worst else "-",
+            ("flagged" if audit["flagged"] else "holds") if audit else "-",
             f"{100 * (paper['robust_accuracy'] - reliable['robust_accuracy']):+.1f} points" if paper and reliable else "-",
             microjoules(reliable["energy_pj"]) if reliable else "-",
         ]

@@ -88,6 +88,15 @@ def _current_versions() -> dict[str, int]:
     return {name: build_protocol(name).version for name in official_presets()}
 
 
+def _with_audit_flags(rows: pd.DataFrame, audits: dict[str, dict]) -> pd.DataFrame:
+    """``rows`` with ``audit_stronger`` added to the flags of a model whose current audit broke the
+    ranking protocol, so the plot marks what the table marks."""
+    flagged = {name for name, audit in audits.items() if audit.get("flagged") and audit["current"]}
+    marked = rows.copy()
+    marked["flags"] = [[*flags, "audit_stronger"] if model in flagged else flags for model, flags in zip(rows["model"], rows["flags"])]
+    return marked
+
+
 def _certified_label(certificate: dict | None) -> str:
     if certificate is None:
         return "-"
@@ -245,7 +254,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         pareto = None
         if pareto_protocol:
             pareto = f"{dataset}-tradeoff.png"
-            plot_tradeoff(at_eps[at_eps["protocol"] == pareto_protocol], by_name, out / pareto,
+            plot_tradeoff(_with_audit_flags(at_eps[at_eps["protocol"] == pareto_protocol], audits), by_name, out / pareto,
                           f"{dataset}, {pareto_protocol}, Linf eps = {info.linf_eps:.4g}")
         json_file = f"{dataset}.json"
         (out / json_file).write_text(json.dumps(
