@@ -88,10 +88,15 @@ def _current_versions() -> dict[str, int]:
     return {name: build_protocol(name).version for name in official_presets()}
 
 
+def _flagged_by_audit(audits: dict[str, dict]) -> set[str]:
+    """The models whose audit of the ranking protocol's current version broke it (`audit_stronger`)."""
+    return {name for name, audit in audits.items() if audit.get("flagged") and audit["current"]}
+
+
 def _with_audit_flags(rows: pd.DataFrame, audits: dict[str, dict]) -> pd.DataFrame:
-    """``rows`` with ``audit_stronger`` added to the flags of a model whose current audit broke the
-    ranking protocol, so the plot marks what the table marks."""
-    flagged = {name for name, audit in audits.items() if audit.get("flagged") and audit["current"]}
+    """``rows`` with ``audit_stronger`` added to the flags of each model `_flagged_by_audit`, so the
+    plot marks what the table marks."""
+    flagged = _flagged_by_audit(audits)
     marked = rows.copy()
     marked["flags"] = [[*flags, "audit_stronger"] if model in flagged else flags for model, flags in zip(rows["model"], rows["flags"])]
     return marked
@@ -109,12 +114,12 @@ def _noise_level(card: ModelCard | None) -> float | str:
     return "-" if sigma is None else sigma
 
 
-def paper_protocols(cards: list[ModelCard]) -> set[str]:
+def _paper_protocols(cards: list[ModelCard]) -> set[str]:
     """The presets that reproduce a published defence's own evaluation (its card's ``reference.protocol``)."""
     return {card.reference.protocol for card in cards if card.reference.protocol}
 
 
-def paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) -> dict:
+def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) -> dict:
     """A published defence's robust accuracy under its paper's own evaluation, and how many points
     that is above `reliable` on the same images ("-" where either row is missing)."""
     protocol = card.reference.protocol if card is not None else None
@@ -142,7 +147,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         ours = group[~group["protocol"].isin(defences)]
         main = ranking if ranking is not None else (ours if not ours.empty else group).sort_values("timestamp").iloc[-1]
         flags = sorted({flag for flags in ours["flags"] for flag in flags}
-                       | ({"audit_stronger"} if audits.get(name, {}).get("flagged") and audits[name]["current"] else set()))
+                       | ({"audit_stronger"} if name in _flagged_by_audit(audits) else set()))
         pgd = by_protocol.get("pgd")
         rows.append({
             "model": name,
@@ -159,7 +164,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
             "energy": microjoules(main["energy_pj"]),
             "energy_adv": microjoules(main["energy_pj_adv"]),
             "certified": _certified_label(certificates.get(name)),
-            "paper": paper_comparison(card, by_protocol),
+            "paper": _paper_comparison(card, by_protocol),
             "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
             "flags": ", ".join(flags),
             "n": int(main["n_examples"]),
@@ -174,12 +179,12 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
 
 
 def _model_paper_comparison(card: ModelCard, table: pd.DataFrame) -> dict | None:
-    """`paper_comparison` for a model page, at the threat model's eps (None: not a published defence)."""
+    """`_paper_comparison` for a model page, at the threat model's eps (None: not a published defence)."""
     if not card.reference.protocol:
         return None
     info = dataset_info(card.dataset)
     at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
-    return paper_comparison(card, {row["protocol"]: row for _, row in at_eps.sort_values("timestamp").iterrows()})
+    return _paper_comparison(card, {row["protocol"]: row for _, row in at_eps.sort_values("timestamp").iterrows()})
 
 
 def _model_rows(table: pd.DataFrame) -> list[dict]:
@@ -244,7 +249,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         every_norm = results_table(rows, cards, dataset=dataset)
         table = every_norm[every_norm["norm"] == "Linf"] if not every_norm.empty else every_norm
         at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
-        defences = paper_protocols([card for card in cards if card.dataset == dataset])
+        defences = _paper_protocols([card for card in cards if card.dataset == dataset])
         protocols = sorted(set(at_eps["protocol"]) - {"none"} - defences, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
