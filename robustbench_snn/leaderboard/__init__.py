@@ -140,6 +140,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
     """One row per model at the threat model's eps, ranked (reliable, unflagged first). A paper's
     protocol (in ``defences``) is weak by design: its flags say so on the model page, not here."""
     rows = []
+    flagged_by_audit = _flagged_by_audit(audits)
     for name, group in at_eps.groupby("model"):
         card = cards.get(name)
         by_protocol = {row["protocol"]: row for _, row in group.iterrows()}
@@ -147,7 +148,7 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         ours = group[~group["protocol"].isin(defences)]
         main = ranking if ranking is not None else (ours if not ours.empty else group).sort_values("timestamp").iloc[-1]
         flags = sorted({flag for flags in ours["flags"] for flag in flags}
-                       | ({"audit_stronger"} if name in _flagged_by_audit(audits) else set()))
+                       | ({"audit_stronger"} if name in flagged_by_audit else set()))
         pgd = by_protocol.get("pgd")
         rows.append({
             "model": name,
@@ -176,15 +177,6 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         row["rank"] = rank if not row["_key"][0] else None
         del row["_key"]
     return rows
-
-
-def _model_paper_comparison(card: ModelCard, table: pd.DataFrame) -> dict | None:
-    """`_paper_comparison` for a model page, at the threat model's eps (None: not a published defence)."""
-    if not card.reference.protocol:
-        return None
-    info = dataset_info(card.dataset)
-    at_eps = table[(table["eps"] - info.linf_eps).abs() < 1e-9] if not table.empty else table
-    return _paper_comparison(card, {row["protocol"]: row for _, row in at_eps.sort_values("timestamp").iterrows()})
 
 
 def _model_rows(table: pd.DataFrame) -> list[dict]:
@@ -254,6 +246,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences)
+        papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
         pareto = None
@@ -290,6 +283,6 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
             (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
                 title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
                 rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
-                paper=_model_paper_comparison(card, model_table),
+                paper=papers.get(card.name, _paper_comparison(card, {})) if card.reference.protocol else None,
                 audit=audits.get(card.name), energy=_energy_profile(rows, card.name, dataset, info.linf_eps)))
     (out / "index.html").write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))

@@ -143,15 +143,16 @@ class Distillation:
 
 
 class AdversarialTraining:
-    """Cross-entropy on PGD examples crafted against the current weights."""
+    """Cross-entropy on examples of ``spec`` (PGD, or FGSM as its one step) crafted against the current weights."""
 
-    def __init__(self, eps: float, steps: int, seed: int) -> None:
-        self.spec = AttackSpec(attack="pgd", norm="Linf", eps=eps, steps=steps, random_start=True)
+    def __init__(self, spec: AttackSpec, seed: int) -> None:
+        self.spec = spec
         self.seed = seed
 
     def __call__(self, model: Classifier, images: torch.Tensor, labels: torch.Tensor, step: int) -> BatchLoss:
         model.eval()
-        adversarial = pgd(model, self.spec, images, labels, batch_seed(self.seed, step), stop_when_fooled=False)
+        one_step = self.spec.attack == "fgsm"
+        adversarial = pgd(model, self.spec, images, labels, batch_seed(self.seed, step), stop_when_fooled=False, one_step=one_step)
         model.train()
         logits = model(adversarial)
         loss = F.cross_entropy(logits, labels)
@@ -206,7 +207,7 @@ def _distillation(model: Classifier, spec: ModelSpec, dataset: str, config: Any,
 
 def _adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
     eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
-    return AdversarialTraining(eps, config.at_steps, config.seed)
+    return AdversarialTraining(AttackSpec(attack="pgd", norm="Linf", eps=eps, steps=config.at_steps, random_start=True), config.seed)
 
 
 BUILT_IN_RECIPES = (

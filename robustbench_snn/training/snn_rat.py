@@ -17,15 +17,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
-from robustbench_snn.seeds import batch_seed
-from robustbench_snn.training.recipes import BatchLoss, RecipeInfo
+from robustbench_snn.training.recipes import AdversarialTraining, RecipeInfo
 
 # Layers with at least this many rows are retracted on a random share of them per step, as the authors do.
 SAMPLED_ROWS_FROM = 200
@@ -46,21 +43,13 @@ def parseval_retraction(model: nn.Module, beta: float, generator: torch.Generato
             matrix[rows.to(matrix.device)] = (1 + beta) * chosen - beta * chosen @ chosen.T @ chosen
 
 
-class RegularisedAdversarialTraining:
+class RegularisedAdversarialTraining(AdversarialTraining):
     """Cross-entropy at FGSM examples of the current weights, then a Parseval retraction of the weights."""
 
     def __init__(self, eps: float, beta: float, seed: int) -> None:
-        self.spec = AttackSpec(attack="fgsm", norm="Linf", eps=eps, random_start=False)
-        self.beta, self.seed = beta, seed
+        super().__init__(AttackSpec(attack="fgsm", norm="Linf", eps=eps, random_start=False), seed)
+        self.beta = beta
         self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, model: Classifier, images: torch.Tensor, labels: torch.Tensor, step: int) -> BatchLoss:
-        model.eval()
-        adversarial = pgd(model, self.spec, images, labels, batch_seed(self.seed, step), stop_when_fooled=False, one_step=True)
-        model.train()
-        logits = model(adversarial)
-        loss = F.cross_entropy(logits, labels)
-        return BatchLoss(loss, logits, {"adversarial_ce": loss.item()})
 
     def after_step(self, model: nn.Module) -> None:
         parseval_retraction(model, self.beta, self.generator)
