@@ -138,10 +138,11 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     )
     declared = record.attacks[1:5]  # right after the first member, before the costlier ones
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
-    later = record.attacks[-5:]  # versions 3, 4 and 5's, after version 2's whole run (Square last in it)
-    assert record.attacks[-6] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
+    later = record.attacks[-6:]  # versions 3 to 6's, after version 2's whole run (Square last in it)
+    assert record.attacks[-7] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
     assert later[2:4] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
-    assert later[4].startswith("apgd-ce-1x2") and later[4].endswith("<-expectation")
+    assert later[4].startswith("apgd-ce-1x2") and later[5].startswith("sapgd-1x2-cw")
+    assert all(label.endswith("<-expectation") for label in later[4:])
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -176,22 +177,24 @@ def test_reliable_version_2_is_stronger_than_version_1_on_the_poisson_snn(shippe
 @pytest.mark.slow
 def test_each_version_of_reliable_is_never_above_the_previous_and_reports_its_convergence(shipped_models):
     """Each version runs the previous one as its exact start and adds members after it (version 3
-    the expectation's PGD restarts, version 4 sharper surrogates, version 5 APGD on the expectation):
+    the expectation's PGD restarts, version 4 sharper surrogates, version 5 APGD and version 6 SA-PGD
+    on the expectation):
     on the same images it can only count fewer samples robust, and every record carries the
     convergence curves of the members whose restarts double."""
     model = model_with(shipped_models, kind="snn", encoding="poisson")
     current = build_protocol("reliable")
-    assert current.version == 5 and current.later_members and current.convergence is not None
-    version_4 = current.model_copy(update={"name": "reliable-v4", "version": 4, "later_members": current.later_members[:4]})
+    assert current.version == 6 and current.later_members and current.convergence is not None
+    version_5 = current.model_copy(update={"name": "reliable-v5", "version": 5, "later_members": current.later_members[:5]})
     version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
     run = dict(n_examples=100, batch_size=50, seed=0)
-    records = [benchmark(model, attack=protocol, **run) for protocol in (version_2, version_4, current)]
+    records = [benchmark(model, attack=protocol, **run) for protocol in (version_2, version_5, current)]
     for old, new in zip(records, records[1:]):
         assert new.robust_accuracy <= old.robust_accuracy
         assert new.attacks[: len(old.attacks)] == old.attacks
     curves = records[-1].flag_details["convergence"]
     assert {label for label in curves if label.startswith("pgd-50x4-cw")} and all(label.endswith("<-expectation") for label in curves)
     assert {label for label in curves if label.startswith("apgd-ce-100x2")}
+    assert {label for label in curves if label.startswith("sapgd-100x2-cw")}
     for curve in curves.values():
         assert curve["robust"] == sorted(curve["robust"], reverse=True)
         assert curve["restarts"][1] == 2 * curve["restarts"][0]
