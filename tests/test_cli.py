@@ -272,3 +272,12 @@ def test_every_attack_field_is_an_evaluate_option_bounded_as_the_schema_bounds_i
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, option
     with pytest.raises(ValueError):
         AttackSpec(attack="pgd", steps=10001)
+
+
+def test_names_of_a_kind_whose_entries_describe_themselves_shows_what_each_does(run):
+    recipes = run("names", "recipe")
+    assert recipes.exit_code == 0
+    lines = dict(line.split(maxsplit=1) for line in recipes.output.splitlines())
+    assert set(lines) == set(json.loads(run("names", "recipe", "--json").output)["recipe"])
+    assert "Parseval" in lines["snn-rat"] and "Sharmin" in lines["low-latency"]
+    assert "names recipe" in run("train", "--help").output

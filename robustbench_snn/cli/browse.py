@@ -195,4 +195,8 @@ def names(kind, as_json):
         options.print_json(shown)
         return
     for name, choices in shown.items():
-        click.echo(f"{name:<14} {', '.join(choices)}")
+        summaries = kinds[name].summaries() if kind == name else {}
+        if not summaries:
+            click.echo(f"{name:<14} {', '.join(choices)}")
+        for choice, summary in summaries.items():
+            click.echo(f"{choice:<14} {summary}")

@@ -81,6 +81,13 @@ class RegistryChoice(click.Choice):
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return self.kind.upper()
 
+    def summaries(self) -> dict[str, str]:
+        """What each name does, where the registry's entries say it in a ``summary``."""
+        entries = getattr(importlib.import_module(self._where[0]), self._where[1])
+        if not hasattr(entries, "values"):
+            return {}
+        return {name: entries[name].summary for name in self.choices if isinstance(getattr(entries[name], "summary", None), str)}
+
 
 # Every registry the command line offers a choice of, by kind; `rsc-bench names` lists them.
 REGISTRY_CHOICES: dict[str, RegistryChoice] = {}

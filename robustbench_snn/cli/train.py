@@ -76,9 +76,7 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     default="standard",
     show_default=True,
     type=RECIPES,
-    help="standard (cross-entropy), rsc (the same, for RSC models), ersct (distillation from --teacher), "
-    "pgd-at (PGD adversarial training), snn-rat (FGSM training with Parseval weight retraction, Ding et al. 2022), "
-    "low-latency (cross-entropy for Poisson-coded SNNs with few steps and a strong leak, Sharmin et al. 2020).",
+    help="The training recipe; `rsc-bench names recipe` lists each with what it does.",
 )
 @click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
 @click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")

@@ -23,6 +23,7 @@ def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device
 
 RECIPE = RecipeInfo(
     name="low-latency",
+    summary="cross-entropy for Poisson-coded SNNs with few steps and a strong leak (Sharmin et al. 2020)",
     reference={
         "paper": "Sharmin et al., Inherent Adversarial Robustness of Deep Spiking Neural Networks: Effects of Discrete "
         "Input Encoding and Non-Linear Activations, ECCV 2020",

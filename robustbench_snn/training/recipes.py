@@ -165,13 +165,15 @@ Builder = Callable[[Classifier, ModelSpec, str, Any, str], Recipe]
 
 @dataclass(frozen=True, kw_only=True)
 class RecipeInfo:
-    """A training recipe, declared once: its name, the paper a card of a model trained with it
-    cites (None: it depends on the model, `recipe_reference`), its own hyperparameters (fields of
+    """A training recipe, declared once: its name, what it does in a line (`rsc-bench names
+    recipe`), the paper a card of a model trained with it cites (None: it depends on the model,
+    `recipe_reference`), its own hyperparameters (fields of
     `TrainingConfig`) with their defaults, those it cannot run without, how it builds the batch
     loss for a model (checking that the recipe fits it), and the family its models are grouped in
     (``{kind}`` is the model's kind; None: by their coding)."""
 
     name: str
+    summary: str
     reference: dict | None
     build: Builder
     options: dict[str, Any] = field(default_factory=dict)
@@ -211,10 +213,11 @@ def _adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, conf
 
 
 BUILT_IN_RECIPES = (
-    RecipeInfo(name="standard", reference=None, build=_standard),
-    RecipeInfo(name="rsc", reference=_RSC_PAPER, build=_rsc),
+    RecipeInfo(name="standard", summary="cross-entropy", reference=None, build=_standard),
+    RecipeInfo(name="rsc", summary="cross-entropy, for RSC models", reference=_RSC_PAPER, build=_rsc),
     RecipeInfo(
         name="ersct",
+        summary="distillation from an ANN teacher (--teacher)",
         reference=_RSC_PAPER,
         build=_distillation,
         options={"teacher": None, "kd_weight": 1.0, "kd_temperature": 4.0, "presynaptic_weight": 0.5},
@@ -223,6 +226,7 @@ BUILT_IN_RECIPES = (
     ),
     RecipeInfo(
         name="pgd-at",
+        summary="PGD adversarial training",
         reference={
             "paper": "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
             "url": "https://arxiv.org/abs/1706.06083",

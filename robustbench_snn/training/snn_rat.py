@@ -64,6 +64,7 @@ def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device
 
 RECIPE = RecipeInfo(
     name="snn-rat",
+    summary="FGSM training with Parseval weight retraction (Ding et al. 2022)",
     reference={
         "paper": "Ding et al., SNN-RAT: Robustness-enhanced Spiking Neural Network through Regularized Adversarial Training, NeurIPS 2022",
         "url": "https://openreview.net/forum?id=xwBdjfKt7_W",
