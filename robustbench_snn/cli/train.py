@@ -72,6 +72,12 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     help="LIF membrane time constant: the potential keeps 1 - 1/tau of itself per step (smaller leaks more).",
 )
 @click.option(
+    "--threshold-tau",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Make the neurons threshold-adapting (HoSNN's TA-LIF) with adaptation rates starting at 1/THRESHOLD_TAU "
+    "[default: fixed thresholds].",
+)
+@click.option(
     "--recipe",
     default="standard",
     show_default=True,
@@ -86,6 +92,8 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
 @click.option("--rat-eps", type=options.EpsType(), help="snn-rat: FGSM radius [default: a quarter of the dataset's threat model].")
 @click.option("--parseval-beta", type=click.FloatRange(min=0, min_open=True), help="snn-rat: Parseval retraction rate [default: 0.004].")
+@click.option("--clean-model", help="hosnn: the registered clean-trained LIF SNN that gives weights and signatures.")
+@click.option("--hosnn-eps", type=options.EpsType(), help="hosnn: FGSM radius [default: a quarter of the dataset's threat model].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @options.batch_size
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
@@ -107,6 +115,7 @@ def train(
     timesteps,
     surrogate,
     tau,
+    threshold_tau,
     recipe,
     teacher,
     kd_weight,
@@ -116,6 +125,8 @@ def train(
     at_steps,
     rat_eps,
     parseval_beta,
+    clean_model,
+    hosnn_eps,
     epochs,
     batch_size,
     lr,
@@ -137,6 +148,8 @@ def train(
           --sigma 0.2 --variant I --recipe ersct --teacher fmnist_ann --epochs 4 --out my_models/fashion-mnist/my_ersct
       rsc-bench train --dataset fashion-mnist --arch small_cnn --kind ann --recipe pgd-at --at-steps 5 \\
           --epochs 4 --out my_models/fashion-mnist/my_ann_at
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --threshold-tau 1.5 \
+          --recipe hosnn --clean-model fmnist_snn_direct --epochs 2 --out my_models/fashion-mnist/my_hosnn
 
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
@@ -155,7 +168,7 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(tau=tau, surrogate=surrogate),
+        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau),
     )
     config = TrainingConfig(
         recipe=recipe,
@@ -172,6 +185,8 @@ def train(
         at_steps=at_steps,
         rat_eps=rat_eps,
         parseval_beta=parseval_beta,
+        clean_model=clean_model,
+        hosnn_eps=hosnn_eps,
     )
     command = _command_line(click.get_current_context(), never=("quiet", "as_json"))
     ensure_writable(Path(out).resolve().parent)

@@ -19,6 +19,7 @@ from torch import nn
 
 from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
+from robustbench_snn.models.adaptive_threshold import AdaptiveThresholdActivation
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
 from robustbench_snn.models.gradients import GradientMode
@@ -121,9 +122,10 @@ def _stem_length(backbone: nn.Module) -> int:
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:
     """A freshly initialised classifier for ``spec`` on ``dataset``; ``seed`` seeds its encoder."""
     if spec.kind == "snn":
+        neuron = SpikingActivation if spec.neuron.threshold_tau is None else AdaptiveThresholdActivation
 
         def activation() -> nn.Module:
-            return SpikingActivation(spec.timesteps, spec.neuron)
+            return neuron(spec.timesteps, spec.neuron)
     else:
         activation = nn.ReLU
     backbone = build_backbone(spec.architecture, activation, dataset.input_shape, dataset.num_classes, **spec.architecture_args)

@@ -33,7 +33,9 @@ from robustbench_snn.models.gradients import (
 
 @dataclass(frozen=True)
 class NeuronConfig:
-    """LIF parameters (spikingjelly's ``LIFNode`` with ``decay_input=True``) and the training surrogate."""
+    """LIF parameters (spikingjelly's ``LIFNode`` with ``decay_input=True``) and the training surrogate;
+    ``threshold_tau`` set makes the neurons threshold-adapting (HoSNN's TA-LIF,
+    `robustbench_snn.models.adaptive_threshold`) with adaptation rates starting at ``1 / threshold_tau``."""
 
     tau: float = 2.0
     v_threshold: float = 1.0
@@ -41,15 +43,22 @@ class NeuronConfig:
     surrogate: str = "atan"
     surrogate_alpha: float = 2.0
     detach_reset: bool = False
+    threshold_tau: float | None = None
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
             raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.tau <= 1.0:
             raise UserError(f"LIF tau must be > 1, got {self.tau}")
+        if self.threshold_tau is not None and self.threshold_tau <= 0:
+            raise UserError(f"the threshold's time constant must be > 0, got {self.threshold_tau}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The parameters for a card (``threshold_tau`` only where the neurons adapt their threshold)."""
+        fields = asdict(self)
+        if self.threshold_tau is None:
+            del fields["threshold_tau"]
+        return fields
 
 
 class SpikingActivation(nn.Module):
@@ -128,9 +137,13 @@ class SpikingActivation(nn.Module):
             if mode == "bptr":
                 slope = bptr_slope(sequence, spikes)
             else:
-                slope = rga_slope(sequence, self.config.tau, self.config.v_threshold)
+                slope = rga_slope(sequence, self.config.tau, self._rate_threshold(sequence))
             output = with_local_gradient(spikes, sequence, slope)
         return output.reshape(currents.shape)
+
+    def _rate_threshold(self, sequence: torch.Tensor) -> float | torch.Tensor:
+        """The threshold of RGA's rate model (a neuron type whose threshold moves gives its own)."""
+        return self.config.v_threshold
 
     def _adaptive_surrogate(self, sequence: torch.Tensor) -> torch.Tensor:
         """The spikes, differentiated by HART, PDSG or ASSG (same values as every other mode)."""

@@ -80,6 +80,7 @@ class NeuronField(_Strict):
     surrogate: SurrogateName
     surrogate_alpha: float = Field(gt=0, le=1e3, allow_inf_nan=False)
     detach_reset: bool
+    threshold_tau: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
 
 
 class TrainingField(_Strict):

@@ -50,6 +50,8 @@ class TrainingConfig:
     at_steps: int | None = None
     rat_eps: float | None = None
     parseval_beta: float | None = None
+    clean_model: str | None = None
+    hosnn_eps: float | None = None
 
     def __post_init__(self) -> None:
         recipe = RECIPES.lookup(self.recipe)
@@ -105,6 +107,9 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
     batch_loss = build_recipe(model, spec, dataset, config, device)
+    prepare = getattr(batch_loss, "prepare", None)
+    if prepare is not None:  # a recipe that starts from something measured on the data (HoSNN's signatures)
+        prepare(model, (images.to(device) for images, _ in loader))
     after_step = getattr(batch_loss, "after_step", None)
     step = 0
     for epoch in range(config.epochs):

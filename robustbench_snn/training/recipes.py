@@ -72,7 +72,8 @@ class BatchLoss:
 
 
 # A recipe's batch loss; one that also constrains the weights has ``after_step(model)``, which the
-# training loop calls after every optimiser step.
+# training loop calls after every optimiser step, and one that starts from something measured on
+# the data has ``prepare(model, images)``, called once before training with the training images.
 Recipe = Callable[[Classifier, torch.Tensor, torch.Tensor, int], BatchLoss]
 
 
@@ -239,9 +240,9 @@ BUILT_IN_RECIPES = (
 
 
 def _register_built_ins() -> None:
-    from robustbench_snn.training import low_latency, snn_rat  # published defences, a file each
+    from robustbench_snn.training import hosnn, low_latency, snn_rat  # published defences, a file each
 
-    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE):
+    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE):
         register_recipe(info)
 
 
