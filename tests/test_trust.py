@@ -154,7 +154,7 @@ def test_a_user_spikingjelly_network_gets_every_gradient_mode(fmnist_batch):
         seed=0,
         overrides={"steps": 1, "queries": 10, "checks": False},
     )
-    white_box = [label for label in record.attacks if label.startswith(("pgd", "apgd"))]
+    white_box = [label for label in record.attacks if label.startswith(("pgd", "apgd", "sapgd"))]
     zoo_snn = load_model("fmnist_snn_direct")
     assert len(white_box) == sum(member.white_box for member in effective_members(zoo_snn, build_protocol("reliable")))
     assert record.grad == "ensemble"
