@@ -109,7 +109,7 @@ def smoothing_for(model: nn.Module, sigma: float | None = None, seed: int = 0) -
             # on a copy: the caller's model keeps its own noise level (an encoder whose noise has no level refuses)
             model = copy.deepcopy(model)
             model.encoder.with_noise_level(sigma)
-        model.encoder.seed(seed)
+        model.seed(seed)
         norm, level, name = model.encoder.smoothing_certificate()
         return model, Certificate(norm, level, getattr(model, "timesteps", 1), name)
     if sigma is None or sigma <= 0:
@@ -279,8 +279,12 @@ class SmoothedClassifier(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        """What the runner seeds: the base's own encoder, or the added Gaussian noise."""
+        """The base's own encoder (its estimators and coding attacks), or the added Gaussian noise."""
         return getattr(self.noisy, "encoder", self.noisy)
+
+    def seed(self, seed: int) -> None:
+        """Restart the smoothing noise: the base's own randomness, or the added Gaussian noise."""
+        self.noisy.seed(seed)
 
     @property
     def spiking_layers(self) -> list:
@@ -323,7 +327,7 @@ class CertifyRun:
 
     def run_batch(self, index: int, on_part: Callable[[int], None]) -> dict:
         started = time.perf_counter()
-        self.smoothed.encoder.seed(batch_seed(self.seed, index))
+        self.smoothed.seed(batch_seed(self.seed, index))
         samples = self.smoothed.certify(*self.images[index])
         on_part(0)
         return {"samples": [asdict(sample) for sample in samples], "seconds": time.perf_counter() - started}

@@ -283,13 +283,13 @@ def count_operations(model: nn.Module, images: torch.Tensor) -> dict[str, Spikin
 
 def measure(model: nn.Module, images: torch.Tensor, draws: int = 1, seed: int | None = None) -> dict:
     """The counts of ``images`` as plain data, averaged over ``draws`` draws of a stochastic model
-    (its encoder seeded with ``seed`` first; a deterministic model runs once): the draws run, per
+    (seeded with ``seed`` first; a deterministic model runs once): the draws run, per
     image the spikes, SynOps and MACs, and per layer their totals over the batch (a batch's part of
     a record, see `summarise`)."""
     if not is_stochastic(model):
         draws = 1
     elif seed is not None:
-        model.encoder.seed(seed)
+        model.seed(seed)
     runs = [count_operations(model, images) for _ in range(draws)]
     layers, spikes, synops, macs = [], 0.0, 0.0, 0.0
     for name, first in runs[0].items():

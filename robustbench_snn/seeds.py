@@ -14,6 +14,8 @@ _ONE_DRAW_OFFSET = 500_009
 # The energy counts draw apart too; clean and adversarial inputs get the same draws, so the
 # difference between them is the input's, not the noise's.
 _ENERGY_OFFSET = 700_001
+# A model's noisy neuron layers: each its own stream, apart from its encoder's and from each other.
+_LAYER_STRIDE = 104_729
 
 
 def batch_seed(seed: int, index: int) -> int:
@@ -44,3 +46,8 @@ def one_draw_seed(batch: int) -> int:
 def energy_seed(batch: int) -> int:
     """The seed of the energy counts' draws on a batch seeded ``batch``."""
     return batch + _ENERGY_OFFSET
+
+
+def layer_seed(model: int, number: int) -> int:
+    """The seed of a model's ``number``-th noisy neuron layer (from 0) when the model is seeded ``model``."""
+    return model + _LAYER_STRIDE * (number + 1)

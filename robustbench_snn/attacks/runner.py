@@ -239,7 +239,7 @@ class _BatchRun:
             return 0
         self.seeds.setdefault(member.label(), []).append(seed)
         if is_stochastic(self.model):
-            self.model.encoder.seed(seed)
+            self.model.seed(seed)
         single = member.model_copy(update={"restarts": 1})
         adversarial = perturb(self.model, single, self.images[index], self.labels[index], seed, self.sources)
         survived = decide(self.model, adversarial, self.labels[index], self.protocol.eval_draws)
@@ -304,7 +304,7 @@ def attack_batch(
     the k-th member."""
     announce = on_member or (lambda done: None)
     if is_stochastic(model):
-        model.encoder.seed(seed)
+        model.seed(seed)
     clean = decide(model, images, labels, protocol.eval_draws)
     zero_gradients: dict[str, int] = {}
     if count_gradients:
@@ -328,7 +328,7 @@ def attack_batch(
         announce(number + 1)
     one_draw = clean
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
-        model.encoder.seed(one_draw_seed(seed))
+        model.seed(one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
     return BatchOutcome(
         clean.tolist(),

@@ -78,6 +78,12 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     "[default: fixed thresholds].",
 )
 @click.option(
+    "--noise-sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Make the neurons fire noisily (TGO's noisy LIF): Gaussian noise of this standard deviation on the "
+    "potential at every firing decision [default: deterministic firing].",
+)
+@click.option(
     "--recipe",
     default="standard",
     show_default=True,
@@ -94,6 +100,12 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--parseval-beta", type=click.FloatRange(min=0, min_open=True), help="snn-rat: Parseval retraction rate [default: 0.004].")
 @click.option("--clean-model", help="hosnn: the registered clean-trained LIF SNN that gives weights and signatures.")
 @click.option("--hosnn-eps", type=options.EpsType(), help="hosnn: FGSM radius [default: a quarter of the dataset's threat model].")
+@click.option(
+    "--tgo-margin",
+    type=click.FloatRange(min=0, min_open=True),
+    help="tgo: potentials closer than this to the threshold are penalised [default: 0.3].",
+)
+@click.option("--tgo-lambda", type=click.FloatRange(min=0), help="tgo: the constraint's final weight, ramped up from 0 [default: 1].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @options.batch_size
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
@@ -116,6 +128,7 @@ def train(
     surrogate,
     tau,
     threshold_tau,
+    noise_sigma,
     recipe,
     teacher,
     kd_weight,
@@ -127,6 +140,8 @@ def train(
     parseval_beta,
     clean_model,
     hosnn_eps,
+    tgo_margin,
+    tgo_lambda,
     epochs,
     batch_size,
     lr,
@@ -148,8 +163,10 @@ def train(
           --sigma 0.2 --variant I --recipe ersct --teacher fmnist_ann --epochs 4 --out my_models/fashion-mnist/my_ersct
       rsc-bench train --dataset fashion-mnist --arch small_cnn --kind ann --recipe pgd-at --at-steps 5 \\
           --epochs 4 --out my_models/fashion-mnist/my_ann_at
-      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --threshold-tau 1.5 \
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --threshold-tau 1.5 \\
           --recipe hosnn --clean-model fmnist_snn_direct --epochs 2 --out my_models/fashion-mnist/my_hosnn
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --noise-sigma 0.2 \
+          --recipe tgo --epochs 4 --out my_models/fashion-mnist/my_tgo
 
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
@@ -168,7 +185,7 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau),
+        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau, noise_sigma=noise_sigma),
     )
     config = TrainingConfig(
         recipe=recipe,
@@ -187,6 +204,8 @@ def train(
         parseval_beta=parseval_beta,
         clean_model=clean_model,
         hosnn_eps=hosnn_eps,
+        tgo_margin=tgo_margin,
+        tgo_lambda=tgo_lambda,
     )
     command = _command_line(click.get_current_context(), never=("quiet", "as_json"))
     ensure_writable(Path(out).resolve().parent)

@@ -24,6 +24,8 @@ from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
 from robustbench_snn.models.gradients import GradientMode
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
+from robustbench_snn.models.noisy_neurons import NoisyActivation, without_firing_noise
+from robustbench_snn.seeds import layer_seed
 
 KINDS = ("ann", "snn")
 
@@ -67,29 +69,46 @@ class Classifier(SpikingModel, nn.Module):
         self.gradient = GradientMode()
         self.stem_length = _stem_length(backbone)
         self.share_stem = True
+        # False in the deterministic relative: noisy neurons fire on their noise-free potentials.
+        self.firing_noise = True
 
     @property
     def stochastic(self) -> bool:
-        return self.encoder.stochastic
+        """Whether forwards on one input may differ: a stochastic coding, or neurons with noise of their own."""
+        return self.encoder.stochastic or (self.firing_noise and any(layer.stochastic for layer in self.spiking_layers))
+
+    def seed(self, seed: int) -> None:
+        """Restart every random stream of the model: its encoder's at ``seed``, each noisy layer's apart from it."""
+        if self.encoder.stochastic:
+            self.encoder.seed(seed)
+        for number, layer in enumerate(layer for layer in self.spiking_layers if layer.stochastic):
+            layer.seed(layer_seed(seed, number))
 
     @property
     def spiking_layers(self) -> list[SpikingActivation]:
         return [module for module in self.backbone.modules() if isinstance(module, SpikingActivation)]
 
     def expectation_relative(self) -> "Classifier | None":
-        """The same weights fed the encoder's expectation (direct coding of x for Poisson and RSC):
-        a deterministic relative whose gradients attack this model by transfer; None if the
-        encoder is deterministic already."""
-        encoder = self.encoder.expectation()
-        if encoder is None:
+        """The same weights fed the encoder's expectation (direct coding of x for Poisson and RSC),
+        with noisy neurons firing on their noise-free potentials: a deterministic relative whose
+        gradients attack this model by transfer; None if the model is deterministic already."""
+        if not self.stochastic:
             return None
+        encoder = self.encoder.expectation() or self.encoder
         relative = Classifier(
             self.backbone, encoder, self.timesteps, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist())
         )
         relative.share_stem = self.share_stem
+        relative.firing_noise = False
         return relative.to(self.mean.device).eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.firing_noise:
+            with without_firing_noise(self.spiking_layers):
+                return self._forward(images)
+        return self._forward(images)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)
         rate_gradient = self.gradient.mode == "act" and torch.is_grad_enabled() and bool(self.spiking_layers)
         if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
@@ -119,10 +138,19 @@ def _stem_length(backbone: nn.Module) -> int:
     return length if length < len(backbone) and isinstance(backbone[length], SpikingActivation) else 0
 
 
+def neuron_class(config: NeuronConfig) -> type[SpikingActivation]:
+    """The layer type of ``config``'s neurons: LIF, threshold-adapting (HoSNN) or noisy (TGO)."""
+    if config.threshold_tau is not None:
+        return AdaptiveThresholdActivation
+    if config.noise_sigma is not None:
+        return NoisyActivation
+    return SpikingActivation
+
+
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:
-    """A freshly initialised classifier for ``spec`` on ``dataset``; ``seed`` seeds its encoder."""
+    """A freshly initialised classifier for ``spec`` on ``dataset``; ``seed`` seeds its randomness (`Classifier.seed`)."""
     if spec.kind == "snn":
-        neuron = SpikingActivation if spec.neuron.threshold_tau is None else AdaptiveThresholdActivation
+        neuron = neuron_class(spec.neuron)
 
         def activation() -> nn.Module:
             return neuron(spec.timesteps, spec.neuron)
@@ -130,4 +158,7 @@ def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = N
         activation = nn.ReLU
     backbone = build_backbone(spec.architecture, activation, dataset.input_shape, dataset.num_classes, **spec.architecture_args)
     encoder = build_encoder(spec.encoding, seed=seed, **spec.encoding_params)
-    return Classifier(backbone, encoder, spec.timesteps, dataset.mean, dataset.std)
+    model = Classifier(backbone, encoder, spec.timesteps, dataset.mean, dataset.std)
+    if seed is not None:
+        model.seed(seed)
+    return model

@@ -17,10 +17,6 @@ import torch
 from robustbench_snn.models.gradients import GradientMode
 
 
-class Seedable(Protocol):
-    def seed(self, seed: int) -> None: ...
-
-
 @runtime_checkable
 class SpikingNetwork(Protocol):
     """A network with spiking layers whose backward an attack chooses (its forward never changes)."""
@@ -32,11 +28,13 @@ class SpikingNetwork(Protocol):
 
 @runtime_checkable
 class RandomizedModel(Protocol):
-    """A model whose forwards on one input may differ (a stochastic encoder): attacked with EOT,
-    decided over several draws, and re-seeded by the runner per batch through ``encoder.seed``."""
+    """A model whose forwards on one input may differ (a stochastic encoder, noisy neurons):
+    attacked with EOT, decided over several draws, and re-seeded by the runner per batch through
+    ``seed``, which restarts every random stream the model owns."""
 
     stochastic: bool
-    encoder: Seedable | None
+
+    def seed(self, seed: int) -> None: ...
 
 
 @runtime_checkable

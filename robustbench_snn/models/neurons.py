@@ -35,7 +35,10 @@ from robustbench_snn.models.gradients import (
 class NeuronConfig:
     """LIF parameters (spikingjelly's ``LIFNode`` with ``decay_input=True``) and the training surrogate;
     ``threshold_tau`` set makes the neurons threshold-adapting (HoSNN's TA-LIF,
-    `robustbench_snn.models.adaptive_threshold`) with adaptation rates starting at ``1 / threshold_tau``."""
+    `robustbench_snn.models.adaptive_threshold`) with adaptation rates starting at ``1 / threshold_tau``;
+    ``noise_sigma`` set makes them fire probabilistically (TGO's noisy LIF,
+    `robustbench_snn.models.noisy_neurons`): Gaussian noise of that standard deviation on the potential
+    at every firing decision."""
 
     tau: float = 2.0
     v_threshold: float = 1.0
@@ -44,6 +47,7 @@ class NeuronConfig:
     surrogate_alpha: float = 2.0
     detach_reset: bool = False
     threshold_tau: float | None = None
+    noise_sigma: float | None = None
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
@@ -52,13 +56,18 @@ class NeuronConfig:
             raise UserError(f"LIF tau must be > 1, got {self.tau}")
         if self.threshold_tau is not None and self.threshold_tau <= 0:
             raise UserError(f"the threshold's time constant must be > 0, got {self.threshold_tau}")
+        if self.noise_sigma is not None and self.noise_sigma <= 0:
+            raise UserError(f"the firing noise's standard deviation must be > 0, got {self.noise_sigma}")
+        if self.threshold_tau is not None and self.noise_sigma is not None:
+            raise UserError("a neuron either adapts its threshold (threshold_tau) or fires noisily (noise_sigma), not both")
 
     def as_dict(self) -> dict:
-        """The parameters for a card (``threshold_tau`` only where the neurons adapt their threshold)."""
-        fields = asdict(self)
-        if self.threshold_tau is None:
-            del fields["threshold_tau"]
-        return fields
+        """The parameters for a card (``threshold_tau`` and ``noise_sigma`` only where they are set)."""
+        return {name: value for name, value in asdict(self).items() if value is not None or name not in _OPTIONAL_NEURON_FIELDS}
+
+
+# Neuron variants a card names only when it uses them (cards written before them stay unchanged).
+_OPTIONAL_NEURON_FIELDS = ("threshold_tau", "noise_sigma")
 
 
 class SpikingActivation(nn.Module):
@@ -68,8 +77,11 @@ class SpikingActivation(nn.Module):
     `robustbench_snn.models.gradients`); ``rate_mode`` turns the layer into the rate ANN's
     ReLU of the time-averaged input, used for the ``act`` gradient; ``compiled`` runs the
     recurrence through the compiled kernel (`robustbench_snn.models.compiled_lif`) instead of
-    spikingjelly's, with the same spikes.
+    spikingjelly's, with the same spikes. ``stochastic``: whether its forwards on one input may
+    differ (a neuron type with noise of its own says so and has ``seed``).
     """
+
+    stochastic = False
 
     def __init__(self, timesteps: int, config: NeuronConfig) -> None:
         super().__init__()
@@ -180,6 +192,97 @@ class SpikingActivation(nn.Module):
             moments = assg_update(None, shifted)
         draws = shifted.shape[1] // moments[0].shape[1]
         return tuple(moment.repeat(1, draws, *([1] * (shifted.dim() - 2))) for moment in moments)
+
+
+class EagerActivation(SpikingActivation):
+    """A LIF layer variant that runs its own recurrence, eagerly: the charge and reset are the zoo's
+    LIF (spikingjelly's with ``decay_input``); a subclass moves the threshold per step
+    (`_next_threshold`) or adds noise to the potential at the firing decision (`_firing_noise`).
+
+    Every gradient mode applies at what the neuron fires on, ``h - threshold`` (plus its noise):
+    BPTT through any surrogate, and PDSG and ASSG through the whole recurrence; HART at each step's
+    ``h - threshold``; RGA's rate model at the threshold averaged over the steps; BPTR and the rate
+    ANN (act) as for LIF. The compiled kernel implements the fixed-threshold, noise-free LIF only,
+    so these layers never use it.
+
+    ``potential_gaps``, while a list, collects each forward's ``h - threshold`` under BPTT, with its
+    gradient (for a training loss on the potentials, as TGO's).
+    """
+
+    potential_gaps: list[torch.Tensor] | None = None
+
+    @property
+    def compiled(self) -> bool:
+        """Never: `compile_lif` leaves this layer eager."""
+        return False
+
+    @compiled.setter
+    def compiled(self, enabled: bool) -> None:
+        pass
+
+    def _next_threshold(self, threshold: torch.Tensor, charged: torch.Tensor, step: int) -> torch.Tensor:
+        """The threshold at ``step`` after the charge (fixed unless a subclass moves it)."""
+        return threshold
+
+    def _firing_noise(self, step: int) -> torch.Tensor | float:
+        """The noise on the potential at ``step``'s firing decision (none unless a subclass adds it)."""
+        return 0.0
+
+    def constant_input(self, current: torch.Tensor) -> torch.Tensor:
+        return self(current.unsqueeze(0).expand(self.timesteps, *current.shape).flatten(0, 1))
+
+    def _run(self, sequence: torch.Tensor, fire: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The recurrence over ``sequence [T, B, ...]``, firing by ``fire(step, shifted)`` with
+        ``shifted = h - threshold + noise``: the spikes, the shifted potentials, the thresholds and
+        the noise-free gaps ``h - threshold``, each ``[T, B, ...]``."""
+        config = self.config
+        reset_to = 0.0 if config.v_reset is None else config.v_reset
+        potential = torch.full_like(sequence[0], reset_to)
+        threshold = torch.full_like(sequence[0], config.v_threshold)
+        spikes, shifts, thresholds, gaps = [], [], [], []
+        for step in range(self.timesteps):
+            charged = potential + (sequence[step] - (potential - reset_to)) / config.tau
+            threshold = self._next_threshold(threshold, charged, step)
+            gap = charged - threshold
+            shifted = gap + self._firing_noise(step)
+            spike = fire(step, shifted)
+            reset = spike.detach() if config.detach_reset else spike
+            if config.v_reset is None:
+                potential = charged - reset * threshold
+            else:
+                potential = charged * (1 - reset) + config.v_reset * reset
+            spikes.append(spike)
+            shifts.append(shifted)
+            thresholds.append(threshold)
+            gaps.append(gap)
+        return torch.stack(spikes), torch.stack(shifts), torch.stack(thresholds), torch.stack(gaps)
+
+    def _spikes(self, sequence: torch.Tensor) -> torch.Tensor:
+        surrogate = self.lif.surrogate_function
+        spikes, _, _, gaps = self._run(sequence, lambda step, shifted: surrogate(shifted))
+        if self.potential_gaps is not None:
+            self.potential_gaps.append(gaps)
+        return spikes
+
+    def _fired(self, sequence: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The spikes, shifted potentials, thresholds and gaps of the step function, without gradient."""
+        with torch.no_grad():
+            return self._run(sequence, lambda step, shifted: (shifted >= 0).to(shifted.dtype))
+
+    def _rate_threshold(self, sequence: torch.Tensor) -> torch.Tensor:
+        """Each neuron's threshold averaged over the steps: the fixed threshold of RGA's rate model."""
+        return self._fired(sequence)[2].mean(0, keepdim=True)
+
+    def _adaptive_surrogate(self, sequence: torch.Tensor) -> torch.Tensor:
+        """HART, PDSG or ASSG at this neuron's own shifted potential; PDSG and ASSG by BPTT through
+        the whole recurrence, threshold included, with their surrogate slope per step."""
+        mode = self.gradient.mode
+        spikes, shifted, _, _ = self._fired(sequence)
+        if mode == "hart":
+            slope = triangle_slope(shifted, self.gradient.parameter) / self.config.tau
+            return with_local_gradient(spikes, time_averaged(sequence), slope)
+        slope = pdsg_slope(shifted) if mode == "pdsg" else assg_slope(shifted, self._sharpness_moments(shifted), self.gradient.parameter)
+        return self._run(sequence, lambda step, shifted_now: with_local_gradient(spikes[step], shifted_now, slope[step]))[0]
 
 
 def uses_adaptive_sharpness(model: nn.Module) -> bool:

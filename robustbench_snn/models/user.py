@@ -3,7 +3,7 @@
 The runner asks a model for (`robustbench_snn.attacks.runner`):
 - ``spiking_layers``: layers whose backward an SNN gradient mode replaces (`SpikingActivation`),
   and ``using_gradient(mode)`` to set it; absent or empty for an ANN;
-- ``stochastic`` and ``encoder.seed(seed)``: whether forwards on the same input differ (then
+- ``stochastic`` and ``seed(seed)``: whether forwards on the same input differ (then
   attacks average gradients over draws, EOT) and how to make its draws repeatable;
 - optionally ``compile_lif()``, ``expectation_relative()`` and ``encoder.adaptive_attacks``.
 
@@ -182,6 +182,11 @@ class UserModel(SpikingModel, nn.Module):
     def stochastic(self) -> bool:
         return self.encoder is not None
 
+    def seed(self, seed: int) -> None:
+        """Restart the network's random stream at ``seed`` (a deterministic network has none)."""
+        if self.encoder is not None:
+            self.encoder.seed(seed)
+
     @property
     def spiking_layers(self) -> list[SpikingActivation]:
         return [module for module in self.network.modules() if isinstance(module, SpikingActivation)]
@@ -333,6 +338,11 @@ def as_attackable(model: nn.Module, sample: torch.Tensor, seed: int = 0) -> nn.M
     """``model`` as the runner needs it: registry models and wrapped ones as they are; a module with
     spikingjelly neurons wrapped by `wrap_snn`; any other module whose forwards differ given a
     random stream (`UserModel`); a deterministic ANN as it is."""
+    if getattr(model, "stochastic", False) and not callable(getattr(model, "seed", None)):
+        raise UserError(
+            f"{type(model).__name__} says it is stochastic but has no seed(seed) method: give it one that restarts "
+            "its random streams, so its draws can be repeated and averaged (EOT)"
+        )
     if hasattr(model, "stochastic") or hasattr(model, "certify"):
         return model
     if has_spikingjelly_neurons(model):

@@ -105,7 +105,7 @@ def load_model(
 
     ``name`` is a registered name, a card file or a NIR graph file (``.nir``, `load_nir`: for
     another library's graph, call `load_nir` with its time steps and dt); ``checkpoint`` replaces the card's weights;
-    ``seed`` seeds the encoder's randomness (stochastic encodings only). The card is kept as
+    ``seed`` seeds the model's randomness (a stochastic coding's, noisy neurons'). The card is kept as
     ``model.card`` and the weights' hash as ``model.checkpoint_sha256``.
     """
     device = resolve_device(device)

@@ -81,6 +81,7 @@ class NeuronField(_Strict):
     surrogate_alpha: float = Field(gt=0, le=1e3, allow_inf_nan=False)
     detach_reset: bool
     threshold_tau: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
+    noise_sigma: float | None = Field(default=None, gt=0, le=1e3, allow_inf_nan=False)
 
 
 class TrainingField(_Strict):
@@ -176,7 +177,8 @@ class ModelCard(_Strict):
 
     @property
     def stochastic(self) -> bool:
-        return self.encoding.encoder.stochastic
+        """Whether the model's forwards on one input may differ: its coding's noise or its neurons'."""
+        return self.encoding.encoder.stochastic or (self.neuron is not None and self.neuron.noise_sigma is not None)
 
     def spec(self) -> ModelSpec:
         neuron = NeuronConfig(**self.neuron.model_dump()) if self.neuron else NeuronConfig()

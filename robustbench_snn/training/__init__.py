@@ -52,6 +52,8 @@ class TrainingConfig:
     parseval_beta: float | None = None
     clean_model: str | None = None
     hosnn_eps: float | None = None
+    tgo_margin: float | None = None
+    tgo_lambda: float | None = None
 
     def __post_init__(self) -> None:
         recipe = RECIPES.lookup(self.recipe)
@@ -110,6 +112,8 @@ def train_classifier(
     prepare = getattr(batch_loss, "prepare", None)
     if prepare is not None:  # a recipe that starts from something measured on the data (HoSNN's signatures)
         prepare(model, (images.to(device) for images, _ in loader))
+    if hasattr(batch_loss, "total_steps"):  # a recipe whose loss follows a schedule over training (TGO's ramp)
+        batch_loss.total_steps = config.epochs * len(loader)
     after_step = getattr(batch_loss, "after_step", None)
     step = 0
     for epoch in range(config.epochs):

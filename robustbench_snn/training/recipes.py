@@ -17,7 +17,8 @@ group ``robustbench_snn.recipes``).
   training surrogate for SNNs, single-draw gradients for stochastic models).
 
 Published SNN defences are recipes of their own, a module each: ``snn-rat``
-(`robustbench_snn.training.snn_rat`) and ``low-latency`` (`robustbench_snn.training.low_latency`).
+(`robustbench_snn.training.snn_rat`), ``low-latency`` (`robustbench_snn.training.low_latency`),
+``hosnn`` (`robustbench_snn.training.hosnn`) and ``tgo`` (`robustbench_snn.training.tgo`).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class BatchLoss:
 
 
 # A recipe's batch loss; one that also constrains the weights has ``after_step(model)``, which the
-# training loop calls after every optimiser step, and one that starts from something measured on
-# the data has ``prepare(model, images)``, called once before training with the training images.
+# training loop calls after every optimiser step, one that starts from something measured on
+# the data has ``prepare(model, images)``, called once before training with the training images,
+# and one whose loss follows a schedule has ``total_steps``, which the loop sets before training.
 Recipe = Callable[[Classifier, torch.Tensor, torch.Tensor, int], BatchLoss]
 
 
@@ -240,9 +242,9 @@ BUILT_IN_RECIPES = (
 
 
 def _register_built_ins() -> None:
-    from robustbench_snn.training import hosnn, low_latency, snn_rat  # published defences, a file each
+    from robustbench_snn.training import hosnn, low_latency, snn_rat, tgo  # published defences, a file each
 
-    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE):
+    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE, tgo.RECIPE):
         register_recipe(info)
 
 
