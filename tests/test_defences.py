@@ -9,8 +9,8 @@ from robustbench_snn.models.interface import is_stochastic
 from robustbench_snn.registry import list_cards
 
 DEFENCES = [card for card in list_cards("fashion-mnist") if card.reference.protocol]
-# What each defence's mechanism makes it: stochastic only where its coding samples.
-STOCHASTIC = {"fmnist_poisson_lowlat": True, "fmnist_snn_rat": False, "fmnist_hosnn": False}
+# What each defence's mechanism makes it: stochastic where its coding samples or its neurons fire noisily.
+STOCHASTIC = {"fmnist_poisson_lowlat": True, "fmnist_snn_rat": False, "fmnist_hosnn": False, "fmnist_tgo": True}
 
 
 def test_the_registry_holds_the_reproduced_defences():
@@ -23,7 +23,7 @@ def test_a_defence_is_detected_for_what_it_is_under_its_papers_protocol(card):
     assert is_stochastic(model) == STOCHASTIC[card.name]
     record = benchmark(model, attack=card.reference.protocol, n_examples=16, seed=0)
     assert record.params["name"] == card.reference.protocol and build_protocol(card.reference.protocol).version == 1
-    # A paper that attacks a sampled coding with single-draw gradients is told so; no gradient vanishes.
+    # A paper that attacks a stochastic model with single-draw gradients is told so; no gradient vanishes.
     assert ("stochastic_without_eot" in record.flags) == STOCHASTIC[card.name]
     assert set(record.flag_details["zero_gradient_share"].values()) == {0.0}
     assert 0 <= record.robust_accuracy <= record.clean_accuracy

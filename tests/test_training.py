@@ -5,7 +5,7 @@ import torch
 
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import UserError
-from robustbench_snn.models import ModelSpec, build_classifier
+from robustbench_snn.models import ModelSpec, NeuronConfig, build_classifier
 from robustbench_snn.registry import load_model, read_card
 from robustbench_snn.training import TrainingConfig, build_recipe
 
@@ -19,6 +19,7 @@ RECIPE_MODELS = [
     ("pgd-at", ModelSpec("small_cnn", "snn", timesteps=2), {"at_steps": 2}),
     ("snn-rat", ModelSpec("small_cnn", "snn", timesteps=2), {}),
     ("low-latency", ModelSpec("small_cnn", "snn", "poisson", timesteps=2), {}),
+    ("tgo", ModelSpec("small_cnn", "snn", timesteps=2, neuron=NeuronConfig(noise_sigma=0.2)), {}),
 ]
 
 
@@ -118,6 +119,27 @@ def test_a_defence_recipes_card_names_its_paper_and_the_preset_of_its_evaluation
     assert card.neuron.tau == 1.5 and "--tau 1.5" in card.training.command and card.timesteps == 2
     assert "Sharmin" in card.reference.paper and card.reference.protocol == "paper-sharmin2020"
     assert build_protocol(card.reference.protocol).members[0].attack == "fgsm"
+
+
+def test_a_card_records_the_radius_a_recipe_took_from_the_dataset_and_a_tgo_card_its_noisy_neurons(tmp_path, shipped_train_dir):
+    from click.testing import CliRunner
+
+    from robustbench_snn.cli import main
+
+    quarter = DATASETS["fashion-mnist"].linf_eps / 4
+    assert TrainingConfig(recipe="snn-rat").for_dataset("fashion-mnist").as_card_dict()["rat_eps"] == pytest.approx(quarter)
+    assert TrainingConfig(recipe="hosnn", clean_model="fmnist_snn_direct", hosnn_eps=0.01).for_dataset("fashion-mnist").hosnn_eps == 0.01
+    assert TrainingConfig(recipe="pgd-at").for_dataset("fashion-mnist").at_eps == DATASETS["fashion-mnist"].linf_eps
+    out = tmp_path / "tiny_tgo"
+    arguments = ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "-T", "2", "--noise-sigma", "0.2"]
+    arguments += ["--recipe", "tgo", "--epochs", "1", "--train-examples", "64", "--batch-size", "64"]
+    arguments += ["--out", str(out), "-q", "--data-dir", str(shipped_train_dir)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    card = read_card(out.with_suffix(".yaml"))
+    assert card.neuron.noise_sigma == 0.2 and card.stochastic and card.reference.protocol == "paper-tgo"
+    assert card.training.hyperparameters["tgo_margin"] == 0.3 and card.training.hyperparameters["tgo_lambda"] == 1.0
+    assert load_model(str(out.with_suffix(".yaml"))).stochastic
 
 
 def test_train_command_writes_a_card_that_validates_and_loads(tmp_path, shipped_train_dir):

@@ -36,7 +36,7 @@ def print_breakdown(record) -> None:
     energy = record.energy
     table = energy_breakdown(energy)
     attacked = energy["adversarial"] is not None
-    draws = f", averaged over {energy['draws']} encoder draws" if energy["draws"] > 1 else ""
+    draws = f", averaged over {energy['draws']} draws of its randomness" if energy["draws"] > 1 else ""
     click.echo(f"{record.model} on {record.n_examples} {record.dataset} test images{draws}; per image, one forward pass:")
     shown = {
         "layer": table["layer"],

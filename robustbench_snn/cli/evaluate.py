@@ -16,7 +16,7 @@ def print_record(record, stored: str | None) -> None:
     from robustbench_snn.tables import is_official
 
     smoothing = record.params.get("smoothed")
-    draws = f", decided over {record.eval_draws} encoder draw(s)" if record.stochastic else ""
+    draws = f", decided over {record.eval_draws} draw(s) of its randomness" if record.stochastic else ""
     if smoothing:
         draws = f", smoothed classifier: majority of {smoothing['votes']} draws"
     robust = "- (no attack)" if record.robust_accuracy is None else f"{100 * record.robust_accuracy:.2f}%"

@@ -155,7 +155,7 @@ seed = click.option(
     default=0,
     show_default=True,
     type=click.IntRange(0, 2**63 - 1),
-    help="Seed of encoder draws, attack randomness and training; 0 is the standard seed of official rows.",
+    help="Seed of the model's draws (coding, noisy neurons), attack randomness and training; 0 is the standard seed of official rows.",
 )
 storing_results = click.option(
     "--results-dir",

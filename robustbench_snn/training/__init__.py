@@ -8,7 +8,7 @@ The card records the exact command, every hyperparameter, and the environment th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -69,6 +69,14 @@ class TrainingConfig:
             if getattr(self, option) is None:
                 raise UserError(message)
 
+    def for_dataset(self, dataset: str) -> "TrainingConfig":
+        """This configuration with the recipe's dataset-dependent defaults filled in for ``dataset``."""
+        defaults = RECIPES[self.recipe].dataset_defaults
+        if defaults is None:
+            return self
+        unset = {option: value for option, value in defaults(dataset_info(dataset)).items() if getattr(self, option) is None}
+        return replace(self, **unset)
+
     def as_card_dict(self) -> dict:
         """The hyperparameters for the card, without the options of other recipes."""
         options = recipe_options()
@@ -77,7 +85,7 @@ class TrainingConfig:
 
 def build_recipe(model: Classifier, spec: ModelSpec, dataset: str, config: TrainingConfig, device: str) -> Recipe:
     """The batch loss of ``config.recipe`` for ``model``, checking that the recipe fits the model."""
-    return RECIPES[config.recipe].build(model, spec, dataset, config, device)
+    return RECIPES[config.recipe].build(model, spec, dataset, config.for_dataset(dataset), device)
 
 
 def train_classifier(
@@ -166,7 +174,9 @@ def write_entry(
     device: str = "cpu",
     progress: bool = False,
 ) -> ModelCard:
-    """Save ``out``.safetensors, measure clean accuracy on the full test split, write ``out``.yaml."""
+    """Save ``out``.safetensors, measure clean accuracy on the full test split, write ``out``.yaml
+    (with every hyperparameter as training used it, dataset-dependent defaults resolved)."""
+    config = config.for_dataset(dataset)
     checkpoint, card_path = entry_paths(out)
     sha256, size = write_state_dict(model.state_dict(), checkpoint)
     evaluation_seed = 0

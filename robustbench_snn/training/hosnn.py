@@ -104,8 +104,7 @@ def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device
     info = dataset_info(dataset)
     with torch.no_grad():  # the per-neuron state takes its shape from a first forward
         model.eval()(torch.zeros(1, *info.input_shape, device=device))
-    eps = config.hosnn_eps if config.hosnn_eps is not None else info.linf_eps / 4
-    return HomeostaticTraining(clean, eps, config.seed)
+    return HomeostaticTraining(clean, config.hosnn_eps, config.seed)
 
 
 RECIPE = RecipeInfo(
@@ -119,6 +118,7 @@ RECIPE = RecipeInfo(
     },
     build=_build,
     options={"clean_model": None, "hosnn_eps": None},
+    dataset_defaults=lambda info: {"hosnn_eps": info.linf_eps / 4},
     required={"clean_model": "the hosnn recipe starts from a clean-trained LIF SNN (--clean-model NAME)"},
     family="HoSNN",
 )

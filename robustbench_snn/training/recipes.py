@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.data import dataset_info
+from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec, SpikingActivation
 from robustbench_snn.plugins import Registry
@@ -171,15 +171,17 @@ class RecipeInfo:
     """A training recipe, declared once: its name, what it does in a line (`rsc-bench names
     recipe`), the paper a card of a model trained with it cites (None: it depends on the model,
     `recipe_reference`), its own hyperparameters (fields of
-    `TrainingConfig`) with their defaults, those it cannot run without, how it builds the batch
-    loss for a model (checking that the recipe fits it), and the family its models are grouped in
-    (``{kind}`` is the model's kind; None: by their coding)."""
+    `TrainingConfig`) with their defaults, the defaults that depend on the dataset (its threat
+    model's radius, say: resolved before training, so a card records the value used), those it
+    cannot run without, how it builds the batch loss for a model (checking that the recipe fits
+    it), and the family its models are grouped in (``{kind}`` is the model's kind; None: by their coding)."""
 
     name: str
     summary: str
     reference: dict | None
     build: Builder
     options: dict[str, Any] = field(default_factory=dict)
+    dataset_defaults: Callable[[DatasetInfo], dict[str, Any]] | None = None
     required: dict[str, str] = field(default_factory=dict)
     family: str | None = None
 
@@ -211,8 +213,8 @@ def _distillation(model: Classifier, spec: ModelSpec, dataset: str, config: Any,
 
 
 def _adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
-    eps = config.at_eps if config.at_eps is not None else dataset_info(dataset).linf_eps
-    return AdversarialTraining(AttackSpec(attack="pgd", norm="Linf", eps=eps, steps=config.at_steps, random_start=True), config.seed)
+    attack = AttackSpec(attack="pgd", norm="Linf", eps=config.at_eps, steps=config.at_steps, random_start=True)
+    return AdversarialTraining(attack, config.seed)
 
 
 BUILT_IN_RECIPES = (
@@ -236,6 +238,7 @@ BUILT_IN_RECIPES = (
         },
         build=_adversarial_training,
         options={"at_eps": None, "at_steps": 5},
+        dataset_defaults=lambda info: {"at_eps": info.linf_eps},
         family="adversarially trained {kind}",
     ),
 )

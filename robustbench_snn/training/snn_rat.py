@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
 from robustbench_snn.training.recipes import AdversarialTraining, RecipeInfo
@@ -58,8 +57,7 @@ class RegularisedAdversarialTraining(AdversarialTraining):
 def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> RegularisedAdversarialTraining:
     if spec.kind != "snn":
         raise UserError("snn-rat trains SNNs; pass --kind snn")
-    eps = config.rat_eps if config.rat_eps is not None else dataset_info(dataset).linf_eps / 4
-    return RegularisedAdversarialTraining(eps, config.parseval_beta, config.seed)
+    return RegularisedAdversarialTraining(config.rat_eps, config.parseval_beta, config.seed)
 
 
 RECIPE = RecipeInfo(
@@ -72,5 +70,6 @@ RECIPE = RecipeInfo(
     },
     build=_build,
     options={"rat_eps": None, "parseval_beta": 0.004},
+    dataset_defaults=lambda info: {"rat_eps": info.linf_eps / 4},
     family="SNN-RAT",
 )
