@@ -16,9 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark, load_model
-from robustbench_snn.attacks import build_protocol, effective_members
 from robustbench_snn.cli import main
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.plan import plan_members, resolve_protocol
 from robustbench_snn.models import GradientMode
 from robustbench_snn.models.user import wrap_snn
 from robustbench_snn.registry import list_cards
@@ -145,18 +145,16 @@ def test_a_user_spikingjelly_network_gets_every_gradient_mode(fmnist_batch):
     assert all(not torch.allclose(gradients[a], gradients[b]) for a in gradients for b in gradients if a < b)
     with torch.no_grad():
         assert torch.equal(SpikingCNN()(images).mean(0), logits["bptt"])  # the same spikes as the user's own neurons
-    record = benchmark(
-        SpikingCNN(),
-        dataset="fashion-mnist",
-        attack="reliable",
-        n_examples=8,
-        batch_size=8,
-        seed=0,
-        overrides={"steps": 1, "queries": 10, "checks": False},
-    )
-    white_box = [label for label in record.attacks if label.startswith(("pgd", "apgd", "sapgd"))]
-    zoo_snn = load_model("fmnist_snn_direct")
-    assert len(white_box) == sum(member.white_box for member in effective_members(zoo_snn, build_protocol("reliable")))
+    overrides = {"steps": 1, "queries": 10, "checks": False}
+    record = benchmark(SpikingCNN(), dataset="fashion-mnist", attack="reliable", n_examples=8, batch_size=8, seed=0, overrides=overrides)
+    # the protocol's own member list, for the user's network and for the zoo's SNN: the same attacks, white-box ones included
+    protocol = resolve_protocol("reliable", overrides, "fashion-mnist")
+    members = [
+        plan_members(model, protocol, images[:1], "cpu", 0, "fashion-mnist")[0]
+        for model in (wrap_snn(SpikingCNN(), stochastic=False), load_model("fmnist_snn_direct"))
+    ]
+    assert record.attacks == [member.label() for member in members[0]]
+    assert [member.white_box for member in members[0]] == [member.white_box for member in members[1]]
     assert record.grad == "ensemble"
 
 
