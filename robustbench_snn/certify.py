@@ -44,7 +44,7 @@ from robustbench_snn.attacks.primitives import draw_chunks, repeated
 from robustbench_snn.engine import ImageBatches, Work, run_batches, run_sharded
 from robustbench_snn.errors import UserError
 from robustbench_snn.models.encoders import Encoder
-from robustbench_snn.models.interface import row_name
+from robustbench_snn.models.interface import reseed, row_name
 from robustbench_snn.seeds import batch_seed
 from robustbench_snn.tables import clopper_pearson
 
@@ -109,7 +109,7 @@ def smoothing_for(model: nn.Module, sigma: float | None = None, seed: int = 0) -
             # on a copy: the caller's model keeps its own noise level (an encoder whose noise has no level refuses)
             model = copy.deepcopy(model)
             model.encoder.with_noise_level(sigma)
-        model.seed(seed)
+        reseed(model, seed)
         norm, level, name = model.encoder.smoothing_certificate()
         return model, Certificate(norm, level, getattr(model, "timesteps", 1), name)
     if sigma is None or sigma <= 0:

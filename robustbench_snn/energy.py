@@ -40,7 +40,7 @@ from torch import nn
 
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.models.classifier import Classifier
-from robustbench_snn.models.interface import is_stochastic
+from robustbench_snn.models.interface import is_stochastic, reseed
 from robustbench_snn.models.libraries import library_of
 from robustbench_snn.models.neurons import SpikingActivation
 from robustbench_snn.models.user import SingleStepNeuron, as_attackable
@@ -289,7 +289,7 @@ def measure(model: nn.Module, images: torch.Tensor, draws: int = 1, seed: int | 
     if not is_stochastic(model):
         draws = 1
     elif seed is not None:
-        model.seed(seed)
+        reseed(model, seed)
     runs = [count_operations(model, images) for _ in range(draws)]
     layers, spikes, synops, macs = [], 0.0, 0.0, 0.0
     for name, first in runs[0].items():

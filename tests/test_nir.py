@@ -121,6 +121,9 @@ def test_a_nir_graph_written_by_another_library_runs_as_nir_defines_it_and_is_at
 def test_nir_refuses_what_it_cannot_carry_with_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="ANN has no LIF"):
         to_nir(load_model("fmnist_ann"))
+    for defence in ("fmnist_hosnn", "fmnist_tgo"):  # never exported as the plain LIF they are not
+        with pytest.raises(UserError, match="has no NIR node"):
+            to_nir(load_model(defence))
     (tmp_path / "bad.nir").write_text("not hdf5")
     with pytest.raises(UserError, match="is not a NIR graph"):
         load_nir(tmp_path / "bad.nir")

@@ -26,7 +26,7 @@ from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repe
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
-from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic
+from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic, reseed
 from robustbench_snn.seeds import member_seed, one_draw_seed, restart_seed
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class _BatchRun:
             return 0
         self.seeds.setdefault(member.label(), []).append(seed)
         if is_stochastic(self.model):
-            self.model.seed(seed)
+            reseed(self.model, seed)
         single = member.model_copy(update={"restarts": 1})
         adversarial = perturb(self.model, single, self.images[index], self.labels[index], seed, self.sources)
         survived = decide(self.model, adversarial, self.labels[index], self.protocol.eval_draws)
@@ -304,7 +304,7 @@ def attack_batch(
     the k-th member."""
     announce = on_member or (lambda done: None)
     if is_stochastic(model):
-        model.seed(seed)
+        reseed(model, seed)
     clean = decide(model, images, labels, protocol.eval_draws)
     zero_gradients: dict[str, int] = {}
     if count_gradients:
@@ -328,7 +328,7 @@ def attack_batch(
         announce(number + 1)
     one_draw = clean
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
-        model.seed(one_draw_seed(seed))
+        reseed(model, one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
     return BatchOutcome(
         clean.tolist(),

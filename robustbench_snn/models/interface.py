@@ -29,12 +29,11 @@ class SpikingNetwork(Protocol):
 @runtime_checkable
 class RandomizedModel(Protocol):
     """A model whose forwards on one input may differ (a stochastic encoder, noisy neurons):
-    attacked with EOT, decided over several draws, and re-seeded by the runner per batch through
-    ``seed``, which restarts every random stream the model owns."""
+    attacked with EOT, decided over several draws, and re-seeded by the runner per batch
+    (`reseed`) through its ``seed(seed)``, which restarts every random stream it owns, or, for a
+    model written to the first form of this interface, its ``encoder.seed(seed)``."""
 
     stochastic: bool
-
-    def seed(self, seed: int) -> None: ...
 
 
 @runtime_checkable
@@ -67,6 +66,19 @@ def has_spiking_layers(model: torch.nn.Module) -> bool:
 def is_stochastic(model: torch.nn.Module) -> bool:
     """Whether ``model``'s forwards on one input may differ (`RandomizedModel` that says so)."""
     return isinstance(model, RandomizedModel) and bool(model.stochastic)
+
+
+def can_reseed(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has a way to restart its random streams (`reseed`)."""
+    return callable(getattr(model, "seed", None)) or callable(getattr(getattr(model, "encoder", None), "seed", None))
+
+
+def reseed(model: torch.nn.Module, seed: int) -> None:
+    """Restart every random stream of a stochastic ``model`` at ``seed``: its ``seed``, else its encoder's."""
+    if callable(getattr(model, "seed", None)):
+        model.seed(seed)
+    else:
+        model.encoder.seed(seed)
 
 
 def is_smoothed(model: torch.nn.Module) -> bool:

@@ -3,7 +3,7 @@
 The runner asks a model for (`robustbench_snn.attacks.runner`):
 - ``spiking_layers``: layers whose backward an SNN gradient mode replaces (`SpikingActivation`),
   and ``using_gradient(mode)`` to set it; absent or empty for an ANN;
-- ``stochastic`` and ``seed(seed)``: whether forwards on the same input differ (then
+- ``stochastic`` and ``seed(seed)`` (or ``encoder.seed(seed)``): whether forwards on the same input differ (then
   attacks average gradients over draws, EOT) and how to make its draws repeatable;
 - optionally ``compile_lif()``, ``expectation_relative()`` and ``encoder.adaptive_attacks``.
 
@@ -45,6 +45,7 @@ from torch import nn
 
 from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.gradients import SURROGATES, GradientMode
+from robustbench_snn.models.interface import can_reseed
 from robustbench_snn.models.libraries import library_neurons, reset_library_neurons
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 
@@ -338,7 +339,7 @@ def as_attackable(model: nn.Module, sample: torch.Tensor, seed: int = 0) -> nn.M
     """``model`` as the runner needs it: registry models and wrapped ones as they are; a module with
     spikingjelly neurons wrapped by `wrap_snn`; any other module whose forwards differ given a
     random stream (`UserModel`); a deterministic ANN as it is."""
-    if getattr(model, "stochastic", False) and not callable(getattr(model, "seed", None)):
+    if getattr(model, "stochastic", False) and not can_reseed(model):
         raise UserError(
             f"{type(model).__name__} says it is stochastic but has no seed(seed) method: give it one that restarts "
             "its random streams, so its draws can be repeated and averaged (EOT)"
