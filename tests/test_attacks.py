@@ -163,7 +163,7 @@ def test_l2_pgd_stays_inside_its_ball_and_beats_a_smaller_ball(shipped_models, f
 @pytest.mark.parametrize(
     ("preset", "step_per_eps", "random_start"),
     # the papers' step at eps 8/255, as a share of eps
-    [("paper-snn-rat", 2.55 / 8, True), ("paper-sharmin2020", 2 / 8, True), ("paper-hosnn", 1 / 3, False)],
+    [("paper-snn-rat", 2.55 / 8, True), ("paper-sharmin2020", 2 / 8, True), ("paper-hosnn", 1 / 3, False), ("paper-tgo", 2.55 / 8, True)],
 )
 def test_a_papers_protocol_preset_runs_the_attack_its_paper_states(preset, step_per_eps, random_start):
     from robustbench_snn.data import dataset_info
