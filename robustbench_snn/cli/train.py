@@ -84,6 +84,12 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     "potential at every firing decision [default: deterministic firing].",
 )
 @click.option(
+    "--leak-init",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Give each neuron a learned leak factor per step, starting at LEAK_INIT (FEEL-SNN's evolutionary leak; "
+    "the authors start at 1) [default: the LIF's fixed leak].",
+)
+@click.option(
     "--recipe",
     default="standard",
     show_default=True,
@@ -129,6 +135,7 @@ def train(
     tau,
     threshold_tau,
     noise_sigma,
+    leak_init,
     recipe,
     teacher,
     kd_weight,
@@ -185,7 +192,7 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau, noise_sigma=noise_sigma),
+        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau, noise_sigma=noise_sigma, leak_init=leak_init),
     )
     config = TrainingConfig(
         recipe=recipe,

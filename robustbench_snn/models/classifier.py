@@ -22,6 +22,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.models.adaptive_threshold import AdaptiveThresholdActivation
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
+from robustbench_snn.models.evolving_leak import EvolvingLeakActivation
 from robustbench_snn.models.gradients import GradientMode
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 from robustbench_snn.models.noisy_neurons import NoisyActivation, without_firing_noise
@@ -139,11 +140,13 @@ def _stem_length(backbone: nn.Module) -> int:
 
 
 def neuron_class(config: NeuronConfig) -> type[SpikingActivation]:
-    """The layer type of ``config``'s neurons: LIF, threshold-adapting (HoSNN) or noisy (TGO)."""
+    """The layer type of ``config``'s neurons: LIF, threshold-adapting (HoSNN), noisy (TGO) or with learned leaks (FEEL-SNN)."""
     if config.threshold_tau is not None:
         return AdaptiveThresholdActivation
     if config.noise_sigma is not None:
         return NoisyActivation
+    if config.leak_init is not None:
+        return EvolvingLeakActivation
     return SpikingActivation
 
 

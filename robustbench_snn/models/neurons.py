@@ -38,7 +38,8 @@ class NeuronConfig:
     `robustbench_snn.models.adaptive_threshold`) with adaptation rates starting at ``1 / threshold_tau``;
     ``noise_sigma`` set makes them fire probabilistically (TGO's noisy LIF,
     `robustbench_snn.models.noisy_neurons`): Gaussian noise of that standard deviation on the potential
-    at every firing decision."""
+    at every firing decision; ``leak_init`` set gives each neuron a learned leak factor per step
+    starting there (FEEL-SNN's evolutionary leak, `robustbench_snn.models.evolving_leak`)."""
 
     tau: float = 2.0
     v_threshold: float = 1.0
@@ -48,6 +49,7 @@ class NeuronConfig:
     detach_reset: bool = False
     threshold_tau: float | None = None
     noise_sigma: float | None = None
+    leak_init: float | None = None
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
@@ -58,8 +60,11 @@ class NeuronConfig:
             raise UserError(f"the threshold's time constant must be > 0, got {self.threshold_tau}")
         if self.noise_sigma is not None and self.noise_sigma <= 0:
             raise UserError(f"the firing noise's standard deviation must be > 0, got {self.noise_sigma}")
-        if self.threshold_tau is not None and self.noise_sigma is not None:
-            raise UserError("a neuron either adapts its threshold (threshold_tau) or fires noisily (noise_sigma), not both")
+        if self.leak_init is not None and not 0 < self.leak_init <= 1:
+            raise UserError(f"the learned leak factor starts in (0, 1], got {self.leak_init}")
+        variants = [name for name in _OPTIONAL_NEURON_FIELDS if getattr(self, name) is not None]
+        if len(variants) > 1:
+            raise UserError(f"a neuron has at most one of {', '.join(_OPTIONAL_NEURON_FIELDS)}; got {', '.join(variants)}")
 
     def as_dict(self) -> dict:
         """The parameters for a card (``threshold_tau`` and ``noise_sigma`` only where they are set)."""
@@ -67,7 +72,7 @@ class NeuronConfig:
 
 
 # Neuron variants a card names only when it uses them (cards written before them stay unchanged).
-_OPTIONAL_NEURON_FIELDS = ("threshold_tau", "noise_sigma")
+_OPTIONAL_NEURON_FIELDS = ("threshold_tau", "noise_sigma", "leak_init")
 
 
 class SpikingActivation(nn.Module):
@@ -196,8 +201,9 @@ class SpikingActivation(nn.Module):
 
 class EagerActivation(SpikingActivation):
     """A LIF layer variant that runs its own recurrence, eagerly: the charge and reset are the zoo's
-    LIF (spikingjelly's with ``decay_input``); a subclass moves the threshold per step
-    (`_next_threshold`) or adds noise to the potential at the firing decision (`_firing_noise`).
+    LIF (spikingjelly's with ``decay_input``); a subclass charges otherwise (`_charge`), moves the
+    threshold per step (`_next_threshold`) or adds noise to the potential at the firing decision
+    (`_firing_noise`).
 
     Every gradient mode applies at what the neuron fires on, ``h - threshold`` (plus its noise):
     BPTT through any surrogate, and PDSG and ASSG through the whole recurrence; HART at each step's
@@ -220,6 +226,11 @@ class EagerActivation(SpikingActivation):
     def compiled(self, enabled: bool) -> None:
         pass
 
+    def _charge(self, potential: torch.Tensor, current: torch.Tensor, step: int) -> torch.Tensor:
+        """The potential after ``step``'s input: the LIF's ``u + (x - (u - reset)) / tau``."""
+        reset_to = 0.0 if self.config.v_reset is None else self.config.v_reset
+        return potential + (current - (potential - reset_to)) / self.config.tau
+
     def _next_threshold(self, threshold: torch.Tensor, charged: torch.Tensor, step: int) -> torch.Tensor:
         """The threshold at ``step`` after the charge (fixed unless a subclass moves it)."""
         return threshold
@@ -241,7 +252,7 @@ class EagerActivation(SpikingActivation):
         threshold = torch.full_like(sequence[0], config.v_threshold)
         spikes, shifts, thresholds, gaps = [], [], [], []
         for step in range(self.timesteps):
-            charged = potential + (sequence[step] - (potential - reset_to)) / config.tau
+            charged = self._charge(potential, sequence[step], step)
             threshold = self._next_threshold(threshold, charged, step)
             gap = charged - threshold
             shifted = gap + self._firing_noise(step)

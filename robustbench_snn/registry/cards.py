@@ -82,6 +82,7 @@ class NeuronField(_Strict):
     detach_reset: bool
     threshold_tau: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
     noise_sigma: float | None = Field(default=None, gt=0, le=1e3, allow_inf_nan=False)
+    leak_init: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
 
 
 class TrainingField(_Strict):

@@ -18,7 +18,8 @@ group ``robustbench_snn.recipes``).
 
 Published SNN defences are recipes of their own, a module each: ``snn-rat``
 (`robustbench_snn.training.snn_rat`), ``low-latency`` (`robustbench_snn.training.low_latency`),
-``hosnn`` (`robustbench_snn.training.hosnn`) and ``tgo`` (`robustbench_snn.training.tgo`).
+``hosnn`` (`robustbench_snn.training.hosnn`), ``tgo`` (`robustbench_snn.training.tgo`) and ``feel``
+(`robustbench_snn.training.feel`).
 """
 
 from __future__ import annotations
@@ -245,9 +246,9 @@ BUILT_IN_RECIPES = (
 
 
 def _register_built_ins() -> None:
-    from robustbench_snn.training import hosnn, low_latency, snn_rat, tgo  # published defences, a file each
+    from robustbench_snn.training import feel, hosnn, low_latency, snn_rat, tgo  # published defences, a file each
 
-    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE, tgo.RECIPE):
+    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE, tgo.RECIPE, feel.RECIPE):
         register_recipe(info)
 
 
