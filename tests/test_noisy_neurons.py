@@ -106,7 +106,7 @@ def test_the_energy_counter_counts_a_noisy_networks_spikes_over_draws(fmnist_bat
 
 
 def test_a_neuron_adapts_its_threshold_or_fires_noisily_not_both():
-    with pytest.raises(UserError, match="not both"):
+    with pytest.raises(UserError, match="at most one of"):
         NeuronConfig(threshold_tau=2.0, noise_sigma=0.2)
     with pytest.raises(UserError, match="> 0"):
         NeuronConfig(noise_sigma=0.0)
