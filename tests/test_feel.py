@@ -106,6 +106,8 @@ def test_the_feel_recipe_needs_its_coding_and_its_neurons():
         NeuronConfig(leak_init=1.0, noise_sigma=0.2)
     with pytest.raises(UserError, match=r"\(0, 1\]"):
         NeuronConfig(leak_init=1.5)
+    # a surrogate named without its sharpness has its own default (the authors' triangle of half-width 1), not atan's 2
+    assert FEEL.neuron.surrogate_alpha == 1.0 and NeuronConfig().surrogate_alpha == 2.0
 
 
 def test_the_feel_preset_runs_the_attacks_its_authors_test_configuration_states():

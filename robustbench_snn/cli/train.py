@@ -65,6 +65,11 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Simulation steps [default: 4 for snn, 1 for ann].")
 @click.option("--surrogate", default="atan", show_default=True, type=options.SURROGATES, help="Surrogate for BPTT training.")
 @click.option(
+    "--surrogate-alpha",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The surrogate's sharpness [default: the surrogate's own: atan 2, sigmoid 4, triangle, rectangle and exponential 1].",
+)
+@click.option(
     "--tau",
     default=2.0,
     show_default=True,
@@ -132,6 +137,7 @@ def train(
     encoding_params,
     timesteps,
     surrogate,
+    surrogate_alpha,
     tau,
     threshold_tau,
     noise_sigma,
@@ -192,7 +198,14 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(tau=tau, surrogate=surrogate, threshold_tau=threshold_tau, noise_sigma=noise_sigma, leak_init=leak_init),
+        neuron=NeuronConfig(
+            tau=tau,
+            surrogate=surrogate,
+            surrogate_alpha=surrogate_alpha,
+            threshold_tau=threshold_tau,
+            noise_sigma=noise_sigma,
+            leak_init=leak_init,
+        ),
     )
     config = TrainingConfig(
         recipe=recipe,

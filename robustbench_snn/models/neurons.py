@@ -45,7 +45,8 @@ class NeuronConfig:
     v_threshold: float = 1.0
     v_reset: float | None = 0.0
     surrogate: str = "atan"
-    surrogate_alpha: float = 2.0
+    # None: the surrogate's own default sharpness (atan's 2, the triangle's 1, ...), filled in at creation.
+    surrogate_alpha: float | None = None
     detach_reset: bool = False
     threshold_tau: float | None = None
     noise_sigma: float | None = None
@@ -54,6 +55,10 @@ class NeuronConfig:
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
             raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
+        if self.surrogate_alpha is None:
+            object.__setattr__(self, "surrogate_alpha", SURROGATES[self.surrogate].default_alpha)
+        elif self.surrogate_alpha <= 0:
+            raise UserError(f"the surrogate's sharpness must be > 0, got {self.surrogate_alpha}")
         if self.tau <= 1.0:
             raise UserError(f"LIF tau must be > 1, got {self.tau}")
         if self.threshold_tau is not None and self.threshold_tau <= 0:
