@@ -178,8 +178,10 @@ def train(
           --epochs 4 --out my_models/fashion-mnist/my_ann_at
       rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --threshold-tau 1.5 \\
           --recipe hosnn --clean-model fmnist_snn_direct --epochs 2 --out my_models/fashion-mnist/my_hosnn
-      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --noise-sigma 0.2 \
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --noise-sigma 0.2 \\
           --recipe tgo --epochs 4 --out my_models/fashion-mnist/my_tgo
+      rsc-bench train --dataset fashion-mnist --arch small_cnn --kind snn --encoding frequency \\
+          --leak-init 1 --surrogate triangle --recipe feel --epochs 4 --out my_models/fashion-mnist/my_feel
 
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
