@@ -71,7 +71,7 @@ def source_kind(name: str) -> Callable:
 def _expectation(request: SourceRequest) -> tuple[str, nn.Module | None]:
     relative = request.model.expectation_relative() if hasattr(request.model, "expectation_relative") else None
     if relative is None:
-        raise MissingSource("the model has no stochastic encoder with a known expectation")
+        raise MissingSource("the model is deterministic: no stochastic coding or noisy neurons to take the expectation of")
     return EXPECTATION_SOURCE, relative
 
 
