@@ -160,7 +160,7 @@ def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = N
     else:
         activation = nn.ReLU
     backbone = build_backbone(spec.architecture, activation, dataset.input_shape, dataset.num_classes, **spec.architecture_args)
-    encoder = build_encoder(spec.encoding, seed=seed, **spec.encoding_params)
+    encoder = build_encoder(spec.encoding, **spec.encoding_params)
     model = Classifier(backbone, encoder, spec.timesteps, dataset.mean, dataset.std)
     if seed is not None:
         model.seed(seed)

@@ -8,7 +8,7 @@ attributes): `Classifier` and the wrapper of a user's SNN (`models.user.UserMode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -68,17 +68,22 @@ def is_stochastic(model: torch.nn.Module) -> bool:
     return isinstance(model, RandomizedModel) and bool(model.stochastic)
 
 
+def _seeder(model: torch.nn.Module) -> Callable[[int], None] | None:
+    """What restarts ``model``'s random streams: its ``seed``, else its encoder's (None: neither)."""
+    for owner in (model, getattr(model, "encoder", None)):
+        if callable(getattr(owner, "seed", None)):
+            return owner.seed
+    return None
+
+
 def can_reseed(model: torch.nn.Module) -> bool:
     """Whether ``model`` has a way to restart its random streams (`reseed`)."""
-    return callable(getattr(model, "seed", None)) or callable(getattr(getattr(model, "encoder", None), "seed", None))
+    return _seeder(model) is not None
 
 
 def reseed(model: torch.nn.Module, seed: int) -> None:
     """Restart every random stream of a stochastic ``model`` at ``seed``: its ``seed``, else its encoder's."""
-    if callable(getattr(model, "seed", None)):
-        model.seed(seed)
-    else:
-        model.encoder.seed(seed)
+    _seeder(model)(seed)
 
 
 def is_smoothed(model: torch.nn.Module) -> bool:

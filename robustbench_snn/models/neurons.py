@@ -72,7 +72,7 @@ class NeuronConfig:
             raise UserError(f"a neuron has at most one of {', '.join(_OPTIONAL_NEURON_FIELDS)}; got {', '.join(variants)}")
 
     def as_dict(self) -> dict:
-        """The parameters for a card (``threshold_tau`` and ``noise_sigma`` only where they are set)."""
+        """The parameters for a card (the neuron variant's field, `_OPTIONAL_NEURON_FIELDS`, only where one is set)."""
         return {name: value for name, value in asdict(self).items() if value is not None or name not in _OPTIONAL_NEURON_FIELDS}
 
 

@@ -218,8 +218,8 @@ class _GraphWriter:
             config = module.config
             if type(module) is not SpikingActivation:
                 raise UserError(
-                    f"NIR's LIF fires deterministically at a fixed threshold; {type(module).__name__} (threshold-adapting "
-                    "or noisy neurons) has no NIR node"
+                    f"NIR's LIF fires deterministically at a fixed threshold; {type(module).__name__} (threshold-adapting, "
+                    "noisy or learned-leak neurons) has no NIR node"
                 )
             if config.v_reset is None:
                 raise UserError("NIR's LIF resets to v_reset; a soft-reset LIF (v_reset None) has no NIR node")

@@ -18,6 +18,7 @@ from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
 from robustbench_snn.errors import CardError, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
+from robustbench_snn.models.classifier import neuron_class
 from robustbench_snn.models.encoders import ENCODERS, Encoder
 from robustbench_snn.models.gradients import SurrogateName
 from robustbench_snn.shipped import search_path
@@ -178,8 +179,8 @@ class ModelCard(_Strict):
 
     @property
     def stochastic(self) -> bool:
-        """Whether the model's forwards on one input may differ: its coding's noise or its neurons'."""
-        return self.encoding.encoder.stochastic or (self.neuron is not None and self.neuron.noise_sigma is not None)
+        """Whether the model's forwards on one input may differ: its coding's noise or its neurons' (as their layer type says)."""
+        return self.encoding.encoder.stochastic or (self.kind == "snn" and neuron_class(self.spec().neuron).stochastic)
 
     def spec(self) -> ModelSpec:
         neuron = NeuronConfig(**self.neuron.model_dump()) if self.neuron else NeuronConfig()
