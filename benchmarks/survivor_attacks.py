@@ -25,10 +25,33 @@ from robustbench_snn.attacks import Protocol
 from robustbench_snn.attacks.protocol import AttackSpec
 
 CANDIDATES = {
-    "relaxed@0.2": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "relaxed", "temperature": 0.2},
-    "relaxed@0.5": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "relaxed"},
-    "relaxed@1-cw": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "relaxed", "temperature": 1.0, "loss": "cw"},
+    **{
+        f"relaxed@{temperature}-50x2-cw": {
+            "attack": "pgd",
+            "steps": 50,
+            "restarts": 2,
+            "eot": 8,
+            "estimator": "relaxed",
+            "temperature": temperature,
+            "loss": "cw",
+        }
+        for temperature in (0.01, 0.03, 0.1, 0.3)
+    },
+    **{
+        f"relaxed-logit@{temperature}-50x2-cw": {
+            "attack": "pgd",
+            "steps": 50,
+            "restarts": 2,
+            "eot": 8,
+            "estimator": "relaxed-logit",
+            "temperature": temperature,
+            "loss": "cw",
+        }
+        for temperature in (0.1, 0.5)
+    },
+    "relaxed@0.03-20": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "relaxed", "temperature": 0.03},
     "relaxed-eot32-50-cw": {"attack": "pgd", "steps": 50, "eot": 32, "estimator": "relaxed", "loss": "cw"},
+    "straight-through-50x2-cw": {"attack": "pgd", "steps": 50, "restarts": 2, "eot": 8, "loss": "cw"},
     "score-function": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "score-function"},
     "score-function-eot64-50-cw": {"attack": "pgd", "steps": 50, "eot": 64, "estimator": "score-function", "loss": "cw"},
     "straight-through-eot32-50-cw": {"attack": "pgd", "steps": 50, "eot": 32, "loss": "cw"},

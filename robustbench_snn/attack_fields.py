@@ -58,7 +58,12 @@ class AttackFields(Strict):
         "[default: the coding's own: straight-through for Poisson, pathwise for RSC].",
     )
     temperature: float | None = Field(
-        default=None, gt=0, le=100, allow_inf_nan=False, description="Temperature of --estimator relaxed [default: 0.5]."
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Temperature of --estimator relaxed or relaxed-logit "
+        "[default: the estimator's own, shown by `rsc-bench names estimator`].",
     )
 
 

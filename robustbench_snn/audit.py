@@ -28,6 +28,7 @@ from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.engine import ImageBatches, Work, run_sharded
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import distributed, plan_members
+from robustbench_snn.evaluation.calibrate import calibrated_members
 from robustbench_snn.evaluation.plan import components_used, model_hash
 from robustbench_snn.models.interface import row_name
 from robustbench_snn.provenance import stamp
@@ -189,6 +190,8 @@ def plan_audit(
         raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
     tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
     suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed, dataset)
+    tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested.eval_draws, seed, sources)
+    suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite.eval_draws, seed, suite_sources)
     labels = [member.label() for member in suite_members]
     if len(set(labels)) != len(labels):
         raise UserError(f"the audit preset {attacks!r} names one attack twice")

@@ -30,14 +30,18 @@ COMPONENT_VERSIONS: dict[str, int] = {
 
 
 def components(
-    attacks: Mapping[str, int] | None = None, encoders: Mapping[str, int] | None = None, columns: Mapping[str, int] | None = None
+    attacks: Mapping[str, int] | None = None,
+    encoders: Mapping[str, int] | None = None,
+    columns: Mapping[str, int] | None = None,
+    estimators: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
-    """The versions a result depends on: the shared parts', and those of each attack, encoder and
-    registered result column (`robustbench_snn.columns`) it used."""
+    """The versions a result depends on: the shared parts', and those of each attack, encoder,
+    registered result column (`robustbench_snn.columns`) and sampling estimator other than its
+    coding's default (`robustbench_snn.models.estimators`) it used."""
     found = dict(COMPONENT_VERSIONS)
-    found.update({f"attack:{name}": version for name, version in sorted((attacks or {}).items())})
-    found.update({f"encoder:{name}": version for name, version in sorted((encoders or {}).items())})
-    found.update({f"column:{name}": version for name, version in sorted((columns or {}).items())})
+    kinds = {"attack": attacks, "encoder": encoders, "column": columns, "estimator": estimators}
+    for kind, versions_of_kind in kinds.items():
+        found.update({f"{kind}:{name}": version for name, version in sorted((versions_of_kind or {}).items())})
     return found
 
 

@@ -51,3 +51,13 @@ def energy_seed(batch: int) -> int:
 def layer_seed(model: int, number: int) -> int:
     """The seed of a model's ``number``-th noisy neuron layer (from 0) when the model is seeded ``model``."""
     return model + _LAYER_STRIDE * (number + 1)
+
+
+# Searches of attack settings on calibration images draw apart from every evaluated batch.
+_CALIBRATION_OFFSET = 900_007
+
+
+def calibration_seed(seed: int, number: int = -1) -> int:
+    """The seed of the calibration images' clean decision (``number`` -1) or of the search of the
+    ``number``-th member, in a run seeded ``seed``."""
+    return member_seed(seed * _BATCH_STRIDE + _CALIBRATION_OFFSET, number)

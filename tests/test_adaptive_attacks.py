@@ -138,11 +138,14 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     )
     declared = record.attacks[1:5]  # right after the first member, before the costlier ones
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
-    later = record.attacks[-6:]  # versions 3 to 6's, after version 2's whole run (Square last in it)
-    assert record.attacks[-7] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
+    later = record.attacks[-8:]  # versions 3 to 7's, after version 2's whole run (Square last in it)
+    assert record.attacks[-9] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
     assert later[2:4] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
     assert later[4].startswith("apgd-ce-1x2") and later[5].startswith("sapgd-1x2-cw")
-    assert all(label.endswith("<-expectation") for label in later[4:])
+    assert all(label.endswith("<-expectation") for label in later[4:6])
+    # version 7: the relaxed estimator through the sampling and the sharp surrogate, each setting searched
+    assert later[6].startswith("pgd-1x2-cw[bptt|relaxed@") and later[7].startswith("apgd-dlr-1x2[bptt")
+    assert [search["field"] for search in record.searches] == ["temperature", "surrogate_alpha"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")

@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
 from robustbench_snn.attack_fields import AttackFields, ProtocolOptions
 from robustbench_snn.attacks.attack import Attack, attack_names, get_attack, unknown_attack
@@ -43,21 +43,60 @@ def _registered_attack(name: str) -> str:
     return name
 
 
+# The member fields a preset may search per model instead of fixing (`evaluation.calibrate`).
+SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
+
+
 class AttackSpec(AttackFields):
     """One attack: its threat model, its budget, and how it gets gradients (`AttackFields`), with
-    the registered names checked."""
+    the registered names checked.
+
+    Two fields are a preset's, not the command line's: ``search`` names candidates for some of
+    the member's hyper-parameters (`SEARCHABLE_FIELDS`) that `evaluation.calibrate` chooses from
+    per model, on calibration images; ``only_with_estimator`` runs the member only on models
+    whose coding admits its ``estimator`` (elsewhere it does not apply, as a coding's own attacks
+    do not apply to another coding)."""
 
     attack: Annotated[str, AfterValidator(_registered_attack)]
     grad: GradientModeName = "bptt"
     surrogate: SurrogateName | None = None
     estimator: EstimatorName | None = None
+    search: dict[str, list[float]] | None = None
+    only_with_estimator: bool = False
     # Set by the runner's planning on members of a protocol's ``later_members`` (not part of the identity).
     _later: bool = PrivateAttr(default=False)
+
+    @model_serializer(mode="wrap")
+    def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Left out while unused, so that every member written before they existed keeps its identity.
+        data = handler(self)
+        for name, unused in (("search", None), ("only_with_estimator", False)):
+            if data.get(name, unused) == unused:
+                data.pop(name, None)
+        return data
 
     @model_validator(mode="after")
     def _coherent(self) -> "AttackSpec":
         self.method.check(self)
+        if self.only_with_estimator and self.estimator is None:
+            raise ValueError("only_with_estimator needs an estimator")
+        for name, candidates in (self.search or {}).items():
+            if name not in SEARCHABLE_FIELDS:
+                raise ValueError(f"search: {name!r} cannot be searched; searchable fields: {', '.join(SEARCHABLE_FIELDS)}")
+            if not 2 <= len(candidates) <= 8 or len(set(candidates)) != len(candidates):
+                raise ValueError(f"search: {name} needs 2 to 8 distinct candidates, got {candidates}")
+            for candidate in candidates:
+                type(self).model_validate({**self.model_dump(exclude={"search"}), name: candidate})
+        if self.search is not None and len(self.search) != 1:
+            raise ValueError("search: one field per member (a grid over several multiplies the cost)")
         return self
+
+    def candidates(self) -> list["AttackSpec"]:
+        """The member once per candidate of its search (itself when it searches nothing)."""
+        if not self.search:
+            return [self]
+        ((name, values),) = self.search.items()
+        return [self.model_copy(update={name: value, "search": None}) for value in values]
 
     @property
     def method(self) -> Attack:
@@ -93,7 +132,8 @@ class AttackSpec(AttackFields):
         return f"{self.gradient().label()}{'+bpda' if self.bpda else ''}{'|' + estimator.label() if estimator else ''}"
 
     def label(self) -> str:
-        return self.method.label(self)
+        searched = "".join(f"{{{name} searched}}" for name in self.search or {})
+        return self.method.label(self) + searched
 
 
 MEMBER_FIELDS = tuple(AttackSpec.model_fields)

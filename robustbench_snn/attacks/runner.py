@@ -10,6 +10,7 @@ then black-box, each only on the samples still robust.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -106,24 +107,40 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
         member = member.model_copy(update={"surrogate": None, "surrogate_alpha": None})
     if member.source == EXPECTATION_SOURCE and not member.method.needs_source and not is_stochastic(model):
         update["source"] = None
+    # A searched sharpness is left as declared: each candidate is normalised when it is chosen (`evaluation.calibrate`).
+    searches_sharpness = "surrogate_alpha" in (member.search or {})
     if member.grad == "bptt" and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
-    elif member.grad == "bptt":
+        update.update({"search": None} if searches_sharpness else {})
+    elif member.grad == "bptt" and not searches_sharpness:
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
         if (member.surrogate, alpha) == training_surrogate(model):
             update.update({"surrogate": None, "surrogate_alpha": None})
-    else:
+    elif member.grad != "bptt":
         update["surrogate"] = None
         default = GRADIENT_MODES[member.grad]
-        if default is None or member.surrogate_alpha == default:
+        if default is None:
+            update.update({"surrogate_alpha": None, **({"search": None} if searches_sharpness else {})})
+        elif member.surrogate_alpha == default and not searches_sharpness:
             update["surrogate_alpha"] = None
     return member.model_copy(update=update) if update else member
 
 
+def applies(member: AttackSpec, model: nn.Module) -> bool:
+    """Whether ``member`` applies to ``model`` at all: one that runs only with its estimator does
+    not where the model's coding does not admit it."""
+    return not member.only_with_estimator or member.estimator in admitted_estimators(model)
+
+
 def _normalised_estimator(member: AttackSpec, model: nn.Module) -> dict:
     admitted = admitted_estimators(model)
+    if not applies(member, model):
+        return {}
     if member.estimator is None or member.estimator not in admitted or member.estimator == admitted[0]:
-        return {"estimator": None, "temperature": None} if member.estimator is not None or member.temperature is not None else {}
+        if member.estimator is None and member.temperature is None:
+            return {}
+        searched = {"search": None} if "temperature" in (member.search or {}) else {}
+        return {"estimator": None, "temperature": None, "only_with_estimator": False, **searched}
     default = ESTIMATORS[member.estimator].default_temperature
     if member.temperature is not None and (default is None or member.temperature == default):
         return {"temperature": None}
@@ -145,7 +162,7 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
     ordered: list[AttackSpec] = []
     for later, stage in enumerate(stages):
         kept = []
-        for member in stage:
+        for member in filter(functools.partial(applies, model=model), stage):
             member = normalised(member, model).model_copy()  # a copy: the stage mark never reaches the caller's protocol
             member._later = bool(later)
             if not has_spiking_layers(model):
@@ -267,6 +284,23 @@ class _BatchRun:
             if doubling >= rule.min_doublings and sum(found) <= rule.share * len(self.images):
                 break
         return {"restarts": restarts, "robust": curve, "converged": sum(found) <= rule.share * len(self.images)}
+
+
+def attempt_once(
+    model: nn.Module,
+    spec: AttackSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attacked: torch.Tensor,
+    eval_draws: int,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One restart of ``spec`` from ``seed`` on the samples ``attacked`` marks: which of ``images``
+    are still correct and attacked after it, and the inputs it last tried (the clean ones where it did not run)."""
+    batch = _BatchRun(model, Protocol(name=spec.label(), eval_draws=eval_draws), images, labels, sources, attacked, False)
+    batch.attempt(spec, seed)
+    return batch.robust, batch.final
 
 
 def attack_samples(

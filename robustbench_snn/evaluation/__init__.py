@@ -28,6 +28,7 @@ from robustbench_snn.engine import run_sharded
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
 from robustbench_snn.evaluation.batches import BatchResult, evaluation_work
+from robustbench_snn.evaluation.calibrate import calibrated_members
 from robustbench_snn.evaluation.inputs import check_images, check_labels, check_model
 from robustbench_snn.evaluation.plan import (
     Plan,
@@ -93,6 +94,8 @@ def attack(
 
     The same runner as `benchmark` (every member on the samples still robust, EOT and the
     decision rule for stochastic models), on your own tensors, with nothing stored and no checks.
+    A protocol that searches attack settings chooses them on the last test images of ``dataset``
+    (`evaluation.calibrate`), loaded for it: attack other images than those.
     ``dataset`` sets the default threat model (eps) and is not loaded; ``twin`` as in `benchmark`.
     """
     check_run(seed, batch_size)
@@ -104,6 +107,7 @@ def attack(
     protocol = resolve_protocol(attack, overrides, dataset)
     model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed, dataset, twin)
     logit_margin(model, members, images[:8].to(device))
+    members, _ = calibrated_members(model, members, dataset, None, 0, protocol.eval_draws, seed, sources)
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
@@ -175,6 +179,7 @@ def benchmark(
     if store:
         store_.ensure_writable(store_.results_dir(results_dir))
         store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
+    plan = plan.calibrated(data_dir)
     partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
     started = time.perf_counter()
     batches, gather_seconds = run_sharded(evaluation_work(plan), ranks, partial, progress)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -30,8 +30,10 @@ from robustbench_snn.data import dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.engine import ImageBatches
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.calibrate import calibrated_members
 from robustbench_snn.evaluation.inputs import SATURATION_MARGIN, check_differentiable, check_model
 from robustbench_snn.models.encoders import Encoder
+from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.interface import has_spiking_layers, is_smoothed, row_name
 from robustbench_snn.models.user import as_attackable
 from robustbench_snn.provenance import components
@@ -65,6 +67,8 @@ class Plan:
     components: dict[str, int]
     # the logits are so large on the first images that cross-entropy's gradient vanishes
     saturated: bool = False
+    # the members' searched settings, once chosen (`evaluation.calibrate`)
+    searches: list = field(default_factory=list)
 
     @property
     def smoothed(self) -> bool:
@@ -77,6 +81,14 @@ class Plan:
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index``'s images and labels, on the plan's device."""
         return self.images[index]
+
+    def calibrated(self, data_dir: str | None) -> "Plan":
+        """The plan with its members' searches resolved on calibration images (`evaluation.calibrate`);
+        run after a stored row is looked for, since the identity is the protocol as declared."""
+        members, searches = calibrated_members(
+            self.model, self.members, self.dataset, data_dir, len(self.examples), self.protocol.eval_draws, self.seed, self.sources
+        )
+        return replace(self, members=members, searches=searches)
 
 
 def model_hash(model: nn.Module) -> str:
@@ -102,7 +114,9 @@ def components_used(model: nn.Module, members: list[AttackSpec], columns: dict[s
     """The versions of the code an evaluation of ``model`` by ``members`` (measuring ``columns``) runs (`provenance.components`)."""
     encoder = getattr(model, "encoder", None)
     encoders = {encoder.name: encoder.version} if isinstance(encoder, Encoder) and encoder.name else {}
-    return components({member.attack: get_attack(member.attack).version for member in members}, encoders, columns)
+    attacks = {member.attack: get_attack(member.attack).version for member in members}
+    estimators = {member.estimator: ESTIMATORS[member.estimator].version for member in members if member.estimator}
+    return components(attacks, encoders, columns, estimators)
 
 
 def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:

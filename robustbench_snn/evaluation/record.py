@@ -65,6 +65,8 @@ class EvaluationRecord:
     member_seeds: dict[str, list[list[int]]] = field(default_factory=dict)
     # the registered columns' values (`robustbench_snn.columns`), by name
     columns: dict = field(default_factory=dict)
+    # each searched attack setting: candidates, their outcomes on calibration images, the choice (`evaluation.calibrate`)
+    searches: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -140,5 +142,6 @@ def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], deta
         energy=record_energy([part.energy for part in outcomes]),
         member_seeds={member.label(): [part.member_seeds.get(member.label(), []) for part in outcomes] for member in members},
         columns=combine_columns([part.columns for part in outcomes], len(clean)),
+        searches=[search.as_dict() for search in plan.searches],
         **stamp(plan.components),
     )

@@ -220,18 +220,22 @@ class StochasticEncoder(Encoder):
 class PoissonEncoder(StochasticEncoder, name="poisson"):
     """Poisson (rate) coding: ``s_t ~ Bernoulli(x)``, independent over steps and pixels.
 
-    Gradient: straight-through by default, ``d s_t / d x = 1``; the relaxed and score-function
-    estimators give others (`models.estimators`). Inputs are clamped to [0, 1] first.
+    Gradient: straight-through by default, ``d s_t / d x = 1``; the relaxed (pixel or logit space)
+    and score-function estimators give others (`models.estimators`). Inputs are clamped to [0, 1]
+    first, the gradient passing through the clamp: pixels at exactly 0 or 1 get theirs like any other.
     """
 
     family_name = "Poisson SNN"
-    estimators = ("straight-through", "relaxed", "score-function")
+    version = 2
+    estimators = ("straight-through", "relaxed", "relaxed-logit", "score-function")
 
     def smoothing_certificate(self) -> SmoothingCertificate:
         return SmoothingCertificate("L1", None, "poisson")
 
     def forward(self, images: torch.Tensor, timesteps: int) -> torch.Tensor:
-        rates = images.clamp(0.0, 1.0).unsqueeze(0).expand(timesteps, *images.shape)
+        # The clamp's value with the identity's gradient: torch's clamp passes none at its bounds,
+        # which silenced the straight-through gradient at every pixel equal to 0 or 1 (version 1).
+        rates = (images + (images.clamp(0.0, 1.0) - images).detach()).unsqueeze(0).expand(timesteps, *images.shape)
         spikes, self.last_log_prob = bernoulli_spikes(rates, self._uniform(rates.shape, rates), self.current_estimator)
         return spikes
 

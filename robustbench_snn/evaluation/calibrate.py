@@ -1,0 +1,152 @@
+"""Calibrate: choose, per model, the attack hyper-parameters a protocol searches instead of fixing.
+
+A member may declare ``search: {field: [candidates]}`` (a relaxation's temperature, a surrogate's
+sharpness, a step size; `attacks.protocol.SEARCHABLE_FIELDS`). Every hand-fixed value is a place
+where the worst case can be wrong, and searching on the evaluated images overfits the evaluation,
+so each candidate runs the member once (one restart, its own seed) on calibration images: the
+last `CALIBRATION_IMAGES` of the dataset's test split, which an evaluation never attacks (it takes
+the first n, and refuses an n that would reach them). The candidate that fools the most of them
+is chosen, then the one leaving the largest mean margin ``max_{j != y} z_j - z_y`` (logits averaged
+over the decision's draws), then the first listed. Each choice and every candidate's outcome (the
+search's curve) is recorded in the row (`Search`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from robustbench_snn.attacks.primitives import margin_loss
+from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.attacks.runner import attempt_once, decide, normalised
+from robustbench_snn.data import load_dataset
+from robustbench_snn.errors import UserError
+from robustbench_snn.models.interface import is_stochastic, reseed
+from robustbench_snn.seeds import calibration_seed
+
+logger = logging.getLogger(__name__)
+
+# How many test images, at the end of the split, the searches are decided on.
+CALIBRATION_IMAGES = 128
+
+
+@dataclass(frozen=True)
+class Search:
+    """One member's search: the field, each candidate's outcome on the calibration images, the choice."""
+
+    member: str  # the chosen member's label
+    field: str
+    candidates: list[float]
+    fooled: list[int]
+    mean_margin: list[float]
+    chosen: float
+    images: str  # which images it was decided on
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CalibrationImages:
+    """The images searches are decided on, and how a row names them."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    description: str
+
+
+def calibration_images(dataset: str, data_dir: str | None, n_evaluated: int | None, device: torch.device | str) -> CalibrationImages:
+    """The last `CALIBRATION_IMAGES` of ``dataset``'s test split; refused when the evaluation's
+    first ``n_evaluated`` images (None: the whole split) would include them."""
+    split = load_dataset(dataset, "test", data_dir)
+    start = len(split) - CALIBRATION_IMAGES
+    evaluated = len(split) if n_evaluated is None else n_evaluated
+    if evaluated > start:
+        raise UserError(
+            f"this protocol searches attack settings on the last {CALIBRATION_IMAGES} test images of {dataset}, never evaluated "
+            f"ones: evaluate at most {start} images (asked for {evaluated}), or give the searched members fixed values"
+        )
+    images = torch.stack([split[index][0] for index in range(start, len(split))]).to(device)
+    labels = torch.tensor([int(split[index][1]) for index in range(start, len(split))], device=device)
+    return CalibrationImages(images, labels, f"{dataset} test[{start}:{len(split)}]")
+
+
+@torch.inference_mode()
+def _mean_margin(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> float:
+    draws = draws if is_stochastic(model) else 1
+    logits = sum(model(images) for _ in range(draws)) / draws
+    return float(margin_loss(logits, labels, "cw").mean())
+
+
+def _outcome(model, candidate, calibration, clean, eval_draws, seed, sources) -> tuple[int, float]:
+    """How many of the calibration images ``candidate`` fools (one restart), and their mean margin after it."""
+    still, tried = attempt_once(model, candidate, calibration.images, calibration.labels, clean, eval_draws, seed, sources)
+    if is_stochastic(model):
+        reseed(model, seed)
+    attacked = clean.nonzero().squeeze(1)
+    margin = _mean_margin(model, tried[attacked], calibration.labels[attacked], eval_draws) if attacked.numel() else 0.0
+    return int(clean.sum() - still.sum()), margin
+
+
+def calibrate(
+    model: nn.Module,
+    members: list[AttackSpec],
+    calibration: CalibrationImages,
+    eval_draws: int,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> tuple[list[AttackSpec], list[Search]]:
+    """``members`` with every search resolved for ``model`` (each chosen candidate `normalised`),
+    and the searches that had a choice to make (candidates that are one attack on this model do not)."""
+    if is_stochastic(model):
+        reseed(model, calibration_seed(seed))
+    clean = decide(model, calibration.images, calibration.labels, eval_draws)
+    resolved, searches = [], []
+    for number, member in enumerate(members):
+        candidates = [normalised(candidate, model) for candidate in member.candidates()]
+        for candidate in candidates:
+            candidate._later = member.later
+        distinct = {candidate.model_dump_json(): candidate for candidate in candidates}
+        if len(distinct) == 1:
+            resolved.append(candidates[0])
+            continue
+        ((name, values),) = member.search.items()
+        outcomes = [
+            _outcome(model, candidate, calibration, clean, eval_draws, calibration_seed(seed, number), sources) for candidate in candidates
+        ]
+        best = max(range(len(candidates)), key=lambda index: (outcomes[index][0], outcomes[index][1], -index))
+        resolved.append(candidates[best])
+        searches.append(
+            Search(
+                member=candidates[best].label(),
+                field=name,
+                candidates=list(values),
+                fooled=[fooled for fooled, _ in outcomes],
+                mean_margin=[round(margin, 4) for _, margin in outcomes],
+                chosen=values[best],
+                images=calibration.description,
+            )
+        )
+        logger.info("%s: %s %g chosen on %s (fooled %s)", member.label(), name, values[best], calibration.description, searches[-1].fooled)
+    return resolved, searches
+
+
+def calibrated_members(
+    model: nn.Module,
+    members: list[AttackSpec],
+    dataset: str,
+    data_dir: str | None,
+    n_evaluated: int | None,
+    eval_draws: int,
+    seed: int,
+    sources: dict[str, nn.Module],
+) -> tuple[list[AttackSpec], list[Search]]:
+    """`calibrate` on ``dataset``'s calibration images, loaded only when a member searches."""
+    if not any(member.search for member in members):
+        return members, []
+    device = next((tensor.device for tensor in model.parameters()), torch.device("cpu"))
+    calibration = calibration_images(dataset, data_dir, n_evaluated, device)
+    return calibrate(model, members, calibration, eval_draws, seed, sources)
