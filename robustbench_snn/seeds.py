@@ -16,6 +16,10 @@ _ONE_DRAW_OFFSET = 500_009
 _ENERGY_OFFSET = 700_001
 # A model's noisy neuron layers: each its own stream, apart from its encoder's and from each other.
 _LAYER_STRIDE = 104_729
+# Searches of attack settings on calibration images draw apart from every evaluated batch.
+_CALIBRATION_OFFSET = 900_007
+# The second decision of each fooling input draws apart from the first.
+_REDECISION_OFFSET = 300_007
 
 
 def batch_seed(seed: int, index: int) -> int:
@@ -43,6 +47,11 @@ def one_draw_seed(batch: int) -> int:
     return batch + _ONE_DRAW_OFFSET
 
 
+def redecision_seed(batch: int) -> int:
+    """The seed of the fresh draws that decide each fooling input a second time, on a batch seeded ``batch``."""
+    return batch + _REDECISION_OFFSET
+
+
 def energy_seed(batch: int) -> int:
     """The seed of the energy counts' draws on a batch seeded ``batch``."""
     return batch + _ENERGY_OFFSET
@@ -51,10 +60,6 @@ def energy_seed(batch: int) -> int:
 def layer_seed(model: int, number: int) -> int:
     """The seed of a model's ``number``-th noisy neuron layer (from 0) when the model is seeded ``model``."""
     return model + _LAYER_STRIDE * (number + 1)
-
-
-# Searches of attack settings on calibration images draw apart from every evaluated batch.
-_CALIBRATION_OFFSET = 900_007
 
 
 def calibration_seed(seed: int, number: int = -1) -> int:

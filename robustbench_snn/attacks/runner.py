@@ -28,7 +28,7 @@ from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
 from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic, reseed
-from robustbench_snn.seeds import member_seed, one_draw_seed, restart_seed
+from robustbench_snn.seeds import member_seed, one_draw_seed, redecision_seed, restart_seed
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +205,9 @@ class BatchOutcome:
     member_seeds: dict[str, list[int]] = field(default_factory=dict)
     # Per converging member: the restarts run so far and the robust count after each doubling.
     convergence: dict[str, dict] = field(default_factory=dict)
+    # Per member: the samples it fooled whose fooling input is wrong again when decided a second
+    # time on fresh draws (all of them on a deterministic model).
+    kills_holding: dict[str, int] = field(default_factory=dict)
 
 
 def count_zero_gradients(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor) -> int:
@@ -364,6 +367,7 @@ def attack_batch(
     if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
         reseed(model, one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
+    kills_holding = _kills_holding(model, batch, labels, protocol.eval_draws, redecision_seed(seed))
     return BatchOutcome(
         clean.tolist(),
         batch.robust.tolist(),
@@ -375,4 +379,25 @@ def attack_batch(
         batch.final,
         batch.seeds,
         convergence,
+        kills_holding,
     )
+
+
+def _kills_holding(model: nn.Module, batch: "_BatchRun", labels: torch.Tensor, draws: int, seed: int) -> dict[str, int]:
+    """Per member, how many of its kills hold when each fooling input is decided again on fresh
+    draws: a stochastic model's decision is a sample too, and a kill that does not hold is an input
+    near the boundary rather than one the attack made wrong (issue 40: the union over many members
+    has many chances at such inputs)."""
+    fooled = [index for index, who in enumerate(batch.fooled_by) if who is not None]
+    holding: dict[str, int] = {}
+    if not fooled:
+        return holding
+    index = torch.tensor(fooled)
+    still_wrong = [True] * len(fooled)
+    if is_stochastic(model):
+        reseed(model, seed)
+        still_wrong = (~decide(model, batch.final[index.to(batch.final.device)], labels[index.to(labels.device)], draws)).tolist()
+    for position, wrong in zip(fooled, still_wrong):
+        who = batch.fooled_by[position]
+        holding[who] = holding.get(who, 0) + int(wrong)
+    return holding

@@ -38,6 +38,19 @@ def print_record(record, stored: str | None) -> None:
     else:
         clean = f"{100 * record.clean_accuracy:.2f}%"
     rows += [("clean accuracy", clean), ("robust accuracy", robust)]
+    redecided = record.robust_accuracy_redecided
+    if record.stochastic and redecided is not None and not smoothing:
+        kills, holding = sum(record.member_kills.values()), sum(record.member_kills_holding.values())
+        rows.append(
+            (
+                "re-decided",
+                f"{holding} of {kills} kills hold when each fooling input is decided again on fresh draws "
+                f"({100 * redecided:.2f}% robust if those that do not are counted robust)",
+            )
+        )
+    for search in record.searches:
+        choice = f"{search['field']} {search['chosen']:g} of {search['candidates']}"
+        rows.append(("searched", f"{search['member']}: {choice}, chosen on {search['images']}"))
     if record.robust_accuracy is not None and not is_official(record.as_dict()):
         rows.append(
             (

@@ -38,6 +38,8 @@ class BatchResult:
     # spikes, SynOps and MACs of the clean and the final adversarial inputs (`energy.measure`)
     energy: dict
     seconds: float
+    # per member, its kills that hold when decided again on fresh draws (`attacks.runner.BatchOutcome`)
+    kills_holding: dict[str, int] = field(default_factory=dict)
     # a smoothed classifier's certified radius per sample (0 where it is wrong or abstains)
     certified_radius: list[float] | None = None
     # the registered columns' values (`robustbench_snn.columns`)
@@ -77,6 +79,7 @@ def run_batch(plan: Plan, index: int, on_member: Callable[[int], None] | None = 
         member_seconds=attacked.member_seconds,
         member_seeds=attacked.member_seeds,
         convergence=attacked.convergence,
+        kills_holding=attacked.kills_holding,
         energy=counts,
         certified_radius=radius,
         columns=measure_columns(context),

@@ -67,6 +67,17 @@ class EvaluationRecord:
     columns: dict = field(default_factory=dict)
     # each searched attack setting: candidates, their outcomes on calibration images, the choice (`evaluation.calibrate`)
     searches: list[dict] = field(default_factory=list)
+    # per member, how many of its kills hold when each fooling input is decided again on fresh draws
+    # (all on a deterministic model; None for rows made before it was measured)
+    member_kills_holding: dict[str, int] | None = None
+
+    @property
+    def robust_accuracy_redecided(self) -> float | None:
+        """The robust accuracy counting as robust the samples whose kill did not hold on a second decision."""
+        if self.robust_accuracy is None or self.member_kills_holding is None:
+            return None
+        lost = sum(self.member_kills.values()) - sum(self.member_kills_holding.values())
+        return self.robust_accuracy + lost / self.n_examples
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +124,7 @@ def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], deta
     robust = [flag for part in outcomes for flag in part.robust]
     fooled_by = [who for part in outcomes for who in part.fooled_by]
     seconds = summed([part.member_seconds for part in outcomes])
+    holding = summed([part.kills_holding for part in outcomes])
     return EvaluationRecord(
         model=plan.model_name,
         dataset=plan.dataset,
@@ -128,6 +140,7 @@ def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], deta
         flags=flags,
         flag_details=details,
         member_kills={member.label(): fooled_by.count(member.label()) for member in members},
+        member_kills_holding={member.label(): holding.get(member.label(), 0) for member in members},
         member_seconds={label: round(value, 3) for label, value in seconds.items()},
         skipped_members=plan.skipped,
         stochastic=is_stochastic(model),

@@ -1,0 +1,63 @@
+"""Attack settings searched per model on calibration images, and kills decided a second time."""
+
+import pytest
+
+from robustbench_snn import benchmark
+from robustbench_snn.attacks import Protocol, build_protocol
+from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES
+
+
+def _searching(field: str, candidates: list[float], **fields) -> Protocol:
+    member = AttackSpec(attack="pgd", eps=0.1, steps=3, search={field: candidates}, **fields)
+    return Protocol(name="searching", members=[member], eval_draws=2)
+
+
+def test_a_searched_step_size_is_chosen_on_calibration_images_and_recorded(shipped_models):
+    model = shipped_models["fmnist_snn_direct"]
+    record = benchmark(model, attack=_searching("step_size", [1e-4, 0.05]), n_examples=16, batch_size=16, seed=0)
+    (search,) = record.searches
+    assert search["images"] == f"fashion-mnist test[{10_000 - CALIBRATION_IMAGES}:10000]"
+    assert search["fooled"][1] > search["fooled"][0]  # a step of 1e-4 cannot move a pixel far in 3 steps
+    assert search["chosen"] == 0.05 and record.attacks == [search["member"]]
+
+
+def test_a_searched_temperature_runs_the_relaxed_estimator_only_where_the_coding_admits_it(shipped_models):
+    protocol = _searching("temperature", [0.01, 0.3], estimator="relaxed", eot=2, only_with_estimator=True)
+    poisson = benchmark(shipped_models["fmnist_snn_poisson"], attack=protocol, n_examples=8, batch_size=8, seed=0)
+    assert poisson.searches[0]["field"] == "temperature" and "relaxed@" in poisson.attacks[0]
+    direct = benchmark(shipped_models["fmnist_snn_direct"], attack=protocol, n_examples=8, batch_size=8, seed=0)
+    assert direct.attacks == [] and direct.robust_accuracy is None and not direct.skipped_members
+
+
+def test_an_evaluation_that_would_attack_the_calibration_images_is_refused(shipped_models):
+    with pytest.raises(UserError, match="calibration|never evaluated"):
+        benchmark(shipped_models["fmnist_snn_direct"], attack=_searching("step_size", [0.01, 0.05]), n_examples=10_000 - 10)
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ({"search": {"steps": [1, 2]}}, "cannot be searched"),
+        ({"search": {"temperature": [0.1]}}, "2 to 8 distinct"),
+        ({"search": {"temperature": [0.1, -1.0]}, "estimator": "relaxed"}, "greater than 0"),
+        ({"only_with_estimator": True}, "needs an estimator"),
+    ],
+)
+def test_a_malformed_search_is_a_clear_error(tmp_path, member, message):
+    preset = tmp_path / "bad.yaml"
+    fields = ", ".join(f"{key}: {value}" for key, value in member.items()).replace("'", "")
+    preset.write_text(f"name: bad\nmembers:\n  - {{attack: pgd, {fields}}}\n")
+    with pytest.raises(UserError, match=message):
+        build_protocol("bad", directory=tmp_path)
+
+
+def test_kills_are_decided_again_on_fresh_draws(shipped_models):
+    overrides = {"steps": 2, "eot": 2, "eval_draws": 2}
+    stochastic = benchmark(shipped_models["fmnist_snn_poisson"], attack="pgd", overrides=overrides, n_examples=32, batch_size=32, seed=0)
+    kills, holding = sum(stochastic.member_kills.values()), sum(stochastic.member_kills_holding.values())
+    assert 0 < holding <= kills
+    assert stochastic.robust_accuracy <= stochastic.robust_accuracy_redecided
+    deterministic = benchmark(shipped_models["fmnist_snn_direct"], attack="pgd", overrides={"steps": 2}, n_examples=32, batch_size=32)
+    assert deterministic.member_kills_holding == deterministic.member_kills  # one decision is every decision
