@@ -43,7 +43,7 @@ from robustbench_snn.models.classifier import Classifier
 from robustbench_snn.models.interface import is_stochastic, reseed
 from robustbench_snn.models.libraries import library_of
 from robustbench_snn.models.neurons import SpikingActivation
-from robustbench_snn.models.user import SingleStepNeuron, as_attackable
+from robustbench_snn.models.user import OwnNeuron, as_attackable
 from robustbench_snn.seeds import batch_seed
 
 _COSTS = SimpleEnergyCostConfig.fp32()
@@ -69,7 +69,7 @@ _PASS_THROUGH = (
     nn.Identity,
     sj_layer.Dropout,
 )
-_NEURONS = (SpikingActivation, SingleStepNeuron)
+_NEURONS = (SpikingActivation, OwnNeuron)
 
 
 def energy_pj(synops: float, macs: float) -> float:

@@ -1,9 +1,10 @@
 """Checks of a submitted model card and checkpoint, run by ``rsc-bench submit check`` and by CI on pull requests.
 
 In order, each depending on the ones before: the card validates; its checkpoint is found and has
-the card's size and sha256; it loads safely into the card's architecture; its clean accuracy on
-the first n test images agrees with the card's claim; a short PGD attack lowers accuracy and
-raises no reliability flag (the attack-based checks included).
+the card's size and sha256; its weights are not a registered model's saved again; it loads safely
+into the card's architecture; its clean accuracy on the first n test images agrees with the
+card's claim and is above chance; a short PGD attack lowers accuracy and raises no reliability
+flag (the attack-based checks included).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import torch
+
+from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
 from robustbench_snn.registry import ModelCard, list_cards, load_model, read_card, resolve_checkpoint
+from robustbench_snn.registry.checkpoints import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,32 @@ class SubmissionReport:
 
 def accuracy_tolerance(claimed: float, n: int) -> float:
     return 3 * math.sqrt(max(claimed * (1 - claimed), 1e-4) / n) + ACCURACY_SLACK
+
+
+def chance_note(accuracy: float, n_examples: int, classes: int) -> str | None:
+    """What to tell of a model whose clean accuracy on ``n_examples`` images is within sampling
+    error (3 standard errors) of guessing among ``classes``; None for one that learned."""
+    chance = 1 / classes
+    if accuracy > chance + 3 * math.sqrt(chance * (1 - chance) / n_examples):
+        return None
+    return f"clean accuracy {100 * accuracy:.2f}% is chance for {classes} classes ({100 * chance:.0f}%): the model did not learn"
+
+
+def registered_with_weights(state: dict, exclude: str | os.PathLike | None = None) -> str | None:
+    """The registered model whose checkpoint holds exactly the tensors of ``state`` (names,
+    shapes, values), whatever its file; None if no registered model does."""
+    for other in list_cards():
+        if other.checkpoint is None or (exclude is not None and str(other.path) == str(exclude)):
+            continue
+        try:
+            theirs = read_state_dict(resolve_checkpoint(other)[0])
+        except UserError:
+            continue
+        if theirs.keys() == state.keys() and all(
+            theirs[name].shape == tensor.shape and torch.equal(theirs[name], tensor) for name, tensor in state.items()
+        ):
+            return other.name
+    return None
 
 
 def check_submission(
@@ -93,7 +124,17 @@ def check_submission(
     if card.checkpoint is None:
         record(Check("checkpoint", False, "the card names no checkpoint (path or url)"))
         return report
-    if step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match", resolve_checkpoint(card))) is None:
+    checkpoint = step("checkpoint", lambda: (True, f"size and sha256 {card.checkpoint.sha256[:12]}... match", resolve_checkpoint(card)))
+    if checkpoint is None:
+        return report
+
+    def new_weights():
+        same = registered_with_weights(read_state_dict(checkpoint[0]), exclude=card.path)
+        if same is not None:
+            return False, f"its weights are those of the registered model {same!r} (the same tensors, saved again)", None
+        return True, "no registered model has these weights", True
+
+    if step("weights", new_weights) is None:
         return report
     model = step("loads", lambda: (True, f"weights fit architecture {card.architecture.name}", load_model(str(card_path), seed=seed)))
     if model is None:
@@ -113,7 +154,14 @@ def check_submission(
             measured,
         )
 
-    if step("clean accuracy", clean_accuracy) is None:
+    if (measured := step("clean accuracy", clean_accuracy)) is None:
+        return report
+
+    def learned():
+        chance = chance_note(measured.clean_accuracy, measured.n_examples, dataset_info(card.dataset).num_classes)
+        return chance is None, chance or "well above chance", True
+
+    if step("learned", learned) is None:
         return report
 
     def sanity_attack():

@@ -238,3 +238,39 @@ def test_the_command_a_train_card_records_replays_to_the_bit_identical_checkpoin
     result = CliRunner().invoke(main, recorded[1:])
     assert result.exit_code == 0, result.output
     assert sha256_of(replayed.with_suffix(".safetensors")) == sha256_of(first.with_suffix(".safetensors")) == card.checkpoint.sha256
+
+
+def _train(arguments: list[str]):
+    from click.testing import CliRunner
+
+    from robustbench_snn.cli import main
+
+    base = ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "ann", "--epochs", "1", "--train-examples", "64"]
+    return CliRunner().invoke(main, base + arguments)
+
+
+def test_a_training_run_never_replaces_a_registered_model_without_being_told(tmp_path):
+    from robustbench_snn.registry import find_card, sha256_of
+
+    card = find_card("fmnist_ann")
+    stem = card.path.with_suffix("")
+    before = (sha256_of(card.path), sha256_of(stem.with_suffix(".safetensors")))
+    result = _train(["--out", str(stem)])
+    assert result.exit_code != 0 and "registered model" in result.output and "--overwrite" in result.output
+    elsewhere = _train(["--out", str(tmp_path / "fmnist_ann")])  # its name elsewhere: two models, one name
+    assert elsewhere.exit_code != 0 and "choose another name" in elsewhere.output
+    assert (sha256_of(card.path), sha256_of(stem.with_suffix(".safetensors"))) == before
+    assert not list(tmp_path.iterdir())
+
+
+def test_existing_output_files_are_replaced_only_with_overwrite(tmp_path):
+    (tmp_path / "mine.yaml").write_text("my notes\n")
+    result = _train(["--out", str(tmp_path / "mine")])
+    assert result.exit_code != 0 and "already exists" in result.output and "--overwrite" in result.output
+    assert (tmp_path / "mine.yaml").read_text() == "my notes\n"
+
+
+def test_a_learning_rate_that_is_not_a_finite_number_is_refused_before_training(tmp_path):
+    result = _train(["--lr", "nan", "--out", str(tmp_path / "nan_lr")])
+    assert result.exit_code == 2 and "nan" in result.output.lower() and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())

@@ -119,10 +119,15 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
 @click.option("--tgo-lambda", type=click.FloatRange(min=0), help="tgo: the constraint's final weight, ramped up from 0 [default: 1].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @options.batch_size
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=1e-3, show_default=True, type=options.FiniteFloat(min=0, min_open=True), help="Adam's learning rate.")
 @click.option("--train-examples", type=click.IntRange(min=1), help="Train on the first N training images only.")
 @options.seed
 @click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.safetensors and OUT.yaml.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing OUT files (a registered model only at its own files; a model shipped in an installed package never).",
+)
 @options.data_dir
 @options.device
 @options.as_json
@@ -161,6 +166,7 @@ def train(
     train_examples,
     seed,
     out,
+    overwrite,
     data_dir,
     device,
     as_json,
@@ -186,10 +192,12 @@ def train(
     The card records this exact command, the seed and every hyperparameter, and the clean
     accuracy measured on the full test split. Use it with `rsc-bench --models-dir my_models ...`.
     """
+    from robustbench_snn.data import dataset_info
     from robustbench_snn.models import ModelSpec, NeuronConfig
     from robustbench_snn.models.encoders import encoder_class, validated_parameters
     from robustbench_snn.store import ensure_writable
-    from robustbench_snn.training import TrainingConfig, entry_paths, train_classifier, write_entry
+    from robustbench_snn.submission import chance_note
+    from robustbench_snn.training import TrainingConfig, check_output, entry_paths, train_classifier, write_entry
 
     params = _encoding_params(encoding_params, sigma=sigma, variant=variant)
     if kind == "ann" and timesteps not in (None, 1):
@@ -229,7 +237,8 @@ def train(
         tgo_margin=tgo_margin,
         tgo_lambda=tgo_lambda,
     )
-    command = _command_line(click.get_current_context(), never=("quiet", "as_json"))
+    command = _command_line(click.get_current_context(), never=("quiet", "as_json", "overwrite"))
+    check_output(Path(out), overwrite)
     ensure_writable(Path(out).resolve().parent)
     model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not (quiet or as_json))
     card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not (quiet or as_json))
@@ -238,3 +247,6 @@ def train(
         options.print_json({"card": str(card_file), "checkpoint": str(weights), **card.model_dump(mode="json")})
     else:
         click.echo(f"wrote {card_file}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% on {card.claimed.n_examples} test images")
+    chance = chance_note(card.claimed.clean_accuracy, card.claimed.n_examples, dataset_info(dataset).num_classes)
+    if chance is not None:
+        click.echo(f"warning: {chance} (more epochs, more --train-examples or another --lr); `submit check` refuses it", err=True)

@@ -55,10 +55,10 @@ class SmoothedModel(Protocol):
 
 
 def has_spiking_layers(model: torch.nn.Module) -> bool:
-    """Whether ``model`` spikes: our LIF layers, single-step spikingjelly neurons or another library's."""
+    """Whether ``model`` spikes: our LIF layers, spikingjelly neurons kept as the user wrote them or another library's."""
     return (
         (isinstance(model, SpikingNetwork) and bool(model.spiking_layers))
-        or bool(getattr(model, "single_step_neurons", []))
+        or bool(getattr(model, "own_neurons", []))
         or bool(getattr(model, "library_neurons", []))
     )
 

@@ -15,10 +15,12 @@ is detected, not assumed: a module whose two forwards on one input differ is sto
 draws come from torch's global generator, which `UserModel` saves and restores around each forward
 from a stream of its own, so a seed repeats a run and the caller's generator is left untouched.
 
-Single-step spikingjelly networks (each call one time step) keep their own neurons: attacks
-reach them by BPTT through a surrogate of the attacker's choice, and modes that need the whole
-spike train (bptr, rga, act, hart, pdsg, assg) cannot run on them: the runner lists those
-members as skipped and the protocol as reduced.
+Every other spikingjelly neuron keeps its own dynamics (`OwnNeuron`): single-step ones (each
+call one time step) and, in multi-step mode, ``IFNode``, ``ParametricLIFNode``, ``LIFNode`` with
+``decay_input=False`` and any other ``BaseNode``, whatever its reset or surrogate. Attacks reach
+them by BPTT through their own surrogate or another of the attacker's choice; the modes that
+replace the neuron's arithmetic (bptr, rga, act, hart, pdsg, assg) model the decay-input LIF and
+cannot run on them: the runner lists those members as skipped, with the reason.
 
 Networks of snnTorch, Norse or sinabs neurons (`models.libraries`) are wrapped as they are: their
 state is reset before every forward, their spikes counted, and attacks differentiate them by BPTT
@@ -51,8 +53,8 @@ from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, Spik
 
 logger = logging.getLogger(__name__)
 
-# Gradient modes a single-step network supports: BPTT through spikingjelly's own recurrence.
-SINGLE_STEP_MODES = ("bptt",)
+# Gradient modes a network of neurons kept as they are supports: BPTT through their own recurrence.
+OWN_NEURON_MODES = ("bptt",)
 
 
 class MultiStepNeuron(SpikingActivation):
@@ -63,8 +65,9 @@ class MultiStepNeuron(SpikingActivation):
         return super().forward(sequence.flatten(0, 1)).view_as(sequence)
 
 
-class SingleStepNeuron(nn.Module):
-    """A user's single-step spikingjelly neuron, kept as it is; the attacker may swap its surrogate."""
+class OwnNeuron(nn.Module):
+    """A user's spikingjelly neuron kept as it is (single-step, or a multi-step neuron other than the
+    decay-input LIF); the attacker may swap its surrogate."""
 
     def __init__(self, node: neuron.BaseNode) -> None:
         super().__init__()
@@ -72,8 +75,11 @@ class SingleStepNeuron(nn.Module):
         self.training_surrogate = node.surrogate_function
 
     def set_gradient(self, gradient: GradientMode) -> None:
-        if gradient.mode not in SINGLE_STEP_MODES:
-            raise UserError(f"gradient mode {gradient.mode!r} needs the whole spike train; a single-step network supports bptt")
+        if gradient.mode not in OWN_NEURON_MODES:
+            raise UserError(
+                f"gradient mode {gradient.mode!r} models the decay-input LIF over the whole spike train; "
+                f"{type(self.node).__name__} in {self.node.step_mode!r} step mode supports bptt"
+            )
         if gradient.surrogate is None:
             self.node.surrogate_function = self.training_surrogate
         else:
@@ -94,15 +100,16 @@ def _surrogate_name(node: neuron.BaseNode) -> tuple[str, float]:
     )
 
 
+def _known_surrogate(node: neuron.BaseNode) -> bool:
+    return any(type(node.surrogate_function) is entry.function for entry in SURROGATES.values())
+
+
 def _converted(node: neuron.BaseNode) -> nn.Module:
-    """The runner's layer for one of the user's neurons (a `UserError` for neurons it cannot model)."""
-    if node.step_mode == "s":
-        return SingleStepNeuron(node)
-    if type(node) is not neuron.LIFNode or not node.decay_input:
-        raise UserError(
-            f"{type(node).__name__} is not supported in multi-step mode: the SNN gradient modes model spikingjelly's "
-            "LIFNode with decay_input=True (leaky integrate-and-fire, hard or soft reset)"
-        )
+    """The runner's layer for one of the user's neurons: the decay-input LIF in multi-step mode as
+    our `SpikingActivation` (the same spikes, every gradient mode), any other kept as it is."""
+    if node.step_mode == "s" or type(node) is not neuron.LIFNode or not node.decay_input or not _known_surrogate(node):
+        logger.info("%s (%s step mode) keeps its own dynamics: attacked by bptt", type(node).__name__, node.step_mode)
+        return OwnNeuron(node)
     surrogate_name, alpha = _surrogate_name(node)
     config = NeuronConfig(
         tau=float(node.tau),
@@ -193,8 +200,9 @@ class UserModel(SpikingModel, nn.Module):
         return [module for module in self.network.modules() if isinstance(module, SpikingActivation)]
 
     @property
-    def single_step_neurons(self) -> list[SingleStepNeuron]:
-        return [module for module in self.network.modules() if isinstance(module, SingleStepNeuron)]
+    def own_neurons(self) -> list[OwnNeuron]:
+        """The spikingjelly neurons kept with their own dynamics (`OwnNeuron`)."""
+        return [module for module in self.network.modules() if isinstance(module, OwnNeuron)]
 
     @property
     def library_neurons(self) -> list[nn.Module]:
@@ -209,15 +217,15 @@ class UserModel(SpikingModel, nn.Module):
     @property
     def supported_gradients(self) -> tuple[str, ...] | None:
         """The SNN gradient modes this model supports (None: all of them)."""
-        return SINGLE_STEP_MODES if self.single_step_neurons or self.library_neurons else None
+        return OWN_NEURON_MODES if self.own_neurons or self.library_neurons else None
 
     def set_gradient(self, gradient: GradientMode) -> None:
-        if self.library_neurons and (gradient.mode not in SINGLE_STEP_MODES or gradient.surrogate is not None):
+        if self.library_neurons and (gradient.mode not in OWN_NEURON_MODES or gradient.surrogate is not None):
             raise UserError(
                 f"{gradient.label()}: this network's neurons (snnTorch, Norse, sinabs) support bptt through their own surrogate"
             )
         self.gradient = gradient
-        for layer in [*self.spiking_layers, *self.single_step_neurons]:
+        for layer in [*self.spiking_layers, *self.own_neurons]:
             layer.set_gradient(gradient)
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
@@ -255,7 +263,7 @@ def wrap_snn(network: nn.Module, *, stochastic: bool | None = None, seed: int = 
 
     Multi-step ``LIFNode``s (``decay_input=True``, any surrogate of the gradient table) become
     `SpikingActivation`s with the same parameters: the same spikes, and bptt with any surrogate,
-    bptr, rga, act, hart, pdsg and assg. Single-step networks keep their neurons (bptt only).
+    bptr, rga, act, hart, pdsg and assg. Every other neuron keeps its own dynamics (bptt only).
     ``stochastic``: whether the network draws random numbers (its own Poisson encoder, say);
     None detects it from two forwards on ``sample``. ``seed`` starts its random stream. The
     network may encode its input itself (images in, logits out) and may return per-step logits.

@@ -22,7 +22,8 @@ from robustbench_snn.evaluation import benchmark
 from robustbench_snn.files import replacing
 from robustbench_snn.models import Classifier, ModelSpec, build_classifier
 from robustbench_snn.provenance import versions
-from robustbench_snn.registry import ModelCard, parse_card, write_state_dict
+from robustbench_snn.registry import ModelCard, list_cards, parse_card, write_state_dict
+from robustbench_snn.shipped import in_checkout, shipped_folder
 from robustbench_snn.training.recipes import RECIPES, Recipe, recipe_options, recipe_reference
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,25 @@ def training_environment(device: str) -> dict:
 def entry_paths(out: Path) -> tuple[Path, Path]:
     """The checkpoint and card files of output stem ``out`` (names may contain dots, e.g. s0.2)."""
     return out.parent / f"{out.name}.safetensors", out.parent / f"{out.name}.yaml"
+
+
+def check_output(out: Path, overwrite: bool = False) -> None:
+    """Refuse, before any training, an output stem ``out`` whose card or checkpoint would replace a
+    model: a model shipped inside an installed package never; a registered model (a card of that
+    name on the registry's search path, the checkout's ``models/`` included) or any existing file
+    only with ``overwrite``, and a registered model only at its own files (one name, one model)."""
+    files = [path for path in entry_paths(out) if path.exists()]
+    shipped = shipped_folder("models").resolve()
+    if not in_checkout() and any(shipped in path.resolve().parents for path in files):
+        raise UserError(f"{out} is a model shipped with robustbench-snn; it is never replaced: write to another --out")
+    registered = next((card for card in list_cards() if card.name == out.name), None)
+    if registered is not None:
+        own_files = Path(registered._path).resolve() == entry_paths(out)[1].resolve()
+        if not (overwrite and own_files):
+            where = "retrain it with --overwrite at its own files" if own_files else "choose another name"
+            raise UserError(f"{out.name!r} is a registered model ({registered._path}); {where} (its card and checkpoint are kept)")
+    if files and not overwrite:
+        raise UserError(f"{' and '.join(map(str, files))} already exist{'s' if len(files) == 1 else ''}; pass --overwrite to replace them")
 
 
 def write_entry(
