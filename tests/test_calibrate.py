@@ -61,3 +61,17 @@ def test_kills_are_decided_again_on_fresh_draws(shipped_models):
     assert stochastic.robust_accuracy <= stochastic.robust_accuracy_redecided
     deterministic = benchmark(shipped_models["fmnist_snn_direct"], attack="pgd", overrides={"steps": 2}, n_examples=32, batch_size=32)
     assert deterministic.member_kills_holding == deterministic.member_kills  # one decision is every decision
+
+
+def test_a_preset_for_deterministic_models_on_a_stochastic_one_says_so_before_any_work(shipped_models, caplog):
+    from robustbench_snn.evaluation import plan_evaluation
+
+    arguments = {"dataset": None, "n_examples": 8, "seed": 0, "batch_size": 8, "data_dir": None, "device": "cpu", "compile_lif": False}
+    with caplog.at_level("WARNING"):
+        plan_evaluation(shipped_models["fmnist_rsc1_s0.2"], attack="autoattack", overrides=None, model_name=None, **arguments)
+    (warning,) = [record.getMessage() for record in caplog.records if "overstate robustness" in record.getMessage()]
+    assert "autoattack-rand" in warning and "reliable" in warning and "autoattack," not in warning
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        plan_evaluation(shipped_models["fmnist_rsc1_s0.2"], attack="autoattack-rand", overrides=None, model_name=None, **arguments)
+    assert not [record for record in caplog.records if "overstate robustness" in record.getMessage()]

@@ -147,3 +147,28 @@ def test_a_users_model_is_never_stored_under_a_registered_name():
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with pytest.raises(UserError, match="registered model's name"):
         benchmark(model, dataset="fashion-mnist", n_examples=8, model_name="fmnist_ann")
+
+
+def test_a_nir_too_old_to_carry_metadata_is_one_clear_error_naming_the_version_needed(monkeypatch, tmp_path):
+    # sinabs 3.x pins nir <= 1.0.4, whose nodes take no metadata: export must say so, not raise a TypeError.
+    from robustbench_snn.models import nir_graphs
+
+    monkeypatch.setattr(nir_graphs, "installed_version", lambda name: "1.0.4")
+    result = CliRunner().invoke(main, ["models", "export", "fmnist_snn_direct", "--nir", str(tmp_path / "out.nir")])
+    assert result.exit_code != 0 and "nir >= 1.0.5" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.nir").exists()
+
+
+def test_the_nir_extra_asks_for_a_nir_that_export_can_use():
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    from robustbench_snn.models.nir_graphs import NIR_NEEDED
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    needed = ".".join(map(str, NIR_NEEDED))
+    for extra in ("nir", "test"):
+        (nir_requirement,) = [Requirement(line) for line in extras[extra] if Requirement(line).name == "nir"]
+        assert not nir_requirement.specifier.contains("1.0.4") and nir_requirement.specifier.contains(needed), extra

@@ -22,6 +22,7 @@ from robustbench_snn import store
 from robustbench_snn.attacks import Protocol, build_protocol, effective_members
 from robustbench_snn.attacks.attack import get_attack
 from robustbench_snn.attacks.bpda import uses_quantizers
+from robustbench_snn.attacks.flags import stochastic_without_eot
 from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
 from robustbench_snn.attacks.sources import Twin, resolve_sources
@@ -137,6 +138,18 @@ def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
     return shape(protocol) == shape(preset)
 
 
+def presets_with_eot() -> list[str]:
+    """The shipped presets whose every gradient member averages its gradient over draws (EOT)."""
+    found = []
+    for name in official_presets():
+        members = [*build_protocol(name).members, *build_protocol(name).later_members]
+        if any(member.uses_gradients for member in members) and all(
+            member.eot > 1 or member.method.own_eot for member in members if member.uses_gradients
+        ):
+            found.append(name)
+    return found
+
+
 def compile_pays(model: nn.Module, members: list[AttackSpec], n_examples: int) -> bool:
     """Whether an evaluation is big enough for the compiled LIF kernel to pay for its compilation."""
     work = n_examples * sum(member.steps * eot_draws(model, member) for member in members if member.uses_gradients)
@@ -235,6 +248,14 @@ def plan_evaluation(
     probe = torch.stack([examples[index][0] for index in range(min(8, len(examples)))]).to(device)
     check_model(model, probe, dataset_info(dataset))
     model, protocol, members, sources, skipped = prepare(model, protocol, probe, device, seed, dataset, twin)
+    if stochastic_without_eot(model, members):
+        logger.warning(
+            "%s draws new randomness at every forward, and %s takes each gradient from one draw: its number would "
+            "overstate robustness. Presets made for stochastic models: %s (or give --eot)",
+            row_name(model),
+            protocol.name,
+            ", ".join(presets_with_eot()),
+        )
     margin = logit_margin(model, members, probe)
     if compile_lif is None:
         compile_lif = compile_pays(model, members, len(examples)) or None

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +42,22 @@ FORMAT = 1
 NODE_KINDS = ("Input", "Output", "Conv2d", "LIF", "AvgPool2d", "SumPool2d", "Flatten", "Affine", "Linear", "Scale")
 
 
+# The first nir whose nodes take metadata (every node this module writes carries some).
+NIR_NEEDED = (1, 0, 5)
+
+
 def _nir():
     try:
         import nir
     except ImportError:
         raise UserError("NIR support needs the nir package: pip install 'robustbench-snn[nir]'") from None
+    found = installed_version("nir")
+    if tuple(int(part) for part in re.findall(r"\d+", found)[:3]) < NIR_NEEDED:
+        raise UserError(
+            f"NIR support needs nir >= {'.'.join(map(str, NIR_NEEDED))} (its nodes take metadata); nir {found} is installed: "
+            "pip install 'nir>=1.0.5' (sinabs 3.1.3 pins nir <= 1.0.4; pip install 'robustbench-snn[sinabs,nir]' "
+            "picks a sinabs that does not)"
+        )
     return nir
 
 
