@@ -15,6 +15,7 @@ from robustbench_snn.cli import main
 from robustbench_snn.data import DATASETS
 from robustbench_snn.models import ModelSpec, build_classifier
 from robustbench_snn.registry import find_card, write_state_dict
+from robustbench_snn.shipped import shipped_folder
 
 
 @pytest.fixture
@@ -281,3 +282,44 @@ def test_names_of_a_kind_whose_entries_describe_themselves_shows_what_each_does(
     assert set(lines) == set(json.loads(run("names", "recipe", "--json").output)["recipe"])
     assert "Parseval" in lines["snn-rat"] and "Sharmin" in lines["low-latency"]
     assert "names recipe" in run("train", "--help").output
+
+
+def test_the_plot_commands_as_the_design_brief_writes_them_name_their_own_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command, expected in (("plot-tradeoff", "tradeoff-fashion-mnist-pgd.png"), ("plot-eps", "eps-fashion-mnist-pgd.png")):
+        monkeypatch.setenv("RSC_BENCH_RESULTS", str(shipped_folder("results")))  # the official rows only
+        result = CliRunner().invoke(main, [command])
+        assert result.exit_code == 0, result.output
+        assert expected in result.output and (tmp_path / expected).stat().st_size > 0
+
+
+def test_an_eps_outside_the_data_range_is_refused_before_any_work(run):
+    result = run("evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--eps", "2", "-n", "4")
+    assert result.exit_code == 2 and "outside fashion-mnist's data range" in result.output and "Traceback" not in result.output
+    assert run("evaluate", "--model", "fmnist_ann", "--attack", "pgd", "--norm", "L2", "--eps", "29", "-n", "4").exit_code == 2
+
+
+def test_an_unknown_model_suggests_the_closest_names(run):
+    result = run("evaluate", "--model", "fmnist_snn_poison", "-n", "4")
+    assert result.exit_code == 2 and "did you mean fmnist_snn_poisson" in result.output
+
+
+def test_attacks_show_prints_a_preset_in_full(run):
+    result = run("attacks", "show", "reliable")
+    assert result.exit_code == 0 and "version" in result.output and "later" in result.output and "searched" in result.output
+    assert json.loads(run("attacks", "show", "pgd", "--json").output)["name"] == "pgd"
+    missing = run("attacks", "show", "relaible")
+    assert missing.exit_code == 2 and "did you mean reliable" in missing.output
+
+
+def test_results_filters_by_model(run):
+    official = str(shipped_folder("results"))
+    result = run("results", "--model", "fmnist_snn_rat", "--results-dir", official, "--json")
+    assert result.exit_code == 0 and {row["model"] for row in json.loads(result.output)} == {"fmnist_snn_rat"}
+    assert run("results", "--model", "no_such_model", "--results-dir", official).exit_code == 3
+
+
+def test_robustbench_spells_the_dataset_by_its_enum_name_too():
+    from robustbench_snn.robustbench import load_model
+
+    assert load_model("fmnist_ann", dataset="fashion_mnist").card.dataset == "fashion-mnist"

@@ -185,6 +185,13 @@ class Protocol(_Strict):
         """The protocol with every unset eps filled in from the dataset's standard threat model."""
 
         def filled(members: list[AttackSpec]) -> list[AttackSpec]:
+            for member in members:
+                if member.eps is not None and member.eps > dataset.largest_eps(member.norm):
+                    raise UserError(
+                        f"eps {member.eps:g} is outside {dataset.name}'s data range: images lie in [0, 1], and a {member.norm} ball "
+                        f"of radius {dataset.largest_eps(member.norm):.4g} already holds every image (its threat model: "
+                        f"eps {dataset.default_eps(member.norm):.4g}; fractions such as 8/255 are accepted)"
+                    )
             return [
                 member if member.eps is not None else member.model_copy(update={"eps": dataset.default_eps(member.norm)})
                 for member in members

@@ -45,6 +45,34 @@ def attacks_list(as_json):
         click.echo(f"  {name:<16} {get_attack(name).description}")
 
 
+@attacks.command("show")
+@click.argument("name")
+@options.as_json
+def attacks_show(name, as_json):
+    """Show one preset in full: its description, every member and its settings, and its file.
+
+    \b
+    Example:
+      rsc-bench attacks show reliable
+    """
+    from robustbench_snn.attacks import build_protocol, list_presets
+
+    found = list_presets()
+    protocol = build_protocol(name)  # a bare attack name is a one-member protocol; an unknown one says "did you mean"
+    if as_json:
+        options.print_json({**protocol.model_dump(mode="json"), "file": str(found[name]) if name in found else None})
+        return
+    click.echo(f"# {found[name]}" if name in found else f"# the attack {name!r} alone, with its defaults")
+    click.echo(f"{protocol.name} (version {protocol.version}): {protocol.description}".rstrip(": "))
+    settings = protocol.model_dump(exclude={"name", "version", "description", "members", "later_members"}, exclude_none=True)
+    click.echo("settings: " + ", ".join(f"{key} {value}" for key, value in settings.items()))
+    for stage in ("members", "later_members"):
+        for member in getattr(protocol, stage):
+            fields = member.model_dump(exclude_defaults=True, exclude={"attack"})
+            shown = ", ".join(f"{key}={value}" for key, value in fields.items())
+            click.echo(f"  {'later ' if stage == 'later_members' else ''}{member.label():<44} {shown}")
+
+
 @main.group()
 def models() -> None:
     """Browse the model registry (shipped cards, and your own from --models-dir)."""

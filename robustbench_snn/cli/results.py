@@ -11,13 +11,15 @@ from robustbench_snn.cli.app import main
 from robustbench_snn.errors import NoResultsError
 
 
-def _table(dataset, protocol, eps, results_dir, select="yours"):
+def _table(dataset, protocol, eps, results_dir, select="yours", models=()):
     from robustbench_snn.registry import list_cards
     from robustbench_snn.store import load_rows, reading_stores
     from robustbench_snn.tables import results_table
 
     rows = load_rows(dataset, results_dir, with_user_store=True)
     table = results_table(rows, list_cards(), dataset=dataset, protocol=protocol, eps=eps, select=select)
+    if models:
+        table = table[table["model"].isin(models)]
     if table.empty:
         looked = " and ".join(str(folder) for folder in reading_stores(results_dir, with_user_store=True))
         kind = "results" if select == "all" else "official results or results of yours"
@@ -32,7 +34,8 @@ def _table(dataset, protocol, eps, results_dir, select="yours"):
 @click.option(
     "--all", "every_row", is_flag=True, help="Every stored configuration (quick runs, overrides, other seeds), marked official or not."
 )
-def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
+@click.option("--model", "models", multiple=True, help="Only this model's rows (repeatable).")
+def results(dataset, protocol, eps, results_dir, output, as_json, every_row, models):
     """The stored results as a tidy table: one row per model x protocol x eps, with QTE.
 
     By default the official store's official rows (the unmodified preset, on at least its number
@@ -53,7 +56,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row):
     from robustbench_snn.columns import COLUMNS
     from robustbench_snn.tables import interval, microjoules, percent, registered_columns
 
-    table = _table(dataset, protocol, eps, results_dir, select="all" if every_row else "yours")
+    table = _table(dataset, protocol, eps, results_dir, select="all" if every_row else "yours", models=models)
     if as_json or output == "json":
         click.echo(table.to_json(orient="records", indent=2))
     elif output == "csv":
@@ -102,9 +105,25 @@ def _report_figure(path: Path, models: int, as_json: bool) -> None:
         click.echo(f"wrote {path} ({models} models)")
 
 
+def _figure_out(out: str | None, kind: str, dataset: str, protocol: str) -> Path:
+    """The figure's file: ``out``, else ``<kind>-<dataset>-<protocol>.png`` in the current folder."""
+    from robustbench_snn.store import ensure_writable
+
+    path = Path(out) if out is not None else Path(f"{kind}-{dataset}-{protocol}.png")
+    ensure_writable(path.resolve().parent)
+    return path
+
+
+FIGURE_OUT = click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Figure file (.png, .svg or .pdf) [default: KIND-DATASET-PROTOCOL.png in the current folder].",
+)
+
+
 @main.command("plot-tradeoff")
 @options.table_filters
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+@FIGURE_OUT
 @options.as_json
 def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
     """The accuracy-robustness Pareto plot: clean against robust accuracy, one point per model.
@@ -116,11 +135,10 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
     from robustbench_snn.data import dataset_info
     from robustbench_snn.plots import plot_tradeoff
     from robustbench_snn.registry import list_cards
-    from robustbench_snn.store import ensure_writable
 
-    ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"
     protocol = protocol or "pgd"
+    out = _figure_out(out, "tradeoff", dataset, protocol)
     eps = eps if eps is not None else dataset_info(dataset).linf_eps
     table = _table(dataset, protocol, eps, results_dir)
     path = plot_tradeoff(table, {card.name: card for card in list_cards()}, Path(out), f"{dataset}, {protocol}, eps = {eps:.4g}")
@@ -129,16 +147,15 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
 
 @main.command("plot-eps")
 @options.table_filters
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .svg or .pdf).")
+@FIGURE_OUT
 @options.as_json
 def plot_eps_command(dataset, protocol, eps, results_dir, out, as_json):
     """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
     from robustbench_snn.plots import plot_eps
-    from robustbench_snn.store import ensure_writable
 
-    ensure_writable(Path(out).resolve().parent)
     dataset = dataset or "fashion-mnist"
     protocol = protocol or "pgd"
+    out = _figure_out(out, "eps", dataset, protocol)
     table = _table(dataset, protocol, eps, results_dir)
     path = plot_eps(table, Path(out), f"{dataset}, {protocol}")
     _report_figure(path, table["model"].nunique(), as_json)

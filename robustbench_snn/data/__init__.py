@@ -11,6 +11,7 @@ evaluating on it never needs a download.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ class DatasetInfo:
     def default_eps(self, norm: str) -> float:
         """The radius of the dataset's standard threat model for ``norm`` (Linf or L2)."""
         return self.linf_eps if norm == "Linf" else self.l2_eps
+
+    def largest_eps(self, norm: str) -> float:
+        """The radius past which a ball around any image in [0, 1] holds every image (1 in Linf, the
+        diagonal of the image cube in L2): a larger eps means nothing more."""
+        return 1.0 if norm == "Linf" else math.sqrt(math.prod(self.input_shape))
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:

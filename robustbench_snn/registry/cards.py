@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
-from robustbench_snn.errors import CardError, unknown_name
+from robustbench_snn.errors import CardError, did_you_mean, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
 from robustbench_snn.models.classifier import neuron_class
 from robustbench_snn.models.encoders import ENCODERS, Encoder
@@ -257,5 +257,5 @@ def find_card(name_or_path: str, directory: str | os.PathLike | None = None) -> 
     for card in cards:
         if card.name == name_or_path:
             return card
-    known = ", ".join(card.name for card in cards) or "(none)"
-    raise CardError(f"unknown model {name_or_path!r}; registered models: {known}")
+    names = [card.name for card in cards]
+    raise CardError(f"unknown model {name_or_path!r}{did_you_mean(name_or_path, names)}; registered models: {', '.join(names) or '(none)'}")

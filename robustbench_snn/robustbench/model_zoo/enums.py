@@ -31,8 +31,12 @@ SUPPORTED_THREAT_MODELS = (ThreatModel.Linf, ThreatModel.L2)
 
 
 def dataset_name(dataset: str | BenchmarkDataset) -> str:
-    """The dataset's name in this benchmark, from an enum member or its string."""
-    return dataset.value if isinstance(dataset, BenchmarkDataset) else str(dataset)
+    """The dataset's name in this benchmark, from an enum member, its value or its name (RobustBench
+    scripts write both ``"cifar10"`` and ``"cifar_10"``)."""
+    if isinstance(dataset, BenchmarkDataset):
+        return dataset.value
+    by_name = BenchmarkDataset.__members__.get(str(dataset))
+    return by_name.value if by_name is not None else str(dataset)
 
 
 def threat_model_name(threat_model: str | ThreatModel) -> str:
