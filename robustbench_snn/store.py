@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robustbench_snn.config import describe
 from robustbench_snn.errors import UserError
@@ -110,6 +110,13 @@ class StoredRow(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
     runtime_s: float | None = Field(default=None, ge=0)
     flags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _robust_within_clean(self) -> "StoredRow":
+        # A sample counts robust only if it is right on its clean input: no run writes more.
+        if self.robust_accuracy is not None and self.clean_accuracy is not None and self.robust_accuracy > self.clean_accuracy + 1e-9:
+            raise ValueError(f"robust accuracy {self.robust_accuracy} exceeds clean accuracy {self.clean_accuracy}")
+        return self
 
 
 def nesting_depth(raw: bytes) -> int:

@@ -50,6 +50,63 @@ def test_a_cifar_folder_holding_a_code_pickle_is_refused_and_runs_nothing(tmp_pa
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("label", [99, -1])
+def test_cifar_files_whose_labels_are_outside_the_classes_are_refused(tmp_path, label):
+    batch = write_cifar10(tmp_path)
+    batch["labels"][0] = label
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as handle:
+        pickle.dump(batch, handle)
+    with pytest.raises(UserError, match=f"label {label} is outside the 10 classes"):
+        load_dataset("cifar10", "test", tmp_path, download=False)
+
+
+def test_a_tiny_imagenet_text_file_in_latin_1_is_one_clear_data_error(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_bytes("n01443537 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        load_dataset("tiny-imagenet", "test", tmp_path, download=False)
+
+
+@pytest.mark.parametrize("what", ["fifo", "images only"])
+def test_an_idx_folder_holding_the_split_in_part_is_an_error_not_a_silent_fall_back(tmp_path, what):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    shipped = Path(load_dataset.__globals__["EMBEDDED_DIR"]) / "fashion-mnist"
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes((shipped / "t10k-images-idx3-ubyte.gz").read_bytes())
+    if what == "fifo":
+        os.mkfifo(folder / "t10k-labels-idx1-ubyte")
+    started = time.monotonic()
+    with pytest.raises(UserError, match="in part"):
+        load_dataset("fashion-mnist", "test", tmp_path, download=False)
+    assert time.monotonic() - started < 5
+
+
+def test_a_yaml_key_that_is_a_list_is_one_clear_error(tmp_path):
+    path = tmp_path / "card.yaml"
+    path.write_text("? [a, b]\n: 1\nname: x\n")
+    with pytest.raises(CardError, match="a key must be a name, not a list"):
+        read_card(path)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"overrides": [1, 2]}, "overrides must be a mapping"),
+        ({"seed": 1.5}, "whole numbers"),
+        ({"images": "meta"}, "meta device"),
+    ],
+)
+def test_attack_arguments_of_the_wrong_kind_are_clear_errors(arguments, message):
+    from robustbench_snn import attack
+
+    images, labels = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+    if arguments.pop("images", None) == "meta":
+        images = images.to("meta")
+    with pytest.raises(UserError, match=message):
+        attack(load_model("fmnist_ann"), images, labels, dataset="fashion-mnist", **arguments)
+
+
 @pytest.mark.parametrize("suffix", [".pt", ".pth"])
 def test_a_checkpoint_holding_a_code_pickle_is_refused_without_the_unsafe_advice(tmp_path, card_data, suffix):
     marker = tmp_path / "pwned"
@@ -253,6 +310,18 @@ def test_a_server_that_drips_forever_is_cut_off_by_the_whole_transfer_limit(tmp_
     server.drip = False
 
 
+def test_a_server_that_drips_bytes_is_cut_off_once_the_transfer_rate_shows_no_real_progress(tmp_path, card_data, server, monkeypatch):
+    monkeypatch.setattr(checkpoints, "DOWNLOAD_RATE_WINDOW_S", 0.5)  # the whole-transfer limit stays at its default
+    server.drip = True
+    card_data["checkpoint"].update(path=None, url=server.url)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="no real progress"):
+        load_model(str(write_card(tmp_path, card_data)))
+    assert time.monotonic() - started < 10
+    assert not list(_cache().glob("*"))
+    server.drip = False
+
+
 def test_redirects_may_not_leave_the_allowed_schemes_or_downgrade_https(tmp_path, card_data, server):
     assert not checkpoints.redirect_allowed("https://example.org/w", "http://example.org/w")
     assert checkpoints.redirect_allowed("https://example.org/w", "https://mirror.example.org/w")
@@ -412,8 +481,9 @@ def test_a_deeply_nested_or_out_of_range_row_is_skipped_by_every_reader(tmp_path
         handle.write(json.dumps(_row(model="huge", n_examples=10**30)).encode() + b"\n")
         handle.write(json.dumps(_row(model="float", n_examples=1e30)).encode() + b"\n")
         handle.write(json.dumps(_row(model="seed", seed=-1)).encode() + b"\n")
+        handle.write(json.dumps(_row(model="impossible", clean_accuracy=0.5, robust_accuracy=0.9)).encode() + b"\n")
     assert list(load_rows("fashion-mnist", tmp_path)["model"]) == ["good"]
-    assert "nested deeper than" in caplog.text
+    assert "nested deeper than" in caplog.text and "exceeds clean accuracy" in caplog.text
     arguments = [word if word not in ("e.png", "site") else str(tmp_path / word) for word in command]
     result = CliRunner().invoke(main, [*arguments, "--results-dir", str(tmp_path)])
     assert "Traceback" not in result.output and not isinstance(result.exception, RecursionError)

@@ -240,6 +240,8 @@ def build_protocol(
     ``overrides`` holds member fields (eps, steps, grad, eot, ...) and protocol fields
     (eval_draws, checks, n_examples); ``None`` values are ignored.
     """
+    if overrides is not None and not isinstance(overrides, dict):
+        raise UserError(f"overrides must be a mapping of protocol fields to values (eps, steps, ...), not a {type(overrides).__name__}")
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples", "adaptive", "convergence"}
     if unknown:

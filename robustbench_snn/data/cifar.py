@@ -55,7 +55,7 @@ def _read_cifar_pickle(path: Path) -> dict:
 class _CifarFiles(Dataset):
     """A CIFAR split read from torchvision's folder layout (``cifar-10-batches-py/`` etc.) with `_ArrayUnpickler`."""
 
-    def __init__(self, folder: Path, files: list[str], label_key: str) -> None:
+    def __init__(self, folder: Path, files: list[str], label_key: str, classes: int) -> None:
         images, labels = [], []
         for name in files:
             batch = _read_cifar_pickle(folder / name)
@@ -69,6 +69,12 @@ class _CifarFiles(Dataset):
         self.labels = torch.cat(labels)
         if len(self.images) != len(self.labels):
             raise UserError(f"{folder}: the CIFAR files hold {len(self.images)} images but {len(self.labels)} labels")
+        outside = (self.labels < 0) | (self.labels >= classes)
+        if outside.any():
+            raise UserError(
+                f"{folder}: label {int(self.labels[outside][0])} is outside the {classes} classes (0 to {classes - 1}); "
+                "these are not CIFAR files as torchvision writes them"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,7 +96,7 @@ def _load_cifar(info: DatasetInfo, split: str, root: Path, download: bool) -> Da
             reason = f"download failed: {error}"
     if not all((folder / name).is_file() for name in files):
         raise not_found_error(info, split, [folder], reason)
-    return _CifarFiles(folder, files, label_key)
+    return _CifarFiles(folder, files, label_key, info.num_classes)
 
 
 # This family's built-in datasets (registered by `robustbench_snn.data` the first time it is read).

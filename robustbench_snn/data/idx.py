@@ -31,15 +31,26 @@ def _idx_files(split: str) -> tuple[str, str]:
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
-def _find_idx(folders: list[Path], split: str) -> tuple[Path, Path] | None:
-    """The first folder holding both IDX files of the split, plain or gzipped."""
-    for folder in folders:
-        found = []
+def _find_idx(folders: list[Path], split: str, yours: int = 0) -> tuple[Path, Path] | None:
+    """The first folder holding both IDX files of the split, plain or gzipped. The first ``yours``
+    folders are the user's: one holding some of the split's files but not both as regular files
+    (only the images, a FIFO in place of a file) is a `DataError`, never a silent fall back to
+    another copy of the data."""
+    for number, folder in enumerate(folders):
+        found, present = [], []
         for stem in _idx_files(split):
             candidates = [folder / stem, folder / f"{stem}.gz"]
             found.append(next((path for path in candidates if path.is_file()), None))
+            present += [path for path in candidates if path.exists() or path.is_symlink()]
         if all(found):
             return found[0], found[1]
+        if number < yours and present:
+            unusable = [path.name for path in present if not path.is_file()]
+            problem = f"{', '.join(unusable)} not a regular file" if unusable else f"only {', '.join(path.name for path in present)}"
+            raise DataError(
+                f"{folder} holds the {split} split's IDX files in part ({problem}); it needs both "
+                f"{' and '.join(_idx_files(split))} (plain or .gz) as regular files"
+            )
     return None
 
 
@@ -88,18 +99,19 @@ def _read_idx(images_path: Path, labels_path: Path, info: DatasetInfo) -> Tensor
 def _load_idx(info: DatasetInfo, split: str, root: Path, download: bool) -> Dataset:
     folder = _IDX_FOLDERS[info.name]
     candidates = [root / folder / "raw", root / info.name, root]
+    yours = len(candidates)
     if info.name == "fashion-mnist":
         candidates.append(DEBIAN_FASHION_MNIST)
         if split == "test":
             candidates.append(EMBEDDED_DIR / "fashion-mnist")
-    found = _find_idx(candidates, split)
+    found = _find_idx(candidates, split, yours)
     reason = ""
     if found is None and download:
         try:
             _IDX_DOWNLOADERS[info.name](root, train=split == "train", download=True)
         except (OSError, RuntimeError) as error:
             reason = f"download failed: {error}"
-        found = _find_idx(candidates, split)
+        found = _find_idx(candidates, split, yours)
     if found is None:
         raise not_found_error(info, split, candidates, reason)
     images_path, labels_path = found

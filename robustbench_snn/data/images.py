@@ -46,17 +46,25 @@ def checked_image(path: str | os.PathLike) -> Image.Image:
         raise DataError(f"image {path} cannot be decoded: {error}") from None
 
 
+def _text(path: Path) -> str:
+    """A text file of a dataset's layout, or a `DataError` saying why it is not one."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text (byte {error.start}); Tiny-ImageNet's text files are plain ASCII") from None
+
+
 class TinyImageNetVal(Dataset):
     """Tiny-ImageNet's validation split: ``val/images/*.JPEG`` labelled by ``val_annotations.txt``
     (each line a plain file name in ``val/images`` and a class of ``wnids.txt``)."""
 
     def __init__(self, root: Path, transform: transforms.Compose) -> None:
-        wnids = (root / "wnids.txt").read_text().split()
+        wnids = _text(root / "wnids.txt").split()
         self.classes = sorted(wnids)
         self.class_to_idx = {wnid: index for index, wnid in enumerate(self.classes)}
         self.samples = []
         annotations = root / "val" / "val_annotations.txt"
-        for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        for number, line in enumerate(_text(annotations).splitlines(), 1):
             fields = line.split("\t")
             if len(fields) < 2:
                 continue

@@ -37,6 +37,8 @@ def check_images(images: object, dataset: DatasetInfo, argument: str = "images")
         )
     if len(images) == 0:
         raise InputError(f"{argument} is empty")
+    if images.device.type == "meta":
+        raise InputError(f"{argument} are on the meta device, which holds shapes and no values: pass real tensors")
     if not torch.isfinite(images).all():
         raise InputError(f"{argument} contains NaN or infinite values")
     low, high = float(images.min()), float(images.max())

@@ -181,6 +181,8 @@ def plan_members(
 
 def check_run(seed: int, batch_size: int) -> None:
     """Refuse a seed or batch size no run can use."""
+    if type(batch_size) is not int or type(seed) is not int:
+        raise UserError(f"the seed and the batch size must be whole numbers (int), got seed {seed!r} and batch size {batch_size!r}")
     if batch_size <= 0:
         raise UserError(f"batch size must be positive, got {batch_size}")
     if not 0 <= seed < 2**63:

@@ -47,6 +47,11 @@ ALLOWED_SCHEMES = ("https",)
 DOWNLOAD_TIMEOUT_S = 60
 # The whole transfer's limit: a server that drips bytes, or streams without end, is cut off.
 DOWNLOAD_TOTAL_S = 1800
+# A transfer that makes no real progress stops early: under DOWNLOAD_MIN_RATE bytes a second over
+# any window of DOWNLOAD_RATE_WINDOW_S seconds (a server dripping bytes would otherwise hold a user
+# until DOWNLOAD_TOTAL_S).
+DOWNLOAD_MIN_RATE = 4096
+DOWNLOAD_RATE_WINDOW_S = 60.0
 DOWNLOAD_CHUNK = 1 << 20
 
 
@@ -98,13 +103,23 @@ def download(url: str, sha256: str, size_bytes: int | None = None, progress: boo
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(target).name[:12]}", disable=not progress) as bar:
                 received = 0
-                # read1 returns what has arrived, so a dripping server meets the deadline check
+                window_start, window_received = time.monotonic(), 0
+                # read1 returns what has arrived, so a dripping server meets the deadline and rate checks
                 while block := response.read1(DOWNLOAD_CHUNK):
                     received += len(block)
+                    window_received += len(block)
                     if received > limit:
                         raise CheckpointError(f"cannot download checkpoint {url}: larger than the {limit} bytes expected")
-                    if time.monotonic() > deadline:
+                    now = time.monotonic()
+                    if now > deadline:
                         raise CheckpointError(f"cannot download checkpoint {url}: not finished within {DOWNLOAD_TOTAL_S} s")
+                    if now - window_start >= DOWNLOAD_RATE_WINDOW_S:
+                        if window_received < DOWNLOAD_MIN_RATE * (now - window_start):
+                            raise CheckpointError(
+                                f"cannot download checkpoint {url}: {window_received} bytes in the last {now - window_start:.0f} s, "
+                                f"under {DOWNLOAD_MIN_RATE // 1024} kB/s: the transfer makes no real progress"
+                            )
+                        window_start, window_received = now, 0
                     sink.write(block)
                     bar.update(len(block))
         verify(partial, sha256, size_bytes)
