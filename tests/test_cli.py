@@ -323,3 +323,18 @@ def test_robustbench_spells_the_dataset_by_its_enum_name_too():
     from robustbench_snn.robustbench import load_model
 
     assert load_model("fmnist_ann", dataset="fashion_mnist").card.dataset == "fashion-mnist"
+
+
+def test_figures_draw_quick_runs_only_when_asked(run, tmp_path):
+    folder = tmp_path / "mine"
+    assert run("evaluate", "--model", "fmnist_ann", "--attack", "pgd", "-n", "8", "--results-dir", str(folder)).exit_code == 0
+    for command in ("plot-tradeoff", "plot-eps"):
+        default = run(command, "--results-dir", str(folder), "--out", str(tmp_path / f"{command}.png"))
+        assert default.exit_code == 3, default.output  # a quick run is no official cell, and no figure's either
+        asked = run(command, "--results-dir", str(folder), "--out", str(tmp_path / f"{command}.png"), "--quick-runs")
+        assert asked.exit_code == 0 and "(1 models)" in asked.output
+
+
+def test_a_missing_value_reads_the_same_in_every_column_of_the_results_table(run):
+    result = run("results", "--results-dir", str(shipped_folder("results")), "--protocol", "pgd")
+    assert result.exit_code == 0 and "NaN" not in result.output and " - " in result.output

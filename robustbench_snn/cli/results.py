@@ -95,7 +95,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row, mod
             *(COLUMNS[name].title for name in registered_columns(table)),
             "flags",
         ] + (["official"] if every_row else [])
-        click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+        click.echo(shown[columns].to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-"))
 
 
 def _report_figure(path: Path, models: int, as_json: bool) -> None:
@@ -119,13 +119,24 @@ FIGURE_OUT = click.option(
     type=click.Path(dir_okay=False),
     help="Figure file (.png, .svg or .pdf) [default: KIND-DATASET-PROTOCOL.png in the current folder].",
 )
+QUICK_RUNS = click.option(
+    "--quick-runs",
+    is_flag=True,
+    help="Draw your quick runs and overrides too [default: official rows and your full runs of the unmodified preset].",
+)
+
+
+def _selection(quick_runs: bool) -> str:
+    """Which rows a figure draws: the official rows of every store (yours that meet the rule too), or every row of yours."""
+    return "yours" if quick_runs else "official"
 
 
 @main.command("plot-tradeoff")
 @options.table_filters
 @FIGURE_OUT
+@QUICK_RUNS
 @options.as_json
-def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
+def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, quick_runs, as_json):
     """The accuracy-robustness Pareto plot: clean against robust accuracy, one point per model.
 
     \b
@@ -140,7 +151,7 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
     protocol = protocol or "pgd"
     out = _figure_out(out, "tradeoff", dataset, protocol)
     eps = eps if eps is not None else dataset_info(dataset).linf_eps
-    table = _table(dataset, protocol, eps, results_dir)
+    table = _table(dataset, protocol, eps, results_dir, select=_selection(quick_runs))
     path = plot_tradeoff(table, {card.name: card for card in list_cards()}, Path(out), f"{dataset}, {protocol}, eps = {eps:.4g}")
     _report_figure(path, len(table), as_json)
 
@@ -148,14 +159,15 @@ def plot_tradeoff_command(dataset, protocol, eps, results_dir, out, as_json):
 @main.command("plot-eps")
 @options.table_filters
 @FIGURE_OUT
+@QUICK_RUNS
 @options.as_json
-def plot_eps_command(dataset, protocol, eps, results_dir, out, as_json):
+def plot_eps_command(dataset, protocol, eps, results_dir, out, quick_runs, as_json):
     """Robust accuracy against eps, one line per model, from the stored eps sweeps."""
     from robustbench_snn.plots import plot_eps
 
     dataset = dataset or "fashion-mnist"
     protocol = protocol or "pgd"
     out = _figure_out(out, "eps", dataset, protocol)
-    table = _table(dataset, protocol, eps, results_dir)
+    table = _table(dataset, protocol, eps, results_dir, select=_selection(quick_runs))
     path = plot_eps(table, Path(out), f"{dataset}, {protocol}")
     _report_figure(path, table["model"].nunique(), as_json)
