@@ -263,10 +263,12 @@ def test_results_shows_a_users_own_run_beside_the_official_rows_with_and_without
 
 def test_every_attack_field_is_an_evaluate_option_bounded_as_the_schema_bounds_it(run):
     from robustbench_snn.attacks import AttackSpec, Protocol
+    from robustbench_snn.attacks.protocol import PRESET_ONLY_FIELDS
     from robustbench_snn.cli.evaluate import evaluate
 
     options = {param.name for param in evaluate.params}
-    assert set(AttackSpec.model_fields) - {"attack"} <= options, "a new attack field is an option without more code"
+    assert set(AttackSpec.model_fields) - {"attack", *PRESET_ONLY_FIELDS} <= options, "a new attack field is an option without more code"
+    assert not set(PRESET_ONLY_FIELDS) & options
     assert {"eval_draws", "checks"} <= options and {"eval_draws", "checks"} <= set(Protocol.model_fields)
     for option, value in (("--steps", "10001"), ("--restarts", "101"), ("--temperature", "0"), ("--eot", "1025")):
         result = run("evaluate", "--model", "fmnist_ann", option, value)

@@ -45,6 +45,8 @@ def _registered_attack(name: str) -> str:
 
 # The member fields a preset may search per model instead of fixing (`evaluation.calibrate`).
 SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
+# The member fields only a preset sets (the command line overrides the others, `AttackFields`).
+PRESET_ONLY_FIELDS = ("search", "only_with_estimator")
 
 
 class AttackSpec(AttackFields):
