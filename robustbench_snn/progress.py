@@ -8,12 +8,35 @@ Shown only when asked for (``progress=True``); written to stderr by tqdm.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from tqdm import tqdm
 
 # Runs estimated to take longer than this say so once, after their first batch.
 ANNOUNCE_AFTER_S = 120.0
+
+
+# Where a long attack member reports the share of itself done (set around each member by the runner).
+_STAGE_REPORT: ContextVar[Callable[[float], None] | None] = ContextVar("stage_report", default=None)
+
+
+@contextmanager
+def reporting_stages(report: Callable[[float], None]) -> Iterator[None]:
+    """Inside the block, `stage_done` calls ``report`` with the share of the running member done."""
+    token = _STAGE_REPORT.set(report)
+    try:
+        yield
+    finally:
+        _STAGE_REPORT.reset(token)
+
+
+def stage_done(share: float) -> None:
+    """A member whose stages are long (AutoAttack's) says how much of it is done, so the bar moves."""
+    report = _STAGE_REPORT.get()
+    if report is not None:
+        report(share)
 
 
 def _duration(seconds: float) -> str:

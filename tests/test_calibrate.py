@@ -75,3 +75,17 @@ def test_a_preset_for_deterministic_models_on_a_stochastic_one_says_so_before_an
     with caplog.at_level("WARNING"):
         plan_evaluation(shipped_models["fmnist_rsc1_s0.2"], attack="autoattack-rand", overrides=None, model_name=None, **arguments)
     assert not [record for record in caplog.records if "overstate robustness" in record.getMessage()]
+
+
+def test_autoattacks_long_stages_move_the_progress_of_their_member(shipped_models, fmnist_batch):
+    from robustbench_snn.attacks import attack_batch, build_protocol
+    from robustbench_snn.evaluation.plan import prepare, resolve_protocol
+
+    model = shipped_models["fmnist_ann"]  # broken by APGD-CE at once: AutoAttack stops after its first stage
+    images, labels = fmnist_batch[0][:4], fmnist_batch[1][:4]
+    protocol = resolve_protocol(build_protocol("autoattack", {"eval_draws": 1}), None, "fashion-mnist")
+    model, protocol, members, sources, _ = prepare(model, protocol, images, "cpu", 0, "fashion-mnist")
+    reported: list[float] = []
+    attack_batch(model, protocol, members, images, labels, 0, sources, count_gradients=False, on_member=reported.append)
+    inside = [done for done in reported if 0 < done < 1]
+    assert inside and inside == sorted(inside) and reported[-1] == 1  # stages inside the one member, then its end

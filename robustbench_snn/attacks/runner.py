@@ -28,6 +28,7 @@ from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
 from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic, reseed
+from robustbench_snn.progress import reporting_stages
 from robustbench_snn.seeds import member_seed, one_draw_seed, redecision_seed, restart_seed
 
 logger = logging.getLogger(__name__)
@@ -358,7 +359,8 @@ def attack_batch(
             break
         started = time.perf_counter()
         in_scope = protocol.convergence is not None and (protocol.convergence.applies_to == "later_members") == member.later
-        curve = batch.run(member, member_seed(seed, number), in_scope and converges(model, member, number))
+        with reporting_stages(lambda share, done=number: announce(done + share)):
+            curve = batch.run(member, member_seed(seed, number), in_scope and converges(model, member, number))
         member_seconds[member.label()] = time.perf_counter() - started
         if curve is not None:
             convergence[member.label()] = curve
