@@ -35,7 +35,7 @@ CANDIDATES = {
             "temperature": temperature,
             "loss": "cw",
         }
-        for temperature in (0.01, 0.03, 0.1, 0.3)
+        for temperature in (0.003, 0.01, 0.03, 0.1, 0.3)
     },
     **{
         f"relaxed-logit@{temperature}-50x2-cw": {
@@ -47,10 +47,18 @@ CANDIDATES = {
             "temperature": temperature,
             "loss": "cw",
         }
-        for temperature in (0.1, 0.5)
+        for temperature in (0.1, 0.5, 2.0)
     },
     "relaxed@0.03-20": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "relaxed", "temperature": 0.03},
     "relaxed-eot32-50-cw": {"attack": "pgd", "steps": 50, "eot": 32, "estimator": "relaxed", "loss": "cw"},
+    "relaxed@0.01-apgd-dlr-100x2": {
+        "attack": "apgd-dlr",
+        "steps": 100,
+        "restarts": 2,
+        "eot": 8,
+        "estimator": "relaxed",
+        "temperature": 0.01,
+    },
     "straight-through-50x2-cw": {"attack": "pgd", "steps": 50, "restarts": 2, "eot": 8, "loss": "cw"},
     "score-function": {"attack": "pgd", "steps": 20, "eot": 8, "estimator": "score-function"},
     "score-function-eot64-50-cw": {"attack": "pgd", "steps": 50, "eot": 64, "estimator": "score-function", "loss": "cw"},
