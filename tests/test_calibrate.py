@@ -1,10 +1,13 @@
 """Attack settings searched per model on calibration images, and kills decided a second time."""
 
+from pathlib import Path
+
 import pytest
 
 from robustbench_snn import benchmark
 from robustbench_snn.attacks import Protocol, build_protocol
 from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES
 
@@ -31,9 +34,26 @@ def test_a_searched_temperature_runs_the_relaxed_estimator_only_where_the_coding
     assert direct.attacks == [] and direct.robust_accuracy is None and not direct.skipped_members
 
 
-def test_an_evaluation_that_would_attack_the_calibration_images_is_refused(shipped_models):
-    with pytest.raises(UserError, match="calibration|never evaluated"):
-        benchmark(shipped_models["fmnist_snn_direct"], attack=_searching("step_size", [0.01, 0.05]), n_examples=10_000 - 10)
+def test_an_evaluation_reaching_the_calibration_images_searches_on_training_images_or_is_refused(tmp_path, monkeypatch):
+    from robustbench_snn.errors import DatasetNotFoundError
+    from robustbench_snn.evaluation import calibrate
+
+    def test_split_only(dataset, split, data_dir=None):
+        if split == "train":
+            raise DatasetNotFoundError("no training split here")
+        return load_dataset(dataset, split, data_dir)
+
+    with monkeypatch.context() as patched:  # a machine without the training split (pip installs only the test split)
+        patched.setattr(calibrate, "load_dataset", test_split_only)
+        with pytest.raises(UserError, match="never evaluates"):
+            calibrate.calibration_images("fashion-mnist", str(tmp_path), 10_000 - 10, "cpu")
+    calibration_images = calibrate.calibration_images
+    shipped = Path(load_dataset.__globals__["EMBEDDED_DIR"]) / "fashion-mnist"
+    (tmp_path / "fashion-mnist").mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        (tmp_path / "fashion-mnist" / f"train-{kind}-ubyte.gz").write_bytes((shipped / f"t10k-{kind}-ubyte.gz").read_bytes())
+    assert calibration_images("fashion-mnist", str(tmp_path), 10_000, "cpu").description == f"fashion-mnist train[0:{CALIBRATION_IMAGES}]"
+    assert calibration_images("fashion-mnist", str(tmp_path), 1000, "cpu").description.startswith("fashion-mnist test[")
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ A member may declare ``search: {field: [candidates]}`` (a relaxation's temperatu
 sharpness, a step size; `attacks.protocol.SEARCHABLE_FIELDS`). Every hand-fixed value is a place
 where the worst case can be wrong, and searching on the evaluated images overfits the evaluation,
 so each candidate runs the member once (one restart, its own seed) on calibration images: the
-last `CALIBRATION_IMAGES` of the dataset's test split, which an evaluation never attacks (it takes
-the first n, and refuses an n that would reach them). The candidate that fools the most of them
+last `CALIBRATION_IMAGES` of the dataset's test split, which an evaluation of its first n images
+never attacks, or, for an evaluation that reaches them, the first ones of the training split. The candidate that fools the most of them
 is chosen, then the one leaving the largest mean margin ``max_{j != y} z_j - z_y`` (logits averaged
 over the decision's draws), then the first listed. Each choice and every candidate's outcome (the
 search's curve) is recorded in the row (`Search`).
@@ -22,8 +22,8 @@ from torch import nn
 from robustbench_snn.attacks.primitives import margin_loss
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import attempt_once, decide, normalised
-from robustbench_snn.data import load_dataset
-from robustbench_snn.errors import UserError
+from robustbench_snn.data import dataset_info, load_dataset
+from robustbench_snn.errors import DatasetNotFoundError, UserError
 from robustbench_snn.models.interface import is_stochastic, reseed
 from robustbench_snn.seeds import calibration_seed
 
@@ -59,19 +59,29 @@ class CalibrationImages:
 
 
 def calibration_images(dataset: str, data_dir: str | None, n_evaluated: int | None, device: torch.device | str) -> CalibrationImages:
-    """The last `CALIBRATION_IMAGES` of ``dataset``'s test split; refused when the evaluation's
-    first ``n_evaluated`` images (None: the whole split) would include them."""
+    """The last `CALIBRATION_IMAGES` of ``dataset``'s test split, or, when the evaluation's first
+    ``n_evaluated`` images (None: the whole split) would include them, the first ones of its
+    training split; refused when that split cannot be had either."""
     split = load_dataset(dataset, "test", data_dir)
     start = len(split) - CALIBRATION_IMAGES
     evaluated = len(split) if n_evaluated is None else n_evaluated
-    if evaluated > start:
+    if evaluated <= start:
+        return _taken(split, range(start, len(split)), f"{dataset} test[{start}:{len(split)}]", device)
+    try:
+        training = load_dataset(dataset, "train", data_dir)
+    except DatasetNotFoundError:
         raise UserError(
-            f"this protocol searches attack settings on the last {CALIBRATION_IMAGES} test images of {dataset}, never evaluated "
-            f"ones: evaluate at most {start} images (asked for {evaluated}), or give the searched members fixed values"
-        )
-    images = torch.stack([split[index][0] for index in range(start, len(split))]).to(device)
-    labels = torch.tensor([int(split[index][1]) for index in range(start, len(split))], device=device)
-    return CalibrationImages(images, labels, f"{dataset} test[{start}:{len(split)}]")
+            f"this protocol searches attack settings on images it never evaluates: the last {CALIBRATION_IMAGES} test "
+            f"images of {dataset}, or, to evaluate more than {start}, its training split, which is not here "
+            f"({dataset_info(dataset).how_to_get}); or give the searched members fixed values"
+        ) from None
+    return _taken(training, range(CALIBRATION_IMAGES), f"{dataset} train[0:{CALIBRATION_IMAGES}]", device)
+
+
+def _taken(split, indices: range, description: str, device: torch.device | str) -> CalibrationImages:
+    images = torch.stack([split[index][0] for index in indices]).to(device)
+    labels = torch.tensor([int(split[index][1]) for index in indices], device=device)
+    return CalibrationImages(images, labels, description)
 
 
 @torch.inference_mode()
