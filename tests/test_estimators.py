@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from robustbench_snn.attacks.primitives import loss_gradient
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import normalised
+from robustbench_snn.data import load_dataset
 from robustbench_snn.models.encoders import PoissonEncoder, RSCEncoder
 from robustbench_snn.models.estimators import SamplingGradient, leave_one_out
 from robustbench_snn.registry import load_model
@@ -183,11 +184,12 @@ def test_an_estimator_the_coding_does_not_admit_is_refused_by_the_encoder_and_no
 
 
 @pytest.mark.parametrize("name", ["fmnist_snn_poisson", "fmnist_poisson_lowlat"])
-def test_no_estimator_leaves_a_real_image_without_gradient_at_its_background_or_its_brightest_pixels(name, fmnist_batch):
+def test_no_estimator_leaves_a_real_image_without_gradient_at_its_background_or_its_brightest_pixels(name):
     # A clamp passes no gradient at its bounds: version 1 of the Poisson coding lost every pixel at
     # exactly 0 or 1 this way (about half of a Fashion-MNIST image), under every estimator.
     model = load_model(name, seed=0)
-    images, labels = fmnist_batch[0][:2], fmnist_batch[1][:2]
+    images, labels = load_dataset("fashion-mnist", "test", download=False).tensors
+    images, labels = images[:2].clone(), labels[:2].clone()  # read afresh: the first two have pixels at 0 and at 1
     assert (images == 0).any() and (images == 1).any()
     for estimator in model.encoder.estimators:
         with model.encoder.using_estimator(SamplingGradient(estimator)):

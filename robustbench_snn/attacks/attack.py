@@ -72,12 +72,14 @@ class Attack:
         return self.white_box if spec.source is None else spec.source == EXPECTATION_SOURCE
 
     def label(self, spec: AttackSpec) -> str:
-        """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]`` (``<-SOURCE`` when crafted on one)."""
+        """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]`` (``<-SOURCE`` when crafted on one;
+        no brackets on a model without spiking layers, ``pgd-10``)."""
         loss = "" if spec.loss == "ce" else f"-{spec.loss}"
         steps = f"-{spec.steps}" if self.shows_steps else ""
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
         source = f"<-{spec.source}" if spec.source is not None else ""
-        return f"{self.name}{steps}{restarts}{loss}[{spec.backward_label()}]{source}"
+        backward = spec.backward_label()
+        return f"{self.name}{steps}{restarts}{loss}{f'[{backward}]' if backward else ''}{source}"
 
     def attacked_model(self, model: nn.Module, spec: AttackSpec, sources: dict[str, nn.Module]) -> nn.Module:
         """The model whose gradients the attack follows: its source when it has one, else the target."""

@@ -67,6 +67,8 @@ class AttackSpec(AttackFields):
     only_with_estimator: bool = False
     # Set by the runner's planning on members of a protocol's ``later_members`` (not part of the identity).
     _later: bool = PrivateAttr(default=False)
+    # Set by the runner's planning on a model without spiking layers, where every gradient is plain backprop.
+    _plain_backprop: bool = PrivateAttr(default=False)
 
     @model_serializer(mode="wrap")
     def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -129,9 +131,11 @@ class AttackSpec(AttackFields):
         return None if self.estimator is None else SamplingGradient(self.estimator, self.temperature)
 
     def backward_label(self) -> str:
-        """How the member differentiates: the SNN gradient mode, BPDA and the sampling's estimator."""
+        """How the member differentiates: the SNN gradient mode, BPDA and the sampling's estimator
+        (no mode on a model without spiking layers, where every gradient is plain backprop)."""
         estimator = self.sampling_gradient()
-        return f"{self.gradient().label()}{'+bpda' if self.bpda else ''}{'|' + estimator.label() if estimator else ''}"
+        mode = "" if self._plain_backprop else self.gradient().label()
+        return f"{mode}{'+bpda' if self.bpda else ''}{'|' + estimator.label() if estimator else ''}".lstrip("+")
 
     def label(self) -> str:
         searched = "".join(f"{{{name} searched}}" for name in self.search or {})

@@ -168,6 +168,7 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
             member._later = bool(later)
             if not has_spiking_layers(model):
                 member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
+                member._plain_backprop = True
             if member.bpda and not quantized:
                 member = member.model_copy(update={"bpda": False})
             if plain.setdefault(member.model_dump_json(), member) is member:

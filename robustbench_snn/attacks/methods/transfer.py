@@ -26,7 +26,7 @@ class Transfer(Attack):
     def label(self, spec):
         loss = "" if spec.loss == "ce" else f"-{spec.loss}"
         backward = spec.backward_label()
-        mode = "" if backward == "bptt" else f"[{backward}]"
+        mode = "" if backward in ("bptt", "") else f"[{backward}]"
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
         return f"transfer{restarts}{loss}{mode}<-{spec.source}"
 
