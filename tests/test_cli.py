@@ -177,7 +177,7 @@ def test_evaluate_under_an_attack_accepts_fractional_eps_and_stores_the_row(run,
     ]
     record = json.loads(run(*arguments).output)
     assert record["eps"] == pytest.approx(8 / 255) and record["norm"] == "Linf"
-    assert record["attacks"] == ["pgd-3[bptt]"] and record["protocol"] == "pgd-custom"  # 3 steps: not the preset
+    assert record["attacks"] == ["pgd-3"] and record["protocol"] == "pgd-custom"  # 3 steps: not the preset
     assert record["robust_accuracy"] <= record["clean_accuracy"]
     assert record["flags"] == [] and record["n_examples"] == 32 and record["runtime_s"] >= 0
     assert (tmp_path / "fashion-mnist.jsonl").is_file()
