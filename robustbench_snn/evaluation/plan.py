@@ -142,7 +142,8 @@ def presets_with_eot() -> list[str]:
     """The shipped presets whose every gradient member averages its gradient over draws (EOT)."""
     found = []
     for name in official_presets():
-        members = [*build_protocol(name).members, *build_protocol(name).later_members]
+        protocol = build_protocol(name)
+        members = [*protocol.members, *protocol.later_members]
         if any(member.uses_gradients for member in members) and all(
             member.eot > 1 or member.method.own_eot for member in members if member.uses_gradients
         ):
