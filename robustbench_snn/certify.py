@@ -77,6 +77,11 @@ class Certificate:
         scale = math.sqrt(self.timesteps) if self.kind == "rsc-II" else 1.0
         return self.sigma * float(gaussian.ppf(p_lower)) / scale
 
+    def largest_radius(self, draws: int, alpha: float) -> float:
+        """The largest radius any image can be certified at with ``draws`` draws at level ``alpha``
+        (every draw on the top class): a radius beyond it is out of the certificate's reach, whatever the model."""
+        return self.radius(clopper_pearson(draws, draws, level=1 - 2 * alpha)[0])
+
 
 class GaussianNoise(nn.Module):
     """A base classifier that sees its input plus N(0, sigma^2) noise, drawn from its own generator."""

@@ -9,13 +9,37 @@ from conftest import require
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from test_tables import _row
 
 from robustbench_snn import benchmark, load_model
+from robustbench_snn.attacks.flags import FLAGS
 from robustbench_snn.leaderboard import build_site
 from robustbench_snn.store import append_row
+from robustbench_snn.tables import clopper_pearson
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _certificate(model: str, kind: str, sigma: float, curve: dict) -> dict:
+    return {
+        "model": model,
+        "dataset": "fashion-mnist",
+        "protocol": "certify",
+        "norm": "L2",
+        "certificate": kind,
+        "sigma": sigma,
+        "n0": 100,
+        "n": 1000,
+        "alpha": 0.001,
+        "n_examples": 500,
+        "seed": 0,
+        "smoothed_accuracy": 0.8,
+        "abstained": 0.05,
+        "mean_radius": 0.3,
+        "curve": curve,
+        "timestamp": "2026-01-01T00:00:00",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,27 +55,11 @@ def site(tmp_path_factory):
         append_row(_row(model, 0.1, reliable, clean=clean, protocol="reliable", flags=flags), results)
     append_row(_row("fmnist_rsc1_s0.2", 0.05, 0.5, clean=0.80), results)
     append_row(_row("fmnist_snn_direct", 0.1, 0.05, clean=0.89), results)
-    append_row(
-        {
-            "model": "fmnist_rsc1_s0.2",
-            "dataset": "fashion-mnist",
-            "protocol": "certify",
-            "norm": "L2",
-            "certificate": "rsc-I",
-            "sigma": 0.2,
-            "n0": 100,
-            "n": 1000,
-            "alpha": 0.001,
-            "n_examples": 500,
-            "seed": 0,
-            "smoothed_accuracy": 0.8,
-            "abstained": 0.05,
-            "mean_radius": 0.3,
-            "curve": {"0": 0.8, "0.25": 0.45, "0.5": 0.0},
-            "timestamp": "2026-01-01T00:00:00",
-        },
-        results,
-    )
+    append_row(_row("fmnist_rsc2_s0.1", 0.1, 0.05, clean=0.87, protocol="reliable"), results)
+    append_row(_row("fmnist_poisson_lowlat", 0.1, 0.05, clean=0.80, protocol="reliable"), results)
+    append_row(_row("fmnist_poisson_lowlat", 0.1, 0.27, clean=0.80, protocol="paper-sharmin2020"), results)
+    append_row(_certificate("fmnist_rsc1_s0.2", "rsc-I", 0.2, {"0": 0.8, "0.25": 0.45, "0.5": 0.0}), results)
+    append_row(_certificate("fmnist_rsc2_s0.1", "rsc-II", 0.1, {"0": 0.9, "0.1": 0.8, "0.25": 0.0}), results)
     # One official row carries the energy counts of a real run.
     energy = benchmark(load_model("fmnist_rsc1_s0.2"), attack="fgsm", n_examples=16).energy
     append_row(
@@ -65,19 +73,27 @@ def site(tmp_path_factory):
 def test_site_files_and_ranking(site):
     data = json.loads((site / "fashion-mnist.json").read_text())
     ranked = [(row["rank"], row["model"]) for row in data["leaderboard"]]
-    # Unflagged reliable results by robust accuracy, then the flagged one, then the unranked.
+    # By robust accuracy, the flagged one in its place (its badge says why), ties by clean accuracy, then the unranked.
     assert ranked == [
         (1, "fmnist_ann_pgdat"),
-        (2, "fmnist_rsc1_s0.2"),
-        (3, "fmnist_ann"),
-        (4, "fmnist_snn_poisson"),
+        (2, "fmnist_snn_poisson"),
+        (3, "fmnist_rsc1_s0.2"),
+        (4, "fmnist_rsc2_s0.1"),
+        (5, "fmnist_poisson_lowlat"),
+        (6, "fmnist_ann"),
         (None, "fmnist_snn_direct"),
     ]
+    badges = {row["model"]: [badge["badge"] for badge in row["badges"]] for row in data["leaderboard"]}
+    assert badges["fmnist_snn_poisson"] == ["black-box stronger"] and badges["fmnist_ann_pgdat"] == []
     assert (site / "fashion-mnist-tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     assert (site / "models" / "fmnist_rsc1_s0.2-eps.png").is_file()
     assert (site / "models" / "fmnist_rsc2_s0.1.html").is_file(), "every registered model gets a page"
     certified = {row["model"]: row["certified"] for row in data["leaderboard"]}
-    assert certified["fmnist_rsc1_s0.2"] == "45.00 (L2 0.25)" and certified["fmnist_ann"] == "-"
+    assert (certified["fmnist_rsc1_s0.2"]["text"], certified["fmnist_rsc1_s0.2"]["radius"]) == ("45.00", "L2 0.25")
+    assert certified["fmnist_ann"]["text"] == "-"
+    # RSC-II at sigma 0.1 over 4 steps: 1,000 draws at alpha 0.001 certify at most 0.1 * 2.46 / 2 in L2, below 0.25.
+    assert certified["fmnist_rsc2_s0.1"]["text"] == "n/a" and certified["fmnist_rsc2_s0.1"]["radius"] == "reach 0.123"
+    assert "says nothing about the model" in certified["fmnist_rsc2_s0.1"]["note"]
     assert (site / "models" / "fmnist_rsc1_s0.2-certified.png").is_file()
     assert "rsc-I certificate" in (site / "models" / "fmnist_rsc1_s0.2.html").read_text()
     html = (site / "fashion-mnist.html").read_text()
@@ -119,37 +135,82 @@ def browser():
     driver.quit()
 
 
-def _column(driver, index: int) -> list[str]:
-    return [row.find_elements(By.TAG_NAME, "td")[index].text for row in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
+def _cells(driver, column: str) -> list[str]:
+    """The visible text of ``column`` in the rows shown."""
+    index = [header.text for header in driver.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")].index(column)
+    return [
+        row.find_elements(By.TAG_NAME, "td")[index].text
+        for row in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
+        if row.is_displayed()
+    ]
 
 
-def test_leaderboard_renders_sorts_and_links_in_a_real_browser(site, browser):
+def _header(driver, column: str):
+    return next(header for header in driver.find_elements(By.CSS_SELECTOR, "#leaderboard thead th") if header.text == column)
+
+
+def test_the_first_screen_holds_the_whole_ranking_table_at_1400_by_1000(site, browser):
+    browser.set_window_size(1400, 1000)
     browser.get((site / "fashion-mnist.html").as_uri())
-    headers = [header.text for header in browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")]
-    assert headers[:7] == ["rank", "model", "kind", "encoding", "sigma", "T", "clean"]
-    assert headers.index("reliable") < headers.index("pgd")
-    model_column = headers.index("model")
-    assert _column(browser, model_column) == [
+    height, overflow = browser.execute_script(
+        "return [window.innerHeight, document.documentElement.scrollWidth - document.documentElement.clientWidth]"
+    )
+    first_row = browser.find_element(By.CSS_SELECTOR, "#leaderboard tbody tr").rect
+    assert first_row["y"] + first_row["height"] < 0.5 * height, "the table starts on the first screen, not below the prose"
+    assert overflow <= 0, "no column is cut off at 1400 px"
+    headers = [header.text for header in browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th") if header.is_displayed()]
+    assert headers[:5] == ["rank", "model", "kind", "coding", "clean"] and headers.index("reliable") < headers.index("pgd")
+    assert "flags" in headers and "paper's protocol" in headers and "sigma" not in headers
+    low, high = clopper_pearson(660, 1000)
+    assert _cells(browser, "reliable")[0].splitlines() == ["66.00", f"{100 * low:.1f}-{100 * high:.1f}"], "a 95% interval under each"
+    assert not browser.find_element(By.ID, "protocol").get_attribute("open"), "the protocol's history is one click away"
+    browser.find_element(By.CSS_SELECTOR, "#protocol summary").click()
+    assert "Version 7" in browser.find_element(By.ID, "protocol").text
+    browser.find_element(By.ID, "more-columns").click()
+    assert _header(browser, "sigma").is_displayed() and _cells(browser, "T")[0] == "1"
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_a_reader_sorts_filters_reads_a_badge_and_opens_a_model_page(site, browser):
+    browser.set_window_size(1400, 1000)
+    browser.get((site / "fashion-mnist.html").as_uri())
+    assert _cells(browser, "model") == [
         "fmnist_ann_pgdat",
-        "fmnist_rsc1_s0.2",
-        "fmnist_ann",
         "fmnist_snn_poisson",
+        "fmnist_rsc1_s0.2",
+        "fmnist_rsc2_s0.1",
+        "fmnist_poisson_lowlat",
+        "fmnist_ann",
         "fmnist_snn_direct",
     ]
-    flags = _column(browser, headers.index("flags"))
-    assert flags[3] == "potentially unreliable" and flags[0] == "-"
 
-    clean_header = browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")[headers.index("clean")]
-    clean_header.click()
-    ascending = [float(value) for value in _column(browser, headers.index("clean"))]
-    assert ascending == sorted(ascending)
-    clean_header.click()
-    assert [float(value) for value in _column(browser, headers.index("clean"))] == sorted(ascending, reverse=True)
+    _header(browser, "reliable").click()
+    ascending = [float(cell.split()[0]) for cell in _cells(browser, "reliable") if cell != "-"]
+    assert ascending == sorted(ascending) and _cells(browser, "reliable")[-1] == "-", "by the number, missing last"
+    _header(browser, "clean").click()
+    _header(browser, "clean").click()
+    descending = [float(value) for value in _cells(browser, "clean")]
+    assert descending == sorted(descending, reverse=True)
 
-    energy_header = browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")[headers.index("energy µJ")]
-    energy_header.click()
-    energies = _column(browser, headers.index("energy µJ"))
-    assert float(energies[0]) > 0 and set(energies[1:]) == {"-"}, "the counted model first, rows without counts last"
+    Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter=kind]")).select_by_visible_text("ann")
+    assert sorted(_cells(browser, "model")) == ["fmnist_ann", "fmnist_ann_pgdat"]
+    assert browser.find_element(By.ID, "shown").text == "2 of 7 models"
+    Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter=kind]")).select_by_visible_text("all")
+    Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter=encoding]")).select_by_visible_text("poisson")
+    assert sorted(_cells(browser, "model")) == ["fmnist_poisson_lowlat", "fmnist_snn_poisson"]
+    Select(browser.find_element(By.CSS_SELECTOR, "select[data-filter=encoding]")).select_by_visible_text("all")
+
+    badge = browser.find_element(By.CSS_SELECTOR, "button.badge[data-flag=blackbox_stronger]")
+    assert badge.text == "black-box stronger" and badge.get_attribute("title") == FLAGS["blackbox_stronger"]
+    reason = badge.find_element(By.XPATH, "following-sibling::span[1]")
+    assert not reason.is_displayed()
+    badge.click()
+    assert reason.is_displayed() and reason.text == FLAGS["blackbox_stronger"]
+
+    assert _cells(browser, "certified")[_cells(browser, "model").index("fmnist_rsc2_s0.1")].splitlines() == ["n/a", "reach 0.123"]
+    energy = _cells(browser, "energy µJ")
+    assert float(energy[_cells(browser, "model").index("fmnist_rsc1_s0.2")]) > 0
 
     browser.find_element(By.LINK_TEXT, "fmnist_rsc1_s0.2").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "fmnist_rsc1_s0.2"
@@ -190,8 +251,10 @@ def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_r
     board = json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]
     flags = {row["model"]: row["flags"] for row in board}
     assert "audit_stronger" in flags["fmnist_rsc1_s0.2"] and "audit_stronger" not in flags["fmnist_snn_poisson"]
-    cells = {row["model"]: row["robust"]["reliable"] for row in board}
-    assert cells == {"fmnist_rsc1_s0.2": "20.00", "fmnist_snn_poisson": f"20.00 (v{current - 1})"}, "an older version says so"
+    cells = {row["model"]: (row["robust"]["reliable"]["text"], row["robust"]["reliable"]["older"]) for row in board}
+    assert cells == {"fmnist_rsc1_s0.2": ("20.00", None), "fmnist_snn_poisson": ("20.00", current - 1)}, "an older version says so"
+    badges = {row["model"]: [badge["badge"] for badge in row["badges"]] for row in board}
+    assert badges == {"fmnist_rsc1_s0.2": ["audit broke it"], "fmnist_snn_poisson": [f"v{current - 1}"]}
     page = (tmp_path / "site" / "models" / "fmnist_snn_poisson.html").read_text()
     assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page
 
@@ -211,6 +274,6 @@ def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstate
     assert defence["flags"] == "" and defence["rank"] == 1 and "paper-sharmin2020" not in defence["robust"]
     assert rows["fmnist_ann"]["paper"]["overstated_by"] == "-", "a model that is not a published defence has no paper's protocol"
     html = (out / "fashion-mnist.html").read_text()
-    assert "<th>paper's protocol</th><th>overstated by</th>" in html and "<th>paper-sharmin2020</th>" not in html
+    assert ">paper's protocol</th>" in html and ">overstated by</th>" in html and "<th>paper-sharmin2020</th>" not in html
     page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
     assert "The paper's own evaluation" in page and "Sharmin et al." in page and "+17.6 points" in page

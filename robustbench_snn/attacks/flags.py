@@ -60,6 +60,22 @@ FLAGS = {
     "unbounded_not_zero": "samples every attack missed stayed robust with eps covering the whole input range",
     "below_certified": "the smoothed classifier was fooled inside its certified radius (a bug in the attack or the certificate)",
     "reduced_protocol": "members of the protocol could not run on this model (see skipped): a reduced protocol, not the preset",
+    # Never raised by a run: the leaderboard adds it to a model whose audit broke it (`robustbench_snn.audit`).
+    "audit_stronger": "an attack of `rsc-bench audit`, run alone on the same images, fooled samples the protocol counted robust",
+}
+# Each flag's badge on the leaderboard: a few words; its meaning above shows on hover and click.
+BADGES = {
+    "stochastic_without_eot": "no EOT",
+    "zero_gradients": "zero gradients",
+    "saturated_logits": "saturated logits",
+    "non_monotone_eps": "non-monotone eps",
+    "more_steps_stronger": "more steps stronger",
+    "not_converged": "not converged",
+    "blackbox_stronger": "black-box stronger",
+    "unbounded_not_zero": "unbounded not zero",
+    "below_certified": "below certificate",
+    "reduced_protocol": "reduced protocol",
+    "audit_stronger": "audit broke it",
 }
 ZERO_GRADIENT_SHARE = 0.01
 CHECK_EXAMPLES = 200

@@ -23,7 +23,9 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from robustbench_snn.attacks.flags import BADGES, FLAGS
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
+from robustbench_snn.certify import Certificate
 from robustbench_snn.columns import COLUMNS
 from robustbench_snn.data import dataset_info
 from robustbench_snn.files import building
@@ -32,6 +34,7 @@ from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.store import load_audits, load_rows
 from robustbench_snn.tables import (
     energy_breakdown,
+    family,
     interval,
     is_official,
     microjoules,
@@ -48,6 +51,12 @@ RANKING_PROTOCOL = "reliable"
 # No certificate reaches a Linf ball of the threat model's size (0.1 in Linf is 2.8 in L2 on 28x28
 # images), so certified accuracy is shown at fixed radii of the norm each certificate is in.
 CERTIFIED_RADIUS = {"L2": 0.25, "L1": 0.02}
+RANK_RULE = (
+    "higher robust accuracy first, ties by clean accuracy; a badge marks a number that may still be too high and says why, "
+    "without moving the row (that would put it below models known to be less robust); models not yet evaluated follow, unranked."
+)
+# The table's filters: (row key, title), each offering the values its rows hold.
+FILTERS = (("kind", "kind"), ("encoding", "coding"), ("family", "family"), ("origin", "origin"))
 
 
 def _certificates(rows: pd.DataFrame, dataset: str, cards: dict[str, ModelCard]) -> dict[str, dict]:
@@ -60,8 +69,11 @@ def _certificates(rows: pd.DataFrame, dataset: str, cards: dict[str, ModelCard])
 
 def _plain(row: dict) -> dict:
     """A row as stored: pandas' NaN for fields the row lacks dropped, whole numbers it widened to floats as ints."""
-    return {key: int(value) if isinstance(value, float) and value.is_integer() and key != "sigma" else value
-            for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
+    return {
+        key: int(value) if isinstance(value, float) and value.is_integer() and key != "sigma" else value
+        for key, value in row.items()
+        if not (isinstance(value, float) and math.isnan(value))
+    }
 
 
 def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, dict]:
@@ -77,10 +89,27 @@ def _audits(dataset: str, results_dir: str | os.PathLike | None) -> dict[str, di
 
 def _robust_cell(row: pd.Series) -> str:
     """A robust accuracy, with its preset's version when that is older than the shipped preset's."""
+    older = _older_version(row)
+    return percent(row["robust_accuracy"]) + (f" (v{older})" if older else "")
+
+
+def _older_version(row: pd.Series) -> int | None:
+    """The row's preset version when it is older than the shipped preset's, else None."""
     current = _current_versions().get(row["protocol"])
     version = row.get("protocol_version")
-    older = current is not None and version is not None and not pd.isna(version) and int(version) < current
-    return percent(row["robust_accuracy"]) + (f" (v{int(version)})" if older else "")
+    if current is None or version is None or pd.isna(version) or int(version) >= current:
+        return None
+    return int(version)
+
+
+def _robust_entry(row: pd.Series) -> dict:
+    """A robust-accuracy cell of the ranking table: the number, its 95% interval and the version it is of."""
+    return {
+        "text": percent(row["robust_accuracy"]),
+        "value": row["robust_accuracy"],
+        "ci": interval(row["robust_low"], row["robust_high"]),
+        "older": _older_version(row),
+    }
 
 
 @functools.cache
@@ -102,11 +131,25 @@ def _with_audit_flags(rows: pd.DataFrame, audits: dict[str, dict]) -> pd.DataFra
     return marked
 
 
-def _certified_label(certificate: dict | None) -> str:
+def _certified_entry(certificate: dict | None, card: ModelCard | None) -> dict:
+    """The certified accuracy at the radius the leaderboard compares, and why it is 0 where the
+    certificate's draws cannot reach that radius whatever the model (the number is then the test's, not the model's)."""
     if certificate is None:
-        return "-"
+        return {"text": "-", "value": None, "note": None, "radius": None}
     radius = CERTIFIED_RADIUS[certificate["norm"]]
-    return f"{percent(certificate['curve'][f'{radius:g}'])} ({certificate['norm']} {radius:g})"
+    at_radius = f"{certificate['norm']} {radius:g}"
+    timesteps = card.timesteps if card is not None else 1
+    reach = Certificate(certificate["norm"], certificate.get("sigma"), timesteps, certificate["certificate"]).largest_radius(
+        certificate["n"], certificate["alpha"]
+    )
+    if reach >= radius:
+        accuracy = certificate["curve"][f"{radius:g}"]
+        return {"text": percent(accuracy), "value": accuracy, "note": None, "radius": at_radius}
+    note = (
+        f"out of reach: with n = {certificate['n']} draws at alpha = {certificate['alpha']:g} no image can be certified "
+        f"beyond {certificate['norm']} radius {reach:.3g} (every draw right), so 0 at {radius:g} says nothing about the model"
+    )
+    return {"text": "n/a", "value": None, "note": note, "radius": f"reach {reach:.3g}"}
 
 
 def _noise_level(card: ModelCard | None) -> float | str:
@@ -135,10 +178,41 @@ def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) -
     }
 
 
-def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protocols: list[str],
-                      certificates: dict[str, dict], audits: dict[str, dict], defences: set[str]) -> list[dict]:
-    """One row per model at the threat model's eps, ranked (reliable, unflagged first). A paper's
-    protocol (in ``defences``) is weak by design: its flags say so on the model page, not here."""
+def _origin(card: ModelCard | None) -> str:
+    """Whether a model was trained by this package's own `rsc-bench train` (its card's command replays here) or submitted."""
+    return "trained here" if card is not None and card.training.command.startswith("rsc-bench train") else "submitted"
+
+
+def _badges(flags: list[str], ranking: pd.Series | None) -> list[dict]:
+    """The short badges of a row: each reliability flag, and the ranking protocol's version when the row is of an older one."""
+    badges = [{"name": flag, "badge": BADGES.get(flag, flag), "reason": FLAGS.get(flag, flag)} for flag in flags]
+    older = _older_version(ranking) if ranking is not None else None
+    if older is not None:
+        current = _current_versions()[RANKING_PROTOCOL]
+        badges.append(
+            {
+                "name": "older_version",
+                "badge": f"v{older}",
+                "reason": f"this robust accuracy is of {RANKING_PROTOCOL} version {older}, not the current {current}; "
+                f"a version never reports more than the one before it on the same images, so the current one may be lower",
+            }
+        )
+    return badges
+
+
+def _leaderboard_rows(
+    at_eps: pd.DataFrame,
+    cards: dict[str, ModelCard],
+    protocols: list[str],
+    certificates: dict[str, dict],
+    audits: dict[str, dict],
+    defences: set[str],
+) -> list[dict]:
+    """One row per model at the threat model's eps, ranked by robust accuracy under the ranking
+    protocol (ties by clean accuracy); models it has not evaluated follow, unranked. A flag does not
+    move a row (demoting it would put it below models known to be less robust): its badge says why
+    the number may be too high. A paper's protocol (in ``defences``) is weak by design: its flags
+    say so on the model page, not here."""
     rows = []
     flagged_by_audit = _flagged_by_audit(audits)
     for name, group in at_eps.groupby("model"):
@@ -147,31 +221,38 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
         ranking = by_protocol.get(RANKING_PROTOCOL)
         ours = group[~group["protocol"].isin(defences)]
         main = ranking if ranking is not None else (ours if not ours.empty else group).sort_values("timestamp").iloc[-1]
-        flags = sorted({flag for flags in ours["flags"] for flag in flags}
-                       | ({"audit_stronger"} if name in flagged_by_audit else set()))
+        flags = [
+            flag
+            for flag in FLAGS
+            if flag in {flag for flags in ours["flags"] for flag in flags} | ({"audit_stronger"} if name in flagged_by_audit else set())
+        ]
         pgd = by_protocol.get("pgd")
-        rows.append({
-            "model": name,
-            "kind": card.kind if card else "?",
-            "encoding": card.encoding.label() if card else "?",
-            "sigma": _noise_level(card),
-            "timesteps": card.timesteps if card else "-",
-            "clean": percent(main["clean_accuracy"]),
-            "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
-            "robust": {protocol: _robust_cell(by_protocol[protocol]) if protocol in by_protocol else "-"
-                       for protocol in protocols},
-            "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
-            "firing": percent(main["firing_rate"]),
-            "energy": microjoules(main["energy_pj"]),
-            "energy_adv": microjoules(main["energy_pj_adv"]),
-            "certified": _certified_label(certificates.get(name)),
-            "paper": _paper_comparison(card, by_protocol),
-            "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
-            "flags": ", ".join(flags),
-            "n": int(main["n_examples"]),
-            "date": str(main["timestamp"])[:10],
-            "_key": (ranking is None, bool(flags), -(ranking["robust_accuracy"] if ranking is not None else 0.0)),
-        })
+        rows.append(
+            {
+                "model": name,
+                "kind": card.kind if card else "?",
+                "encoding": card.encoding.label() if card else "?",
+                "family": family(card),
+                "origin": _origin(card),
+                "sigma": _noise_level(card),
+                "timesteps": card.timesteps if card else "-",
+                "clean": percent(main["clean_accuracy"]),
+                "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
+                "robust": {protocol: _robust_entry(by_protocol[protocol]) if protocol in by_protocol else None for protocol in protocols},
+                "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
+                "firing": percent(main["firing_rate"]),
+                "energy": microjoules(main["energy_pj"]),
+                "energy_adv": microjoules(main["energy_pj_adv"]),
+                "certified": _certified_entry(certificates.get(name), card),
+                "paper": _paper_comparison(card, by_protocol),
+                "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
+                "flags": ", ".join(flags),
+                "badges": _badges(flags, ranking),
+                "n": int(main["n_examples"]),
+                "date": str(main["timestamp"])[:10],
+                "_key": (ranking is None, -(ranking["robust_accuracy"] if ranking is not None else 0.0), -main["clean_accuracy"]),
+            }
+        )
     rows.sort(key=lambda row: row["_key"])
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank if not row["_key"][0] else None
@@ -179,15 +260,29 @@ def _leaderboard_rows(at_eps: pd.DataFrame, cards: dict[str, ModelCard], protoco
     return rows
 
 
+def _filters(rows: list[dict]) -> list[dict]:
+    """The table's filters, each with the values its rows hold, sorted."""
+    return [{"key": key, "title": title, "options": sorted({str(row[key]) for row in rows})} for key, title in FILTERS]
+
+
 def _model_rows(table: pd.DataFrame) -> list[dict]:
     return [
         {
-            "protocol": row["protocol"], "norm": row["norm"], "eps": f"{row['eps']:.4g}", "grad": row["grad"] or "-",
-            "eot": int(row["eot"]), "n": int(row["n_examples"]), "clean": percent(row["clean_accuracy"]),
-            "robust": percent(row["robust_accuracy"]), "clean_one_draw": percent(row["clean_accuracy_one_draw"]),
-            "ci": interval(row["robust_low"], row["robust_high"]), "official": "official" if row["official"] else "other",
-            "energy": microjoules(row["energy_pj"]), "energy_adv": microjoules(row["energy_pj_adv"]),
-            "flags": ", ".join(row["flags"]), "date": str(row["timestamp"])[:10],
+            "protocol": row["protocol"],
+            "norm": row["norm"],
+            "eps": f"{row['eps']:.4g}",
+            "grad": row["grad"] or "-",
+            "eot": int(row["eot"]),
+            "n": int(row["n_examples"]),
+            "clean": percent(row["clean_accuracy"]),
+            "robust": percent(row["robust_accuracy"]),
+            "clean_one_draw": percent(row["clean_accuracy_one_draw"]),
+            "ci": interval(row["robust_low"], row["robust_high"]),
+            "official": "official" if row["official"] else "other",
+            "energy": microjoules(row["energy_pj"]),
+            "energy_adv": microjoules(row["energy_pj_adv"]),
+            "flags": ", ".join(row["flags"]),
+            "date": str(row["timestamp"])[:10],
         }
         for _, row in table.iterrows()
     ]
@@ -199,7 +294,8 @@ def _energy_profile(rows: pd.DataFrame, model: str, dataset: str, eps: float) ->
     if rows.empty or "energy" not in rows:
         return None
     candidates = [
-        row for row in rows[(rows["model"] == model) & (rows["dataset"] == dataset)].sort_values("timestamp").to_dict("records")
+        row
+        for row in rows[(rows["model"] == model) & (rows["dataset"] == dataset)].sort_values("timestamp").to_dict("records")
         if isinstance(row.get("energy"), dict) and is_official(row) and abs((row.get("eps") or 0) - eps) < 1e-9
     ]
     if not candidates:
@@ -208,12 +304,19 @@ def _energy_profile(rows: pd.DataFrame, model: str, dataset: str, eps: float) ->
     row = (ranked or candidates)[-1]
     energy = row["energy"]
     *layers, total = energy_breakdown(energy).astype(object).where(lambda frame: frame.notna(), None).to_dict("records")
-    return {"protocol": row["protocol"], "n": energy["clean"]["images"], "draws": energy["draws"], "constants": energy["constants"],
-            "attacked": energy.get("adversarial") is not None, "layers": layers, "total": total, "date": str(row["timestamp"])[:10]}
+    return {
+        "protocol": row["protocol"],
+        "n": energy["clean"]["images"],
+        "draws": energy["draws"],
+        "constants": energy["constants"],
+        "attacked": energy.get("adversarial") is not None,
+        "layers": layers,
+        "total": total,
+        "date": str(row["timestamp"])[:10],
+    }
 
 
-def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None,
-               models_dir: str | os.PathLike | None = None) -> Path:
+def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None, models_dir: str | os.PathLike | None = None) -> Path:
     """Write the site into ``out`` (replacing what a previous build wrote there); return its index
     page. The site is built beside ``out`` and moved in when complete, so a failed build (a full
     disk) leaves ``out`` as it was."""
@@ -252,22 +355,50 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         pareto = None
         if pareto_protocol:
             pareto = f"{dataset}-tradeoff.png"
-            plot_tradeoff(_with_audit_flags(at_eps[at_eps["protocol"] == pareto_protocol], audits), by_name, out / pareto,
-                          f"{dataset}, {pareto_protocol}, Linf eps = {info.linf_eps:.4g}")
+            plot_tradeoff(
+                _with_audit_flags(at_eps[at_eps["protocol"] == pareto_protocol], audits),
+                by_name,
+                out / pareto,
+                f"{dataset}, {pareto_protocol}, Linf eps = {info.linf_eps:.4g}",
+            )
         json_file = f"{dataset}.json"
-        (out / json_file).write_text(json.dumps(
-            {"dataset": dataset, "norm": "Linf", "eps": info.linf_eps, "leaderboard": leaderboard,
-             "results": json.loads(table.to_json(orient="records")), "certificates": certificates}, indent=1, default=str))
+        (out / json_file).write_text(
+            json.dumps(
+                {
+                    "dataset": dataset,
+                    "norm": "Linf",
+                    "eps": info.linf_eps,
+                    "leaderboard": leaderboard,
+                    "results": json.loads(table.to_json(orient="records")),
+                    "certificates": certificates,
+                },
+                indent=1,
+                default=str,
+            )
+        )
         title = f"{dataset}, Linf eps = {info.linf_eps:.4g}"
         page = f"{dataset}.html"
-        (out / page).write_text(environment.get_template("dataset.html").render(
-            title=title, root="", built=built, rows=leaderboard, protocols=protocols, norm="Linf",
-            ranking_version=ranking.version, ranking_description=ranking.description,
-            eps_label=f"{info.linf_eps:.4g}", pareto=pareto, pareto_protocol=pareto_protocol, json_file=json_file,
-            defences=bool(defences),
-            columns=[(column, COLUMNS[column].title) for column in registered_columns(at_eps)]))
-        pages.append({"file": page, "title": title, "models": len(leaderboard),
-                      "evaluated": ", ".join(protocols) or "-"})
+        (out / page).write_text(
+            environment.get_template("dataset.html").render(
+                title=title,
+                root="",
+                built=built,
+                rows=leaderboard,
+                protocols=protocols,
+                norm="Linf",
+                ranking_version=ranking.version,
+                ranking_description=ranking.description,
+                eps_label=f"{info.linf_eps:.4g}",
+                pareto=pareto,
+                rank_rule=RANK_RULE,
+                filters=_filters(leaderboard),
+                pareto_protocol=pareto_protocol,
+                json_file=json_file,
+                defences=bool(defences),
+                columns=[(column, COLUMNS[column].title) for column in registered_columns(at_eps)],
+            )
+        )
+        pages.append({"file": page, "title": title, "models": len(leaderboard), "evaluated": ", ".join(protocols) or "-"})
         for card in (card for card in cards if card.dataset == dataset):
             model_table = table[table["model"] == card.name] if not table.empty else table
             model_rows = all_rows[all_rows["model"] == card.name] if not all_rows.empty else all_rows
@@ -278,11 +409,26 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
             certificate, certified_curve = certificates.get(card.name), None
             if certificate is not None:
                 certified_curve = f"{card.name}-certified.png"
-                plot_certified(certificate["curve"], certificate["norm"], out / "models" / certified_curve,
-                               f"{card.name}: {certificate['certificate']} certificate")
-            (out / "models" / f"{card.name}.html").write_text(environment.get_template("model.html").render(
-                title=card.name, root="../", built=built, card=card, card_yaml=card.to_yaml(),
-                rows=_model_rows(model_rows), curve=curve, certificate=certificate, certified_curve=certified_curve,
-                paper=papers.get(card.name, _paper_comparison(card, {})) if card.reference.protocol else None,
-                audit=audits.get(card.name), energy=_energy_profile(rows, card.name, dataset, info.linf_eps)))
+                plot_certified(
+                    certificate["curve"],
+                    certificate["norm"],
+                    out / "models" / certified_curve,
+                    f"{card.name}: {certificate['certificate']} certificate",
+                )
+            (out / "models" / f"{card.name}.html").write_text(
+                environment.get_template("model.html").render(
+                    title=card.name,
+                    root="../",
+                    built=built,
+                    card=card,
+                    card_yaml=card.to_yaml(),
+                    rows=_model_rows(model_rows),
+                    curve=curve,
+                    certificate=certificate,
+                    certified_curve=certified_curve,
+                    paper=papers.get(card.name, _paper_comparison(card, {})) if card.reference.protocol else None,
+                    audit=audits.get(card.name),
+                    energy=_energy_profile(rows, card.name, dataset, info.linf_eps),
+                )
+            )
     (out / "index.html").write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
