@@ -1,9 +1,14 @@
 """Results tables, QTE, Pareto fronts and plots, from rows stored the way `evaluate` stores them."""
 
 import json
+import math
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
+from matplotlib.colors import to_rgb
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from robustbench_snn.cli import main
 from robustbench_snn.registry import list_cards
@@ -147,13 +152,41 @@ def _drawn(monkeypatch, draw, *args):
     return figure
 
 
+def _lab(colour: str) -> tuple[float, float, float]:
+    """A colour in CIELAB (D65), where distance approximates how different two colours look."""
+    linear = [channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4 for channel in to_rgb(colour)]
+    matrix = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))
+    x, y, z = (sum(weight * channel for weight, channel in zip(row, linear)) / white for row, white in zip(matrix, (0.95047, 1.0, 1.08883)))
+    f = [value ** (1 / 3) if value > 0.008856 else 7.787 * value + 16 / 116 for value in (x, y, z)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def _drawn_marks(axes) -> list:
+    """The display boxes of every marker (its marker size) and every error bar segment that ``axes`` drew, read from its artists."""
+    marks = []
+    for line in axes.get_lines():
+        if line.get_marker() in (None, "None", "", " "):
+            continue
+        half = line.get_markersize() * axes.figure.dpi / 72 / 2
+        for cx, cy in line.get_transform().transform(line.get_xydata()):
+            marks.append(Bbox([[cx - half, cy - half], [cx + half, cy + half]]))
+    for collection in axes.collections:
+        for segment in getattr(collection, "get_segments", lambda: [])():
+            (x0, y0), (x1, y1) = collection.get_transform().transform(segment)[[0, -1]]
+            marks.append(Bbox([[min(x0, x1) - 0.5, min(y0, y1)], [max(x0, x1) + 0.5, max(y0, y1)]]))
+    return marks
+
+
 def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(monkeypatch, tmp_path):
     from robustbench_snn import plots
     from robustbench_snn.store import OFFICIAL_RESULTS_DIR
     from robustbench_snn.tables import family
 
-    styles = [(tuple(plots._style(family)["color"]), plots._style(family)["marker"]) for family in plots.families()]
+    styles = [(plots._style(family)["color"], plots._style(family)["marker"]) for family in plots.families()]
     assert len(set(styles)) == len(styles) and len({marker for _, marker in styles}) == len(styles)
+    colours = [_lab(colour) for colour, _ in styles]
+    closest = min(math.dist(a, b) for index, a in enumerate(colours) for b in colours[index + 1 :])
+    assert closest > 25, "no two families' colours look alike (CIE76 distance)"
     cards = list_cards()
     assert {"adversarially trained ANN", "adversarially trained SNN", "SNN-RAT"} <= {family(card) for card in cards}
     assert {family(card) for card in cards} <= set(plots.families()), "every registered family has a style of its own"
@@ -169,13 +202,33 @@ def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(mo
     assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1, "the legend sits outside the data"
 
     at_eps = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="reliable", eps=0.1)
+    # A user's own model in the thick of the cluster, labelled "(yours)".
+    yours = at_eps.iloc[[0]].assign(
+        model="SinabsNet",
+        store="yours",
+        family="unregistered",
+        clean_accuracy=0.85,
+        robust_accuracy=0.06,
+        robust_low=0.045,
+        robust_high=0.077,
+        flags=[[]],
+    )
+    at_eps = pd.concat([at_eps, yours], ignore_index=True)
     figure = _drawn(monkeypatch, plots.plot_tradeoff, at_eps, {card.name: card for card in cards}, tmp_path / "t.png", "tradeoff")
     renderer = figure.canvas.get_renderer()
     for panel in figure.axes:
-        boxes = [text.get_window_extent(renderer) for text in panel.texts]
+        boxes = [Text.get_window_extent(text, renderer) for text in panel.texts]  # the text alone, not its leader line
         assert boxes, "the RSC sigma sweep is labelled"
         overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
         assert not overlapping, "labels never overlap each other"
+        drawn = _drawn_marks(panel)
+        assert len(drawn) > 2 * len(at_eps), "every model's marker and error bar"
+        covered = [(text.get_text(), mark) for text, box in zip(panel.texts, boxes) for mark in drawn if box.overlaps(mark)]
+        assert not covered, f"no label covers a marker or an error bar: {covered}"
+        assert "SinabsNet (yours)" in [text.get_text() for text in panel.texts]
+    legend = [text.get_text() for text in figure.axes[-1].get_legend().get_texts()]
+    shown = [name for name in plots.families() if name in legend]
+    assert legend[: len(shown)] == shown and legend[len(shown) :] == ["Pareto front", "potentially unreliable"], "a deliberate order"
     energy_axes = figure.axes[-1]
     tick_labels = [label.get_text() for label in energy_axes.get_xticklabels() if label.get_text()]
     assert tick_labels and all(float(text) in {0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50} for text in tick_labels), tick_labels
