@@ -355,17 +355,16 @@ def plot_tradeoff(table: pd.DataFrame, cards: dict, out: Path, title: str) -> Pa
     return _finish(figure, axes, "clean accuracy (%)", title, out, legend_beside=beside[-1] if beside else None, ylabel=ylabel)
 
 
-@_styled
-def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
-    """Robust accuracy against eps, one line per model and protocol (A(0) is the clean accuracy)."""
-    curves = _attacked(table)
-    figure, (axes,) = _figure(6.5, 4.8)
-    protocols = sorted(curves["protocol"].unique())
-    curves = curves.assign(label=[_model_label(row) for _, row in curves.iterrows()])
-    for family, members in curves.groupby("family"):
+# More curves than this in one panel read as look-alike shades: `plot_eps` then draws a panel per family.
+CURVES_PER_PANEL = 8
+
+
+def _eps_curves(axes: Axes, curves: pd.DataFrame, protocols: list[str], colours: Callable[[str, list[str]], list]) -> None:
+    """One line per model and protocol of ``curves`` on ``axes``, each model coloured by ``colours(family, names)``."""
+    for family, members in _in_family_order(curves):
         style = _style(family)
         names = sorted(members["label"].unique())
-        shades = _shades(style["color"], len(names))
+        palette = colours(family, names)
         for (name, protocol), curve in members.groupby(["label", "protocol"]):
             position = names.index(name)
             eps, accuracy = curve_from_zero(curve)
@@ -374,12 +373,45 @@ def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
                 [100 * value for value in accuracy],
                 marker=style["marker"],
                 markersize=5,
-                color=shades[position],
+                color=palette[position],
                 linestyle=LINE_STYLES[(position + protocols.index(protocol)) % len(LINE_STYLES)],
                 linewidth=1.2,
                 label=name if len(protocols) == 1 else f"{name} ({protocol})",
             )
-    return _finish(figure, axes, "eps", title, out)
+
+
+@_styled
+def plot_eps(table: pd.DataFrame, out: Path, title: str) -> Path:
+    """Robust accuracy against eps, one line per model and protocol (A(0) is the clean accuracy).
+    Up to `CURVES_PER_PANEL` curves share one panel, each family in shades of its colour; more are
+    drawn as one panel per family (shared axes), its models in distinct colours, its legend beside it."""
+    curves = _attacked(table)
+    protocols = sorted(curves["protocol"].unique())
+    curves = curves.assign(label=[_model_label(row) for _, row in curves.iterrows()])
+    if curves.groupby(["label", "protocol"]).ngroups <= CURVES_PER_PANEL:
+        figure, (axes,) = _figure(6.5, 4.8)
+        _eps_curves(axes, curves, protocols, lambda family, names: _shades(_style(family)["color"], len(names)))
+        return _finish(figure, axes, "eps", title, out)
+    groups = _in_family_order(curves)
+    columns = min(3, len(groups))
+    rows = math.ceil(len(groups) / columns)
+    figure = Figure(figsize=(5.2 * columns, 3.0 * rows))
+    FigureCanvasAgg(figure)
+    panels = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).flatten()
+    for axes, (family, members) in zip(panels, groups):
+        _eps_curves(axes, members, protocols, lambda family, names: [PALETTE[(index + 2) % len(PALETTE)] for index in range(len(names))])
+        axes.set_title(family, fontsize=9)
+        axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    for axes in panels[len(groups) :]:
+        axes.set_visible(False)
+    for axes in panels[::columns]:
+        axes.set_ylabel("robust accuracy (%)")
+    for axes in panels[: len(groups)][-columns:]:
+        axes.set_xlabel("eps")
+        axes.xaxis.set_tick_params(labelbottom=True)
+    figure.suptitle(title)
+    figure.set_layout_engine("constrained")
+    return _save(figure, out)
 
 
 @_styled

@@ -192,14 +192,24 @@ def test_figures_tell_every_family_and_model_apart_and_keep_text_off_the_data(mo
     assert {family(card) for card in cards} <= set(plots.families()), "every registered family has a style of its own"
 
     official = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="pgd")
-    figure = _drawn(monkeypatch, plots.plot_eps, official, tmp_path / "eps.png", "eps")
-    axes = figure.axes[0]
-    looks = [
-        (line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()), line.get_linestyle(), line.get_marker())
-        for line in axes.get_lines()
-    ]
-    assert len(looks) == official["model"].nunique() and len(set(looks)) == len(looks), "every model's curve looks different"
+
+    def looks(axes) -> list[tuple]:
+        return [
+            (line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()), line.get_linestyle(), line.get_marker())
+            for line in axes.get_lines()
+        ]
+
+    few = official[official["family"].isin(["RSC-I", "RSC-II"])]
+    figure = _drawn(monkeypatch, plots.plot_eps, few, tmp_path / "eps.png", "eps")
+    (axes,) = figure.axes
+    assert len(looks(axes)) == few["model"].nunique() and len(set(looks(axes))) == len(looks(axes)), "every model's curve looks different"
     assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1, "the legend sits outside the data"
+    # The whole zoo: more curves than one panel can tell apart, so a panel per family, its models in distinct colours.
+    figure = _drawn(monkeypatch, plots.plot_eps, official, tmp_path / "eps.png", "eps")
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title() for axes in panels] == [name for name in plots.families() if name in set(official["family"])]
+    assert sum(len(axes.get_lines()) for axes in panels) == official["model"].nunique()
+    assert all(len({colour for colour, _, _ in looks(axes)}) == len(axes.get_lines()) for axes in panels), "distinct colours per panel"
 
     at_eps = results_table(load_rows("fashion-mnist", OFFICIAL_RESULTS_DIR), cards, dataset="fashion-mnist", protocol="reliable", eps=0.1)
     # A user's own model in the thick of the cluster, labelled "(yours)".
