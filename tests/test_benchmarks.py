@@ -1,4 +1,4 @@
-"""The benchmark scripts run and report what README's performance section quotes."""
+"""The benchmark scripts run and report what docs/scale.md's performance section quotes."""
 
 import json
 import subprocess

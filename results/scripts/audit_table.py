@@ -1,4 +1,4 @@
-"""The README's table of the zoo's audits, from the stored audits (the newest of each model).
+"""The table of the zoo's audits in docs/attacks.md, from the stored audits (the newest of each model).
 
 python results/scripts/audit_table.py [--results-dir results]
 

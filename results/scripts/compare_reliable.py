@@ -1,4 +1,4 @@
-"""The README's table of `reliable` against its previous version on the zoo, from the stored rows.
+"""The tables of `reliable` in docs/attacks.md against its previous version on the zoo, from the stored rows.
 
 python results/scripts/compare_reliable.py results/fashion-mnist.jsonl [--versions 2 3]
 

@@ -1,4 +1,4 @@
-"""The README's table of the published defences: what each paper's own evaluation reports on our
+"""The table of the published defences in docs/defences.md: what each paper's own evaluation reports on our
 reproduction, beside `reliable` and the audit, from the official rows and stored audits.
 
 python results/scripts/defences_table.py [--results-dir results]

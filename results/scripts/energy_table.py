@@ -1,4 +1,4 @@
-"""The README's table of energy on the zoo, from the official rows of one protocol at the threat model's eps.
+"""The table of energy in docs/energy.md on the zoo, from the official rows of one protocol at the threat model's eps.
 
 python results/scripts/energy_table.py [--protocol reliable] [--results-dir results]
 """
