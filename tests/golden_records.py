@@ -31,6 +31,7 @@ PINNED = (
     "flags",
     "flag_details",
     "member_kills",
+    "survivors",
     "skipped_members",
     "member_seeds",
     "energy",

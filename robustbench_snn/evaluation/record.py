@@ -70,6 +70,9 @@ class EvaluationRecord:
     # per member, how many of its kills hold when each fooling input is decided again on fresh draws
     # (all on a deterministic model; None for rows made before it was measured)
     member_kills_holding: dict[str, int] | None = None
+    # the positions (in the evaluated images' order) of the samples counted robust: an attack from
+    # outside needs only these to test the number (`robustbench_snn.outside`); None for rows made before
+    survivors: list[int] | None = None
 
     @property
     def robust_accuracy_redecided(self) -> float | None:
@@ -156,5 +159,6 @@ def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], deta
         member_seeds={member.label(): [part.member_seeds.get(member.label(), []) for part in outcomes] for member in members},
         columns=combine_columns([part.columns for part in outcomes], len(clean)),
         searches=[search.as_dict() for search in plan.searches],
+        survivors=[position for position, survived in enumerate(robust) if survived] if members else None,
         **stamp(plan.components),
     )
