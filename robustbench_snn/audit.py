@@ -31,6 +31,7 @@ from robustbench_snn.evaluation import distributed, plan_members
 from robustbench_snn.evaluation.calibrate import calibrated_members
 from robustbench_snn.evaluation.plan import components_used, model_hash
 from robustbench_snn.models.interface import row_name
+from robustbench_snn.outside import outside_members
 from robustbench_snn.provenance import stamp
 from robustbench_snn.seeds import batch_seed
 
@@ -179,8 +180,10 @@ def plan_audit(
     batch_size: int,
     data_dir: str | None,
     device: str,
+    results_dir: str | None = None,
 ) -> AuditPlan:
-    """The audit's protocol, suite, members, sources and images, checked."""
+    """The audit's protocol, suite, members, sources and images, checked. The suite gains every
+    stored outside attack of the dataset that lowered a number (`outside.outside_members`)."""
     info = dataset_info(dataset)
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
     sample = examples[0][0].unsqueeze(0).to(device)
@@ -190,6 +193,14 @@ def plan_audit(
         raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
     tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
     suite_members, suite_sources, _ = plan_members(model, suite, sample, device, seed, dataset)
+    submitted = outside_members(dataset, results_dir)
+    if submitted:
+        extra, extra_sources, _ = plan_members(
+            model, Protocol(name="outside", members=submitted, eval_draws=suite.eval_draws), sample, device, seed, dataset
+        )
+        known = {member.label() for member in suite_members}
+        suite_members += [member for member in extra if member.label() not in known]
+        suite_sources = {**suite_sources, **extra_sources}
     tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested.eval_draws, seed, sources)
     suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite.eval_draws, seed, suite_sources)
     labels = [member.label() for member in suite_members]
@@ -267,7 +278,7 @@ def audit(
     device = ranks.device(str(device))
     if store:
         store_.ensure_writable(store_.results_dir(results_dir))
-    plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device)
+    plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device, results_dir)
     partial = store_.PartialRun(plan.identity(dataset), results_dir) if store else None
     started = time.perf_counter()
     batches, _ = run_sharded(plan.work(protocol), ranks, partial, progress)

@@ -230,6 +230,41 @@ def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> lis
     return _read_jsonl(reading_dir(directory) / "audits" / f"{dataset}.jsonl", StoredAudit)
 
 
+class StoredOutside(BaseModel):
+    """What the leaderboard and the audit read of a stored outside evaluation (`robustbench_snn.outside`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    dataset: str
+    protocol: str
+    attack: str = Field(max_length=1000)
+    members: list[dict]
+    submitted_by: str = Field(max_length=1000)
+    n_examples: int = Field(ge=1)
+    survivors: int = Field(ge=0)
+    broken: list[int]
+    robust_accuracy_row: float = Field(ge=0, le=1)
+    robust_accuracy: float = Field(ge=0, le=1)
+    row_timestamp: str
+    timestamp: str
+
+
+def outside_path(dataset: str, directory: str | os.PathLike | None = None) -> Path:
+    """Where the outside evaluations of ``dataset`` are stored in the results folder ``directory``."""
+    return results_dir(directory) / "outside" / f"{dataset}.jsonl"
+
+
+def append_outside(row: dict, directory: str | os.PathLike | None = None) -> Path:
+    """Append one outside evaluation (`robustbench_snn.outside`) to ``outside/<dataset>.jsonl``."""
+    return _append_line(outside_path(row["dataset"], directory), row)
+
+
+def load_outside(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
+    """The stored outside evaluations of a dataset, oldest first, from `reading_dir`."""
+    return _read_jsonl(reading_dir(directory) / "outside" / f"{dataset}.jsonl", StoredOutside)
+
+
 def ensure_writable(directory: Path) -> Path:
     """``directory``, or a `UserError` if it could not be written to: checked before any work is
     done (and without creating anything), so a long run never ends unable to store its result."""

@@ -62,6 +62,8 @@ FLAGS = {
     "reduced_protocol": "members of the protocol could not run on this model (see skipped): a reduced protocol, not the preset",
     # Never raised by a run: the leaderboard adds it to a model whose audit broke it (`robustbench_snn.audit`).
     "audit_stronger": "an attack of `rsc-bench audit`, run alone on the same images, fooled samples the protocol counted robust",
+    # Never raised by a run either: the leaderboard adds it while a submitted attack's lower number stands (`robustbench_snn.outside`).
+    "outside_stronger": "an attack submitted from outside (`rsc-bench submit attack`) fooled samples the protocol counted robust",
 }
 # Each flag's badge on the leaderboard: a few words; its meaning above shows on hover and click.
 BADGES = {
@@ -76,6 +78,7 @@ BADGES = {
     "below_certified": "below certificate",
     "reduced_protocol": "reduced protocol",
     "audit_stronger": "audit broke it",
+    "outside_stronger": "outside attack",
 }
 ZERO_GRADIENT_SHARE = 0.01
 CHECK_EXAMPLES = 200

@@ -85,3 +85,46 @@ def submit_evaluate(card, compile_lif, results_dir, as_json, quiet):
             print_record(record, str(results_store_dir(results_dir) / f"{record.dataset}.jsonl"))
     if as_json:
         options.print_json(records)
+
+
+@submit.command("attack")
+@click.argument("attack")
+@options.model
+@click.option("--by", "submitted_by", required=True, help="Who found the attack, as the leaderboard should credit it.")
+@click.option("--url", default=None, help="Where the attack is described (paper, code).")
+@click.option("--dataset", default="fashion-mnist", show_default=True, help="The dataset of the official row to test.")
+@click.option(
+    "--results-dir",
+    type=options.Folder(),
+    help="Read the official row from, and store a lowering evaluation in, this folder "
+    "[default: read the official results, store in $RSC_BENCH_RESULTS, else your data folder].",
+)
+@options.data_dir
+@options.no_store
+@options.as_json
+def submit_attack(attack, model_name, submitted_by, url, dataset, results_dir, data_dir, no_store, as_json):
+    """Test ATTACK (a preset, e.g. from --attacks-dir, or an attack an installed plug-in registers)
+    against the official `reliable` row of a registry model: it runs on the samples that row counts
+    robust, with its seed and in its threat model; each input that fools the model is decided again
+    on a fresh copy of it. When kills hold, the evaluation is stored: the leaderboard then shows the
+    lower number with your attribution, and `rsc-bench audit` runs the attack. Exits 0 either way,
+    2 on a submission that cannot be tested (nothing stored)."""
+    from robustbench_snn.outside import run_outside_attack
+
+    evaluation = run_outside_attack(
+        model_name, attack, submitted_by, dataset=dataset, url=url, results_dir=results_dir, data_dir=data_dir, store=not no_store
+    )
+    if as_json:
+        options.print_json({**evaluation.as_dict(), "lowered": evaluation.lowered})
+        return
+    click.echo(
+        f"{attack} against {model_name}'s official {evaluation.protocol} row ({evaluation.row_timestamp[:10]}): "
+        f"fooled {evaluation.kills} of its {evaluation.survivors} survivors, {len(evaluation.broken)} held on a fresh decision"
+    )
+    if evaluation.lowered:
+        stored = "" if no_store else " (stored: the leaderboard shows it with your attribution)"
+        click.echo(
+            f"robust accuracy at most {100 * evaluation.robust_accuracy:.2f}%, was {100 * evaluation.robust_accuracy_row:.2f}%{stored}"
+        )
+    else:
+        click.echo("the number stands; nothing stored")

@@ -31,8 +31,9 @@ from robustbench_snn.data import dataset_info
 from robustbench_snn.files import building
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
-from robustbench_snn.store import load_audits, load_rows
+from robustbench_snn.store import load_audits, load_outside, load_rows
 from robustbench_snn.tables import (
+    clopper_pearson,
     energy_breakdown,
     family,
     interval,
@@ -117,6 +118,37 @@ def _current_versions() -> dict[str, int]:
     return {name: build_protocol(name).version for name in official_presets()}
 
 
+def _standing_outside(dataset: str, results_dir: str | os.PathLike | None, at_eps: pd.DataFrame) -> dict[str, dict]:
+    """Per model, the lowest number an outside attack left (`robustbench_snn.outside`) while the
+    ranking protocol's current row has not come down to it ("until reliable catches it")."""
+    ranking = {row["model"]: row["robust_accuracy"] for _, row in at_eps[at_eps["protocol"] == RANKING_PROTOCOL].iterrows()}
+    standing: dict[str, dict] = {}
+    for evaluation in load_outside(dataset, results_dir):
+        model = evaluation["model"]
+        if not evaluation["broken"] or model not in ranking or ranking[model] <= evaluation["robust_accuracy"] + 1e-12:
+            continue
+        if model not in standing or evaluation["robust_accuracy"] < standing[model]["robust_accuracy"]:
+            standing[model] = evaluation
+    return standing
+
+
+def _outside_entry(evaluation: dict) -> dict:
+    """The lower number an outside attack left, credited: shown in the ranking cell."""
+    low, high = clopper_pearson(round(evaluation["robust_accuracy"] * evaluation["n_examples"]), evaluation["n_examples"])
+    return {
+        "text": percent(evaluation["robust_accuracy"]),
+        "value": evaluation["robust_accuracy"],
+        "ci": interval(low, high),
+        "older": None,
+        "by": evaluation["submitted_by"],
+        "attack": evaluation["attack"],
+        "reason": f"{evaluation['attack']}, submitted by {evaluation['submitted_by']} ({evaluation['timestamp'][:10]}), fooled "
+        f"{len(evaluation['broken'])} of the {evaluation['survivors']} samples {RANKING_PROTOCOL} counted robust "
+        f"(each decided again on a fresh copy of the model): at most {percent(evaluation['robust_accuracy'])}%, "
+        f"not {percent(evaluation['robust_accuracy_row'])}%; marked until {RANKING_PROTOCOL} reaches it",
+    }
+
+
 def _flagged_by_audit(audits: dict[str, dict]) -> set[str]:
     """The models whose audit of the ranking protocol's current version broke it (`audit_stronger`)."""
     return {name for name, audit in audits.items() if audit.get("flagged") and audit["current"]}
@@ -183,9 +215,17 @@ def _origin(card: ModelCard | None) -> str:
     return "trained here" if card is not None and card.training.command.startswith("rsc-bench train") else "submitted"
 
 
-def _badges(flags: list[str], ranking: pd.Series | None) -> list[dict]:
-    """The short badges of a row: each reliability flag, and the ranking protocol's version when the row is of an older one."""
-    badges = [{"name": flag, "badge": BADGES.get(flag, flag), "reason": FLAGS.get(flag, flag)} for flag in flags]
+def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = None) -> list[dict]:
+    """The short badges of a row: each reliability flag (a standing outside attack's with its credit),
+    and the ranking protocol's version when the row is of an older one."""
+    badges = [
+        {
+            "name": flag,
+            "badge": BADGES.get(flag, flag),
+            "reason": _outside_entry(outside)["reason"] if flag == "outside_stronger" and outside else FLAGS.get(flag, flag),
+        }
+        for flag in flags
+    ]
     older = _older_version(ranking) if ranking is not None else None
     if older is not None:
         current = _current_versions()[RANKING_PROTOCOL]
@@ -207,12 +247,14 @@ def _leaderboard_rows(
     certificates: dict[str, dict],
     audits: dict[str, dict],
     defences: set[str],
+    outside: dict[str, dict],
 ) -> list[dict]:
     """One row per model at the threat model's eps, ranked by robust accuracy under the ranking
     protocol (ties by clean accuracy); models it has not evaluated follow, unranked. A flag does not
     move a row (demoting it would put it below models known to be less robust): its badge says why
-    the number may be too high. A paper's protocol (in ``defences``) is weak by design: its flags
-    say so on the model page, not here."""
+    the number may be too high. A standing outside attack's lower number (``outside``) replaces the
+    protocol's in the ranking cell and the rank, credited. A paper's protocol (in ``defences``) is
+    weak by design: its flags say so on the model page, not here."""
     rows = []
     flagged_by_audit = _flagged_by_audit(audits)
     for name, group in at_eps.groupby("model"):
@@ -224,8 +266,15 @@ def _leaderboard_rows(
         flags = [
             flag
             for flag in FLAGS
-            if flag in {flag for flags in ours["flags"] for flag in flags} | ({"audit_stronger"} if name in flagged_by_audit else set())
+            if flag
+            in {flag for flags in ours["flags"] for flag in flags}
+            | ({"audit_stronger"} if name in flagged_by_audit else set())
+            | ({"outside_stronger"} if name in outside else set())
         ]
+        robust = {protocol: _robust_entry(by_protocol[protocol]) if protocol in by_protocol else None for protocol in protocols}
+        if name in outside:
+            robust[RANKING_PROTOCOL] = {**_outside_entry(outside[name]), "protocol_text": robust[RANKING_PROTOCOL]["text"]}
+        ranked = robust[RANKING_PROTOCOL]["value"] if ranking is not None else 0.0
         pgd = by_protocol.get("pgd")
         rows.append(
             {
@@ -238,7 +287,7 @@ def _leaderboard_rows(
                 "timesteps": card.timesteps if card else "-",
                 "clean": percent(main["clean_accuracy"]),
                 "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
-                "robust": {protocol: _robust_entry(by_protocol[protocol]) if protocol in by_protocol else None for protocol in protocols},
+                "robust": robust,
                 "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
                 "firing": percent(main["firing_rate"]),
                 "energy": microjoules(main["energy_pj"]),
@@ -247,10 +296,10 @@ def _leaderboard_rows(
                 "paper": _paper_comparison(card, by_protocol),
                 "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
                 "flags": ", ".join(flags),
-                "badges": _badges(flags, ranking),
+                "badges": _badges(flags, ranking, outside.get(name)),
                 "n": int(main["n_examples"]),
                 "date": str(main["timestamp"])[:10],
-                "_key": (ranking is None, -(ranking["robust_accuracy"] if ranking is not None else 0.0), -main["clean_accuracy"]),
+                "_key": (ranking is None, -ranked, -main["clean_accuracy"]),
             }
         )
     rows.sort(key=lambda row: row["_key"])
@@ -348,7 +397,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         protocols = sorted(set(at_eps["protocol"]) - {"none"} - defences, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences)
+        outside = _standing_outside(dataset, results_dir, at_eps)
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
