@@ -215,7 +215,11 @@ def test_a_reader_sorts_filters_reads_a_badge_and_opens_a_model_page(site, brows
     browser.find_element(By.LINK_TEXT, "fmnist_rsc1_s0.2").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "fmnist_rsc1_s0.2"
     assert Path(browser.current_url).name == "fmnist_rsc1_s0.2.html"
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")) == 3
+    lead = browser.find_element(By.CSS_SELECTOR, "p.lead").text
+    assert lead.startswith("20.00% robust accuracy under reliable") and "rank 3 on fashion-mnist" in lead, "the model's number first"
+    results = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    assert len(results) == 3 and results[0].text.startswith("reliable"), "the ranking protocol's row first"
+    assert [row.text.split()[2] for row in results[1:]] == ["0.1", "0.05"], "then the threat model's eps, then the sweep"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
 

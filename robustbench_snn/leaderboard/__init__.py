@@ -314,12 +314,22 @@ def _filters(rows: list[dict]) -> list[dict]:
     return [{"key": key, "title": title, "options": sorted({str(row[key]) for row in rows})} for key, title in FILTERS]
 
 
-def _model_rows(table: pd.DataFrame) -> list[dict]:
+def _eps_label(eps: float) -> str:
+    """An eps as people write it: k/255 when it is one, else four significant digits."""
+    steps = eps * 255
+    return f"{round(steps)}/255" if steps >= 0.5 and abs(steps - round(steps)) < 1e-6 else f"{eps:.4g}"
+
+
+def _model_rows(table: pd.DataFrame, threat_eps: float) -> list[dict]:
+    """A model's stored rows, the ranking protocol's first, then the others at the threat model's eps, then every sweep by eps."""
+    order = table.assign(_ranking=table["protocol"] != RANKING_PROTOCOL, _off_threat=(table["eps"] - threat_eps).abs() > 1e-9).sort_values(
+        ["_ranking", "_off_threat", "protocol", "eps"]
+    )
     return [
         {
             "protocol": row["protocol"],
             "norm": row["norm"],
-            "eps": f"{row['eps']:.4g}",
+            "eps": _eps_label(row["eps"]),
             "grad": row["grad"] or "-",
             "eot": int(row["eot"]),
             "n": int(row["n_examples"]),
@@ -333,7 +343,7 @@ def _model_rows(table: pd.DataFrame) -> list[dict]:
             "flags": ", ".join(row["flags"]),
             "date": str(row["timestamp"])[:10],
         }
-        for _, row in table.iterrows()
+        for _, row in order.iterrows()
     ]
 
 
@@ -472,7 +482,9 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
                     built=built,
                     card=card,
                     card_yaml=card.to_yaml(),
-                    rows=_model_rows(model_rows),
+                    rows=_model_rows(model_rows, info.linf_eps) if not model_rows.empty else [],
+                    summary=next((row for row in leaderboard if row["model"] == card.name), None),
+                    ranking_version=ranking.version,
                     curve=curve,
                     certificate=certificate,
                     certified_curve=certified_curve,
