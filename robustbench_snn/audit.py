@@ -123,7 +123,7 @@ class AuditPlan:
             self.tested_members[0],
             images[on_device],
             labels[on_device],
-            self.tested.eval_draws,
+            self.tested.rule(),
             this_batch + CONTROL_SEED_OFFSET,
             self.sources,
         ).cpu()
@@ -188,7 +188,7 @@ def plan_audit(
     examples = first_examples(load_dataset(dataset, "test", data_dir), n_examples)
     sample = examples[0][0].unsqueeze(0).to(device)
     tested = build_protocol(protocol).resolved(info)
-    suite = build_protocol(attacks, {"eval_draws": tested.eval_draws}).resolved(info)
+    suite = build_protocol(attacks, {"eval_draws": tested.eval_draws, "sequential": tested.sequential}).resolved(info)
     if not tested.members:
         raise UserError(f"the protocol under audit must attack; {protocol!r} has no attack members")
     tested_members, sources, _ = plan_members(model, tested, sample, device, seed, dataset)
@@ -201,8 +201,8 @@ def plan_audit(
         known = {member.label() for member in suite_members}
         suite_members += [member for member in extra if member.label() not in known]
         suite_sources = {**suite_sources, **extra_sources}
-    tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested.eval_draws, seed, sources)
-    suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite.eval_draws, seed, suite_sources)
+    tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested.rule(), seed, sources)
+    suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite.rule(), seed, suite_sources)
     labels = [member.label() for member in suite_members]
     if len(set(labels)) != len(labels):
         raise UserError(f"the audit preset {attacks!r} names one attack twice")

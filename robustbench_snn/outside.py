@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from robustbench_snn.attacks import attack_batch, build_protocol
+from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.attacks.runner import decide
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
@@ -118,6 +119,12 @@ def _submitted_protocol(attack: str, row: dict, attacks_dir: str | os.PathLike |
     return protocol
 
 
+def _row_rule(row: dict) -> int | SequentialDecision:
+    """How the row decided a stochastic model's answers: its sequential test, else its number of draws."""
+    sequential = (row.get("params") or {}).get("sequential")
+    return SequentialDecision.model_validate(sequential) if sequential else int(row.get("eval_draws") or 1)
+
+
 def _check_in_ball(adversarial: torch.Tensor, clean: torch.Tensor, norm: str, eps: float, attack: str) -> None:
     """Refuse inputs outside [0, 1] or outside the ``norm`` ball of radius ``eps`` around ``clean``."""
     if not torch.isfinite(adversarial).all() or adversarial.shape != clean.shape:
@@ -131,14 +138,16 @@ def _check_in_ball(adversarial: torch.Tensor, clean: torch.Tensor, norm: str, ep
         raise UserError(f"{attack} moved an input {largest:.4g} in {norm}, beyond the threat model's eps {eps:g}; nothing was stored")
 
 
-def _fresh_decision(model_name: str, adversarial: torch.Tensor, labels: torch.Tensor, eval_draws: int, seed: int) -> torch.Tensor:
+def _fresh_decision(
+    model_name: str, adversarial: torch.Tensor, labels: torch.Tensor, rule: int | SequentialDecision, seed: int
+) -> torch.Tensor:
     """Which of ``adversarial`` a freshly loaded copy of the registered model gets wrong, on fresh draws."""
     from robustbench_snn.registry import load_model
 
     fresh = load_model(model_name)
     if is_stochastic(fresh):
         reseed(fresh, redecision_seed(seed))
-    return ~decide(fresh, adversarial, labels, eval_draws)
+    return ~decide(fresh, adversarial, labels, rule)
 
 
 def run_outside_attack(
@@ -169,20 +178,20 @@ def run_outside_attack(
     attacked = load_model(model)
     images = torch.stack([examples[position][0] for position in survivors]) if survivors else torch.zeros(0)
     labels = torch.tensor([int(examples[position][1]) for position in survivors], dtype=torch.long)
-    eval_draws = int(row.get("eval_draws") or 1)
+    rule = _row_rule(row)
     started = time.perf_counter()
     kills, broken = 0, []
     if survivors:
         members, sources, skipped = plan_members(attacked, protocol, images[:1], "cpu", row["seed"], dataset)
         if skipped or not members:
             raise UserError(f"{attack} cannot run on {model}: {'; '.join(skipped) or 'no member applies'}")
-        members, _ = calibrated_members(attacked, members, dataset, data_dir, row["n_examples"], eval_draws, row["seed"], sources)
+        members, _ = calibrated_members(attacked, members, dataset, data_dir, row["n_examples"], rule, row["seed"], sources)
         for start in range(0, len(survivors), batch_size):
             clean, truth = images[start : start + batch_size], labels[start : start + batch_size]
             try:
                 outcome = attack_batch(
                     attacked,
-                    protocol.model_copy(update={"eval_draws": eval_draws}),
+                    Protocol.deciding(protocol.name, rule, members=protocol.members, later_members=protocol.later_members),
                     members,
                     clean.clone(),
                     truth.clone(),
@@ -199,7 +208,7 @@ def run_outside_attack(
             if fooled.any():
                 _check_in_ball(outcome.adversarial[fooled], clean[fooled], row["norm"], row["eps"], attack)
                 kills += int(fooled.sum())
-                wrong = _fresh_decision(model, outcome.adversarial[fooled].detach(), truth[fooled], eval_draws, row["seed"])
+                wrong = _fresh_decision(model, outcome.adversarial[fooled].detach(), truth[fooled], rule, row["seed"])
                 positions = [survivors[start + index] for index in fooled.nonzero().squeeze(1).tolist()]
                 broken += [position for position, holds in zip(positions, wrong.tolist()) if holds]
     evaluation = OutsideEvaluation(

@@ -42,6 +42,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.attacks.runner import attack_samples, eot_draws
 from robustbench_snn.models.interface import is_stochastic
@@ -164,14 +165,14 @@ def fooled(
     spec: AttackSpec,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eval_draws: int,
+    rule: "int | SequentialDecision",
     seed: int,
     sources: dict[str, nn.Module],
 ) -> torch.Tensor:
-    """Which of ``images`` ``spec`` fools under the decision rule."""
+    """Which of ``images`` ``spec`` fools under the decision ``rule`` (`runner.decide`)."""
     if len(images) == 0:
         return torch.zeros(0, dtype=torch.bool)
-    return ~attack_samples(model, spec, images, labels, eval_draws, seed, sources)
+    return ~attack_samples(model, spec, images, labels, rule, seed, sources)
 
 
 def run_checks(
@@ -203,7 +204,7 @@ def run_checks(
 
     def count(spec: AttackSpec, offset: int) -> int:
         announce(spec.label())
-        return int(fooled(model, spec, survivors, targets, protocol.eval_draws, seed + offset, sources).sum())
+        return int(fooled(model, spec, survivors, targets, protocol.rule(), seed + offset, sources).sum())
 
     more_steps = reference.method.with_more_steps(reference, STEP_FACTOR)
     details = {
@@ -256,5 +257,5 @@ def _blackbox_on_survivors(
     for offset, spec in enumerate(blackbox, 7):
         announce(spec.label())
         index = alive.nonzero().squeeze(1)
-        alive[index[fooled(model, spec, images[index], labels[index], protocol.eval_draws, seed + offset, sources)]] = False
+        alive[index[fooled(model, spec, images[index], labels[index], protocol.rule(), seed + offset, sources)]] = False
     return int((~alive).sum())

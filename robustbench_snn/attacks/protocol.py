@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, SerializerFunctionWrapH
 
 from robustbench_snn.attack_fields import AttackFields, ProtocolOptions
 from robustbench_snn.attacks.attack import Attack, attack_names, get_attack, unknown_attack
+from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DatasetInfo
@@ -182,10 +183,32 @@ class Protocol(_Strict):
     members: list[AttackSpec] = Field(default_factory=list)
     later_members: list[AttackSpec] = Field(default_factory=list)
     eval_draws: int = ProtocolOptions.model_fields["eval_draws"]
+    # When set, a stochastic model's answers are decided by this sequential test instead of by
+    # ``eval_draws`` draws, for the clean inputs, every member and every check (`attacks.decision`).
+    sequential: SequentialDecision | None = None
     checks: bool = ProtocolOptions.model_fields["checks"]
     adaptive: bool = False
     convergence: Convergence | None = None
     n_examples: int | None = Field(default=None, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _without_unused_sequential(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Left out while unused, so that every protocol written before it existed keeps its identity.
+        data = handler(self)
+        if data.get("sequential", None) is None:
+            data.pop("sequential", None)
+        return data
+
+    def rule(self) -> "int | SequentialDecision":
+        """How a stochastic model's answer is decided: the sequential test, else ``eval_draws`` draws (`runner.decide`)."""
+        return self.sequential if self.sequential is not None else self.eval_draws
+
+    @classmethod
+    def deciding(cls, name: str, rule: "int | SequentialDecision", **fields) -> "Protocol":
+        """A protocol named ``name`` that decides by ``rule`` (a number of draws, or a sequential test)."""
+        if isinstance(rule, SequentialDecision):
+            return cls(name=name, sequential=rule, **fields)
+        return cls(name=name, eval_draws=rule, **fields)
 
     def resolved(self, dataset: DatasetInfo) -> "Protocol":
         """The protocol with every unset eps filled in from the dataset's standard threat model."""
@@ -249,7 +272,7 @@ def build_protocol(
     if overrides is not None and not isinstance(overrides, dict):
         raise UserError(f"overrides must be a mapping of protocol fields to values (eps, steps, ...), not a {type(overrides).__name__}")
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
-    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "checks", "n_examples", "adaptive", "convergence"}
+    unknown = set(overrides) - set(MEMBER_FIELDS) - {"eval_draws", "sequential", "checks", "n_examples", "adaptive", "convergence"}
     if unknown:
         raise UserError(f"unknown protocol option(s): {', '.join(sorted(unknown))}")
     presets = list_presets(directory)

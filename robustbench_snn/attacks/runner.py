@@ -3,7 +3,8 @@
 Decision rule (one rule, for clean and adversarial inputs alike): with ``eval_draws = m``, a
 sample counts as correct only if the model is right on every one of m independent encoder
 draws. For m = 1 this is plain accuracy; for m > 1 it is conservative, so robust accuracy can
-be underestimated by the rule but never inflated by a lucky draw. A sample is robust only if
+be underestimated by the rule but never inflated by a lucky draw. A protocol may decide by a
+sequential test with a stated error instead (``sequential``, `attacks.decision`). A sample is robust only if
 it is correct on its clean input and every member fails on it. Members run white-box first,
 then black-box, each only on the samples still robust.
 """
@@ -23,6 +24,7 @@ from torch.nn import functional as F
 
 from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.bpda import bpda_context
+from robustbench_snn.attacks.decision import SequentialDecision, decide_sequentially
 from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
 from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
@@ -64,13 +66,18 @@ def gradient_context(model: nn.Module, spec: AttackSpec) -> ExitStack:
 
 
 @torch.inference_mode()
-def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int) -> torch.Tensor:
-    """Per-sample correctness under the decision rule (right on every one of ``draws`` draws).
+def decide(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int | SequentialDecision) -> torch.Tensor:
+    """Per-sample correctness under the decision rule: right on every one of ``draws`` draws, or,
+    given a `SequentialDecision`, its test's verdict (one forward for a deterministic model).
 
     A smoothed classifier is decided by its own prediction, the majority vote of its draws.
     """
     if is_smoothed(model):
         return (model.predict(images) == labels).cpu() if len(images) else torch.ones(0, dtype=torch.bool)
+    if isinstance(draws, SequentialDecision):
+        if is_stochastic(model):
+            return decide_sequentially(model, images, labels, draws)
+        draws = 1
     draws = draws if is_stochastic(model) else 1
     correct = torch.ones(len(images), dtype=torch.bool, device=images.device)
     for count in draw_chunks(draws, images) if len(images) else []:
@@ -264,7 +271,7 @@ class _BatchRun:
             reseed(self.model, seed)
         single = member.model_copy(update={"restarts": 1})
         adversarial = perturb(self.model, single, self.images[index], self.labels[index], seed, self.sources)
-        survived = decide(self.model, adversarial, self.labels[index], self.protocol.eval_draws)
+        survived = decide(self.model, adversarial, self.labels[index], self.protocol.rule())
         self.final[index] = adversarial.detach().to(self.final.dtype)
         if self.kept is not None:
             self.kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
@@ -297,13 +304,14 @@ def attempt_once(
     images: torch.Tensor,
     labels: torch.Tensor,
     attacked: torch.Tensor,
-    eval_draws: int,
+    rule: int | SequentialDecision,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One restart of ``spec`` from ``seed`` on the samples ``attacked`` marks: which of ``images``
-    are still correct and attacked after it, and the inputs it last tried (the clean ones where it did not run)."""
-    batch = _BatchRun(model, Protocol(name=spec.label(), eval_draws=eval_draws), images, labels, sources, attacked, False)
+    """One restart of ``spec`` from ``seed`` on the samples ``attacked`` marks, decided by ``rule``
+    (`decide`): which of ``images`` are still correct and attacked after it, and the inputs it last
+    tried (the clean ones where it did not run)."""
+    batch = _BatchRun(model, Protocol.deciding(spec.label(), rule), images, labels, sources, attacked, False)
     batch.attempt(spec, seed)
     return batch.robust, batch.final
 
@@ -313,12 +321,12 @@ def attack_samples(
     spec: AttackSpec,
     images: torch.Tensor,
     labels: torch.Tensor,
-    eval_draws: int,
+    rule: int | SequentialDecision,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> torch.Tensor:
-    """Which of ``images`` stay correct under every restart of ``spec`` from ``seed`` (the decision rule's verdict)."""
-    protocol = Protocol(name=spec.label(), members=[spec], eval_draws=eval_draws)
+    """Which of ``images`` stay correct under every restart of ``spec`` from ``seed``, decided by ``rule`` (`decide`)."""
+    protocol = Protocol.deciding(spec.label(), rule, members=[spec])
     batch = _BatchRun(model, protocol, images, labels, sources, torch.ones(len(images), dtype=torch.bool), False)
     batch.run(spec, seed, converge=False)
     return batch.robust
@@ -344,7 +352,7 @@ def attack_batch(
     announce = on_member or (lambda done: None)
     if is_stochastic(model):
         reseed(model, seed)
-    clean = decide(model, images, labels, protocol.eval_draws)
+    clean = decide(model, images, labels, protocol.rule())
     zero_gradients: dict[str, int] = {}
     if count_gradients:
         correct = clean.nonzero().squeeze(1)
@@ -367,10 +375,10 @@ def attack_batch(
             convergence[member.label()] = curve
         announce(number + 1)
     one_draw = clean
-    if is_stochastic(model) and not is_smoothed(model) and protocol.eval_draws > 1:
+    if is_stochastic(model) and not is_smoothed(model) and (protocol.eval_draws > 1 or protocol.sequential is not None):
         reseed(model, one_draw_seed(seed))
         one_draw = decide(model, images, labels, 1)
-    kills_holding = _kills_holding(model, batch, labels, protocol.eval_draws, redecision_seed(seed))
+    kills_holding = _kills_holding(model, batch, labels, protocol.rule(), redecision_seed(seed))
     return BatchOutcome(
         clean.tolist(),
         batch.robust.tolist(),
@@ -386,7 +394,9 @@ def attack_batch(
     )
 
 
-def _kills_holding(model: nn.Module, batch: "_BatchRun", labels: torch.Tensor, draws: int, seed: int) -> dict[str, int]:
+def _kills_holding(
+    model: nn.Module, batch: "_BatchRun", labels: torch.Tensor, draws: int | SequentialDecision, seed: int
+) -> dict[str, int]:
     """Per member, how many of its kills hold when each fooling input is decided again on fresh
     draws: a stochastic model's decision is a sample too, and a kill that does not hold is an input
     near the boundary rather than one the attack made wrong (issue 40: the union over many members

@@ -16,7 +16,13 @@ def print_record(record, stored: str | None) -> None:
     from robustbench_snn.tables import is_official
 
     smoothing = record.params.get("smoothed")
+    sequential = record.params.get("sequential")
     draws = f", decided over {record.eval_draws} draw(s) of its randomness" if record.stochastic else ""
+    if sequential and record.stochastic:
+        draws = (
+            f", decided by a sequential test: wrong if one draw errs with probability >= {sequential['wrong_at']:g} "
+            f"(missed at most {sequential['beta']:g}), right if <= {sequential['right_at']:g} (missed at most {sequential['alpha']:g})"
+        )
     if smoothing:
         draws = f", smoothed classifier: majority of {smoothing['votes']} draws"
     robust = "- (no attack)" if record.robust_accuracy is None else f"{100 * record.robust_accuracy:.2f}%"
@@ -30,6 +36,11 @@ def print_record(record, stored: str | None) -> None:
         rows.append(("attacks", ", ".join(record.attacks) + (f" (EOT {record.eot})" if record.stochastic else "")))
     if smoothing:
         clean = f"{100 * record.clean_accuracy:.2f}% (the smoothed classifier's majority vote)"
+    elif record.stochastic and sequential:
+        clean = (
+            f"{100 * record.clean_accuracy:.2f}% (by the sequential test, the rule robustness is decided by); "
+            f"one draw: {100 * record.clean_accuracy_one_draw:.2f}% (as papers and model cards report)"
+        )
     elif record.stochastic and record.eval_draws > 1:
         clean = (
             f"{100 * record.clean_accuracy:.2f}% (right on all {record.eval_draws} draws, the rule robustness is "

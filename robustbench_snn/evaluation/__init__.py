@@ -107,7 +107,7 @@ def attack(
     protocol = resolve_protocol(attack, overrides, dataset)
     model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed, dataset, twin)
     logit_margin(model, members, images[:8].to(device))
-    members, _ = calibrated_members(model, members, dataset, None, 0, protocol.eval_draws, seed, sources)
+    members, _ = calibrated_members(model, members, dataset, None, 0, protocol.rule(), seed, sources)
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)

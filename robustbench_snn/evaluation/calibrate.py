@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.attacks.primitives import margin_loss
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.attacks.runner import attempt_once, decide, normalised
@@ -91,13 +92,14 @@ def _mean_margin(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
     return float(margin_loss(logits, labels, "cw").mean())
 
 
-def _outcome(model, candidate, calibration, clean, eval_draws, seed, sources) -> tuple[int, float]:
+def _outcome(model, candidate, calibration, clean, rule, seed, sources) -> tuple[int, float]:
     """How many of the calibration images ``candidate`` fools (one restart), and their mean margin after it."""
-    still, tried = attempt_once(model, candidate, calibration.images, calibration.labels, clean, eval_draws, seed, sources)
+    still, tried = attempt_once(model, candidate, calibration.images, calibration.labels, clean, rule, seed, sources)
     if is_stochastic(model):
         reseed(model, seed)
     attacked = clean.nonzero().squeeze(1)
-    margin = _mean_margin(model, tried[attacked], calibration.labels[attacked], eval_draws) if attacked.numel() else 0.0
+    draws = rule.chunk if isinstance(rule, SequentialDecision) else rule
+    margin = _mean_margin(model, tried[attacked], calibration.labels[attacked], draws) if attacked.numel() else 0.0
     return int(clean.sum() - still.sum()), margin
 
 
@@ -105,7 +107,7 @@ def calibrate(
     model: nn.Module,
     members: list[AttackSpec],
     calibration: CalibrationImages,
-    eval_draws: int,
+    rule: int | SequentialDecision,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> tuple[list[AttackSpec], list[Search]]:
@@ -113,7 +115,7 @@ def calibrate(
     and the searches that had a choice to make (candidates that are one attack on this model do not)."""
     if is_stochastic(model):
         reseed(model, calibration_seed(seed))
-    clean = decide(model, calibration.images, calibration.labels, eval_draws)
+    clean = decide(model, calibration.images, calibration.labels, rule)
     resolved, searches = [], []
     for number, member in enumerate(members):
         candidates = [normalised(candidate, model) for candidate in member.candidates()]
@@ -125,7 +127,7 @@ def calibrate(
             continue
         ((name, values),) = member.search.items()
         outcomes = [
-            _outcome(model, candidate, calibration, clean, eval_draws, calibration_seed(seed, number), sources) for candidate in candidates
+            _outcome(model, candidate, calibration, clean, rule, calibration_seed(seed, number), sources) for candidate in candidates
         ]
         best = max(range(len(candidates)), key=lambda index: (outcomes[index][0], outcomes[index][1], -index))
         resolved.append(candidates[best])
@@ -150,7 +152,7 @@ def calibrated_members(
     dataset: str,
     data_dir: str | None,
     n_evaluated: int | None,
-    eval_draws: int,
+    rule: int | SequentialDecision,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> tuple[list[AttackSpec], list[Search]]:
@@ -159,4 +161,4 @@ def calibrated_members(
         return members, []
     device = next((tensor.device for tensor in model.parameters()), torch.device("cpu"))
     calibration = calibration_images(dataset, data_dir, n_evaluated, device)
-    return calibrate(model, members, calibration, eval_draws, seed, sources)
+    return calibrate(model, members, calibration, rule, seed, sources)
