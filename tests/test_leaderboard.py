@@ -281,3 +281,14 @@ def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstate
     assert ">paper's protocol</th>" in html and ">overstated by</th>" in html and "<th>paper-sharmin2020</th>" not in html
     page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
     assert "The paper's own evaluation" in page and "Sharmin et al." in page and "+17.6 points" in page
+
+
+def test_the_index_links_the_documentation_published_beside_it(tmp_path):
+    append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92, protocol="reliable"), tmp_path / "results")
+    build_site(tmp_path / "site", tmp_path / "results")
+    assert "docs/index.html" not in (tmp_path / "site" / "index.html").read_text(), "no link to documentation that is not there"
+    (tmp_path / "site" / "docs").mkdir()
+    (tmp_path / "site" / "docs" / "index.html").write_text("<h1>docs</h1>")
+    build_site(tmp_path / "site", tmp_path / "results")
+    assert '<a href="docs/index.html">Documentation</a>' in (tmp_path / "site" / "index.html").read_text()
+    assert (tmp_path / "site" / "docs" / "index.html").read_text() == "<h1>docs</h1>", "a rebuild keeps the published documentation"

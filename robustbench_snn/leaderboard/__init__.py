@@ -378,14 +378,16 @@ def _energy_profile(rows: pd.DataFrame, model: str, dataset: str, eps: float) ->
 def build_site(out: str | os.PathLike, results_dir: str | os.PathLike | None = None, models_dir: str | os.PathLike | None = None) -> Path:
     """Write the site into ``out`` (replacing what a previous build wrote there); return its index
     page. The site is built beside ``out`` and moved in when complete, so a failed build (a full
-    disk) leaves ``out`` as it was."""
+    disk) leaves ``out`` as it was. The index links the documentation published beside it
+    (``out/docs``, built by MkDocs: ``mkdocs build --site-dir leaderboard/docs``) when it is there."""
+    docs = (Path(out) / "docs" / "index.html").is_file()
     with building(out) as staging:
-        _write_site(staging, results_dir, models_dir)
+        _write_site(staging, results_dir, models_dir, docs)
     logger.info("built the leaderboard in %s", out)
     return Path(out) / "index.html"
 
 
-def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: str | os.PathLike | None) -> None:
+def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: str | os.PathLike | None, docs: bool = False) -> None:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cards = list_cards(directory=models_dir)
@@ -493,4 +495,6 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
                     energy=_energy_profile(rows, card.name, dataset, info.linf_eps),
                 )
             )
-    (out / "index.html").write_text(environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages))
+    (out / "index.html").write_text(
+        environment.get_template("index.html").render(title="Leaderboard", root="", built=built, pages=pages, docs=docs)
+    )
