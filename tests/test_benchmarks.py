@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from robustbench_snn.attacks import build_protocol
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,6 +43,31 @@ def test_survivor_attacks_benchmark_counts_what_each_candidate_fools_among_the_s
     for key in ("expectation-pgd-100x4-cw", "mi-di-expectation+twin-50x4-cw"):
         assert 0 <= result[key]["fooled"] <= result["survivors"]
     assert result["expectation-pgd-100x4-cw"]["fooled"] > 0
+
+
+def test_reliable_cost_benchmark_reports_the_previous_version_autoattack_and_the_goals():
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "reliable_cost.py"),
+        "--model",
+        "fmnist_ann",
+        "-n",
+        "8",
+        "--no-compile",
+        "--json",
+    ]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    current = build_protocol("reliable").version
+    assert set(result["runs"]) == {f"reliable v{current}", f"reliable v{current - 1}", "autoattack standard"}
+    assert set(result["goals"]) >= {
+        "at_most_previous_version",
+        "at_most_a_third_of_autoattack",
+        "no_weaker_than_autoattack",
+        "never_above_previous_version",
+        "at_most_15_minutes_per_1000_images",
+    }
+    runs = result["runs"]
+    assert runs[f"reliable v{current}"]["robust_accuracy"] <= runs[f"reliable v{current - 1}"]["robust_accuracy"]
 
 
 @pytest.mark.slow
