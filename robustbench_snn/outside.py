@@ -99,7 +99,9 @@ def official_row(model: str, dataset: str, results_dir: str | os.PathLike | None
     if not isinstance(row.get("survivors"), list):
         raise UserError(
             f"the official {RANKING_PROTOCOL} row of {model} ({row['timestamp'][:10]}) predates stored survivors, so no attack can be "
-            "tested on the samples it counts robust; it is being recomputed"
+            f"tested on the samples it counts robust until it is recomputed; to test yours now, make such a row in a folder of "
+            f"yours (rsc-bench evaluate --model {model} --attack {RANKING_PROTOCOL} --results-dir DIR, the full preset) and pass "
+            "--results-dir DIR here"
         )
     return row
 

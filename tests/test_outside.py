@@ -155,11 +155,12 @@ def test_an_attack_that_breaks_nothing_changes_nothing(store, tmp_path):
 @pytest.mark.parametrize(
     ("preset", "message"),
     [
-        ("name: wide\nattack: fgsm\neps: 0.2\n", "outside the row's threat model"),
-        ("name: l2\nattack: pgd\nnorm: L2\neps: 0.5\n", "outside the row's threat model"),
-        ("name: broken\nmembers: 3\n", "'members' must be a non-empty list"),
-        ("name: unknown\nattack: fgsmm\n", "did you mean"),
+        ("name: submitted\nattack: fgsm\neps: 0.2\n", "outside the row's threat model"),
+        ("name: submitted\nattack: pgd\nnorm: L2\neps: 0.5\n", "outside the row's threat model"),
+        ("name: submitted\nmembers: 3\n", "'members' must be a non-empty list"),
+        ("name: submitted\nattack: fgsmm\n", "did you mean"),
         ("[unclosed\n", "submitted.yaml"),
+        ("name: reliable\nattack: fgsm\n", "a preset's name must be its file's name"),
     ],
 )
 def test_a_malformed_submission_gets_one_clear_error_and_changes_nothing(store, tmp_path, preset, message):

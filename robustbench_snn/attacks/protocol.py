@@ -305,6 +305,9 @@ def build_protocol(
     protocol_data["members"] = [{**shared, **member, **member_overrides} for member in members]
     protocol_data["later_members"] = [{**shared, **member, **member_overrides} for member in later]
     protocol_data.setdefault("name", attack)
+    if attack in presets and protocol_data["name"] != attack:
+        # A row is stored under the protocol's name: a preset named otherwise would file its rows under another protocol's.
+        raise UserError(f"{source}: its name is {protocol_data['name']!r}; a preset's name must be its file's name ({attack!r})")
     try:
         return Protocol.model_validate(protocol_data)
     except ValidationError as error:
