@@ -111,3 +111,14 @@ def test_a_users_models_and_attacks_folders_join_the_shipped_ones(tmp_path, monk
     record = json.loads(evaluated.output)
     assert record["model"] == "my_ann" and [attack.split("[")[0] for attack in record["attacks"]] == ["fgsm"]
     assert record["protocol"] == "quick" and not record["preset_unmodified"]
+
+
+def test_one_broken_preset_of_yours_does_not_hide_the_others(tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "broken.yaml").write_text("name: broken\nmembers: 3\n")
+    (presets / "quick.yaml").write_text("name: quick\nattack: fgsm\ndescription: one step\n")
+    result = CliRunner().invoke(main, ["--attacks-dir", str(presets), "attacks", "list"])
+    assert result.exit_code == 0, result.output
+    assert "quick            one step" in result.output and "pgd" in result.output
+    assert "warning: preset broken cannot be used" in result.output and "'members' must be a non-empty list" in result.output

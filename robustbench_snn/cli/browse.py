@@ -23,18 +23,25 @@ def attacks_list(as_json):
     """List attack presets and the members each one runs."""
     from robustbench_snn.attacks import attack_names, build_protocol, get_attack, list_presets
     from robustbench_snn.attacks.protocol import official_presets
+    from robustbench_snn.errors import UserError
 
     found = list_presets()
     shipped = official_presets()
-    presets = {name: build_protocol(name) for name in found}
+    presets, broken = {}, {}
+    for name in found:  # one broken preset of yours is reported, not in the way of the others
+        try:
+            presets[name] = build_protocol(name)
+        except UserError as error:
+            broken[name] = str(error)
     if as_json:
-        options.print_json(
-            {
-                name: {**protocol.model_dump(mode="json"), "file": str(found[name]), "shipped": found[name] == shipped.get(name)}
-                for name, protocol in presets.items()
-            }
-        )
+        listed = {
+            name: {**protocol.model_dump(mode="json"), "file": str(found[name]), "shipped": found[name] == shipped.get(name)}
+            for name, protocol in presets.items()
+        }
+        options.print_json({**listed, **{name: {"file": str(found[name]), "error": message} for name, message in broken.items()}})
         return
+    for name, message in broken.items():
+        click.echo(f"warning: preset {name} cannot be used: {message}", err=True)
     for name, protocol in presets.items():
         members = ", ".join(member.label() for member in protocol.members)
         yours = "" if found[name] == shipped.get(name) else f" (yours: {found[name]})"
