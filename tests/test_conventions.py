@@ -122,3 +122,16 @@ def test_one_broken_preset_of_yours_does_not_hide_the_others(tmp_path):
     assert result.exit_code == 0, result.output
     assert "quick            one step" in result.output and "pgd" in result.output
     assert "warning: preset broken cannot be used" in result.output and "'members' must be a non-empty list" in result.output
+
+
+def test_an_eps_beyond_the_threat_model_is_run_and_said_so(caplog):
+    from robustbench_snn import benchmark, load_model
+
+    with caplog.at_level("WARNING", logger="robustbench_snn"):
+        record = benchmark(load_model("fmnist_ann"), attack="fgsm", overrides={"eps": 0.5}, n_examples=4)
+    assert record.eps == 0.5
+    assert "5.0x fashion-mnist's threat model (eps 0.1)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="robustbench_snn"):
+        benchmark(load_model("fmnist_ann"), attack="fgsm", n_examples=4)
+    assert "threat model" not in caplog.text

@@ -27,7 +27,7 @@ from robustbench_snn.attacks.protocol import AttackSpec, official_presets
 from robustbench_snn.attacks.runner import eot_draws, normalised, unsupported
 from robustbench_snn.attacks.sources import Twin, resolve_sources
 from robustbench_snn.columns import column_versions
-from robustbench_snn.data import dataset_info, first_examples, load_dataset
+from robustbench_snn.data import DatasetInfo, dataset_info, first_examples, load_dataset
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.engine import ImageBatches
 from robustbench_snn.errors import UserError
@@ -138,6 +138,24 @@ def preset_unmodified(model: nn.Module, protocol: Protocol) -> bool:
     return shape(protocol) == shape(preset)
 
 
+def _warn_beyond_threat_model(protocol: Protocol, info: DatasetInfo) -> None:
+    """Say so when a member attacks a ball larger than the dataset's threat model: a legitimate
+    sweep point, but no leaderboard row compares with it."""
+    for member in [*protocol.members, *protocol.later_members]:
+        standard = info.default_eps(member.norm)
+        if member.eps > standard * (1 + 1e-9):
+            logger.warning(
+                "%s attacks at %s eps %.4g, %.1fx %s's threat model (eps %.4g): a robust accuracy no leaderboard row compares with",
+                member.label(),
+                member.norm,
+                member.eps,
+                member.eps / standard,
+                info.name,
+                standard,
+            )
+            return
+
+
 def presets_with_eot() -> list[str]:
     """The shipped presets whose every gradient member averages its gradient over draws (EOT)."""
     found = []
@@ -242,6 +260,7 @@ def plan_evaluation(
     check_run(seed, batch_size)
     device = resolve_device(device)
     protocol = resolve_protocol(attack, overrides, dataset)
+    _warn_beyond_threat_model(protocol, dataset_info(dataset))
     if n_examples is None:
         n_examples = protocol.n_examples
     test_split = load_dataset(dataset, "test", data_dir)
