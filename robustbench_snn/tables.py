@@ -51,6 +51,7 @@ TABLE_COLUMNS = [
     "robust_accuracy",
     "robust_low",
     "robust_high",
+    "robust_accuracy_redecided",
     "qte",
     "qte_normalised",
     "firing_rate",
@@ -202,6 +203,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda index: -points[index][0])
 
 
+def redecided_accuracy(robust: float | None, n_examples: int, kills: object, holding: object) -> float | None:
+    """The robust accuracy with the kills that did not hold when decided again on fresh draws given
+    back (None for a row without those counts): a stochastic model's decision is itself a sample."""
+    if robust is None or pd.isna(robust) or not isinstance(kills, Mapping) or not isinstance(holding, Mapping):
+        return None
+    return robust + (sum(kills.values()) - sum(holding.values())) / n_examples
+
+
 def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """The exact binomial confidence interval of a proportion."""
     tail = (1 - level) / 2
@@ -258,7 +267,8 @@ def results_table(
     for column in (
         {*CURVE_KEYS, *TABLE_COLUMNS}
         - set(table.columns)
-        - {"family", "robust_low", "robust_high", "qte", "qte_normalised", "official", "protocol_version", *ENERGY_COLUMNS}
+        - {"family", "robust_low", "robust_high", "robust_accuracy_redecided", "qte", "qte_normalised", "official", "protocol_version"}
+        - set(ENERGY_COLUMNS)
     ):
         table[column] = None
     table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
@@ -282,6 +292,11 @@ def results_table(
     intervals = [
         clopper_pearson(round(accuracy * n), n) if has_attack else (math.nan, math.nan)
         for accuracy, n, has_attack in zip(table["robust_accuracy"].fillna(0), table["n_examples"], attacked)
+    ]
+    kills = table["member_kills"] if "member_kills" in table else pd.Series(None, index=table.index, dtype=object)
+    holding = table["member_kills_holding"] if "member_kills_holding" in table else pd.Series(None, index=table.index, dtype=object)
+    table["robust_accuracy_redecided"] = [
+        redecided_accuracy(*values) for values in zip(table["robust_accuracy"], table["n_examples"], kills, holding)
     ]
     table["robust_low"] = [low for low, _ in intervals]
     table["robust_high"] = [high for _, high in intervals]

@@ -292,3 +292,30 @@ def test_the_index_links_the_documentation_published_beside_it(tmp_path):
     build_site(tmp_path / "site", tmp_path / "results")
     assert '<a href="docs/index.html">Documentation</a>' in (tmp_path / "site" / "index.html").read_text()
     assert (tmp_path / "site" / "docs" / "index.html").read_text() == "<h1>docs</h1>", "a rebuild keeps the published documentation"
+
+
+def test_kills_that_do_not_hold_on_a_second_decision_show_as_a_note_with_the_redecided_number(tmp_path):
+    noisy = {
+        **_row("fmnist_snn_poisson", 0.1, 0.08, clean=0.82, protocol="reliable"),
+        "member_kills": {"pgd-20[bptt]": 600, "later": 140},
+        "member_kills_holding": {"pgd-20[bptt]": 590, "later": 100},
+    }
+    steady = {
+        **_row("fmnist_snn_rat", 0.1, 0.30, clean=0.82, protocol="reliable"),
+        "member_kills": {"pgd-20[bptt]": 520},
+        "member_kills_holding": {"pgd-20[bptt]": 515},
+    }
+    for row in (noisy, steady):
+        append_row(row, tmp_path / "results")
+    build_site(tmp_path / "site", tmp_path / "results")
+    board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    (note,) = board["fmnist_snn_poisson"]["badges"]
+    assert (
+        note["name"] == "decision_noise"
+        and note["note"]
+        and "50 of its kills did not hold" in note["reason"]
+        and "13.00%" in note["reason"]
+    )
+    assert board["fmnist_snn_poisson"]["redecided"] == "13.00" and board["fmnist_snn_poisson"]["flags"] == "", "a note, not a flag"
+    assert board["fmnist_snn_rat"]["badges"] == [], "half a point of re-decision noise is no note"
+    assert board["fmnist_snn_rat"]["rank"] == 1 and board["fmnist_snn_poisson"]["rank"] == 2, "the note does not move a row"

@@ -15,6 +15,7 @@ from robustbench_snn.evaluation.batches import BatchResult
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.models.interface import has_spiking_layers, is_stochastic
 from robustbench_snn.provenance import stamp
+from robustbench_snn.tables import redecided_accuracy
 
 
 @dataclass
@@ -77,10 +78,7 @@ class EvaluationRecord:
     @property
     def robust_accuracy_redecided(self) -> float | None:
         """The robust accuracy counting as robust the samples whose kill did not hold on a second decision."""
-        if self.robust_accuracy is None or self.member_kills_holding is None:
-            return None
-        lost = sum(self.member_kills.values()) - sum(self.member_kills_holding.values())
-        return self.robust_accuracy + lost / self.n_examples
+        return redecided_accuracy(self.robust_accuracy, self.n_examples, self.member_kills, self.member_kills_holding)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -226,6 +226,9 @@ def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = 
         }
         for flag in flags
     ]
+    noise = _decision_noise(ranking) if ranking is not None else None
+    if noise is not None:
+        badges.append(noise)
     older = _older_version(ranking) if ranking is not None else None
     if older is not None:
         current = _current_versions()[RANKING_PROTOCOL]
@@ -238,6 +241,27 @@ def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = 
             }
         )
     return badges
+
+
+# A ranking row whose number rises by at least this much when its kills are decided again is shown with both.
+DECISION_NOISE = 0.01
+
+
+def _decision_noise(ranking: pd.Series) -> dict | None:
+    """A note (not a flag: the number is not too high, it is not well defined) when many of the
+    row's kills did not hold when decided again on fresh draws, with the re-decided number."""
+    redecided = ranking.get("robust_accuracy_redecided")
+    if redecided is None or pd.isna(redecided) or redecided - ranking["robust_accuracy"] < DECISION_NOISE - 1e-12:
+        return None
+    lost = round((redecided - ranking["robust_accuracy"]) * ranking["n_examples"])
+    return {
+        "name": "decision_noise",
+        "badge": "decision noise",
+        "note": True,
+        "reason": f"{lost} of its kills did not hold when each fooling input was decided again on fresh draws (a stochastic "
+        f"model's decision is itself a sample): {percent(redecided)}% re-decided. Both stand until the protocol decides "
+        "with a stated error (the sequential test)",
+    }
 
 
 def _leaderboard_rows(
@@ -289,6 +313,7 @@ def _leaderboard_rows(
                 "clean_one_draw": percent(main["clean_accuracy_one_draw"]),
                 "robust": robust,
                 "qte": percent(pgd["qte_normalised"]) if pgd is not None else "-",
+                "redecided": percent(ranking["robust_accuracy_redecided"]) if ranking is not None else "-",
                 "firing": percent(main["firing_rate"]),
                 "energy": microjoules(main["energy_pj"]),
                 "energy_adv": microjoules(main["energy_pj_adv"]),
