@@ -274,3 +274,14 @@ def test_a_learning_rate_that_is_not_a_finite_number_is_refused_before_training(
     result = _train(["--lr", "nan", "--out", str(tmp_path / "nan_lr")])
     assert result.exit_code == 2 and "nan" in result.output.lower() and "Traceback" not in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_a_plugin_recipes_own_option_stops_that_recipe_with_a_clear_error_never_the_others(monkeypatch):
+    from robustbench_snn.training.recipes import RECIPES, RecipeInfo
+
+    RECIPES.lookup("standard")  # the built-ins first
+    plugin = RecipeInfo(name="plugin-recipe", summary="x", reference=None, build=RECIPES["standard"].build, options={"plugin_weight": 0.5})
+    monkeypatch.setitem(RECIPES._entries, "plugin-recipe", plugin)
+    assert TrainingConfig(recipe="standard").recipe == "standard", "one plug-in's option once broke every recipe"
+    with pytest.raises(UserError, match="declares option 'plugin_weight'"):
+        TrainingConfig(recipe="plugin-recipe")
