@@ -48,7 +48,9 @@ def test_the_documentation_site_builds_strictly(tmp_path):
         text=True,
     )
     assert built.returncode == 0, built.stderr
-    assert (tmp_path / "site" / "attacks" / "index.html").is_file()
+    pages = sorted((tmp_path / "site").glob("*.html"))
+    assert (tmp_path / "site" / "attacks.html") in pages, "links to .html pages, which open from file://"
+    assert not [page.name for page in pages if re.search(r'<(script|link)[^>]+(src|href)="https?://', page.read_text())], "no network"
 
 
 def test_there_are_python_examples():
