@@ -3,10 +3,11 @@ that a schedule of the protocol must answer to (issue 40, "a worst case that pay
 
 python results/scripts/member_yield.py [--results-dir results] [--version 7]
 
-From the newest official row of the version on every model: per member (by label, with its
-gradient mode and source), the models it ran on, the samples it fooled, how many of those kills
-hold when decided again on fresh draws, its seconds, and kills (holding) per 100 seconds; members
-sorted by that yield. A member whose kills never hold is the decision rule's noise, not an attack.
+From the newest official row of the version on every model: per model, its robust accuracy and
+the same with the kills that did not hold on a second decision given back; per member (by label,
+with its gradient mode and source), the models it ran on, the samples it fooled, how many of those
+kills hold when decided again on fresh draws, its seconds, and kills (holding) per 100 seconds;
+members sorted by that yield. A member whose kills never hold is the decision rule's noise, not an attack.
 """
 
 import argparse
@@ -50,6 +51,13 @@ def main() -> None:
             entry["holding"] += row["member_kills_holding"].get(label, 0)
             entry["seconds"] += row["member_seconds"].get(label, 0.0)
     print(f"`reliable` v{arguments.version} on {len(rows)} models ({', '.join(sorted(rows))})")
+    print()
+    print("| model | robust | re-decided | kills | of which hold |")
+    print("|---|---|---|---|---|")
+    for model, row in sorted(rows.items(), key=lambda item: -item[1]["robust_accuracy"]):
+        kills, holding = sum(row["member_kills"].values()), sum(row["member_kills_holding"].values())
+        redecided = row["robust_accuracy"] + (kills - holding) / row["n_examples"]
+        print(f"| {model} | {100 * row['robust_accuracy']:.1f} | {100 * redecided:.1f} | {kills} | {holding} |")
     print()
     print("| member | models | kills | of which hold | seconds | holding kills per 100 s |")
     print("|---|---|---|---|---|---|")
