@@ -215,21 +215,6 @@ def append_row(row: dict, directory: str | os.PathLike | None = None, replace: b
     return _append_line(path, row, None if replace else row.get("config_hash"))
 
 
-def audits_path(dataset: str, directory: str | os.PathLike | None = None) -> Path:
-    """Where the audits of ``dataset`` are stored in the results folder ``directory``."""
-    return results_dir(directory) / "audits" / f"{dataset}.jsonl"
-
-
-def append_audit(row: dict, directory: str | os.PathLike | None = None) -> Path:
-    """Append one audit (`robustbench_snn.audit`) to ``audits/<dataset>.jsonl``."""
-    return _append_line(audits_path(row["dataset"], directory), row)
-
-
-def load_audits(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
-    """The stored audits of a dataset, oldest first, from `reading_dir`."""
-    return _read_jsonl(reading_dir(directory) / "audits" / f"{dataset}.jsonl", StoredAudit)
-
-
 class StoredOutside(BaseModel):
     """What the leaderboard and the audit read of a stored outside evaluation (`robustbench_snn.outside`)."""
 
@@ -250,19 +235,32 @@ class StoredOutside(BaseModel):
     timestamp: str
 
 
-def outside_path(dataset: str, directory: str | os.PathLike | None = None) -> Path:
-    """Where the outside evaluations of ``dataset`` are stored in the results folder ``directory``."""
-    return results_dir(directory) / "outside" / f"{dataset}.jsonl"
+class SideStore:
+    """One kind of result kept beside the rows: a JSON-lines file per dataset in a folder of the
+    results store, appended under the lock like the rows, read from `reading_dir` through its
+    schema (a line that is not one is skipped with a warning)."""
+
+    def __init__(self, folder: str, schema: type[BaseModel]) -> None:
+        self.folder, self.schema = folder, schema
+
+    def path(self, dataset: str, directory: str | os.PathLike | None = None) -> Path:
+        """Where the results of ``dataset`` are stored in the results folder ``directory``."""
+        return results_dir(directory) / self.folder / f"{dataset}.jsonl"
+
+    def append(self, row: dict, directory: str | os.PathLike | None = None) -> Path:
+        """Append one result to ``<folder>/<dataset>.jsonl``."""
+        return _append_line(self.path(row["dataset"], directory), row)
+
+    def load(self, dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
+        """The stored results of a dataset, oldest first."""
+        return _read_jsonl(reading_dir(directory) / self.folder / f"{dataset}.jsonl", self.schema)
 
 
-def append_outside(row: dict, directory: str | os.PathLike | None = None) -> Path:
-    """Append one outside evaluation (`robustbench_snn.outside`) to ``outside/<dataset>.jsonl``."""
-    return _append_line(outside_path(row["dataset"], directory), row)
-
-
-def load_outside(dataset: str, directory: str | os.PathLike | None = None) -> list[dict]:
-    """The stored outside evaluations of a dataset, oldest first, from `reading_dir`."""
-    return _read_jsonl(reading_dir(directory) / "outside" / f"{dataset}.jsonl", StoredOutside)
+# The audits (`robustbench_snn.audit`) and the outside evaluations (`robustbench_snn.outside`).
+AUDITS = SideStore("audits", StoredAudit)
+OUTSIDE = SideStore("outside", StoredOutside)
+audits_path, append_audit, load_audits = AUDITS.path, AUDITS.append, AUDITS.load
+outside_path, append_outside, load_outside = OUTSIDE.path, OUTSIDE.append, OUTSIDE.load
 
 
 def ensure_writable(directory: Path) -> Path:
