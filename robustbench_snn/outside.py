@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
 from robustbench_snn.attacks import attack_batch, build_protocol
 from robustbench_snn.attacks.decision import SequentialDecision
@@ -33,11 +34,10 @@ from robustbench_snn.models.interface import is_stochastic, reseed
 from robustbench_snn.provenance import stamp
 from robustbench_snn.seeds import batch_seed, redecision_seed
 from robustbench_snn.store import append_outside, load_outside, load_rows
-from robustbench_snn.tables import is_official
+from robustbench_snn.tables import RANKING_PROTOCOL, is_official
 
 logger = logging.getLogger(__name__)
 
-RANKING_PROTOCOL = "reliable"
 # An input may leave the ball or [0, 1] by this much (float rounding of a projection), no more.
 BALL_TOLERANCE = 1e-5
 
@@ -141,12 +141,9 @@ def _check_in_ball(adversarial: torch.Tensor, clean: torch.Tensor, norm: str, ep
 
 
 def _fresh_decision(
-    model_name: str, adversarial: torch.Tensor, labels: torch.Tensor, rule: int | SequentialDecision, seed: int
+    fresh: nn.Module, adversarial: torch.Tensor, labels: torch.Tensor, rule: int | SequentialDecision, seed: int
 ) -> torch.Tensor:
-    """Which of ``adversarial`` a freshly loaded copy of the registered model gets wrong, on fresh draws."""
-    from robustbench_snn.registry import load_model
-
-    fresh = load_model(model_name)
+    """Which of ``adversarial`` ``fresh`` (a copy of the registered model the attack never saw) gets wrong, on fresh draws."""
     if is_stochastic(fresh):
         reseed(fresh, redecision_seed(seed))
     return ~decide(fresh, adversarial, labels, rule)
@@ -177,10 +174,12 @@ def run_outside_attack(
     survivors = sorted(row["survivors"])
     if any(not 0 <= position < len(examples) for position in survivors):
         raise UserError(f"the official row of {model} lists survivors outside its {row['n_examples']} images")
-    attacked = load_model(model)
+    # Two copies: the attack is handed one; kills are decided on the other, which it never touches.
+    attacked, fresh = load_model(model), load_model(model)
     images = torch.stack([examples[position][0] for position in survivors]) if survivors else torch.zeros(0)
     labels = torch.tensor([int(examples[position][1]) for position in survivors], dtype=torch.long)
     rule = _row_rule(row)
+    deciding = Protocol.deciding(protocol.name, rule, members=protocol.members, later_members=protocol.later_members)
     started = time.perf_counter()
     kills, broken = 0, []
     if survivors:
@@ -193,7 +192,7 @@ def run_outside_attack(
             try:
                 outcome = attack_batch(
                     attacked,
-                    Protocol.deciding(protocol.name, rule, members=protocol.members, later_members=protocol.later_members),
+                    deciding,
                     members,
                     clean.clone(),
                     truth.clone(),
@@ -210,7 +209,7 @@ def run_outside_attack(
             if fooled.any():
                 _check_in_ball(outcome.adversarial[fooled], clean[fooled], row["norm"], row["eps"], attack)
                 kills += int(fooled.sum())
-                wrong = _fresh_decision(model, outcome.adversarial[fooled].detach(), truth[fooled], rule, row["seed"])
+                wrong = _fresh_decision(fresh, outcome.adversarial[fooled].detach(), truth[fooled], rule, row["seed"])
                 positions = [survivors[start + index] for index in fooled.nonzero().squeeze(1).tolist()]
                 broken += [position for position, holds in zip(positions, wrong.tolist()) if holds]
     evaluation = OutsideEvaluation(

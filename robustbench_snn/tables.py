@@ -31,6 +31,8 @@ from robustbench_snn.store import STANDARD_SEED
 CURVE_KEYS = ["store", "model", "dataset", "protocol", "norm", "grad", "eot", "eval_draws", "seed", "n_examples"]
 OFFICIAL_KEYS = ["store", "model", "dataset", "protocol", "norm"]
 Selection = Literal["official", "yours", "all"]
+# The protocol the leaderboard ranks by, and the one an outside attack tests (`robustbench_snn.outside`).
+RANKING_PROTOCOL = "reliable"
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 TABLE_COLUMNS = [
     "store",

@@ -33,6 +33,7 @@ from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
 from robustbench_snn.store import load_audits, load_outside, load_rows
 from robustbench_snn.tables import (
+    RANKING_PROTOCOL,
     clopper_pearson,
     energy_breakdown,
     family,
@@ -48,7 +49,6 @@ from robustbench_snn.tables import (
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-RANKING_PROTOCOL = "reliable"
 # No certificate reaches a Linf ball of the threat model's size (0.1 in Linf is 2.8 in L2 on 28x28
 # images), so certified accuracy is shown at fixed radii of the norm each certificate is in.
 CERTIFIED_RADIUS = {"L2": 0.25, "L1": 0.02}
