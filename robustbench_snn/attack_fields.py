@@ -15,6 +15,9 @@ from pydantic import Field
 
 from robustbench_snn.config import Strict
 
+# The gradient mode a member uses unless it names another (`robustbench_snn.models.gradients`).
+DEFAULT_GRADIENT_MODE = "bptt"
+
 
 def _eps(description: str, **bounds) -> Field:
     """A budget-like field, given on the command line as a number or a fraction such as 8/255."""
@@ -36,7 +39,7 @@ class AttackFields(Strict):
     step_size: float | None = _eps("PGD step size [default: 2.5 eps / steps].", gt=0)
     random_start: bool = Field(default=True, description="Start PGD at a random point in the eps-ball.")
     restarts: int = Field(default=1, ge=1, le=100, description="Random restarts.")
-    grad: str = _registered("grad", "SNN gradient mode (see docs/attacks.md, or `rsc-bench names grad`).", default="bptt")
+    grad: str = _registered("grad", "SNN gradient mode (see docs/attacks.md, or `rsc-bench names grad`).", default=DEFAULT_GRADIENT_MODE)
     surrogate: str | None = _registered("surrogate", "Surrogate derivative for --grad bptt [default: the model's training surrogate].")
     surrogate_alpha: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Surrogate sharpness.")
     eot: int = Field(default=1, ge=1, le=1024, description="EOT draws averaged per gradient (stochastic models).")

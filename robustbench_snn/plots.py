@@ -70,7 +70,7 @@ FORMATS = (".png", ".svg", ".pdf")
 def families() -> list[str]:
     """Every family a plot can show, in a fixed order so each keeps its style from plot to plot:
     the zoo's, then those the recipes declare (a published defence's, a plug-in's), then "unregistered"."""
-    from robustbench_snn.training.recipes import RECIPES
+    from robustbench_snn.defences import RECIPES
 
     declared = [recipe.family for recipe in RECIPES.values() if recipe.family and "{kind}" not in recipe.family]
     return list(dict.fromkeys([*FAMILIES, *declared])) + ["unregistered"]

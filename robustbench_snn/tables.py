@@ -225,7 +225,7 @@ def family(card: ModelCard | None) -> str:
     """The family a model is plotted and grouped in."""
     if card is None:
         return "unregistered"
-    from robustbench_snn.training.recipes import RECIPES
+    from robustbench_snn.defences import RECIPES
 
     recipe = RECIPES.get(card.training.recipe)
     grouped = recipe.family if recipe is not None else None

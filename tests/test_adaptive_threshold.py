@@ -17,11 +17,11 @@ from robustbench_snn.models.gradients import GRADIENT_MODES, GradientMode
 from robustbench_snn.models.interface import is_stochastic
 from robustbench_snn.training import TrainingConfig, build_recipe
 
-HOSNN = ModelSpec("small_cnn", "snn", timesteps=4, neuron=NeuronConfig(threshold_tau=1.5))
+HOSNN = ModelSpec("small_cnn", "snn", timesteps=4, neuron=NeuronConfig(params={"threshold_tau": 1.5}))
 
 
 def one_neuron(rate: float, target: float, steps: int = 3) -> AdaptiveThresholdActivation:
-    layer = AdaptiveThresholdActivation(steps, NeuronConfig(threshold_tau=2.0))
+    layer = AdaptiveThresholdActivation(steps, NeuronConfig(params={"threshold_tau": 2.0}))
     layer(torch.zeros(steps, 1))
     with torch.no_grad():
         layer.rate.fill_(rate)
@@ -45,7 +45,7 @@ def test_the_threshold_moves_with_the_potential_as_computed_by_hand():
 def test_with_a_zero_rate_every_gradient_mode_is_the_lifs(mode):
     torch.manual_seed(0)
     currents = 2 * torch.randn(4 * 5, 3, 6, 6)
-    adaptive, lif = AdaptiveThresholdActivation(4, NeuronConfig(threshold_tau=2.0)), SpikingActivation(4, NeuronConfig())
+    adaptive, lif = AdaptiveThresholdActivation(4, NeuronConfig(params={"threshold_tau": 2.0})), SpikingActivation(4, NeuronConfig())
     adaptive(currents)
     with torch.no_grad():
         adaptive.rate.zero_()
@@ -65,7 +65,7 @@ def test_with_a_zero_rate_every_gradient_mode_is_the_lifs(mode):
 def test_bptt_reaches_the_adaptation_rate_and_the_threshold_changes_the_input_gradient():
     torch.manual_seed(0)
     currents = (2 * torch.randn(4 * 5, 8)).requires_grad_()
-    layer = AdaptiveThresholdActivation(4, NeuronConfig(threshold_tau=2.0))
+    layer = AdaptiveThresholdActivation(4, NeuronConfig(params={"threshold_tau": 2.0}))
     layer(currents).sum().backward()
     assert layer.rate.grad is not None and layer.rate.grad.abs().sum() > 0
     adapted = currents.grad.clone()
@@ -92,7 +92,10 @@ def test_a_hosnn_classifier_round_trips_a_checkpoint_runs_eagerly_and_counts_its
     assert not any(layer.compiled for layer in fresh.spiking_layers)  # the kernel is the fixed-threshold LIF's
     energy = summarise([measure(fresh, images)])
     assert energy["synops"] > 0 and energy["spikes"] > 0
-    assert NeuronConfig().as_dict() == NeuronConfig(threshold_tau=None).as_dict() and "threshold_tau" not in NeuronConfig().as_dict()
+    assert (
+        NeuronConfig().as_dict() == NeuronConfig(params={"threshold_tau": None}).as_dict()
+        and "threshold_tau" not in NeuronConfig().as_dict()
+    )
 
 
 def test_a_hosnn_model_is_deterministic_and_every_member_of_reliable_runs_on_it(fmnist_batch):
@@ -112,7 +115,9 @@ def test_hosnn_starts_from_the_clean_snns_weights_and_signatures_and_keeps_rates
 
     images, labels = fmnist_batch
     model = build_classifier(HOSNN, DATASETS["fashion-mnist"], seed=0)
-    recipe = build_recipe(model, HOSNN, "fashion-mnist", TrainingConfig(recipe="hosnn", clean_model="fmnist_snn_direct"), "cpu")
+    recipe = build_recipe(
+        model, HOSNN, "fashion-mnist", TrainingConfig(recipe="hosnn", options={"clean_model": "fmnist_snn_direct"}), "cpu"
+    )
     assert recipe.spec.attack == "fgsm" and recipe.spec.eps == pytest.approx(DATASETS["fashion-mnist"].linf_eps / 4)
     recipe.prepare(model, [images[:10], images[10:]])
     clean = load_model("fmnist_snn_direct")
@@ -129,10 +134,10 @@ def test_hosnn_starts_from_the_clean_snns_weights_and_signatures_and_keeps_rates
             model,
             ModelSpec("small_cnn", "snn", timesteps=4),
             "fashion-mnist",
-            TrainingConfig(recipe="hosnn", clean_model="fmnist_snn_direct"),
+            TrainingConfig(recipe="hosnn", options={"clean_model": "fmnist_snn_direct"}),
             "cpu",
         )
     with pytest.raises(UserError, match="must be a LIF SNN"):
-        build_recipe(model, HOSNN, "fashion-mnist", TrainingConfig(recipe="hosnn", clean_model="fmnist_ann"), "cpu")
+        build_recipe(model, HOSNN, "fashion-mnist", TrainingConfig(recipe="hosnn", options={"clean_model": "fmnist_ann"}), "cpu")
     with pytest.raises(UserError, match="--clean-model"):
         TrainingConfig(recipe="hosnn")

@@ -20,11 +20,11 @@ from robustbench_snn.models.user import as_attackable
 from robustbench_snn.training import TrainingConfig, build_recipe
 from robustbench_snn.training.tgo import threshold_proximity
 
-TGO = ModelSpec("small_cnn", "snn", timesteps=4, neuron=NeuronConfig(noise_sigma=0.2))
+TGO = ModelSpec("small_cnn", "snn", timesteps=4, neuron=NeuronConfig(params={"noise_sigma": 0.2}))
 
 
 def test_the_noisy_neuron_fires_on_its_potential_plus_its_own_noise_as_computed_by_hand():
-    layer = NoisyActivation(3, NeuronConfig(noise_sigma=0.5), seed=7)
+    layer = NoisyActivation(3, NeuronConfig(params={"noise_sigma": 0.5}), seed=7)
     noise = 0.5 * torch.randn((3, 2), generator=torch.Generator().manual_seed(7))
     # tau 2, threshold 1, hard reset to 0, a constant input 1.5 to two neurons: charge h = u + (1.5 - u) / 2
     expected, potential = [], torch.zeros(2)
@@ -40,7 +40,7 @@ def test_the_noisy_neuron_fires_on_its_potential_plus_its_own_noise_as_computed_
 def test_a_neuron_below_its_threshold_fires_with_the_probability_of_its_noise():
     # First step of a resting neuron driven by 1.5: h = 0.75, so it fires with probability Phi(-0.25 / sigma)
     sigma, neurons = 0.2, 40_000
-    layer = NoisyActivation(1, NeuronConfig(noise_sigma=sigma), seed=0)
+    layer = NoisyActivation(1, NeuronConfig(params={"noise_sigma": sigma}), seed=0)
     rate = layer(torch.full((1, neurons), 1.5)).mean().item()
     assert rate == pytest.approx(0.5 * (1 + math.erf(-0.25 / sigma / math.sqrt(2))), abs=0.01)
 
@@ -51,7 +51,7 @@ def test_with_vanishing_noise_every_gradient_mode_is_the_lifs(mode):
     currents = 2 * torch.randn(4 * 5, 3, 6, 6)
     weights = torch.arange(currents.numel()).view_as(currents).float().sin()
     outputs, gradients = [], []
-    for layer in (NoisyActivation(4, NeuronConfig(noise_sigma=1e-9)), SpikingActivation(4, NeuronConfig())):
+    for layer in (NoisyActivation(4, NeuronConfig(params={"noise_sigma": 1e-9})), SpikingActivation(4, NeuronConfig())):
         functional.reset_net(layer)
         layer.set_gradient(GradientMode(mode=mode))
         layer.rate_mode = mode == "act"
@@ -106,11 +106,15 @@ def test_the_energy_counter_counts_a_noisy_networks_spikes_over_draws(fmnist_bat
 
 
 def test_a_neuron_adapts_its_threshold_or_fires_noisily_not_both():
-    with pytest.raises(UserError, match="at most one of"):
-        NeuronConfig(threshold_tau=2.0, noise_sigma=0.2)
-    with pytest.raises(UserError, match="> 0"):
-        NeuronConfig(noise_sigma=0.0)
-    assert "noise_sigma" not in NeuronConfig().as_dict() and NeuronConfig(noise_sigma=0.2).as_dict()["noise_sigma"] == 0.2
+    with pytest.raises(UserError, match="noise_sigma is a parameter of noisy neurons; threshold_tau is a parameter of adaptive-threshold"):
+        NeuronConfig(params={"threshold_tau": 2.0, "noise_sigma": 0.2})
+    with pytest.raises(UserError, match="greater than 0"):
+        NeuronConfig(params={"noise_sigma": 0.0})
+    with pytest.raises(UserError, match="noisy neurons need --noise-sigma"):
+        NeuronConfig(type="noisy")
+    with pytest.raises(UserError, match="threshold_tau: not a parameter of noisy neurons"):
+        NeuronConfig(type="noisy", params={"noise_sigma": 0.2, "threshold_tau": 2.0})
+    assert "noise_sigma" not in NeuronConfig().as_dict() and NeuronConfig(params={"noise_sigma": 0.2}).as_dict()["noise_sigma"] == 0.2
 
 
 def test_a_users_model_that_says_it_is_stochastic_needs_a_seed():

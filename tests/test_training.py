@@ -19,14 +19,14 @@ RECIPE_MODELS = [
     ("pgd-at", ModelSpec("small_cnn", "snn", timesteps=2), {"at_steps": 2}),
     ("snn-rat", ModelSpec("small_cnn", "snn", timesteps=2), {}),
     ("low-latency", ModelSpec("small_cnn", "snn", "poisson", timesteps=2), {}),
-    ("tgo", ModelSpec("small_cnn", "snn", timesteps=2, neuron=NeuronConfig(noise_sigma=0.2)), {}),
+    ("tgo", ModelSpec("small_cnn", "snn", timesteps=2, neuron=NeuronConfig(params={"noise_sigma": 0.2})), {}),
 ]
 
 
 def recipe_for(recipe: str, spec: ModelSpec, options: dict):
     torch.manual_seed(0)
     model = build_classifier(spec, DATASETS["fashion-mnist"], seed=0)
-    config = TrainingConfig(recipe=recipe, **options)
+    config = TrainingConfig(recipe=recipe, options=options)
     return model, build_recipe(model, spec, "fashion-mnist", config, "cpu")
 
 
@@ -67,11 +67,11 @@ def test_ersct_distillation_and_presynaptic_terms_are_nonzero_and_reach_the_stud
 
 
 def test_recipe_options_are_checked_against_the_recipe_and_the_model():
-    with pytest.raises(UserError, match="needs a trained ANN teacher"):
+    with pytest.raises(UserError, match="ersct recipe.s settings need --teacher: the registered ANN teacher"):
         TrainingConfig(recipe="ersct")
     with pytest.raises(UserError, match="kd-weight is an option of the ersct recipe"):
-        TrainingConfig(recipe="standard", kd_weight=2.0)
-    assert TrainingConfig(recipe="pgd-at").at_steps == 5
+        TrainingConfig(recipe="standard", options={"kd_weight": 2.0})
+    assert TrainingConfig(recipe="pgd-at").options["at_steps"] == 5
     with pytest.raises(UserError, match="must be an ANN"):
         recipe_for("ersct", ModelSpec("small_cnn", "snn", "rsc", RSC, timesteps=2), {"teacher": "fmnist_snn_direct"})
     with pytest.raises(UserError, match="rsc recipe trains RSC models"):
@@ -128,8 +128,13 @@ def test_a_card_records_the_radius_a_recipe_took_from_the_dataset_and_a_tgo_card
 
     quarter = DATASETS["fashion-mnist"].linf_eps / 4
     assert TrainingConfig(recipe="snn-rat").for_dataset("fashion-mnist").as_card_dict()["rat_eps"] == pytest.approx(quarter)
-    assert TrainingConfig(recipe="hosnn", clean_model="fmnist_snn_direct", hosnn_eps=0.01).for_dataset("fashion-mnist").hosnn_eps == 0.01
-    assert TrainingConfig(recipe="pgd-at").for_dataset("fashion-mnist").at_eps == DATASETS["fashion-mnist"].linf_eps
+    assert (
+        TrainingConfig(recipe="hosnn", options={"clean_model": "fmnist_snn_direct", "hosnn_eps": 0.01})
+        .for_dataset("fashion-mnist")
+        .options["hosnn_eps"]
+        == 0.01
+    )
+    assert TrainingConfig(recipe="pgd-at").for_dataset("fashion-mnist").options["at_eps"] == DATASETS["fashion-mnist"].linf_eps
     out = tmp_path / "tiny_tgo"
     arguments = ["train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "-T", "2", "--noise-sigma", "0.2"]
     arguments += ["--recipe", "tgo", "--epochs", "1", "--train-examples", "64", "--batch-size", "64"]
@@ -276,12 +281,29 @@ def test_a_learning_rate_that_is_not_a_finite_number_is_refused_before_training(
     assert not list(tmp_path.iterdir())
 
 
-def test_a_plugin_recipes_own_option_stops_that_recipe_with_a_clear_error_never_the_others(monkeypatch):
-    from robustbench_snn.training.recipes import RECIPES, RecipeInfo
+def test_a_plugin_recipes_own_parameter_is_an_option_of_train_and_a_card_hyperparameter(monkeypatch):
+    from pydantic import Field
+
+    from robustbench_snn.cli.train import _declared_options
+    from robustbench_snn.config import Strict
+    from robustbench_snn.defences import RECIPES, RecipeInfo, register_recipe
+
+    class PluginParameters(Strict):
+        plugin_weight: float = Field(default=0.5, gt=0, description="weight of the plug-in's term")
 
     RECIPES.lookup("standard")  # the built-ins first
-    plugin = RecipeInfo(name="plugin-recipe", summary="x", reference=None, build=RECIPES["standard"].build, options={"plugin_weight": 0.5})
-    monkeypatch.setitem(RECIPES._entries, "plugin-recipe", plugin)
-    assert TrainingConfig(recipe="standard").recipe == "standard", "one plug-in's option once broke every recipe"
-    with pytest.raises(UserError, match="declares option 'plugin_weight'"):
-        TrainingConfig(recipe="plugin-recipe")
+    register_recipe(
+        RecipeInfo(name="plugin-recipe", summary="x", reference=None, build=RECIPES["standard"].build, parameters=PluginParameters)
+    )
+    try:
+        assert TrainingConfig(recipe="standard").recipe == "standard", "one plug-in's option once broke every recipe"
+        assert TrainingConfig(recipe="plugin-recipe").as_card_dict()["plugin_weight"] == 0.5
+        assert TrainingConfig(recipe="plugin-recipe", options={"plugin_weight": 2.0}).options["plugin_weight"] == 2.0
+        with pytest.raises(UserError, match="plugin-weight is an option of the plugin-recipe recipe, not of standard"):
+            TrainingConfig(recipe="standard", options={"plugin_weight": 2.0})
+        with pytest.raises(UserError, match="greater than 0"):
+            TrainingConfig(recipe="plugin-recipe", options={"plugin_weight": -1.0})
+        option = next(option for option in _declared_options() if option.name == "plugin_weight")
+        assert option.opts == ["--plugin-weight"] and option.help == "plugin-recipe: weight of the plug-in's term [default: 0.5]."
+    finally:
+        RECIPES.unregister("plugin-recipe")

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
-from robustbench_snn.attack_fields import AttackFields, ProtocolOptions
+from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE, AttackFields, ProtocolOptions
 from robustbench_snn.attacks.attack import Attack, attack_names, get_attack, unknown_attack
 from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.config import Strict as _Strict
@@ -61,7 +61,7 @@ class AttackSpec(AttackFields):
     do not apply to another coding)."""
 
     attack: Annotated[str, AfterValidator(_registered_attack)]
-    grad: GradientModeName = "bptt"
+    grad: GradientModeName = DEFAULT_GRADIENT_MODE
     surrogate: SurrogateName | None = None
     estimator: EstimatorName | None = None
     search: dict[str, list[float]] | None = None
@@ -118,8 +118,9 @@ class AttackSpec(AttackFields):
         return self.method.uses_gradients
 
     def gradient(self) -> GradientMode:
-        surrogate = self.surrogate if self.grad == "bptt" else None
-        takes_alpha = surrogate is not None or GRADIENT_MODES[self.grad] is not None
+        rule = GRADIENT_MODES[self.grad]
+        surrogate = self.surrogate if rule.through_surrogate else None
+        takes_alpha = surrogate is not None or rule.default_parameter is not None
         return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
 
     @property

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE
 from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.bpda import bpda_context
 from robustbench_snn.attacks.decision import SequentialDecision, decide_sequentially
@@ -111,22 +112,23 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     attack (other than a transfer, which names its source) crafted on the expectation is crafted
     on the model."""
     update: dict = _normalised_estimator(member, model)
-    if getattr(model, "keeps_own_surrogate", False) and member.grad == "bptt":
+    rule = GRADIENT_MODES[member.grad]
+    if getattr(model, "keeps_own_surrogate", False) and rule.through_surrogate:
         member = member.model_copy(update={"surrogate": None, "surrogate_alpha": None})
     if member.source == EXPECTATION_SOURCE and not member.method.needs_source and not is_stochastic(model):
         update["source"] = None
     # A searched sharpness is left as declared: each candidate is normalised when it is chosen (`evaluation.calibrate`).
     searches_sharpness = "surrogate_alpha" in (member.search or {})
-    if member.grad == "bptt" and member.surrogate is None:
+    if rule.through_surrogate and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
         update.update({"search": None} if searches_sharpness else {})
-    elif member.grad == "bptt" and not searches_sharpness:
+    elif rule.through_surrogate and not searches_sharpness:
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
         if (member.surrogate, alpha) == training_surrogate(model):
             update.update({"surrogate": None, "surrogate_alpha": None})
-    elif member.grad != "bptt":
+    elif not rule.through_surrogate:
         update["surrogate"] = None
-        default = GRADIENT_MODES[member.grad]
+        default = rule.default_parameter
         if default is None:
             update.update({"surrogate_alpha": None, **({"search": None} if searches_sharpness else {})})
         elif member.surrogate_alpha == default and not searches_sharpness:
@@ -174,7 +176,7 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
             member = normalised(member, model).model_copy()  # a copy: the stage mark never reaches the caller's protocol
             member._later = bool(later)
             if not has_spiking_layers(model):
-                member = member.model_copy(update={"grad": "bptt", "surrogate": None, "surrogate_alpha": None})
+                member = member.model_copy(update={"grad": DEFAULT_GRADIENT_MODE, "surrogate": None, "surrogate_alpha": None})
                 member._plain_backprop = True
             if member.bpda and not quantized:
                 member = member.model_copy(update={"bpda": False})

@@ -131,16 +131,42 @@ def _option_type(field: FieldInfo) -> click.ParamType | None:
     return None
 
 
+def field_option(name: str, field: FieldInfo, help: str | None = None) -> tuple[list[str], dict]:
+    """The declarations and settings of the command-line option of schema field ``name``
+    (``--name-with-dashes``, typed and bounded by the field; unset, it is None and the schema's
+    default applies), for ``click.option(*decls, **settings)`` or ``click.Option(decls, **settings)``."""
+    flag = "--" + name.replace("_", "-")
+    settings = {"default": None, "help": field.description if help is None else help}
+    if field.annotation is bool and field.default:
+        return [f"{flag}/--no-{name.replace('_', '-')}", name], settings
+    if field.annotation is bool:
+        return [flag, name], {**settings, "is_flag": True}
+    return [flag, name], {**settings, "type": _option_type(field)}
+
+
+class GeneratedOptions(click.Command):
+    """A command with options made from schemas when first needed, for parsing or for help
+    (``generate()`` returns them; they go after the option named ``after``), so that declaring a
+    parameter in a registered schema is all it takes to offer it, and loading the command line
+    reads no schema."""
+
+    def __init__(self, *args, generate, after: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._generate, self._after = generate, after
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if self._generate is not None:
+            generate, self._generate = self._generate, None
+            position = next(index for index, param in enumerate(self.params) if param.name == self._after) + 1
+            self.params[position:position] = generate()
+        return super().get_params(ctx)
+
+
 def attack_option(name: str):
     """The command-line option that overrides attack field ``name`` (`robustbench_snn.attack_fields`);
     unset, it leaves the preset's value."""
-    field = OVERRIDABLE[name]
-    flag = "--" + name.replace("_", "-")
-    if field.annotation is bool and field.default:
-        return click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None, help=field.description)
-    if field.annotation is bool:
-        return click.option(flag, name, is_flag=True, default=None, help=field.description)
-    return click.option(flag, name, type=_option_type(field), help=field.description)
+    decls, settings = field_option(name, OVERRIDABLE[name])
+    return click.option(*decls, **settings)
 
 
 def attack_options(command):

@@ -13,7 +13,27 @@ from robustbench_snn.errors import UserError
 
 ARCHITECTURES = options.RegistryChoice("robustbench_snn.models", "ARCHITECTURES", "architecture")
 KINDS = options.RegistryChoice("robustbench_snn.models", "KINDS", "kind", ordered=True)
-RECIPES = options.RegistryChoice("robustbench_snn.training.recipes", "RECIPES", "recipe", ordered=True)
+RECIPES = options.RegistryChoice("robustbench_snn.defences", "RECIPES", "recipe", ordered=True)
+NEURONS = options.RegistryChoice("robustbench_snn.defences", "NEURONS", "neuron", ordered=True)
+
+
+def _declared_options() -> list[click.Option]:
+    """An option per parameter a neuron type or recipe declares (`robustbench_snn.defences`), its
+    help saying whose it is and its default."""
+    from robustbench_snn.defences import NEURONS as NEURON_TYPES
+    from robustbench_snn.defences import parameter_owners
+
+    made = []
+    for name, (declaration, field) in parameter_owners().items():
+        owner = f"{declaration.name} neurons" if declaration.name in NEURON_TYPES else declaration.name
+        default = (
+            ""
+            if field.is_required() or field.default is None or "[default" in (field.description or "")
+            else f" [default: {field.default}]"
+        )
+        decls, settings = options.field_option(name, field, help=f"{owner}: {field.description}{default}.")
+        made.append(click.Option(decls, **settings))
+    return made
 
 
 def _command_line(ctx: click.Context, never: tuple[str, ...]) -> str:
@@ -31,6 +51,17 @@ def _command_line(ctx: click.Context, never: tuple[str, ...]) -> str:
     return shlex.join(words)
 
 
+def _split_declared(declared: dict) -> tuple[dict, dict]:
+    """The generated options given, as the neuron type's parameters and the recipe's."""
+    from robustbench_snn.defences import NEURONS as NEURON_TYPES
+    from robustbench_snn.defences import parameter_owners
+
+    owners = parameter_owners()
+    given = {name: value for name, value in declared.items() if value is not None}
+    neuron = {name: value for name, value in given.items() if owners[name][0].name in NEURON_TYPES}
+    return neuron, {name: value for name, value in given.items() if name not in neuron}
+
+
 def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     """``KEY=VALUE`` pairs and the named shortcuts given, as one mapping."""
     params = {key: value for key, value in named.items() if value is not None}
@@ -44,7 +75,7 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     return params
 
 
-@main.command()
+@main.command(cls=options.GeneratedOptions, generate=_declared_options, after="recipe")
 @click.option("--dataset", required=True, type=options.DATASETS)
 @click.option("--arch", required=True, type=ARCHITECTURES, help="Registered architecture.")
 @click.option("--kind", required=True, type=KINDS, help="snn (LIF neurons) or ann (ReLU twin).")
@@ -77,22 +108,9 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     help="LIF membrane time constant: the potential keeps 1 - 1/tau of itself per step (smaller leaks more).",
 )
 @click.option(
-    "--threshold-tau",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Make the neurons threshold-adapting (HoSNN's TA-LIF) with adaptation rates starting at 1/THRESHOLD_TAU "
-    "[default: fixed thresholds].",
-)
-@click.option(
-    "--noise-sigma",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Make the neurons fire noisily (TGO's noisy LIF): Gaussian noise of this standard deviation on the "
-    "potential at every firing decision [default: deterministic firing].",
-)
-@click.option(
-    "--leak-init",
-    type=click.FloatRange(min=0, max=1, min_open=True),
-    help="Give each neuron a learned leak factor per step, starting at LEAK_INIT (FEEL-SNN's evolutionary leak; "
-    "the authors start at 1) [default: the LIF's fixed leak].",
+    "--neuron",
+    type=NEURONS,
+    help="The neuron type [default: the one whose parameters are given, else lif]; `rsc-bench names neuron` lists them.",
 )
 @click.option(
     "--recipe",
@@ -101,22 +119,6 @@ def _encoding_params(pairs: tuple[str, ...], **named: object) -> dict:
     type=RECIPES,
     help="The training recipe; `rsc-bench names recipe` lists each with what it does.",
 )
-@click.option("--teacher", help="ersct: the registered ANN teacher of the same architecture.")
-@click.option("--kd-weight", type=click.FloatRange(min=0), help="ersct: weight of the distillation term [default: 1].")
-@click.option("--kd-temperature", type=click.FloatRange(min=0, min_open=True), help="ersct: softening temperature [default: 4].")
-@click.option("--presynaptic-weight", type=click.FloatRange(min=0), help="ersct: weight of the pre-synaptic loss [default: 0.5].")
-@click.option("--at-eps", type=options.EpsType(), help="pgd-at: Linf radius [default: the dataset's threat model].")
-@click.option("--at-steps", type=click.IntRange(min=1), help="pgd-at: PGD steps per batch [default: 5].")
-@click.option("--rat-eps", type=options.EpsType(), help="snn-rat: FGSM radius [default: a quarter of the dataset's threat model].")
-@click.option("--parseval-beta", type=click.FloatRange(min=0, min_open=True), help="snn-rat: Parseval retraction rate [default: 0.004].")
-@click.option("--clean-model", help="hosnn: the registered clean-trained LIF SNN that gives weights and signatures.")
-@click.option("--hosnn-eps", type=options.EpsType(), help="hosnn: FGSM radius [default: a quarter of the dataset's threat model].")
-@click.option(
-    "--tgo-margin",
-    type=click.FloatRange(min=0, min_open=True),
-    help="tgo: potentials closer than this to the threshold are penalised [default: 0.3].",
-)
-@click.option("--tgo-lambda", type=click.FloatRange(min=0), help="tgo: the constraint's final weight, ramped up from 0 [default: 1].")
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1))
 @options.batch_size
 @click.option("--lr", default=1e-3, show_default=True, type=options.FiniteFloat(min=0, min_open=True), help="Adam's learning rate.")
@@ -144,22 +146,8 @@ def train(
     surrogate,
     surrogate_alpha,
     tau,
-    threshold_tau,
-    noise_sigma,
-    leak_init,
+    neuron,
     recipe,
-    teacher,
-    kd_weight,
-    kd_temperature,
-    presynaptic_weight,
-    at_eps,
-    at_steps,
-    rat_eps,
-    parseval_beta,
-    clean_model,
-    hosnn_eps,
-    tgo_margin,
-    tgo_lambda,
     epochs,
     batch_size,
     lr,
@@ -171,6 +159,7 @@ def train(
     device,
     as_json,
     quiet,
+    **declared,
 ):
     """Train a model with a paper recipe and write its checkpoint and model card.
 
@@ -200,6 +189,7 @@ def train(
     from robustbench_snn.training import TrainingConfig, check_output, entry_paths, train_classifier, write_entry
 
     params = _encoding_params(encoding_params, sigma=sigma, variant=variant)
+    neuron_params, recipe_options = _split_declared(declared)
     if kind == "ann" and timesteps not in (None, 1):
         raise UserError("an ann runs one step; drop --timesteps")
     spec = ModelSpec(
@@ -208,14 +198,7 @@ def train(
         encoding=encoding,
         encoding_params=validated_parameters(encoder_class(encoding), params),
         timesteps=timesteps or (4 if kind == "snn" else 1),
-        neuron=NeuronConfig(
-            tau=tau,
-            surrogate=surrogate,
-            surrogate_alpha=surrogate_alpha,
-            threshold_tau=threshold_tau,
-            noise_sigma=noise_sigma,
-            leak_init=leak_init,
-        ),
+        neuron=NeuronConfig(tau=tau, surrogate=surrogate, surrogate_alpha=surrogate_alpha, type=neuron, params=neuron_params),
     )
     config = TrainingConfig(
         recipe=recipe,
@@ -224,18 +207,7 @@ def train(
         learning_rate=lr,
         seed=seed,
         train_examples=train_examples,
-        teacher=teacher,
-        kd_weight=kd_weight,
-        kd_temperature=kd_temperature,
-        presynaptic_weight=presynaptic_weight,
-        at_eps=at_eps,
-        at_steps=at_steps,
-        rat_eps=rat_eps,
-        parseval_beta=parseval_beta,
-        clean_model=clean_model,
-        hosnn_eps=hosnn_eps,
-        tgo_margin=tgo_margin,
-        tgo_lambda=tgo_lambda,
+        options=recipe_options,
     )
     command = _command_line(click.get_current_context(), never=("quiet", "as_json", "overwrite"))
     check_output(Path(out), overwrite)

@@ -42,12 +42,14 @@ class AdaptiveThresholdActivation(LazyModuleMixin, EagerActivation):
         features = currents.shape[1:]
         with torch.no_grad():
             self.rate.materialize(features, device=currents.device, dtype=currents.dtype)
-            self.rate.fill_(1.0 / self.config.threshold_tau)
+            self.rate.fill_(1.0 / self.config.params["threshold_tau"])
             self.target.materialize((self.timesteps, *features), device=currents.device, dtype=currents.dtype)
             self.target.zero_()
 
+    nir_refusal = "NIR's LIF fires at a fixed threshold, and this threshold moves with the potential"
+
     def extra_repr(self) -> str:
-        return f"adaptive threshold, tau_v={self.config.threshold_tau}"
+        return f"adaptive threshold, tau_v={self.config.params['threshold_tau']}"
 
     def _next_threshold(self, threshold: torch.Tensor, charged: torch.Tensor, step: int) -> torch.Tensor:
         return threshold + self.rate * (charged - self.target[step])

@@ -19,13 +19,11 @@ from torch import nn
 
 from robustbench_snn.data import DatasetInfo
 from robustbench_snn.errors import UserError
-from robustbench_snn.models.adaptive_threshold import AdaptiveThresholdActivation
 from robustbench_snn.models.architectures import build_backbone
 from robustbench_snn.models.encoders import Encoder, build_encoder
-from robustbench_snn.models.evolving_leak import EvolvingLeakActivation
 from robustbench_snn.models.gradients import GradientMode
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
-from robustbench_snn.models.noisy_neurons import NoisyActivation, without_firing_noise
+from robustbench_snn.models.noisy_neurons import without_firing_noise
 from robustbench_snn.seeds import layer_seed
 
 KINDS = ("ann", "snn")
@@ -111,7 +109,7 @@ class Classifier(SpikingModel, nn.Module):
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.backbone)
-        rate_gradient = self.gradient.mode == "act" and torch.is_grad_enabled() and bool(self.spiking_layers)
+        rate_gradient = self.gradient.rule.rate_ann and torch.is_grad_enabled() and bool(self.spiking_layers)
         if self.share_stem and self.stem_length and self.timesteps > 1 and self.encoder.repeats_frame and not self.training:
             frame = self.backbone[: self.stem_length]((self.encoder.frame(images) - self.mean) / self.std)
             if rate_gradient:
@@ -139,21 +137,10 @@ def _stem_length(backbone: nn.Module) -> int:
     return length if length < len(backbone) and isinstance(backbone[length], SpikingActivation) else 0
 
 
-def neuron_class(config: NeuronConfig) -> type[SpikingActivation]:
-    """The layer type of ``config``'s neurons: LIF, threshold-adapting (HoSNN), noisy (TGO) or with learned leaks (FEEL-SNN)."""
-    if config.threshold_tau is not None:
-        return AdaptiveThresholdActivation
-    if config.noise_sigma is not None:
-        return NoisyActivation
-    if config.leak_init is not None:
-        return EvolvingLeakActivation
-    return SpikingActivation
-
-
 def build_classifier(spec: ModelSpec, dataset: DatasetInfo, seed: int | None = None) -> Classifier:
     """A freshly initialised classifier for ``spec`` on ``dataset``; ``seed`` seeds its randomness (`Classifier.seed`)."""
     if spec.kind == "snn":
-        neuron = neuron_class(spec.neuron)
+        neuron = spec.neuron.layer_class()
 
         def activation() -> nn.Module:
             return neuron(spec.timesteps, spec.neuron)

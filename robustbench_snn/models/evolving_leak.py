@@ -34,10 +34,12 @@ class EvolvingLeakActivation(LazyModuleMixin, EagerActivation):
             return
         with torch.no_grad():
             self.leak.materialize((self.timesteps, *currents.shape[1:]), device=currents.device, dtype=currents.dtype)
-            self.leak.fill_(self.config.leak_init)
+            self.leak.fill_(self.config.params["leak_init"])
+
+    nir_refusal = "NIR's LIF has one time constant, and these neurons learn a leak per step"
 
     def extra_repr(self) -> str:
-        return f"learned leak per step, from {self.config.leak_init}"
+        return f"learned leak per step, from {self.config.params['leak_init']}"
 
     def _charge(self, potential: torch.Tensor, current: torch.Tensor, step: int) -> torch.Tensor:
         return self.leak[step] * potential + current

@@ -39,6 +39,7 @@ import torch
 from pydantic import AfterValidator
 from spikingjelly.activation_based import surrogate
 
+from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE
 from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.plugins import Registry
 
@@ -81,17 +82,105 @@ def _register_built_ins() -> None:
 # Every surrogate by name: the built-in ones, then those of installed plug-in packages.
 SURROGATES: Registry[Surrogate] = Registry("surrogate", "robustbench_snn.surrogates", _register_built_ins)
 
-# The gradient modes, with the default of the parameter ``alpha`` for modes that take one without
-# a surrogate name (None: bptt's alpha is its surrogate's sharpness; the others take none).
-GRADIENT_MODES: dict[str, float | None] = {
-    "bptt": None,
-    "bptr": None,
-    "rga": None,
-    "act": None,
-    "hart": 1.0,
-    "pdsg": None,
-    "assg": 0.425,
-}
+
+@dataclass(frozen=True, kw_only=True)
+class GradientRule:
+    """An SNN gradient mode, declared once: its name, what it is in a line, the default of its
+    parameter (None: it takes none, or, ``through_surrogate``, the surrogate's own sharpness), and
+    its backward: ``differentiate(layer, sequence, parameter)`` returns the layer's spikes for
+    ``sequence [T, B, ...]`` carrying this mode's gradient, from what every spiking layer offers
+    (`robustbench_snn.models.neurons.SpikingActivation`: ``surrogate_spikes``, ``fired``,
+    ``through_recurrence``, ``rate_threshold``, ``sharpness_moments_for``), so a neuron type asks
+    the mode and never names one. ``through_surrogate``: BPTT through a surrogate of the attacker's
+    choice (what neurons kept as they are support); ``rate_ann``: the model attaches the rate
+    ANN's gradient; ``keeps_state``: the mode keeps state across an attack's iterations."""
+
+    name: str
+    summary: str
+    differentiate: Callable
+    default_parameter: float | None = None
+    # The open interval a given parameter must lie in, and what the parameter is (for the message).
+    parameter_range: tuple[float, float] | None = None
+    parameter_name: str = "parameter"
+    through_surrogate: bool = False
+    rate_ann: bool = False
+    keeps_state: bool = False
+
+
+def register_gradient_mode(rule: GradientRule) -> GradientRule:
+    """Make a gradient mode available by ``rule.name`` (``--grad``, presets)."""
+    return GRADIENT_MODES.register(rule.name, rule)
+
+
+def _surrogate_spikes(layer, sequence: torch.Tensor, parameter: float | None) -> torch.Tensor:
+    return layer.surrogate_spikes(sequence)
+
+
+def _bptr(layer, sequence: torch.Tensor, parameter: float | None) -> torch.Tensor:
+    with torch.no_grad():
+        spikes = layer.surrogate_spikes(sequence)
+    return with_local_gradient(spikes, sequence, bptr_slope(sequence, spikes))
+
+
+def _rga(layer, sequence: torch.Tensor, parameter: float | None) -> torch.Tensor:
+    with torch.no_grad():
+        spikes = layer.surrogate_spikes(sequence)
+    return with_local_gradient(spikes, sequence, rga_slope(sequence, layer.config.tau, layer.rate_threshold(sequence)))
+
+
+def _hart(layer, sequence: torch.Tensor, width: float) -> torch.Tensor:
+    fired = layer.fired(sequence)
+    slope = triangle_slope(fired.shifted, width) / layer.config.tau
+    return with_local_gradient(fired.spikes, time_averaged(sequence), slope)
+
+
+def _pdsg(layer, sequence: torch.Tensor, parameter: float | None) -> torch.Tensor:
+    fired = layer.fired(sequence)
+    with torch.no_grad():
+        slope = pdsg_slope(fired.shifted)
+    return layer.through_recurrence(sequence, fired, slope)
+
+
+def _assg(layer, sequence: torch.Tensor, vanishing_degree: float) -> torch.Tensor:
+    fired = layer.fired(sequence)
+    with torch.no_grad():
+        slope = assg_slope(fired.shifted, layer.sharpness_moments_for(fired.shifted), vanishing_degree)
+    return layer.through_recurrence(sequence, fired, slope)
+
+
+BUILT_IN_GRADIENT_MODES = (
+    GradientRule(
+        name=DEFAULT_GRADIENT_MODE,
+        summary="BPTT through the unrolled recurrence with a surrogate of the attacker's choice",
+        differentiate=_surrogate_spikes,
+        through_surrogate=True,
+    ),
+    GradientRule(name="bptr", summary="backprop through rate (Ding et al. 2022)", differentiate=_bptr),
+    GradientRule(name="rga", summary="rate gradient approximation (Bu et al. 2023)", differentiate=_rga),
+    GradientRule(name="act", summary="the rate ANN's gradient with the same weights", differentiate=_surrogate_spikes, rate_ann=True),
+    GradientRule(
+        name="hart", summary="HART's time-averaged triangle surrogate (Hao et al. 2024)", differentiate=_hart, default_parameter=1.0
+    ),
+    GradientRule(name="pdsg", summary="potential-dependent Gaussian surrogate (CVPR 2025)", differentiate=_pdsg),
+    GradientRule(
+        name="assg",
+        summary="adaptive-sharpness arctan surrogate (Wang et al. 2025)",
+        differentiate=_assg,
+        default_parameter=0.425,
+        parameter_range=(0.0, 0.5),
+        parameter_name="vanishing degree A",
+        keeps_state=True,
+    ),
+)
+
+
+def _register_built_in_modes() -> None:
+    for rule in BUILT_IN_GRADIENT_MODES:
+        register_gradient_mode(rule)
+
+
+# Every gradient mode by name: the built-in ones, in the order above, then those of installed plug-in packages.
+GRADIENT_MODES: Registry[GradientRule] = Registry("gradient mode", "robustbench_snn.gradients", _register_built_in_modes)
 
 ASSG_MOMENTUM = 0.9
 ASSG_RELAX = 1.5
@@ -120,7 +209,7 @@ GradientModeName = Annotated[str, _one_of("gradient mode", GRADIENT_MODES)]
 class GradientMode:
     """An attacker's choice of SNN gradient; ``surrogate`` and ``alpha`` apply to ``bptt``."""
 
-    mode: str = "bptt"
+    mode: str = DEFAULT_GRADIENT_MODE
     surrogate: str | None = None
     alpha: float | None = None
 
@@ -131,19 +220,25 @@ class GradientMode:
             raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.alpha is not None and self.alpha <= 0:
             raise UserError(f"surrogate sharpness must be > 0, got {self.alpha}")
-        if self.mode == "assg" and self.alpha is not None and not 0 < self.alpha < 0.5:
-            raise UserError(f"ASSG's vanishing degree A must be in (0, 0.5), got {self.alpha}")
+        bounds = self.rule.parameter_range
+        if self.alpha is not None and bounds is not None and not bounds[0] < self.alpha < bounds[1]:
+            raise UserError(f"{self.mode}'s {self.rule.parameter_name} must be in ({bounds[0]:g}, {bounds[1]:g}), got {self.alpha}")
+
+    @property
+    def rule(self) -> GradientRule:
+        """The registered mode this choice names."""
+        return GRADIENT_MODES[self.mode]
 
     @property
     def parameter(self) -> float | None:
         """The rule's parameter: the surrogate's sharpness for bptt, the width for hart, A for assg."""
-        default = GRADIENT_MODES[self.mode]
+        default = self.rule.default_parameter
         return self.alpha if self.alpha is not None or default is None else default
 
     def label(self) -> str:
-        if GRADIENT_MODES[self.mode] is not None:
+        if self.rule.default_parameter is not None:
             return f"{self.mode}@{self.parameter:g}"
-        if self.mode != "bptt" or self.surrogate is None:
+        if not self.rule.through_surrogate or self.surrogate is None:
             return self.mode
         return f"bptt-{self.surrogate}" + (f"@{self.alpha:g}" if self.alpha is not None else "")
 

@@ -7,39 +7,33 @@ twin fills the same slot with ``nn.ReLU``, so both share one architecture defini
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
 
+from robustbench_snn.defences import NEURONS, neuron_type_of
 from robustbench_snn.errors import UserError, unknown_name
 from robustbench_snn.models.compiled_lif import CompiledLIF, LIFWithSlope, potentials
 from robustbench_snn.models.gradients import (
     SURROGATES,
     GradientMode,
-    assg_slope,
     assg_update,
-    bptr_slope,
-    pdsg_slope,
-    rga_slope,
-    time_averaged,
-    triangle_slope,
     with_local_gradient,
 )
 
 
 @dataclass(frozen=True)
 class NeuronConfig:
-    """LIF parameters (spikingjelly's ``LIFNode`` with ``decay_input=True``) and the training surrogate;
-    ``threshold_tau`` set makes the neurons threshold-adapting (HoSNN's TA-LIF,
-    `robustbench_snn.models.adaptive_threshold`) with adaptation rates starting at ``1 / threshold_tau``;
-    ``noise_sigma`` set makes them fire probabilistically (TGO's noisy LIF,
-    `robustbench_snn.models.noisy_neurons`): Gaussian noise of that standard deviation on the potential
-    at every firing decision; ``leak_init`` set gives each neuron a learned leak factor per step
-    starting there (FEEL-SNN's evolutionary leak, `robustbench_snn.models.evolving_leak`)."""
+    """LIF parameters (spikingjelly's ``LIFNode`` with ``decay_input=True``), the training surrogate,
+    and the neuron type (`robustbench_snn.defences.NEURONS`) with its own ``params``: HoSNN's
+    threshold-adapting ``adaptive-threshold`` (``threshold_tau``), TGO's ``noisy`` (``noise_sigma``),
+    FEEL-SNN's ``evolving-leak`` (``leak_init``), or a plug-in's. ``type`` None: the one type whose
+    parameters ``params`` are (the plain ``lif`` without any)."""
 
     tau: float = 2.0
     v_threshold: float = 1.0
@@ -48,9 +42,8 @@ class NeuronConfig:
     # None: the surrogate's own default sharpness (atan's 2, the triangle's 1, ...), filled in at creation.
     surrogate_alpha: float | None = None
     detach_reset: bool = False
-    threshold_tau: float | None = None
-    noise_sigma: float | None = None
-    leak_init: float | None = None
+    type: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
@@ -61,23 +54,30 @@ class NeuronConfig:
             raise UserError(f"the surrogate's sharpness must be > 0, got {self.surrogate_alpha}")
         if self.tau <= 1.0:
             raise UserError(f"LIF tau must be > 1, got {self.tau}")
-        if self.threshold_tau is not None and self.threshold_tau <= 0:
-            raise UserError(f"the threshold's time constant must be > 0, got {self.threshold_tau}")
-        if self.noise_sigma is not None and self.noise_sigma <= 0:
-            raise UserError(f"the firing noise's standard deviation must be > 0, got {self.noise_sigma}")
-        if self.leak_init is not None and not 0 < self.leak_init <= 1:
-            raise UserError(f"the learned leak factor starts in (0, 1], got {self.leak_init}")
-        variants = [name for name in _OPTIONAL_NEURON_FIELDS if getattr(self, name) is not None]
-        if len(variants) > 1:
-            raise UserError(f"a neuron has at most one of {', '.join(_OPTIONAL_NEURON_FIELDS)}; got {', '.join(variants)}")
+        kind = neuron_type_of(self.params, self.type)
+        object.__setattr__(self, "type", kind)
+        object.__setattr__(self, "params", NEURONS[kind].parameters_of(self.params))
+
+    def layer_class(self) -> type["SpikingActivation"]:
+        """The layer type of these neurons (the neuron type's declared layer)."""
+        return NEURONS[self.type].layer_class()
 
     def as_dict(self) -> dict:
-        """The parameters for a card (the neuron variant's field, `_OPTIONAL_NEURON_FIELDS`, only where one is set)."""
-        return {name: value for name, value in asdict(self).items() if value is not None or name not in _OPTIONAL_NEURON_FIELDS}
+        """The parameters for a card: the LIF's, then the type's own beside them, and the type's
+        name only where its parameters do not already say it (cards of the built-in types stay as they were)."""
+        fields = {name: value for name, value in asdict(self).items() if name not in ("type", "params")}
+        named = {} if neuron_type_of(self.params) == self.type else {"type": self.type}
+        return {**fields, **named, **self.params}
 
 
-# Neuron variants a card names only when it uses them (cards written before them stay unchanged).
-_OPTIONAL_NEURON_FIELDS = ("threshold_tau", "noise_sigma", "leak_init")
+class Fired(NamedTuple):
+    """A forward's spikes and the shifted potentials ``h - threshold`` they fired on (noise
+    included), each ``[T, B, ...]`` and without gradient, plus what the layer's
+    ``through_recurrence`` needs of its own."""
+
+    spikes: torch.Tensor
+    shifted: torch.Tensor
+    state: torch.Tensor | None
 
 
 class SpikingActivation(nn.Module):
@@ -92,6 +92,14 @@ class SpikingActivation(nn.Module):
     """
 
     stochastic = False
+
+    @property
+    def nir_refusal(self) -> str | None:
+        """Why NIR cannot carry this layer (None: it is NIR's LIF). A neuron type's layer says so by
+        itself; one that does not is refused, so no other dynamics is ever exported as the LIF."""
+        if type(self) is SpikingActivation:
+            return None
+        return f"its neuron type does not say how NIR carries {type(self).__name__}"
 
     def __init__(self, timesteps: int, config: NeuronConfig) -> None:
         super().__init__()
@@ -119,14 +127,14 @@ class SpikingActivation(nn.Module):
     def set_gradient(self, gradient: GradientMode) -> None:
         self.gradient = gradient
         self.sharpness_moments = None
-        if gradient.mode == "bptt" and gradient.surrogate is not None:
+        if gradient.rule.through_surrogate and gradient.surrogate is not None:
             self.lif.surrogate_function = SURROGATES[gradient.surrogate].build(gradient.alpha)
             self.surrogate = (gradient.surrogate, self.lif.surrogate_function.alpha)
         else:
             self.lif.surrogate_function = self.training_surrogate
             self.surrogate = (self.config.surrogate, self.config.surrogate_alpha)
 
-    def _spikes(self, sequence: torch.Tensor) -> torch.Tensor:
+    def surrogate_spikes(self, sequence: torch.Tensor) -> torch.Tensor:
         """The layer's spikes, differentiable by BPTT through the current surrogate."""
         if not self.compiled:
             return self.lif(sequence)
@@ -140,53 +148,41 @@ class SpikingActivation(nn.Module):
 
         The compiled kernel takes it once; other paths see it repeated over T.
         """
-        if self.compiled and not self.rate_mode and (self.gradient.mode == "bptt" or not torch.is_grad_enabled()):
-            return self._spikes(current.unsqueeze(0)).flatten(0, 1)
+        if self.compiled and not self.rate_mode and (self.gradient.rule.through_surrogate or not torch.is_grad_enabled()):
+            return self.surrogate_spikes(current.unsqueeze(0)).flatten(0, 1)
         return self(current.unsqueeze(0).expand(self.timesteps, *current.shape).flatten(0, 1))
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         sequence = currents.reshape(self.timesteps, -1, *currents.shape[1:])
-        mode = self.gradient.mode
         if self.rate_mode:
             output = torch.relu(sequence.mean(0, keepdim=True)).expand_as(sequence)
-        elif mode in ("bptt", "act") or not torch.is_grad_enabled():
-            output = self._spikes(sequence)
-        elif mode in ("hart", "pdsg", "assg"):
-            output = self._adaptive_surrogate(sequence)
-        else:
-            with torch.no_grad():
-                spikes = self._spikes(sequence)
-            if mode == "bptr":
-                slope = bptr_slope(sequence, spikes)
-            else:
-                slope = rga_slope(sequence, self.config.tau, self._rate_threshold(sequence))
-            output = with_local_gradient(spikes, sequence, slope)
+        elif not torch.is_grad_enabled():
+            output = self.surrogate_spikes(sequence)
+        else:  # the same spikes, differentiated as the attacker's gradient mode says
+            output = self.gradient.rule.differentiate(self, sequence, self.gradient.parameter)
         return output.reshape(currents.shape)
 
-    def _rate_threshold(self, sequence: torch.Tensor) -> float | torch.Tensor:
+    def rate_threshold(self, sequence: torch.Tensor) -> float | torch.Tensor:
         """The threshold of RGA's rate model (a neuron type whose threshold moves gives its own)."""
         return self.config.v_threshold
 
-    def _adaptive_surrogate(self, sequence: torch.Tensor) -> torch.Tensor:
-        """The spikes, differentiated by HART, PDSG or ASSG (same values as every other mode)."""
-        config, mode = self.config, self.gradient.mode
+    def fired(self, sequence: torch.Tensor) -> Fired:
+        """The spikes of ``sequence [T, B, ...]`` and the potentials they fired on, without gradient."""
+        config = self.config
         with torch.no_grad():
             before_fire = potentials(sequence, self.timesteps, config.tau, config.v_threshold, config.v_reset, self.compiled)
-            shifted = before_fire - config.v_threshold
-            if mode == "hart":
-                spikes = (before_fire >= config.v_threshold).to(sequence.dtype)
-                slope = triangle_slope(shifted, self.gradient.parameter) / config.tau
-            elif mode == "pdsg":
-                slope = pdsg_slope(shifted)
-            else:
-                slope = assg_slope(shifted, self._sharpness_moments(shifted), self.gradient.parameter)
-        if mode == "hart":
-            return with_local_gradient(spikes, time_averaged(sequence), slope)
+            spikes = (before_fire >= config.v_threshold).to(sequence.dtype)
+            return Fired(spikes, before_fire - config.v_threshold, before_fire)
+
+    def through_recurrence(self, sequence: torch.Tensor, fired: Fired, slope: torch.Tensor) -> torch.Tensor:
+        """``fired``'s spikes, differentiated by BPTT through the recurrence with ``slope`` as each
+        spike's derivative with respect to its shifted potential (PDSG, ASSG)."""
+        config = self.config
         return LIFWithSlope.apply(
-            sequence, before_fire, slope, config.tau, config.v_threshold, config.v_reset, config.detach_reset, self.compiled
+            sequence, fired.state, slope, config.tau, config.v_threshold, config.v_reset, config.detach_reset, self.compiled
         )
 
-    def _sharpness_moments(self, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sharpness_moments_for(self, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ASSG's moments for this forward's ``shifted [T, k * B, ...]``.
 
         The moments are per image of the first draw's batch B; a forward of k draws of that batch
@@ -273,7 +269,7 @@ class EagerActivation(SpikingActivation):
             gaps.append(gap)
         return torch.stack(spikes), torch.stack(shifts), torch.stack(thresholds), torch.stack(gaps)
 
-    def _spikes(self, sequence: torch.Tensor) -> torch.Tensor:
+    def surrogate_spikes(self, sequence: torch.Tensor) -> torch.Tensor:
         surrogate = self.lif.surrogate_function
         spikes, _, _, gaps = self._run(sequence, lambda step, shifted: surrogate(shifted))
         if self.potential_gaps is not None:
@@ -285,25 +281,22 @@ class EagerActivation(SpikingActivation):
         with torch.no_grad():
             return self._run(sequence, lambda step, shifted: (shifted >= 0).to(shifted.dtype))
 
-    def _rate_threshold(self, sequence: torch.Tensor) -> torch.Tensor:
+    def rate_threshold(self, sequence: torch.Tensor) -> torch.Tensor:
         """Each neuron's threshold averaged over the steps: the fixed threshold of RGA's rate model."""
         return self._fired(sequence)[2].mean(0, keepdim=True)
 
-    def _adaptive_surrogate(self, sequence: torch.Tensor) -> torch.Tensor:
-        """HART, PDSG or ASSG at this neuron's own shifted potential; PDSG and ASSG by BPTT through
-        the whole recurrence, threshold included, with their surrogate slope per step."""
-        mode = self.gradient.mode
+    def fired(self, sequence: torch.Tensor) -> Fired:
         spikes, shifted, _, _ = self._fired(sequence)
-        if mode == "hart":
-            slope = triangle_slope(shifted, self.gradient.parameter) / self.config.tau
-            return with_local_gradient(spikes, time_averaged(sequence), slope)
-        slope = pdsg_slope(shifted) if mode == "pdsg" else assg_slope(shifted, self._sharpness_moments(shifted), self.gradient.parameter)
-        return self._run(sequence, lambda step, shifted_now: with_local_gradient(spikes[step], shifted_now, slope[step]))[0]
+        return Fired(spikes, shifted, None)
+
+    def through_recurrence(self, sequence: torch.Tensor, fired: Fired, slope: torch.Tensor) -> torch.Tensor:
+        """By BPTT through the whole recurrence, threshold and noise included."""
+        return self._run(sequence, lambda step, shifted_now: with_local_gradient(fired.spikes[step], shifted_now, slope[step]))[0]
 
 
 def uses_adaptive_sharpness(model: nn.Module) -> bool:
     """Whether any spiking layer of ``model`` differentiates with ASSG (which keeps state across iterations)."""
-    return any(isinstance(layer, SpikingActivation) and layer.gradient.mode == "assg" for layer in model.modules())
+    return any(isinstance(layer, SpikingActivation) and layer.gradient.rule.keeps_state for layer in model.modules())
 
 
 @contextmanager

@@ -229,11 +229,8 @@ class _GraphWriter:
             )
         if isinstance(module, SpikingActivation):
             config = module.config
-            if type(module) is not SpikingActivation:
-                raise UserError(
-                    f"NIR's LIF fires deterministically at a fixed threshold; {type(module).__name__} (threshold-adapting, "
-                    "noisy or learned-leak neurons) has no NIR node"
-                )
+            if module.nir_refusal is not None:
+                raise UserError(f"{type(module).__name__} has no NIR node: {module.nir_refusal}")
             if config.v_reset is None:
                 raise UserError("NIR's LIF resets to v_reset; a soft-reset LIF (v_reset None) has no NIR node")
             return nir.LIF(

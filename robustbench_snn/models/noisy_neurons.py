@@ -42,8 +42,10 @@ class NoisyActivation(EagerActivation):
         """Restart the layer's noise stream at ``seed``."""
         self.generator.manual_seed(seed)
 
+    nir_refusal = "NIR's LIF fires deterministically, and these neurons fire on their potential plus noise"
+
     def extra_repr(self) -> str:
-        return f"noisy firing, sigma={self.config.noise_sigma}"
+        return f"noisy firing, sigma={self.config.params['noise_sigma']}"
 
     def _firing_noise(self, step: int) -> torch.Tensor | float:
         return 0.0 if self._noise is None else self._noise[step]
@@ -53,7 +55,7 @@ class NoisyActivation(EagerActivation):
         if not self.noise_free and not self.rate_mode:
             shape = (self.timesteps, currents.shape[0] // self.timesteps, *currents.shape[1:])
             draw = torch.randn(shape, generator=self.generator, device=self.generator.device)
-            self._noise = self.config.noise_sigma * draw.to(currents)
+            self._noise = self.config.params["noise_sigma"] * draw.to(currents)
         try:
             return super().forward(currents)
         finally:

@@ -46,15 +46,17 @@ from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
 from robustbench_snn.errors import UserError, unknown_name
-from robustbench_snn.models.gradients import SURROGATES, GradientMode
+from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES, GradientMode
 from robustbench_snn.models.interface import can_reseed
 from robustbench_snn.models.libraries import library_neurons, reset_library_neurons
 from robustbench_snn.models.neurons import NeuronConfig, SpikingActivation, SpikingModel, with_rate_ann_gradient
 
 logger = logging.getLogger(__name__)
 
-# Gradient modes a network of neurons kept as they are supports: BPTT through their own recurrence.
-OWN_NEURON_MODES = ("bptt",)
+
+def own_neuron_modes() -> tuple[str, ...]:
+    """The gradient modes a network of neurons kept as they are supports: BPTT through their own recurrence."""
+    return tuple(name for name, rule in GRADIENT_MODES.items() if rule.through_surrogate)
 
 
 class MultiStepNeuron(SpikingActivation):
@@ -75,7 +77,7 @@ class OwnNeuron(nn.Module):
         self.training_surrogate = node.surrogate_function
 
     def set_gradient(self, gradient: GradientMode) -> None:
-        if gradient.mode not in OWN_NEURON_MODES:
+        if not gradient.rule.through_surrogate:
             raise UserError(
                 f"gradient mode {gradient.mode!r} models the decay-input LIF over the whole spike train; "
                 f"{type(self.node).__name__} in {self.node.step_mode!r} step mode supports bptt"
@@ -217,10 +219,10 @@ class UserModel(SpikingModel, nn.Module):
     @property
     def supported_gradients(self) -> tuple[str, ...] | None:
         """The SNN gradient modes this model supports (None: all of them)."""
-        return OWN_NEURON_MODES if self.own_neurons or self.library_neurons else None
+        return own_neuron_modes() if self.own_neurons or self.library_neurons else None
 
     def set_gradient(self, gradient: GradientMode) -> None:
-        if self.library_neurons and (gradient.mode not in OWN_NEURON_MODES or gradient.surrogate is not None):
+        if self.library_neurons and (not gradient.rule.through_surrogate or gradient.surrogate is not None):
             raise UserError(
                 f"{gradient.label()}: this network's neurons (snnTorch, Norse, sinabs) support bptt through their own surrogate"
             )
@@ -234,7 +236,7 @@ class UserModel(SpikingModel, nn.Module):
         return per_step_mean(self.network(images))
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.gradient.mode != "act" or not torch.is_grad_enabled() or not self.spiking_layers:
+        if not self.gradient.rule.rate_ann or not torch.is_grad_enabled() or not self.spiking_layers:
             return self._run(images)
         state = torch.get_rng_state()
 

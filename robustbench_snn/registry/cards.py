@@ -11,14 +11,14 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer, model_validator
 
 from robustbench_snn.config import Strict as _Strict
 from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
-from robustbench_snn.errors import CardError, did_you_mean, unknown_name
+from robustbench_snn.defences import NEURONS, neuron_type_of
+from robustbench_snn.errors import CardError, UserError, did_you_mean, unknown_name
 from robustbench_snn.models import ARCHITECTURES, ModelSpec, NeuronConfig
-from robustbench_snn.models.classifier import neuron_class
 from robustbench_snn.models.encoders import ENCODERS, Encoder
 from robustbench_snn.models.gradients import SurrogateName
 from robustbench_snn.shipped import search_path
@@ -74,16 +74,42 @@ class EncodingField(BaseModel):
         return self.encoder.noise_level(self.params())
 
 
-class NeuronField(_Strict):
+class NeuronField(BaseModel):
+    """The LIF's parameters, and beside them the neuron type's own (``threshold_tau: 1.5``), checked
+    by the type's schema (`robustbench_snn.defences.NEURONS`; a parameter given as null counts as not
+    given); ``type`` is needed only where the parameters do not say it."""
+
+    model_config = ConfigDict(extra="allow")
     tau: float = Field(gt=1, le=1e6, allow_inf_nan=False)
     v_threshold: float = Field(gt=0, le=1e6, allow_inf_nan=False)
     v_reset: float | None = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
     surrogate: SurrogateName
     surrogate_alpha: float = Field(gt=0, le=1e3, allow_inf_nan=False)
     detach_reset: bool
-    threshold_tau: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
-    noise_sigma: float | None = Field(default=None, gt=0, le=1e3, allow_inf_nan=False)
-    leak_init: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    type: str | None = None
+    _params: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registered(self) -> "NeuronField":
+        given = {key: value for key, value in (self.model_extra or {}).items() if value is not None}
+        try:
+            kind = neuron_type_of(given, self.type)
+            self._params = NEURONS[kind].parameters_of(given)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unnamed_type(self, handler) -> dict:
+        dumped = handler(self)
+        if dumped.get("type") is None:
+            dumped.pop("type", None)
+        return dumped
+
+    def config(self) -> NeuronConfig:
+        """The neurons as a model is built with them."""
+        lif = {name: getattr(self, name) for name in ("tau", "v_threshold", "v_reset", "surrogate", "surrogate_alpha", "detach_reset")}
+        return NeuronConfig(**lif, type=self.type, params=self._params)
 
 
 class TrainingField(_Strict):
@@ -180,10 +206,10 @@ class ModelCard(_Strict):
     @property
     def stochastic(self) -> bool:
         """Whether the model's forwards on one input may differ: its coding's noise or its neurons' (as their layer type says)."""
-        return self.encoding.encoder.stochastic or (self.kind == "snn" and neuron_class(self.spec().neuron).stochastic)
+        return self.encoding.encoder.stochastic or (self.kind == "snn" and self.spec().neuron.layer_class().stochastic)
 
     def spec(self) -> ModelSpec:
-        neuron = NeuronConfig(**self.neuron.model_dump()) if self.neuron else NeuronConfig()
+        neuron = self.neuron.config() if self.neuron else NeuronConfig()
         return ModelSpec(
             architecture=self.architecture.name,
             kind=self.kind,

@@ -8,14 +8,17 @@ The card records the exact command, every hyperparameter, and the environment th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from robustbench_snn.data import dataset_info, load_dataset
+from robustbench_snn.defences import RECIPES, parameter_owners
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
@@ -24,14 +27,16 @@ from robustbench_snn.models import Classifier, ModelSpec, build_classifier
 from robustbench_snn.provenance import versions
 from robustbench_snn.registry import ModelCard, list_cards, parse_card, write_state_dict
 from robustbench_snn.shipped import in_checkout, shipped_folder
-from robustbench_snn.training.recipes import RECIPES, Recipe, recipe_options, recipe_reference
+from robustbench_snn.training.recipes import Recipe, recipe_reference
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Hyperparameters of a training run; all of them are written into the model card."""
+    """Hyperparameters of a training run; all of them are written into the model card. ``options``
+    are the recipe's own (`robustbench_snn.defences.RecipeInfo.parameters`), checked by its schema
+    with its defaults filled in."""
 
     recipe: str = "standard"
     epochs: int = 5
@@ -43,51 +48,32 @@ class TrainingConfig:
     augmentation: str = "none"
     seed: int = 0
     train_examples: int | None = None
-    teacher: str | None = None
-    kd_weight: float | None = None
-    kd_temperature: float | None = None
-    presynaptic_weight: float | None = None
-    at_eps: float | None = None
-    at_steps: int | None = None
-    rat_eps: float | None = None
-    parseval_beta: float | None = None
-    clean_model: str | None = None
-    hosnn_eps: float | None = None
-    tgo_margin: float | None = None
-    tgo_lambda: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         recipe = RECIPES.lookup(self.recipe)
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise UserError("epochs and batch size must be >= 1 and the learning rate > 0")
-        for option, (owner, default) in recipe_options().items():
-            if not hasattr(self, option):
-                # A plug-in recipe's own option, which this closed configuration cannot hold yet (issue 43):
-                # it stops that recipe with a clear error, never the others.
-                if owner == self.recipe:
-                    raise UserError(f"the {owner} recipe declares option {option!r}, which training cannot pass to a plug-in recipe yet")
-                continue
-            value = getattr(self, option)
-            if owner != self.recipe and value is not None:
-                raise UserError(f"{option.replace('_', '-')} is an option of the {owner} recipe, not {self.recipe}")
-            if owner == self.recipe and value is None:
-                object.__setattr__(self, option, default)
-        for option, message in recipe.required.items():
-            if getattr(self, option) is None:
-                raise UserError(message)
+        owners = parameter_owners()
+        for option, value in self.options.items():
+            owner = owners[option][0].name if option in owners else None
+            if value is not None and owner != self.recipe:
+                where = f"an option of the {owner} {'recipe' if owner in RECIPES else 'neurons'}" if owner else "no recipe's option"
+                raise UserError(f"{option.replace('_', '-')} is {where}, not of {self.recipe}")
+        object.__setattr__(self, "options", recipe.parameters_of(self.options))
 
     def for_dataset(self, dataset: str) -> "TrainingConfig":
         """This configuration with the recipe's dataset-dependent defaults filled in for ``dataset``."""
         defaults = RECIPES[self.recipe].dataset_defaults
         if defaults is None:
             return self
-        unset = {option: value for option, value in defaults(dataset_info(dataset)).items() if getattr(self, option) is None}
-        return replace(self, **unset)
+        unset = {option: value for option, value in defaults(dataset_info(dataset)).items() if self.options.get(option) is None}
+        return replace(self, options={**self.options, **unset})
 
     def as_card_dict(self) -> dict:
-        """The hyperparameters for the card, without the options of other recipes."""
-        options = recipe_options()
-        return {key: value for key, value in asdict(self).items() if key not in options or value is not None}
+        """The hyperparameters for the card: the common ones, then the recipe's own that are set."""
+        common = {key: value for key, value in asdict(self).items() if key != "options"}
+        return {**common, **{key: value for key, value in self.options.items() if value is not None}}
 
 
 def build_recipe(model: Classifier, spec: ModelSpec, dataset: str, config: TrainingConfig, device: str) -> Recipe:

@@ -14,23 +14,10 @@ from typing import Any
 
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
-from robustbench_snn.training.recipes import Recipe, RecipeInfo, cross_entropy
+from robustbench_snn.training.recipes import Recipe, cross_entropy
 
 
-def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
-    if spec.kind != "snn" or spec.encoding != "frequency" or spec.neuron.leak_init is None:
+def build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    if spec.kind != "snn" or spec.encoding != "frequency" or spec.neuron.type != "evolving-leak":
         raise UserError("feel trains frequency-coded SNNs with learned leaks; pass --kind snn --encoding frequency --leak-init 1")
     return cross_entropy
-
-
-RECIPE = RecipeInfo(
-    name="feel",
-    summary="frequency coding and learned per-step leaks, cross-entropy (Xu et al. 2024)",
-    reference={
-        "paper": "Xu et al., FEEL-SNN: Robust Spiking Neural Networks with Frequency Encoding and Evolutionary Leak Factor, NeurIPS 2024",
-        "url": "https://github.com/MengtingXu1203/FEEL_SNN",
-        "protocol": "paper-feel",
-    },
-    build=_build,
-    family="FEEL-SNN",
-)

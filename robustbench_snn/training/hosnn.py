@@ -22,7 +22,7 @@ from robustbench_snn.data import dataset_info
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec, SpikingActivation
 from robustbench_snn.models.adaptive_threshold import AdaptiveThresholdActivation, recorded_potentials
-from robustbench_snn.training.recipes import AdversarialTraining, RecipeInfo
+from robustbench_snn.training.recipes import AdversarialTraining
 
 SIGNATURE_IMAGES = 1024
 
@@ -82,12 +82,12 @@ class HomeostaticTraining(AdversarialTraining):
                 layer.keep_rate_non_negative()
 
 
-def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> HomeostaticTraining:
+def build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> HomeostaticTraining:
     from robustbench_snn.registry import load_model
 
-    if spec.kind != "snn" or spec.neuron.threshold_tau is None:
+    if spec.kind != "snn" or spec.neuron.type != "adaptive-threshold":
         raise UserError("hosnn trains threshold-adapting SNNs; pass --kind snn and --threshold-tau (the authors use 1.5 on MNIST)")
-    clean = load_model(config.clean_model, device=device)
+    clean = load_model(config.options["clean_model"], device=device)
     card = clean.card
     if (
         card.kind != "snn"
@@ -98,27 +98,10 @@ def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device
         or not all(type(layer) is SpikingActivation for layer in clean.spiking_layers)
     ):
         raise UserError(
-            f"clean model {config.clean_model!r} must be a LIF SNN of architecture {spec.architecture!r}, "
+            f"clean model {config.options['clean_model']!r} must be a LIF SNN of architecture {spec.architecture!r}, "
             f"{spec.encoding} coding and T={spec.timesteps}, trained on {dataset}"
         )
     info = dataset_info(dataset)
     with torch.no_grad():  # the per-neuron state takes its shape from a first forward
         model.eval()(torch.zeros(1, *info.input_shape, device=device))
-    return HomeostaticTraining(clean, config.hosnn_eps, config.seed)
-
-
-RECIPE = RecipeInfo(
-    name="hosnn",
-    summary="threshold-adapting LIF neurons from a clean LIF SNN, FGSM-trained (Geng & Li 2023)",
-    reference={
-        "paper": "Geng & Li, HoSNN: Adversarially-Robust Homeostatic Spiking Neural Networks with Adaptive Firing "
-        "Thresholds, arXiv 2308.10373",
-        "url": "https://arxiv.org/abs/2308.10373",
-        "protocol": "paper-hosnn",
-    },
-    build=_build,
-    options={"clean_model": None, "hosnn_eps": None},
-    dataset_defaults=lambda info: {"hosnn_eps": info.linf_eps / 4},
-    required={"clean_model": "the hosnn recipe starts from a clean-trained LIF SNN (--clean-model NAME)"},
-    family="HoSNN",
-)
+    return HomeostaticTraining(clean, config.options["hosnn_eps"], config.seed)

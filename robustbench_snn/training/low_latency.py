@@ -12,24 +12,10 @@ from typing import Any
 
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
-from robustbench_snn.training.recipes import Recipe, RecipeInfo, cross_entropy
+from robustbench_snn.training.recipes import Recipe, cross_entropy
 
 
-def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+def build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
     if spec.kind != "snn" or spec.encoding != "poisson":
         raise UserError("low-latency trains Poisson-coded SNNs; pass --kind snn --encoding poisson")
     return cross_entropy
-
-
-RECIPE = RecipeInfo(
-    name="low-latency",
-    summary="cross-entropy for Poisson-coded SNNs with few steps and a strong leak (Sharmin et al. 2020)",
-    reference={
-        "paper": "Sharmin et al., Inherent Adversarial Robustness of Deep Spiking Neural Networks: Effects of Discrete "
-        "Input Encoding and Non-Linear Activations, ECCV 2020",
-        "url": "https://arxiv.org/abs/2003.10399",
-        "protocol": "paper-sharmin2020",
-    },
-    build=_build,
-    family="low-latency leaky SNN",
-)

@@ -1,6 +1,5 @@
-"""Training recipes: the loss of one batch, for each recipe a model card can name, each declared
-once as a `RecipeInfo` in the `RECIPES` registry (a plug-in adds one through the entry-point
-group ``robustbench_snn.recipes``).
+"""The batch losses of the generic training recipes (declared in `robustbench_snn.defences`) and
+what they share with the published defences' own (a module each beside this one).
 
 - ``standard``: cross-entropy. SNNs learn by BPTT through their training surrogate; stochastic
   encoders draw their noise at every forward, so a Poisson or RSC model trains under its own noise.
@@ -16,16 +15,14 @@ group ``robustbench_snn.recipes``).
   crafted against the current weights (eval mode, every step, random start, BPTT through the
   training surrogate for SNNs, single-draw gradients for stochastic models).
 
-Published SNN defences are recipes of their own, a module each: ``snn-rat``
-(`robustbench_snn.training.snn_rat`), ``low-latency`` (`robustbench_snn.training.low_latency`),
-``hosnn`` (`robustbench_snn.training.hosnn`), ``tgo`` (`robustbench_snn.training.tgo`) and ``feel``
-(`robustbench_snn.training.feel`).
+A builder ``build_*(model, spec, dataset, config, device)`` returns a recipe's batch loss for a
+model, checking that the recipe fits it; ``config.options`` holds the recipe's own parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,17 +31,11 @@ from torch.nn import functional as F
 
 from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.protocol import AttackSpec
-from robustbench_snn.data import DatasetInfo
+from robustbench_snn.defences import RECIPES
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec, SpikingActivation
-from robustbench_snn.plugins import Registry
 from robustbench_snn.seeds import batch_seed
 
-_RSC_PAPER = {
-    "paper": "Wu et al., RSC-SNN: Exploring the Trade-off Between Adversarial Robustness and "
-    "Accuracy in Spiking Neural Networks via Randomized Smoothing Coding, ACM MM 2024",
-    "url": "https://arxiv.org/abs/2407.20099",
-}
 _SURROGATE_GRADIENTS = {
     "paper": "Neftci, Mostafa and Zenke, Surrogate Gradient Learning in Spiking Neural Networks, IEEE Signal Processing Magazine 2019",
     "url": "https://arxiv.org/abs/1901.09948",
@@ -58,7 +49,7 @@ def recipe_reference(recipe: str, kind: str, encoding: str) -> dict:
     if reference is not None:
         return reference
     if encoding == "rsc":
-        return _RSC_PAPER
+        return RECIPES["rsc"].reference
     if kind == "snn":
         return _SURROGATE_GRADIENTS
     return {"paper": "standard supervised training with cross-entropy (no paper recipe)"}
@@ -163,100 +154,28 @@ class AdversarialTraining:
         return BatchLoss(loss, logits, {"adversarial_ce": loss.item()})
 
 
-# How a recipe's batch loss is built for a model: (model, spec, dataset, config, device) -> Recipe.
-Builder = Callable[[Classifier, ModelSpec, str, Any, str], Recipe]
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecipeInfo:
-    """A training recipe, declared once: its name, what it does in a line (`rsc-bench names
-    recipe`), the paper a card of a model trained with it cites (None: it depends on the model,
-    `recipe_reference`), its own hyperparameters (fields of
-    `TrainingConfig`) with their defaults, the defaults that depend on the dataset (its threat
-    model's radius, say: resolved before training, so a card records the value used), those it
-    cannot run without, how it builds the batch loss for a model (checking that the recipe fits
-    it), and the family its models are grouped in (``{kind}`` is the model's kind; None: by their coding)."""
-
-    name: str
-    summary: str
-    reference: dict | None
-    build: Builder
-    options: dict[str, Any] = field(default_factory=dict)
-    dataset_defaults: Callable[[DatasetInfo], dict[str, Any]] | None = None
-    required: dict[str, str] = field(default_factory=dict)
-    family: str | None = None
-
-
-def register_recipe(info: RecipeInfo) -> RecipeInfo:
-    """Make a recipe available by ``info.name`` (``rsc-bench train --recipe``, cards)."""
-    return RECIPES.register(info.name, info)
-
-
-def _standard(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+def build_standard(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
     return cross_entropy
 
 
-def _rsc(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+def build_rsc(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
     if spec.encoding != "rsc":
         raise UserError("the rsc recipe trains RSC models; pass --encoding rsc with --sigma and --variant")
     return cross_entropy
 
 
-def _distillation(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+def build_distillation(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
     from robustbench_snn.registry import load_model
 
     if spec.kind != "snn":
         raise UserError("the ersct recipe distils an ANN teacher into an SNN; pass --kind snn")
-    teacher = load_model(config.teacher, device=device)
+    options = config.options
+    teacher = load_model(options["teacher"], device=device)
     if teacher.card.kind != "ann" or teacher.card.dataset != dataset or teacher.card.architecture.name != spec.architecture:
-        raise UserError(f"teacher {config.teacher!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}")
-    return Distillation(model, teacher, config.kd_weight, config.kd_temperature, config.presynaptic_weight)
+        raise UserError(f"teacher {options['teacher']!r} must be an ANN of architecture {spec.architecture!r} trained on {dataset}")
+    return Distillation(model, teacher, options["kd_weight"], options["kd_temperature"], options["presynaptic_weight"])
 
 
-def _adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
-    attack = AttackSpec(attack="pgd", norm="Linf", eps=config.at_eps, steps=config.at_steps, random_start=True)
+def build_adversarial_training(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> Recipe:
+    attack = AttackSpec(attack="pgd", norm="Linf", eps=config.options["at_eps"], steps=config.options["at_steps"], random_start=True)
     return AdversarialTraining(attack, config.seed)
-
-
-BUILT_IN_RECIPES = (
-    RecipeInfo(name="standard", summary="cross-entropy", reference=None, build=_standard),
-    RecipeInfo(name="rsc", summary="cross-entropy, for RSC models", reference=_RSC_PAPER, build=_rsc),
-    RecipeInfo(
-        name="ersct",
-        summary="distillation from an ANN teacher (--teacher)",
-        reference=_RSC_PAPER,
-        build=_distillation,
-        options={"teacher": None, "kd_weight": 1.0, "kd_temperature": 4.0, "presynaptic_weight": 0.5},
-        required={"teacher": "the ersct recipe needs a trained ANN teacher (--teacher NAME)"},
-        family="E-RSCT",
-    ),
-    RecipeInfo(
-        name="pgd-at",
-        summary="PGD adversarial training",
-        reference={
-            "paper": "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
-            "url": "https://arxiv.org/abs/1706.06083",
-        },
-        build=_adversarial_training,
-        options={"at_eps": None, "at_steps": 5},
-        dataset_defaults=lambda info: {"at_eps": info.linf_eps},
-        family="adversarially trained {kind}",
-    ),
-)
-
-
-def _register_built_ins() -> None:
-    from robustbench_snn.training import feel, hosnn, low_latency, snn_rat, tgo  # published defences, a file each
-
-    for info in (*BUILT_IN_RECIPES, snn_rat.RECIPE, low_latency.RECIPE, hosnn.RECIPE, tgo.RECIPE, feel.RECIPE):
-        register_recipe(info)
-
-
-# Every recipe by name, in the order `rsc-bench train --help` lists them: the built-in ones, then
-# those of installed plug-in packages.
-RECIPES: Registry[RecipeInfo] = Registry("recipe", "robustbench_snn.recipes", _register_built_ins)
-
-
-def recipe_options() -> dict[str, tuple[str, Any]]:
-    """Every recipe's own hyperparameter: the recipe it belongs to and its default."""
-    return {option: (recipe.name, default) for recipe in RECIPES.values() for option, default in recipe.options.items()}

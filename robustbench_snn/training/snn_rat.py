@@ -21,7 +21,7 @@ from torch import nn
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
-from robustbench_snn.training.recipes import AdversarialTraining, RecipeInfo
+from robustbench_snn.training.recipes import AdversarialTraining
 
 # Layers with at least this many rows are retracted on a random share of them per step, as the authors do.
 SAMPLED_ROWS_FROM = 200
@@ -54,22 +54,7 @@ class RegularisedAdversarialTraining(AdversarialTraining):
         parseval_retraction(model, self.beta, self.generator)
 
 
-def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> RegularisedAdversarialTraining:
+def build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> RegularisedAdversarialTraining:
     if spec.kind != "snn":
         raise UserError("snn-rat trains SNNs; pass --kind snn")
-    return RegularisedAdversarialTraining(config.rat_eps, config.parseval_beta, config.seed)
-
-
-RECIPE = RecipeInfo(
-    name="snn-rat",
-    summary="FGSM training with Parseval weight retraction (Ding et al. 2022)",
-    reference={
-        "paper": "Ding et al., SNN-RAT: Robustness-enhanced Spiking Neural Network through Regularized Adversarial Training, NeurIPS 2022",
-        "url": "https://openreview.net/forum?id=xwBdjfKt7_W",
-        "protocol": "paper-snn-rat",
-    },
-    build=_build,
-    options={"rat_eps": None, "parseval_beta": 0.004},
-    dataset_defaults=lambda info: {"rat_eps": info.linf_eps / 4},
-    family="SNN-RAT",
-)
+    return RegularisedAdversarialTraining(config.options["rat_eps"], config.options["parseval_beta"], config.seed)

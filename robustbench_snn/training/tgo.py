@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from robustbench_snn.errors import UserError
 from robustbench_snn.models import Classifier, ModelSpec
 from robustbench_snn.models.noisy_neurons import NoisyActivation
-from robustbench_snn.training.recipes import BatchLoss, RecipeInfo
+from robustbench_snn.training.recipes import BatchLoss
 
 
 def threshold_proximity(gaps: torch.Tensor, margin: float) -> torch.Tensor:
@@ -58,22 +58,7 @@ class ThresholdGuarding:
         return BatchLoss(total, logits, {"ce": cross_entropy.item(), "proximity": proximity.item()})
 
 
-def _build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> ThresholdGuarding:
-    if spec.kind != "snn" or spec.neuron.noise_sigma is None:
+def build(model: Classifier, spec: ModelSpec, dataset: str, config: Any, device: str) -> ThresholdGuarding:
+    if spec.kind != "snn" or spec.neuron.type != "noisy":
         raise UserError("tgo trains noisy-neuron SNNs; pass --kind snn and --noise-sigma (the firing noise's standard deviation)")
-    return ThresholdGuarding(model, config.tgo_margin, config.tgo_lambda)
-
-
-RECIPE = RecipeInfo(
-    name="tgo",
-    summary="noisy LIF neurons and a loss keeping potentials away from the threshold (Wang et al. 2026)",
-    reference={
-        "paper": "Wang et al., Robust Spiking Neural Networks Against Adversarial Attacks (Threshold Guarding "
-        "Optimization), ICLR 2026, arXiv 2602.20548",
-        "url": "https://arxiv.org/abs/2602.20548",
-        "protocol": "paper-tgo",
-    },
-    build=_build,
-    options={"tgo_margin": 0.3, "tgo_lambda": 1.0},
-    family="TGO",
-)
+    return ThresholdGuarding(model, config.options["tgo_margin"], config.options["tgo_lambda"])

@@ -3,6 +3,7 @@ target's own weights fed its coding's expectation) and tried on the target."""
 
 from __future__ import annotations
 
+from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE
 from robustbench_snn.attacks.attack import EXPECTATION_SOURCE, Attack, register_attack
 from robustbench_snn.attacks.methods.pgd import pgd
 
@@ -26,7 +27,7 @@ class Transfer(Attack):
     def label(self, spec):
         loss = "" if spec.loss == "ce" else f"-{spec.loss}"
         backward = spec.backward_label()
-        mode = "" if backward in ("bptt", "") else f"[{backward}]"
+        mode = "" if backward in (DEFAULT_GRADIENT_MODE, "") else f"[{backward}]"
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
         return f"transfer{restarts}{loss}{mode}<-{spec.source}"
 
