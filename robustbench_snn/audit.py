@@ -25,7 +25,7 @@ from robustbench_snn.attacks import Protocol, attack_batch, build_protocol
 from robustbench_snn.attacks.flags import fooled, significant_count
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.data import dataset_info, first_examples, load_dataset
-from robustbench_snn.engine import ImageBatches, Work, run_sharded
+from robustbench_snn.engine import ImageBatches, Work
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import distributed, plan_members
 from robustbench_snn.evaluation.calibrate import calibrated_members
@@ -281,7 +281,7 @@ def audit(
     plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device, results_dir)
     partial = store_.PartialRun(plan.identity(dataset), results_dir) if store else None
     started = time.perf_counter()
-    batches, _ = run_sharded(plan.work(protocol), ranks, partial, progress)
+    batches, _ = ranks.run(plan.work(protocol), partial, progress)
     report = None
     if ranks.is_main:
         report = summarise(plan, batches.in_order(), row_name(model), dataset, time.perf_counter() - started + batches.resumed_seconds)

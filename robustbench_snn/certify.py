@@ -40,9 +40,12 @@ from scipy.stats import norm as gaussian
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from robustbench_snn import store as store_
 from robustbench_snn.attacks.primitives import draw_chunks, repeated
-from robustbench_snn.engine import ImageBatches, Work, run_batches, run_sharded
+from robustbench_snn.engine import ImageBatches, Work, run_batches
 from robustbench_snn.errors import UserError
+from robustbench_snn.evaluation import distributed
+from robustbench_snn.evaluation.plan import model_hash
 from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.models.interface import reseed, row_name
 from robustbench_snn.seeds import batch_seed
@@ -240,15 +243,6 @@ def summarise(
     )
 
 
-def covering_radius(attack_norm: str, eps: float, certificate_norm: str, dimension: int) -> float:
-    """The smallest radius in ``certificate_norm`` whose ball holds the whole ``attack_norm`` ball of ``eps``.
-
-    ``||d||_q <= dimension^(1/q - 1/p) ||d||_p`` for q < p, and ``||d||_q <= ||d||_p`` otherwise.
-    """
-    exponent = {"L1": 1.0, "L2": 0.5, "Linf": 0.0}
-    return eps * dimension ** max(0.0, exponent[certificate_norm] - exponent[attack_norm])
-
-
 class SmoothedClassifier(nn.Module):
     """The smoothed classifier ``g`` of a noisy model, to attack and to certify on the same images.
 
@@ -392,11 +386,8 @@ def _versions_used() -> dict:
 
 def _identity(model: nn.Module, smoothed: SmoothedClassifier, n_images: int, batch_size: int, seed: int, versions_used: dict) -> str:
     """A certificate's identity: what it certified, how, and the versions of the code that computes it."""
-    from robustbench_snn.evaluation.plan import model_hash
-    from robustbench_snn.store import config_hash
-
     described = {"model": model_hash(model), "settings": smoothed.settings(), "n": n_images, "batch_size": batch_size, "seed": seed}
-    return "certify-" + config_hash({**described, "components": versions_used})
+    return "certify-" + store_.config_hash({**described, "components": versions_used})
 
 
 def _certification(
@@ -455,8 +446,6 @@ def certify_images(
     batch, and launched by ``torchrun`` the batches are shared among the ranks (rank 0 stores the
     row; every rank gets the summary and the row).
     """
-    from robustbench_snn import store as store_
-    from robustbench_snn.evaluation import distributed
     from robustbench_snn.provenance import stamp
 
     ranks = distributed.join(str(device))
@@ -471,7 +460,7 @@ def certify_images(
         return CertificationSummary.from_row(stored), {**stored, "reused": True}
     partial = store_.PartialRun(identity, results_dir) if store else None
     started = time.perf_counter()
-    batches, _ = run_sharded(run.work(), ranks, partial, progress)
+    batches, _ = ranks.run(run.work(), partial, progress)
     summary = row = None
     if ranks.is_main:
         summary = run.summary(batches.in_order(), model, info.name, time.perf_counter() - started + batches.resumed_seconds)

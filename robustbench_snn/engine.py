@@ -12,16 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset
 
 from robustbench_snn import store
 from robustbench_snn.progress import RunProgress
-
-if TYPE_CHECKING:
-    from robustbench_snn.evaluation.distributed import Ranks
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +100,3 @@ def run_batches(work: Work, partial: store.PartialRun | None, progress: bool, in
             bar.finished(count, work.counts(list(outcomes.values())), seconds, len(indices) - position - 1)
     resumed = sum(finished[index]["seconds"] for index in indices if index in finished)
     return BatchOutcomes(outcomes, resumed)
-
-
-def run_sharded(work: Work, ranks: Ranks, partial: store.PartialRun | None, progress: bool) -> tuple[BatchOutcomes | None, float]:
-    """This rank's share of ``work``'s batches, gathered on rank 0 (None on the others), and the
-    seconds the gathering took; progress is shown by rank 0 alone."""
-    batches = run_batches(work, partial, progress and ranks.is_main, indices=ranks.batches(work.batches))
-    return ranks.gather(batches)

@@ -18,13 +18,13 @@ from robustbench_snn.certify import (
     SmoothedClassifier,
     certify_batch,
     certify_model,
-    covering_radius,
     sampler_for,
 )
 from robustbench_snn.cli import main
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
+from robustbench_snn.norms import covering_radius
 from robustbench_snn.tables import clopper_pearson
 
 SIGMA, N, N0, ALPHA = 0.5, 20000, 100, 0.001

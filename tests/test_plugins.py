@@ -1,5 +1,5 @@
-"""Plug-ins: an attack, a coding, an architecture, a dataset and a result column from an installed package (examples/plugin)
-are seen by rsc-bench itself, through the entry-point groups, and a broken plug-in is skipped."""
+"""Plug-ins: an attack, a coding, an architecture, a dataset, a result column and a defence from an installed package
+(examples/plugin) are seen by rsc-bench itself, through the entry-point groups, and a broken plug-in is skipped."""
 
 import json
 import os
@@ -97,3 +97,48 @@ def test_an_installed_packages_result_column_reaches_the_record_the_tables_and_t
     # A registered column is one of the extra columns the table shows behind its "more columns" toggle.
     assert '<th class="more">confidence %</th>' in page
     assert f'<td class="more">{100 * record["columns"]["example_confidence"]:.1f}</td>' in page
+
+
+def test_an_installed_packages_defence_is_trained_benchmarked_refused_by_nir_and_counted_by_energy(site, tmp_path, shipped_train_dir):
+    """A published defence from a plug-in package (examples/plugin: a neuron type, a recipe and a
+    preset), with no edit to rsc-bench: its parameters are options of `train`, its card records them,
+    it is attacked through its own neurons, NIR refuses it with its reason, and its spikes are counted."""
+    shown = rsc_bench(site, "train", "--help")
+    assert shown.returncode == 0, shown.stderr
+    help_text = " ".join(shown.stdout.split())
+    assert "--input-clip FLOAT RANGE example-clipped neurons: the largest input current a neuron takes per step." in help_text
+    assert "--example-noise-std FLOAT RANGE example-noisy-inputs: standard deviation of the training noise [default: 0.1]." in help_text
+    models = tmp_path / "models"
+    out = models / "fashion-mnist" / "clipped"
+    trained = rsc_bench(
+        site,
+        *("train", "--dataset", "fashion-mnist", "--arch", "small_cnn", "--kind", "snn", "-T", "2", "--neuron", "example-clipped"),
+        *("--input-clip", "2", "--recipe", "example-noisy-inputs", "--example-noise-std", "0.2", "--epochs", "1"),
+        *("--train-examples", "256", "--batch-size", "64", "--data-dir", str(shipped_train_dir), "--out", str(out), "--json", "-q"),
+    )
+    assert trained.returncode == 0, trained.stderr
+    card = json.loads(trained.stdout)
+    assert card["neuron"]["input_clip"] == 2.0, "the neuron type's parameter beside the LIF's (which names the type)"
+    assert card["training"]["hyperparameters"]["example_noise_std"] == 0.2
+    assert "--input-clip 2.0" in card["training"]["command"] and "--example-noise-std 0.2" in card["training"]["command"]
+
+    presets = site / "rsc_bench_example" / "attacks"
+    evaluated = rsc_bench(
+        site,
+        *("--models-dir", str(models), "--attacks-dir", str(presets), "evaluate", "--model", "clipped"),
+        *("--attack", "example-clipped-paper", "-n", "16", "--no-store", "--json", "-q"),
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    record = json.loads(evaluated.stdout)
+    assert record["protocol"] == "example-clipped-paper" and record["robust_accuracy"] <= record["clean_accuracy"]
+    assert record["grad"] == "bptt", "attacked as an SNN, through its own neurons"
+
+    nir_file = tmp_path / "clipped.nir"
+    exported = rsc_bench(site, "--models-dir", str(models), "models", "export", "clipped", "--nir", str(nir_file))
+    assert exported.returncode == 2 and "Traceback" not in exported.stderr and not nir_file.exists()
+    assert "ClippedInputLIF has no NIR node: NIR's LIF takes its input current unclipped" in exported.stderr
+
+    counted = rsc_bench(site, "--models-dir", str(models), "energy", "--model", "clipped", "-n", "8", "--json", "-q")
+    assert counted.returncode == 0, counted.stderr
+    spiking = [layer for layer in json.loads(counted.stdout)["energy"]["clean"]["layers"] if layer["kind"] == "spiking"]
+    assert len(spiking) == 3 and all(layer["steps"] == 2 for layer in spiking) and sum(layer["spikes"] for layer in spiking) > 0

@@ -307,3 +307,29 @@ def test_a_plugin_recipes_own_parameter_is_an_option_of_train_and_a_card_hyperpa
         assert option.opts == ["--plugin-weight"] and option.help == "plugin-recipe: weight of the plug-in's term [default: 0.5]."
     finally:
         RECIPES.unregister("plugin-recipe")
+
+
+def test_every_shipped_cards_recorded_train_command_still_parses_to_the_cards_neurons_and_hyperparameters():
+    """The options are generated from the neuron types' and recipes' schemas now; every command a
+    card recorded with the hand-written options must still mean what it meant."""
+    import shlex
+
+    from robustbench_snn.cli.train import _split_declared, train
+    from robustbench_snn.defences import parameter_owners
+    from robustbench_snn.registry import list_cards
+
+    checked = 0
+    for card in list_cards():
+        words = shlex.split(card.training.command)
+        if words[:1] != ["rsc-bench"] or "train" not in words:
+            continue
+        context = train.make_context("train", words[words.index("train") + 1 :])
+        neuron_params, recipe_options = _split_declared({name: context.params[name] for name in parameter_owners()})
+        if card.kind == "snn":
+            neuron = NeuronConfig(type=context.params["neuron"], params=neuron_params)
+            assert (neuron.type, neuron.params) == (card.spec().neuron.type, card.spec().neuron.params), card.name
+        config = TrainingConfig(recipe=context.params["recipe"], options=recipe_options).for_dataset(card.dataset)
+        recorded = card.training.hyperparameters  # cards older than the dataset defaults' recording lack them
+        assert all(recorded[key] == value for key, value in config.options.items() if key in recorded), card.name
+        checked += 1
+    assert checked >= 15

@@ -11,47 +11,19 @@ evaluating on it never needs a download.
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from robustbench_snn.errors import DatasetNotFoundError, UserError
+from robustbench_snn.data.info import EMBEDDED_DIR, DatasetInfo, not_found_error  # noqa: F401 - the package's names too
+from robustbench_snn.errors import UserError
 from robustbench_snn.plugins import Registry
 
 logger = logging.getLogger(__name__)
 
-EMBEDDED_DIR = Path(__file__).parent
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset: shape, classes and normalisation."""
-
-    name: str
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    linf_eps: float
-    l2_eps: float
-    how_to_get: str
-    # ``loader(info, split, root, download)``: the split's items as (image in [0, 1], label)
-    loader: Callable[[DatasetInfo, str, Path, bool], Dataset] = field(compare=False, repr=False)
-
-    def default_eps(self, norm: str) -> float:
-        """The radius of the dataset's standard threat model for ``norm`` (Linf or L2)."""
-        return self.linf_eps if norm == "Linf" else self.l2_eps
-
-    def largest_eps(self, norm: str) -> float:
-        """The radius past which a ball around any image in [0, 1] holds every image (1 in Linf, the
-        diagonal of the image cube in L2): a larger eps means nothing more."""
-        return 1.0 if norm == "Linf" else math.sqrt(math.prod(self.input_shape))
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
@@ -117,15 +89,6 @@ def first_examples(dataset: Dataset, n_examples: int | None) -> Dataset:
     if n_examples <= 0:
         raise UserError(f"the number of examples must be positive, got {n_examples}")
     return Subset(dataset, range(n_examples))
-
-
-def not_found_error(info: DatasetInfo, split: str, looked_in: list[Path], reason: str = "") -> DatasetNotFoundError:
-    places = "\n".join(f"  - {place}" for place in looked_in)
-    detail = f" ({reason})" if reason else ""
-    return DatasetNotFoundError(
-        f"dataset {info.name!r} ({split} split) was not found{detail}.\nLooked in:\n{places}\n"
-        f"To get it: {info.how_to_get}. Point --data-dir or $RSC_BENCH_DATA at the root."
-    )
 
 
 def _register_built_ins() -> None:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets
 
-from robustbench_snn.data import DatasetInfo, not_found_error
+from robustbench_snn.data.info import DatasetInfo, not_found_error
 from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)

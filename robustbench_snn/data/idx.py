@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 from torchvision import datasets
 
-from robustbench_snn.data import EMBEDDED_DIR, DatasetInfo, not_found_error
+from robustbench_snn.data.info import EMBEDDED_DIR, DatasetInfo, not_found_error
 from robustbench_snn.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
-from robustbench_snn.data import DatasetInfo, not_found_error
+from robustbench_snn.data.info import DatasetInfo, not_found_error
 from robustbench_snn.errors import DataError
 
 logger = logging.getLogger(__name__)

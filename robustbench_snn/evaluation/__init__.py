@@ -24,7 +24,6 @@ from robustbench_snn import store as store_
 from robustbench_snn.attacks import Protocol, attack_batch
 from robustbench_snn.data import dataset_info
 from robustbench_snn.devices import resolve_device
-from robustbench_snn.engine import run_sharded
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.assess import assess
 from robustbench_snn.evaluation.batches import BatchResult, evaluation_work
@@ -182,7 +181,7 @@ def benchmark(
     plan = plan.calibrated(data_dir)
     partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
     started = time.perf_counter()
-    batches, gather_seconds = run_sharded(evaluation_work(plan), ranks, partial, progress)
+    batches, gather_seconds = ranks.run(evaluation_work(plan), partial, progress)
     record = None
     if ranks.is_main:
         outcomes = [BatchResult.from_dict(part) for part in batches.in_order()]

@@ -17,10 +17,10 @@ from robustbench_snn.attacks.flags import (
     stochastic_without_eot,
     zero_gradients,
 )
-from robustbench_snn.certify import covering_radius
 from robustbench_snn.evaluation.batches import BatchResult
 from robustbench_snn.evaluation.plan import Plan
 from robustbench_snn.models.interface import is_stochastic
+from robustbench_snn.norms import covering_radius
 from robustbench_snn.progress import CheckProgress
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from robustbench_snn.engine import BatchOutcomes
+from robustbench_snn import store
+from robustbench_snn.engine import BatchOutcomes, Work, run_batches
 from robustbench_snn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ class Ranks:
         if self.world > 1 and device.startswith("cuda:"):
             raise UserError("with several ranks, pass --device cuda: each rank takes the GPU of its local rank")
         return device
+
+    def run(self, work: Work, partial: store.PartialRun | None, progress: bool) -> tuple[BatchOutcomes | None, float]:
+        """This rank's share of ``work``'s batches, gathered on rank 0 (None on the others), and the
+        seconds the gathering took; progress is shown by rank 0 alone."""
+        batches = run_batches(work, partial, progress and self.is_main, indices=self.batches(work.batches))
+        return self.gather(batches)
 
     def gather(self, batches: BatchOutcomes) -> tuple[BatchOutcomes | None, float]:
         """Every rank's batch outcomes on rank 0 (None on the others), and the seconds spent gathering them."""
