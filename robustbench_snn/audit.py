@@ -30,6 +30,7 @@ from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import distributed, plan_members
 from robustbench_snn.evaluation.calibrate import calibrated_members
 from robustbench_snn.evaluation.plan import components_used, model_hash
+from robustbench_snn.evaluation.stored_run import StoredRun
 from robustbench_snn.models.interface import row_name
 from robustbench_snn.outside import outside_members
 from robustbench_snn.provenance import stamp
@@ -276,16 +277,12 @@ def audit(
         raise UserError("name the dataset of an unregistered model")
     ranks = distributed.join(str(device))
     device = ranks.device(str(device))
-    if store:
-        store_.ensure_writable(store_.results_dir(results_dir))
     plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device, results_dir)
-    partial = store_.PartialRun(plan.identity(dataset), results_dir) if store else None
-    started = time.perf_counter()
-    batches, _ = ranks.run(plan.work(protocol), partial, progress)
+    run = StoredRun(plan.identity(dataset), ranks, keep=store, results_dir=results_dir)
+    batches, seconds, _ = run.run(plan.work(protocol), progress)
     report = None
     if ranks.is_main:
-        report = summarise(plan, batches.in_order(), row_name(model), dataset, time.perf_counter() - started + batches.resumed_seconds)
-        if store:
-            store_.append_audit({**report.as_dict(), "checkpoint_sha256": getattr(model, "checkpoint_sha256", None)}, results_dir)
-            partial.discard()
+        report = summarise(plan, batches.in_order(), row_name(model), dataset, seconds)
+        checkpoint = getattr(model, "checkpoint_sha256", None)
+        run.finish(lambda: store_.append_audit({**report.as_dict(), "checkpoint_sha256": checkpoint}, results_dir))
     return ranks.share(report)

@@ -46,6 +46,7 @@ from robustbench_snn.engine import ImageBatches, Work, run_batches
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import distributed
 from robustbench_snn.evaluation.plan import model_hash
+from robustbench_snn.evaluation.stored_run import StoredRun
 from robustbench_snn.models.encoders import Encoder
 from robustbench_snn.models.interface import reseed, row_name
 from robustbench_snn.seeds import batch_seed
@@ -454,20 +455,17 @@ def certify_images(
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
     versions_used = _versions_used()
     identity = _identity(model, smoothed, len(examples), batch_size, seed, versions_used)
-    stored = store_.find_row(info.name, identity, results_dir) if reuse else None
+    stored_run = StoredRun(identity, ranks, keep=store, results_dir=results_dir)
+    stored = stored_run.stored_row(info.name) if reuse else None
     if stored is not None:
         logger.info("reusing stored certificate %s", identity)
         return CertificationSummary.from_row(stored), {**stored, "reused": True}
-    partial = store_.PartialRun(identity, results_dir) if store else None
-    started = time.perf_counter()
-    batches, _ = ranks.run(run.work(), partial, progress)
+    batches, seconds, _ = stored_run.run(run.work(), progress)
     summary = row = None
     if ranks.is_main:
-        summary = run.summary(batches.in_order(), model, info.name, time.perf_counter() - started + batches.resumed_seconds)
+        summary = run.summary(batches.in_order(), model, info.name, seconds)
         row = {key: value for key, value in summary.as_dict().items() if key != "samples"}
         row.update(protocol="certify", batch_size=batch_size, checkpoint_sha256=model.checkpoint_sha256, config_hash=identity)
         row.update(reused=False, **stamp(versions_used))
-        if store:
-            store_.append_row(row, results_dir)
-            partial.discard()
+        stored_run.finish(lambda: store_.append_row(row, results_dir))
     return ranks.share((summary, row))

@@ -3,17 +3,13 @@ projection, random start and ascent step."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_snn.attack_fields import AttackFields
 from robustbench_snn.models.estimators import score_function_surrogate
 from robustbench_snn.models.neurons import holding_sharpness, uses_adaptive_sharpness
-
-if TYPE_CHECKING:
-    from robustbench_snn.attacks.protocol import AttackSpec
 
 # On a CPU, forward passes are fastest when their activations stay in cache: encoder draws are
 # batched together only up to this many images per forward (measured: one forward of 512 images
@@ -133,7 +129,7 @@ def per_sample_norm(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (tensor.dim() - 1)))
 
 
-def project(candidate: torch.Tensor, clean: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+def project(candidate: torch.Tensor, clean: torch.Tensor, spec: AttackFields) -> torch.Tensor:
     delta = candidate - clean
     if spec.norm == "Linf":
         delta = delta.clamp(-spec.eps, spec.eps)
@@ -142,7 +138,7 @@ def project(candidate: torch.Tensor, clean: torch.Tensor, spec: AttackSpec) -> t
     return (clean + delta).clamp(0.0, 1.0)
 
 
-def random_start(clean: torch.Tensor, spec: AttackSpec, generator: torch.Generator) -> torch.Tensor:
+def random_start(clean: torch.Tensor, spec: AttackFields, generator: torch.Generator) -> torch.Tensor:
     noise = torch.rand(clean.shape, generator=generator).to(clean) * 2 - 1
     if spec.norm == "L2":
         radius = torch.rand((clean.shape[0],), generator=generator).to(clean).view(-1, *([1] * (clean.dim() - 1)))

@@ -233,5 +233,6 @@ def names(kind, as_json):
         summaries = kinds[name].summaries() if kind == name else {}
         if not summaries:
             click.echo(f"{name:<14} {', '.join(choices)}")
+        width = max((len(choice) for choice in summaries), default=0)
         for choice, summary in summaries.items():
-            click.echo(f"{choice:<14} {summary}")
+            click.echo(f"{choice:<{max(14, width)}} {summary}")

@@ -12,7 +12,6 @@ already stored is reused.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -42,6 +41,7 @@ from robustbench_snn.evaluation.plan import (
     resolve_protocol,
 )
 from robustbench_snn.evaluation.record import EvaluationRecord, build_record
+from robustbench_snn.evaluation.stored_run import StoredRun
 from robustbench_snn.models.nir_graphs import as_model
 from robustbench_snn.seeds import batch_seed
 
@@ -170,27 +170,23 @@ def benchmark(
         model_name=model_name,
         twin=twin,
     )
+    run = StoredRun(plan.config_hash, ranks, keep=store, results_dir=results_dir)
     if store and not force:
-        row = store_.find_row(plan.dataset, plan.config_hash, results_dir)
+        row = run.stored_row(plan.dataset)
         if row is not None:
             logger.info("reusing stored result %s (pass force=True to recompute)", plan.config_hash)
             return EvaluationRecord.from_row(row)
     if store:
-        store_.ensure_writable(store_.results_dir(results_dir))
         store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
     plan = plan.calibrated(data_dir)
-    partial = store_.PartialRun(plan.config_hash, results_dir) if store else None
-    started = time.perf_counter()
-    batches, gather_seconds = ranks.run(evaluation_work(plan), partial, progress)
+    batches, seconds, gather_seconds = run.run(evaluation_work(plan), progress)
     record = None
     if ranks.is_main:
         outcomes = [BatchResult.from_dict(part) for part in batches.in_order()]
         flags, details = assess(plan, outcomes, progress)
-        record = build_record(plan, outcomes, flags, details, time.perf_counter() - started + batches.resumed_seconds)
+        record = build_record(plan, outcomes, flags, details, seconds)
         record.ranks, record.gather_s = ranks.world, round(gather_seconds, 3)
-        if store:
-            store_.append_row(record.as_dict(), results_dir, replace=force)
-            partial.discard()
+        run.finish(lambda: store_.append_row(record.as_dict(), results_dir, replace=force))
         if save_samples:
             save_sample_outcomes(record, outcomes, results_dir)
         logger.info(
