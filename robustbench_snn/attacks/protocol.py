@@ -47,14 +47,15 @@ def _registered_attack(name: str) -> str:
 # The member fields a preset may search per model instead of fixing (`evaluation.calibrate`).
 SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
 # The member fields only a preset sets (the command line overrides the others, `AttackFields`).
-PRESET_ONLY_FIELDS = ("search", "only_with_estimator")
+PRESET_ONLY_FIELDS = ("search", "only_with_estimator", "step_ratio")
 
 
 class AttackSpec(AttackFields):
     """One attack: its threat model, its budget, and how it gets gradients (`AttackFields`), with
     the registered names checked.
 
-    Two fields are a preset's, not the command line's: ``search`` names candidates for some of
+    Three fields are a preset's, not the command line's: ``step_ratio`` gives the step as a
+    fraction of eps (a paper's evaluation run at another eps keeps its step); ``search`` names candidates for some of
     the member's hyper-parameters (`SEARCHABLE_FIELDS`) that `evaluation.calibrate` chooses from
     per model, on calibration images; ``only_with_estimator`` runs the member only on models
     whose coding admits its ``estimator`` (elsewhere it does not apply, as a coding's own attacks
@@ -66,6 +67,9 @@ class AttackSpec(AttackFields):
     estimator: EstimatorName | None = None
     search: dict[str, list[float]] | None = None
     only_with_estimator: bool = False
+    # A paper's step as a fraction of its eps (FGSM-style evaluations at eps/3, say), so the preset
+    # means the paper's evaluation at any eps it is run at; exclusive with ``step_size``.
+    step_ratio: float | None = Field(default=None, gt=0, le=10, allow_inf_nan=False)
     # Set by the runner's planning on members of a protocol's ``later_members`` (not part of the identity).
     _later: bool = PrivateAttr(default=False)
     # Set by the runner's planning on a model without spiking layers, where every gradient is plain backprop.
@@ -75,7 +79,7 @@ class AttackSpec(AttackFields):
     def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
         # Left out while unused, so that every member written before they existed keeps its identity.
         data = handler(self)
-        for name, unused in (("search", None), ("only_with_estimator", False)):
+        for name, unused in (("search", None), ("only_with_estimator", False), ("step_ratio", None)):
             if data.get(name, unused) == unused:
                 data.pop(name, None)
         return data
@@ -85,6 +89,8 @@ class AttackSpec(AttackFields):
         self.method.check(self)
         if self.only_with_estimator and self.estimator is None:
             raise ValueError("only_with_estimator needs an estimator")
+        if self.step_ratio is not None and self.step_size is not None:
+            raise ValueError("give the step as step_size or as step_ratio (a fraction of eps), not both")
         for name, candidates in (self.search or {}).items():
             if name not in SEARCHABLE_FIELDS:
                 raise ValueError(f"search: {name!r} cannot be searched; searchable fields: {', '.join(SEARCHABLE_FIELDS)}")
@@ -260,6 +266,13 @@ def list_presets(directory: str | os.PathLike | None = None) -> dict[str, Path]:
     return found
 
 
+def _overridden(member: dict, overrides: dict) -> dict:
+    """``member`` with the command line's ``overrides``; a step size given there replaces a preset's step ratio."""
+    if "step_size" in overrides:
+        member = {key: value for key, value in member.items() if key != "step_ratio"}
+    return {**member, **overrides}
+
+
 def build_protocol(
     attack: str,
     overrides: dict | None = None,
@@ -303,8 +316,8 @@ def build_protocol(
         raise UserError(f"{source}: 'later_members' must be a list of mappings")
     protocol_data = {key: value for key, value in data.items() if key not in MEMBER_FIELDS}
     protocol_data.update({key: value for key, value in overrides.items() if key not in MEMBER_FIELDS})
-    protocol_data["members"] = [{**shared, **member, **member_overrides} for member in members]
-    protocol_data["later_members"] = [{**shared, **member, **member_overrides} for member in later]
+    protocol_data["members"] = [_overridden({**shared, **member}, member_overrides) for member in members]
+    protocol_data["later_members"] = [_overridden({**shared, **member}, member_overrides) for member in later]
     protocol_data.setdefault("name", attack)
     if attack in presets and protocol_data["name"] != attack:
         # A row is stored under the protocol's name: a preset named otherwise would file its rows under another protocol's.

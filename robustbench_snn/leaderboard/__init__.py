@@ -28,6 +28,7 @@ from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.certify import Certificate
 from robustbench_snn.columns import COLUMNS
 from robustbench_snn.data import dataset_info
+from robustbench_snn.fidelity import REPRODUCED, Fidelity, fidelity
 from robustbench_snn.files import building
 from robustbench_snn.plots import plot_certified, plot_eps, plot_tradeoff
 from robustbench_snn.registry import ModelCard, list_cards
@@ -194,19 +195,25 @@ def _paper_protocols(cards: list[ModelCard]) -> set[str]:
     return {card.reference.protocol for card in cards if card.reference.protocol}
 
 
-def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping]) -> dict:
-    """A published defence's robust accuracy under its paper's own evaluation, and how many points
-    that is above `reliable` on the same images ("-" where either row is missing)."""
+def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping], verdict: Fidelity | None = None) -> dict:
+    """A published defence's robust accuracy under its paper's own evaluation, how many points that
+    is above `reliable` on the same images, and whether our copy is the paper's defence (``verdict``,
+    `robustbench_snn.fidelity`). How far the paper's evaluation overstates the copy is a finding
+    about the paper only for a copy that reproduces it: otherwise "-", with the reason."""
     protocol = card.reference.protocol if card is not None else None
     paper, ranking = by_protocol.get(protocol), by_protocol.get(RANKING_PROTOCOL)
     overstated = "-"
-    if paper is not None and ranking is not None:
+    if paper is not None and ranking is not None and verdict is not None and verdict.verdict == REPRODUCED:
         overstated = f"{100 * (paper['robust_accuracy'] - ranking['robust_accuracy']):+.1f}"
+    reported = card.reference.reported if card is not None else None
     return {
         "protocol": protocol,
         "robust": _robust_cell(paper) if paper is not None else "-",
         "reliable": _robust_cell(ranking) if ranking is not None else "-",
         "overstated_by": overstated,
+        "fidelity": verdict.verdict if verdict is not None else "not recorded",
+        "fidelity_reason": verdict.reason if verdict is not None else "the card records no number of the paper to check the copy against",
+        "reported": None if reported is None else {"text": f"{100 * reported.robust_accuracy:.2f}", "eps": f"{reported.eps:.4g}"},
     }
 
 
@@ -272,6 +279,7 @@ def _leaderboard_rows(
     audits: dict[str, dict],
     defences: set[str],
     outside: dict[str, dict],
+    fidelities: dict[str, Fidelity | None],
 ) -> list[dict]:
     """One row per model at the threat model's eps, ranked by robust accuracy under the ranking
     protocol (ties by clean accuracy); models it has not evaluated follow, unranked. A flag does not
@@ -318,7 +326,7 @@ def _leaderboard_rows(
                 "energy": microjoules(main["energy_pj"]),
                 "energy_adv": microjoules(main["energy_pj_adv"]),
                 "certified": _certified_entry(certificates.get(name), card),
-                "paper": _paper_comparison(card, by_protocol),
+                "paper": _paper_comparison(card, by_protocol, fidelities.get(name)),
                 "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
                 "flags": ", ".join(flags),
                 "badges": _badges(flags, ranking, outside.get(name)),
@@ -435,7 +443,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         outside = _standing_outside(dataset, results_dir, at_eps)
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside)
+        fidelities = {card.name: fidelity(card, table.to_dict("records")) for card in cards if card.dataset == dataset}
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
@@ -515,7 +524,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
                     curve=curve,
                     certificate=certificate,
                     certified_curve=certified_curve,
-                    paper=papers.get(card.name, _paper_comparison(card, {})) if card.reference.protocol else None,
+                    paper=papers.get(card.name, _paper_comparison(card, {}, fidelities.get(card.name))) if card.reference.protocol else None,
                     audit=audits.get(card.name),
                     energy=_energy_profile(rows, card.name, dataset, info.linf_eps),
                 )

@@ -145,12 +145,49 @@ class ClaimedAccuracyField(_Strict):
     command: str
 
 
+class ReportedField(_Strict):
+    """What a published defence's paper reports under its own evaluation, and where it says so (the
+    fidelity check, `robustbench_snn.fidelity`, compares our copy with it)."""
+
+    source: str = Field(min_length=1, description="where: the paper's version, table and row (or abstract)")
+    dataset: str = Field(description="the dataset of the number, as registered here (fashion-mnist, cifar10, ...)")
+    eps: float = Field(gt=0, le=1, allow_inf_nan=False, description="the Linf radius, in pixel units of [0, 1]")
+    attack: str = Field(min_length=1, description="the paper's evaluation in words (attack, steps, step, start, gradient)")
+    training: str | None = Field(default=None, description="how the paper trains the defence (its network, epochs, radius)")
+    robust_accuracy: float = Field(ge=0, le=1)
+    clean_accuracy: float | None = Field(default=None, ge=0, le=1)
+    baseline_robust_accuracy: float | None = Field(default=None, ge=0, le=1, description="its undefended SNN, same evaluation")
+    baseline_model: str | None = Field(default=None, description="our undefended SNN to compare the gain with (a registered name)")
+    differences: str = Field(min_length=1, description="what differs between our copy and the paper's")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(unknown_name("dataset", name, DATASETS))
+        return name
+
+
 class ReferenceField(_Strict):
     paper: str
     url: str | None = None
     # A published defence's card: the shipped attack preset that reproduces the paper's own
     # evaluation, shown beside `reliable` (the leaderboard's "paper's protocol" and "overstated by").
     protocol: str | None = None
+    reported: ReportedField | None = None
+
+    @model_validator(mode="after")
+    def _reported_with_its_protocol(self) -> "ReferenceField":
+        if self.reported is not None and self.protocol is None:
+            raise ValueError("a paper's reported number needs the preset of its evaluation (protocol)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unreported(self, handler) -> dict:
+        dumped = handler(self)
+        if dumped.get("reported") is None:
+            dumped.pop("reported", None)
+        return dumped
 
     @field_validator("protocol")
     @classmethod

@@ -15,6 +15,17 @@ from robustbench_snn.attacks.primitives import ascent_step, loss_gradient, proje
 from robustbench_snn.attacks.protocol import AttackSpec
 
 
+def step_size_of(spec, steps: int, one_step: bool = False) -> float:
+    """The step: ``step_size``, else ``step_ratio`` x eps (a paper's step, at whatever eps it runs), else eps for
+    one step and 2.5 eps / steps for several."""
+    if spec.step_size is not None:
+        return spec.step_size
+    ratio = getattr(spec, "step_ratio", None)  # a preset's field: absent from the command line's fields
+    if ratio is not None:
+        return ratio * spec.eps
+    return spec.eps if one_step else 2.5 * spec.eps / steps
+
+
 def pgd(
     model: nn.Module,
     spec: AttackSpec,
@@ -35,7 +46,7 @@ def pgd(
     ``stop_when_fooled=False`` runs every step on every sample (adversarial training wants that).
     """
     steps = 1 if one_step else spec.steps
-    step_size = spec.step_size or (spec.eps if one_step else 2.5 * spec.eps / steps)
+    step_size = step_size_of(spec, steps, one_step)
     exact = not getattr(model, "stochastic", False) if stop_when_fooled is None else stop_when_fooled
     generator = torch.Generator().manual_seed(seed)
     adversarial = images.clone()
