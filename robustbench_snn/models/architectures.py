@@ -74,6 +74,28 @@ def small_cnn(
 
 
 @register_architecture
+def hosnn_mnist(activation: ActivationFactory, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """The network HoSNN's authors train on MNIST (their code's Networks/MNIST.yaml): 15 and 40
+    convolutions of 5x5 without padding, each followed by neurons and 2x2 pooling (theirs sums with
+    a fixed weight, ours averages: the same up to a scale the next layer learns), a hidden layer of
+    300 and the classifier; no batch normalisation."""
+    in_channels, height, width = input_shape
+    flat = 40 * ((height - 4) // 2 - 4) // 2 * (((width - 4) // 2 - 4) // 2)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 15, 5),
+        activation(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(15, 40, 5),
+        activation(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(flat, 300),
+        activation(),
+        nn.Linear(300, num_classes),
+    )
+
+
+@register_architecture
 def vgg11(
     activation: ActivationFactory,
     input_shape: tuple[int, int, int],
