@@ -56,6 +56,13 @@ PAPER_SETTINGS = {
         "paper_eps": 8 / 255,
         "paper_step": 0.01,
     },
+    "paper-sr": {
+        "source": "SR authors' code, github.com/putshua/gradient_reg_defense utils.py val_ensemble and config.json: FGSM and PGD-10 of "
+        "2.55/255 at 8/255 (torchattacks, random start), each through the ZIF/triangle, sigmoid and atan surrogates and BPTR",
+        "members": [("fgsm", None, None, None)] * 4 + [("pgd", 10, 0.319, True)] * 4,
+        "paper_eps": 8 / 255,
+        "paper_step": 2.55 / 255,
+    },
     "paper-sharmin2020": {
         "source": "Sharmin et al.'s code, github.com/ssharmin/spikingNN-adversarial-attack: PGD 7 steps of 2/255 at 8/255, random start",
         "members": [("fgsm", None, None, None), ("pgd", 7, 0.25, True)],

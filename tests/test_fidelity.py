@@ -62,3 +62,20 @@ def test_a_card_without_a_papers_number_has_no_verdict_and_a_reported_number_nee
         card = find_card("fmnist_ann")
         reported = ReportedField(source="x", dataset="fashion-mnist", eps=0.1, attack="pgd", robust_accuracy=0.5, differences="x")
         type(card.reference).model_validate({**card.reference.model_dump(), "reported": reported.model_dump()})
+
+
+def test_the_leaderboard_shows_how_far_a_papers_evaluation_overstates_only_a_copy_that_reproduces_the_paper():
+    from robustbench_snn.fidelity import Fidelity
+    from robustbench_snn.leaderboard import _paper_comparison
+
+    card = find_card("fmnist_hosnn")
+    rows = {
+        protocol: {"protocol": protocol, "robust_accuracy": robust, "n_examples": 1000, "protocol_version": version}
+        for protocol, robust, version in (("paper-hosnn", 0.33, 2), ("reliable", 0.036, 7))
+    }
+    faithful = Fidelity(REPRODUCED, "number", 74.91, 72.0, "7.8 points", "ours 72.0% against the paper's 74.9%")
+    unfaithful = Fidelity(NOT_REPRODUCED, "number", 74.91, 33.0, "7.9 points", "ours 33.0% against the paper's 74.9%")
+    assert _paper_comparison(card, rows, faithful)["overstated_by"] == "+29.4"
+    shown = _paper_comparison(card, rows, unfaithful)
+    assert shown["overstated_by"] == "-" and shown["fidelity"] == NOT_REPRODUCED and "33.0%" in shown["fidelity_reason"]
+    assert _paper_comparison(card, rows, None)["fidelity"] == "not recorded"

@@ -20,6 +20,7 @@ RECIPE_MODELS = [
     ("snn-rat", ModelSpec("small_cnn", "snn", timesteps=2), {}),
     ("low-latency", ModelSpec("small_cnn", "snn", "poisson", timesteps=2), {}),
     ("tgo", ModelSpec("small_cnn", "snn", timesteps=2, neuron=NeuronConfig(params={"noise_sigma": 0.2})), {}),
+    ("sr", ModelSpec("small_cnn", "snn", timesteps=2), {"sr_lambda": 0.01}),
 ]
 
 

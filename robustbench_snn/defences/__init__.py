@@ -64,7 +64,7 @@ def _register_built_in_neurons() -> None:
 
 
 def _register_built_in_recipes() -> None:
-    from robustbench_snn.defences import baseline, ersct, feel, hosnn, low_latency, pgd_at, snn_rat, tgo  # a file each
+    from robustbench_snn.defences import baseline, ersct, feel, hosnn, low_latency, pgd_at, snn_rat, sr, tgo  # a file each
 
     for declaration in (
         *baseline.RECIPES,
@@ -75,6 +75,7 @@ def _register_built_in_recipes() -> None:
         hosnn.RECIPE,
         tgo.RECIPE,
         feel.RECIPE,
+        sr.RECIPE,
     ):
         register_recipe(declaration)
 
