@@ -13,7 +13,8 @@ class Parameters(Strict):
         default=0.001,
         ge=0,
         allow_inf_nan=False,
-        description="weight of the squared L1 norm of the true-class probability's input gradient (the authors' code once defaulted to 0.001)",
+        description="weight of the squared L1 norm of the true-class probability's input gradient "
+        "(the authors' code once defaulted to 0.001)",
     )
     sr_step: float = Field(
         default=0.01, gt=0, le=1, allow_inf_nan=False, description="the finite difference's step along the gradient's sign"
