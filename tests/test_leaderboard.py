@@ -263,24 +263,36 @@ def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_r
     assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page
 
 
-def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstates(tmp_path):
+def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstates_when_our_copy_reproduces_the_paper(tmp_path):
     results, out = tmp_path / "results", tmp_path / "site"
     append_row(_row("fmnist_poisson_lowlat", 0.1, 0.30, clean=0.88, protocol="reliable"), results)
     # The paper's own evaluation, weak by design (single-draw gradients): its flag must not mark the model.
     append_row(
         _row("fmnist_poisson_lowlat", 0.1, 0.476, clean=0.88, protocol="paper-sharmin2020", flags=["stochastic_without_eot"]), results
     )
+    append_row(_row("fmnist_hosnn", 0.1, 0.036, clean=0.85, protocol="reliable"), results)
+    append_row(_row("fmnist_hosnn", 0.1, 0.33, clean=0.85, protocol="paper-hosnn"), results)
+    # HoSNN's paper reports 74.91% on Fashion-MNIST under its evaluation at 8/255: a copy at 72% there reproduces it.
+    append_row(_row("fmnist_hosnn", 8 / 255, 0.72, clean=0.85, protocol="paper-hosnn"), results)
     append_row(_row("fmnist_ann", 0.1, 0.0, clean=0.92, protocol="reliable"), results)
     build_site(out, results)
     rows = {row["model"]: row for row in json.loads((out / "fashion-mnist.json").read_text())["leaderboard"]}
-    defence = rows["fmnist_poisson_lowlat"]
-    assert defence["paper"] == {"protocol": "paper-sharmin2020", "robust": "47.60", "reliable": "30.00", "overstated_by": "+17.6"}
-    assert defence["flags"] == "" and defence["rank"] == 1 and "paper-sharmin2020" not in defence["robust"]
+    reproduced = rows["fmnist_hosnn"]["paper"]
+    shown = (reproduced["robust"], reproduced["reliable"], reproduced["overstated_by"], reproduced["fidelity"])
+    assert shown == ("33.00", "3.60", "+29.4", "reproduced")
+    unchecked = rows["fmnist_poisson_lowlat"]["paper"]
+    assert (unchecked["robust"], unchecked["reliable"], unchecked["overstated_by"]) == ("47.60", "30.00", "-")
+    assert unchecked["fidelity"] == "not recorded", "no number of Sharmin et al.'s could be read: the distance is not a finding"
+    assert rows["fmnist_poisson_lowlat"]["flags"] == "" and rows["fmnist_poisson_lowlat"]["rank"] == 1
     assert rows["fmnist_ann"]["paper"]["overstated_by"] == "-", "a model that is not a published defence has no paper's protocol"
     html = (out / "fashion-mnist.html").read_text()
-    assert ">paper's protocol</th>" in html and ">overstated by</th>" in html and "<th>paper-sharmin2020</th>" not in html
-    page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
-    assert "The paper's own evaluation" in page and "Sharmin et al." in page and "+17.6 points" in page
+    assert ">paper's protocol</th>" in html and ">overstated by</th>" in html and ">copy</th>" in html
+    assert "<th>paper-sharmin2020</th>" not in html
+    page = (out / "models" / "fmnist_hosnn.html").read_text()
+    assert "The paper reports 74.91% under its evaluation at eps 0.03137" in page and "<strong>reproduced</strong>" in page
+    assert "+29.4 points" in page
+    unchecked_page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
+    assert "Sharmin et al." in unchecked_page and "<strong>not recorded</strong>" in unchecked_page and "+17.6" not in unchecked_page
 
 
 def test_the_index_links_the_documentation_published_beside_it(tmp_path):
