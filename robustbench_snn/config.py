@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from robustbench_snn.errors import UserError
 
@@ -23,6 +24,21 @@ class Strict(BaseModel):
     """A schema that refuses unknown fields."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class OmittingUnset(BaseModel):
+    """A schema whose fields named in ``omitted_while_none`` are left out of its dump while None, so a
+    document written before such a field existed is written again exactly as it was."""
+
+    omitted_while_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict:
+        dumped = handler(self)
+        for name in self.omitted_while_none:
+            if dumped.get(name) is None:
+                dumped.pop(name, None)
+        return dumped
 
 
 def describe(error: ValidationError, whole: str = "(document)") -> str:

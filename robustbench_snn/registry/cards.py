@@ -11,10 +11,10 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from robustbench_snn.config import OmittingUnset, describe, load_yaml
 from robustbench_snn.config import Strict as _Strict
-from robustbench_snn.config import describe, load_yaml
 from robustbench_snn.data import DATASETS
 from robustbench_snn.defences import NEURONS, neuron_type_of
 from robustbench_snn.errors import CardError, UserError, did_you_mean, unknown_name
@@ -74,12 +74,13 @@ class EncodingField(BaseModel):
         return self.encoder.noise_level(self.params())
 
 
-class NeuronField(BaseModel):
+class NeuronField(OmittingUnset):
     """The LIF's parameters, and beside them the neuron type's own (``threshold_tau: 1.5``), checked
     by the type's schema (`robustbench_snn.defences.NEURONS`; a parameter given as null counts as not
     given); ``type`` is needed only where the parameters do not say it."""
 
     model_config = ConfigDict(extra="allow")
+    omitted_while_none = ("type",)
     tau: float = Field(gt=1, le=1e6, allow_inf_nan=False)
     v_threshold: float = Field(gt=0, le=1e6, allow_inf_nan=False)
     v_reset: float | None = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
@@ -98,13 +99,6 @@ class NeuronField(BaseModel):
         except UserError as error:
             raise ValueError(str(error)) from None
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unnamed_type(self, handler) -> dict:
-        dumped = handler(self)
-        if dumped.get("type") is None:
-            dumped.pop("type", None)
-        return dumped
 
     def config(self) -> NeuronConfig:
         """The neurons as a model is built with them."""
@@ -168,26 +162,20 @@ class ReportedField(_Strict):
         return name
 
 
-class ReferenceField(_Strict):
+class ReferenceField(_Strict, OmittingUnset):
     paper: str
     url: str | None = None
     # A published defence's card: the shipped attack preset that reproduces the paper's own
     # evaluation, shown beside `reliable` (the leaderboard's "paper's protocol" and "overstated by").
     protocol: str | None = None
     reported: ReportedField | None = None
+    omitted_while_none = ("reported",)
 
     @model_validator(mode="after")
     def _reported_with_its_protocol(self) -> "ReferenceField":
         if self.reported is not None and self.protocol is None:
             raise ValueError("a paper's reported number needs the preset of its evaluation (protocol)")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unreported(self, handler) -> dict:
-        dumped = handler(self)
-        if dumped.get("reported") is None:
-            dumped.pop("reported", None)
-        return dumped
 
     @field_validator("protocol")
     @classmethod
