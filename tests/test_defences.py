@@ -10,7 +10,15 @@ from robustbench_snn.registry import list_cards
 
 DEFENCES = [card for card in list_cards("fashion-mnist") if card.reference.protocol]
 # What each defence's mechanism makes it: stochastic where its coding samples or its neurons fire noisily.
-STOCHASTIC = {"fmnist_poisson_lowlat": True, "fmnist_snn_rat": False, "fmnist_hosnn": False, "fmnist_tgo": True, "fmnist_feel": False}
+STOCHASTIC = {
+    "fmnist_poisson_lowlat": True,
+    "fmnist_snn_rat": False,
+    "fmnist_hosnn": False,
+    "fmnist_hosnn_paper": False,
+    "fmnist_tgo": True,
+    "fmnist_feel": False,
+    "fmnist_sr": False,
+}
 
 
 def test_the_registry_holds_the_reproduced_defences():
