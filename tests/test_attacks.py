@@ -166,12 +166,13 @@ def test_l2_pgd_stays_inside_its_ball_and_beats_a_smaller_ball(shipped_models, f
     [("paper-snn-rat", 2.55 / 8, True), ("paper-sharmin2020", 2 / 8, True), ("paper-hosnn", 1 / 3, False), ("paper-tgo", 2.55 / 8, True)],
 )
 def test_a_papers_protocol_preset_runs_the_attack_its_paper_states(preset, step_per_eps, random_start):
+    from robustbench_snn.attacks.methods.pgd import step_size_of
     from robustbench_snn.data import dataset_info
 
     protocol = build_protocol(preset).resolved(dataset_info("fashion-mnist"))
     fgsm, pgd = protocol.members
     assert (fgsm.attack, pgd.attack, pgd.steps, pgd.random_start) == ("fgsm", "pgd", 7, random_start)
-    assert pgd.step_size == pytest.approx(step_per_eps * pgd.eps, rel=1e-3) and pgd.eps == 0.1
+    assert step_size_of(pgd, pgd.steps) == pytest.approx(step_per_eps * pgd.eps, rel=1e-3) and pgd.eps == 0.1
     for member in protocol.members:  # the training surrogate, cross-entropy, one draw per step
         assert (member.grad, member.surrogate, member.eot, member.loss) == ("bptt", None, 1, "ce")
     assert protocol.eval_draws == 1 and not protocol.checks and protocol.later_members == []
