@@ -118,7 +118,9 @@ def test_the_feel_preset_runs_the_attacks_its_authors_test_configuration_states(
     fgsm, pgd, bim = protocol.members
     assert (fgsm.attack, pgd.attack, bim.attack) == ("fgsm", "pgd", "pgd") and pgd.steps == bim.steps == 7
     assert pgd.random_start and not bim.random_start  # PGD from a random start, BIM from the clean input
-    assert pgd.step_size == bim.step_size == pytest.approx(2.55 / 8 * 0.1, rel=1e-3)
+    from robustbench_snn.attacks.methods.pgd import step_size_of
+
+    assert step_size_of(pgd, pgd.steps) == step_size_of(bim, bim.steps) == pytest.approx(2.55 / 8 * 0.1, rel=1e-3)
     for member in protocol.members:
         assert (member.grad, member.surrogate, member.eot, member.loss) == ("bptt", None, 1, "ce")
     assert protocol.eval_draws == 1 and not protocol.checks and protocol.later_members == []
