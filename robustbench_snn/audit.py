@@ -277,9 +277,10 @@ def audit(
         raise UserError("name the dataset of an unregistered model")
     ranks = distributed.join(str(device))
     device = ranks.device(str(device))
+    run = StoredRun(ranks, keep=store, results_dir=results_dir)
+    run.check_folder()  # before the planning, which calibrates attacks
     plan = plan_audit(model.to(device).eval(), dataset, protocol, attacks, n_examples, seed, batch_size, data_dir, device, results_dir)
-    run = StoredRun(plan.identity(dataset), ranks, keep=store, results_dir=results_dir)
-    batches, seconds, _ = run.run(plan.work(protocol), progress)
+    batches, seconds, _ = run.run(plan.identity(dataset), plan.work(protocol), progress)
     report = None
     if ranks.is_main:
         report = summarise(plan, batches.in_order(), row_name(model), dataset, seconds)

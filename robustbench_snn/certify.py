@@ -455,12 +455,13 @@ def certify_images(
     run = CertifyRun(smoothed, ImageBatches(examples, batch_size, device), seed)
     versions_used = _versions_used()
     identity = _identity(model, smoothed, len(examples), batch_size, seed, versions_used)
-    stored_run = StoredRun(identity, ranks, keep=store, results_dir=results_dir)
-    stored = stored_run.stored_row(info.name) if reuse else None
+    stored_run = StoredRun(ranks, keep=store, results_dir=results_dir)
+    stored = stored_run.stored_row(info.name, identity) if reuse else None
     if stored is not None:
         logger.info("reusing stored certificate %s", identity)
         return CertificationSummary.from_row(stored), {**stored, "reused": True}
-    batches, seconds, _ = stored_run.run(run.work(), progress)
+    stored_run.check_folder()
+    batches, seconds, _ = stored_run.run(identity, run.work(), progress)
     summary = row = None
     if ranks.is_main:
         summary = run.summary(batches.in_order(), model, info.name, seconds)

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
+from robustbench_snn.defences import RECIPES
 from robustbench_snn.errors import NoResultsError, UserError
 from robustbench_snn.files import replacing
 from robustbench_snn.tables import curve_from_zero, pareto_front
@@ -70,8 +71,6 @@ FORMATS = (".png", ".svg", ".pdf")
 def families() -> list[str]:
     """Every family a plot can show, in a fixed order so each keeps its style from plot to plot:
     the zoo's, then those the recipes declare (a published defence's, a plug-in's), then "unregistered"."""
-    from robustbench_snn.defences import RECIPES
-
     declared = [recipe.family for recipe in RECIPES.values() if recipe.family and "{kind}" not in recipe.family]
     return list(dict.fromkeys([*FAMILIES, *declared])) + ["unregistered"]
 

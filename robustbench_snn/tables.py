@@ -23,6 +23,7 @@ from scipy.stats import beta
 
 from robustbench_snn.attacks.protocol import build_protocol, official_presets
 from robustbench_snn.columns import COLUMNS
+from robustbench_snn.defences import RECIPES
 from robustbench_snn.registry import ModelCard
 from robustbench_snn.store import STANDARD_SEED
 
@@ -225,8 +226,6 @@ def family(card: ModelCard | None) -> str:
     """The family a model is plotted and grouped in."""
     if card is None:
         return "unregistered"
-    from robustbench_snn.defences import RECIPES
-
     recipe = RECIPES.get(card.training.recipe)
     grouped = recipe.family if recipe is not None else None
     if grouped is not None and "{kind}" in grouped:

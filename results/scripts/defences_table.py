@@ -25,9 +25,8 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.1)
     arguments = parser.parse_args()
     cards = list_cards(arguments.dataset)
-    table = results_table(load_rows(arguments.dataset, arguments.results_dir), cards, dataset=arguments.dataset, eps=arguments.eps)
-    cells = {(row["model"], row["protocol"]): row for row in table.to_dict("records")}
     every_eps = results_table(load_rows(arguments.dataset, arguments.results_dir), cards, dataset=arguments.dataset).to_dict("records")
+    cells = {(row["model"], row["protocol"]): row for row in every_eps if abs(row["eps"] - arguments.eps) < 1e-9}
     audits = {audit["model"]: audit for audit in load_audits(arguments.dataset, arguments.results_dir) if audit["protocol"] == "reliable"}
     print(
         "| defence | paper | clean % (decision rule) | paper's protocol % | `reliable` % | worst audited attack % | audit "

@@ -20,12 +20,11 @@ NEURONS = options.RegistryChoice("robustbench_snn.defences", "NEURONS", "neuron"
 def _declared_options() -> list[click.Option]:
     """An option per parameter a neuron type or recipe declares (`robustbench_snn.defences`), its
     help saying whose it is and its default."""
-    from robustbench_snn.defences import NEURONS as NEURON_TYPES
-    from robustbench_snn.defences import parameter_owners
+    from robustbench_snn.defences import NeuronType, parameter_owners
 
     made = []
     for name, (declaration, field) in parameter_owners().items():
-        owner = f"{declaration.name} neurons" if declaration.name in NEURON_TYPES else declaration.name
+        owner = f"{declaration.name} neurons" if isinstance(declaration, NeuronType) else declaration.name
         default = (
             ""
             if field.is_required() or field.default is None or "[default" in (field.description or "")
@@ -53,12 +52,11 @@ def _command_line(ctx: click.Context, never: tuple[str, ...]) -> str:
 
 def _split_declared(declared: dict) -> tuple[dict, dict]:
     """The generated options given, as the neuron type's parameters and the recipe's."""
-    from robustbench_snn.defences import NEURONS as NEURON_TYPES
-    from robustbench_snn.defences import parameter_owners
+    from robustbench_snn.defences import NeuronType, parameter_owners
 
     owners = parameter_owners()
     given = {name: value for name, value in declared.items() if value is not None}
-    neuron = {name: value for name, value in given.items() if owners[name][0].name in NEURON_TYPES}
+    neuron = {name: value for name, value in given.items() if isinstance(owners[name][0], NeuronType)}
     return neuron, {name: value for name, value in given.items() if name not in neuron}
 
 

@@ -170,16 +170,17 @@ def benchmark(
         model_name=model_name,
         twin=twin,
     )
-    run = StoredRun(plan.config_hash, ranks, keep=store, results_dir=results_dir)
+    run = StoredRun(ranks, keep=store, results_dir=results_dir)
     if store and not force:
-        row = run.stored_row(plan.dataset)
+        row = run.stored_row(plan.dataset, plan.config_hash)
         if row is not None:
             logger.info("reusing stored result %s (pass force=True to recompute)", plan.config_hash)
             return EvaluationRecord.from_row(row)
+    run.check_folder()
     if store:
         store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
     plan = plan.calibrated(data_dir)
-    batches, seconds, gather_seconds = run.run(evaluation_work(plan), progress)
+    batches, seconds, gather_seconds = run.run(plan.config_hash, evaluation_work(plan), progress)
     record = None
     if ranks.is_main:
         outcomes = [BatchResult.from_dict(part) for part in batches.in_order()]

@@ -443,7 +443,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         outside = _standing_outside(dataset, results_dir, at_eps)
-        fidelities = {card.name: fidelity(card, table.to_dict("records")) for card in cards if card.dataset == dataset}
+        records = table.to_dict("records")
+        fidelities = {card.name: fidelity(card, records) for card in cards if card.dataset == dataset}
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from robustbench_snn.data import dataset_info, load_dataset
-from robustbench_snn.defences import RECIPES, parameter_owners
+from robustbench_snn.defences import RECIPES, NeuronType, parameter_owners
 from robustbench_snn.devices import resolve_device
 from robustbench_snn.errors import UserError
 from robustbench_snn.evaluation import benchmark
@@ -56,9 +56,10 @@ class TrainingConfig:
             raise UserError("epochs and batch size must be >= 1 and the learning rate > 0")
         owners = parameter_owners()
         for option, value in self.options.items():
-            owner = owners[option][0].name if option in owners else None
-            if value is not None and owner != self.recipe:
-                where = f"an option of the {owner} {'recipe' if owner in RECIPES else 'neurons'}" if owner else "no recipe's option"
+            owner = owners[option][0] if option in owners else None
+            if value is not None and owner is not recipe:
+                kind = "neurons" if isinstance(owner, NeuronType) else "recipe"
+                where = f"an option of the {owner.name} {kind}" if owner is not None else "no recipe's option"
                 raise UserError(f"{option.replace('_', '-')} is {where}, not of {self.recipe}")
         object.__setattr__(self, "options", recipe.parameters_of(self.options))
 
