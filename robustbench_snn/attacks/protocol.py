@@ -156,14 +156,17 @@ MEMBER_FIELDS = tuple(AttackSpec.model_fields)
 class Convergence(_Strict):
     """Budget spent until an attack stops finding samples (Carlini et al. 2019).
 
-    The cheap members (`attacks.runner.converges`) of the protocol's ``members`` or, with
-    ``applies_to: later_members``, of its later members alone (so an earlier version's run stays
-    the exact start of this one) get their restarts doubled, on the samples still robust, until a
-    doubling fools at most ``share`` of the batch's images; at least ``min_doublings`` and at most
-    ``max_doublings`` doublings. A member still finding more after the last is ``not_converged``.
+    The cheap members (`attacks.runner.converges`) of the protocol's ``members``, or with
+    ``applies_to: later_members`` of its later members alone (so an earlier version's run stays
+    the exact start of this one), or with ``applies_to: restarted`` of the members that declare
+    restarts (wherever the schedule puts them), get their restarts doubled, on the samples still
+    robust, until a doubling fools at most ``share`` of the batch's images; at least
+    ``min_doublings`` and at most ``max_doublings`` doublings. With ``min_doublings: 0`` the
+    declared restarts count as the first look: a member whose restarts fooled at most ``share``
+    is not doubled. A member still finding more after the last is ``not_converged``.
     """
 
-    applies_to: Literal["members", "later_members"] = "members"
+    applies_to: Literal["members", "later_members", "restarted"] = "members"
     share: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
     min_doublings: int = Field(default=1, ge=0, le=10)
     max_doublings: int = Field(default=3, ge=1, le=10)
@@ -173,6 +176,12 @@ class Convergence(_Strict):
         if self.min_doublings > self.max_doublings:
             raise ValueError("min_doublings must not exceed max_doublings")
         return self
+
+    def covers(self, member: AttackSpec) -> bool:
+        """Whether ``member`` is one this rule may spend more restarts on (`applies_to`)."""
+        if self.applies_to == "restarted":
+            return member.restarts > 1
+        return (self.applies_to == "later_members") == member.later
 
 
 class Protocol(_Strict):

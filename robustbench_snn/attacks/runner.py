@@ -190,11 +190,11 @@ def converges(model: nn.Module, member: AttackSpec, number: int) -> bool:
     """Whether the protocol's convergence rule spends more budget on ``member`` (the ``number``-th):
     the cheap ones, one forward per step: on a stochastic model those crafted on the coding's
     deterministic expectation; on a deterministic model (its own expectation) its first member and
-    its later white-box gradient members. A stochastic model's costly members are checked for
+    its white-box gradient members that are later or declare restarts. A stochastic model's costly members are checked for
     convergence on the survivors instead (`attacks.flags.run_checks`)."""
     if is_stochastic(model):
         return member.source == EXPECTATION_SOURCE
-    return member.uses_gradients and member.white_box and (number == 0 or member.later)
+    return member.uses_gradients and member.white_box and (number == 0 or member.later or member.restarts > 1)
 
 
 @dataclass
@@ -290,6 +290,8 @@ class _BatchRun:
         if rule is None or not converge:
             return None
         restarts, curve = [member.restarts], [int(self.robust.sum())]
+        if rule.min_doublings == 0 and sum(found) <= rule.share * len(self.images):
+            return {"restarts": restarts, "robust": curve, "converged": True}
         for doubling in range(1, rule.max_doublings + 1):
             done = restarts[-1]
             found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(done, 2 * done)]
@@ -369,7 +371,7 @@ def attack_batch(
         if not batch.robust.any():
             break
         started = time.perf_counter()
-        in_scope = protocol.convergence is not None and (protocol.convergence.applies_to == "later_members") == member.later
+        in_scope = protocol.convergence is not None and protocol.convergence.covers(member)
         with reporting_stages(lambda share, done=number: announce(done + share)):
             curve = batch.run(member, member_seed(seed, number), in_scope and converges(model, member, number))
         member_seconds[member.label()] = time.perf_counter() - started
