@@ -103,7 +103,13 @@ def main(name, n_examples, seed, previous, autoattack, device, compile_lif, as_j
         "compiled_lif": compile_lif,
         "n_examples": n_examples,
         "runs": {
-            label: {"seconds": record.runtime_s, "robust_accuracy": record.robust_accuracy, "flags": record.flags}
+            label: {
+                "seconds": record.runtime_s,
+                "robust_accuracy": record.robust_accuracy,
+                "flags": record.flags,
+                "member_seconds": {member: round(seconds, 1) for member, seconds in record.member_seconds.items()},
+                "member_kills": record.member_kills,
+            }
             for label, record in records.items()
         },
         "goals": goals,

@@ -47,6 +47,7 @@ TABLE_COLUMNS = [
     "grad",
     "eot",
     "eval_draws",
+    "sequential",
     "seed",
     "n_examples",
     "clean_accuracy",
@@ -113,6 +114,22 @@ def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
         and (row.get("n_examples") or 0) >= STANDARD_CERTIFICATE["n_examples"]
         and (own_sigma is None or row.get("sigma") == own_sigma)
     )
+
+
+def four_draw_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str, Mapping]:
+    """Each stochastic model's newest official row of the ranking protocol at ``eps`` decided by
+    the four-draw rule (made by a version before the sequential test), by model name: the number a
+    row decided by the test is shown beside while the two differ (issue 40)."""
+    newest: dict[str, Mapping] = {}
+    for row in rows:
+        params = row.get("params")
+        sequential = isinstance(params, Mapping) and params.get("sequential")
+        at_eps = isinstance(row.get("eps"), (int, float)) and abs(row["eps"] - eps) < 1e-9
+        candidate = row.get("dataset") == dataset and row.get("protocol") == RANKING_PROTOCOL and row.get("stochastic") is True
+        is_newer = row.get("timestamp", "") > newest.get(row.get("model"), {}).get("timestamp", "")
+        if candidate and at_eps and not sequential and is_newer and is_official(row):
+            newest[row["model"]] = row
+    return newest
 
 
 def newest_official_certificates(rows: Iterable[Mapping], cards: Mapping[str, ModelCard]) -> dict[str, Mapping]:
@@ -268,13 +285,25 @@ def results_table(
     for column in (
         {*CURVE_KEYS, *TABLE_COLUMNS}
         - set(table.columns)
-        - {"family", "robust_low", "robust_high", "robust_accuracy_redecided", "qte", "qte_normalised", "official", "protocol_version"}
+        - {
+            "family",
+            "robust_low",
+            "robust_high",
+            "robust_accuracy_redecided",
+            "qte",
+            "qte_normalised",
+            "official",
+            "protocol_version",
+            "sequential",
+        }
         - set(ENERGY_COLUMNS)
     ):
         table[column] = None
     table["official"] = pd.Series([is_official(row) for row in table.to_dict("records")], index=table.index, dtype=bool)
     parameters = table["params"] if "params" in table else pd.Series(None, index=table.index, dtype=object)
     table["protocol_version"] = [params.get("version") if isinstance(params, dict) else None for params in parameters]
+    # The sequential test that decided a stochastic model's answers, where the protocol has one (else ``eval_draws`` draws did).
+    table["sequential"] = [params.get("sequential") if isinstance(params, dict) else None for params in parameters]
     energies = table["energy"] if "energy" in table else pd.Series(None, index=table.index, dtype=object)
     for column, (inputs, figure) in ENERGY_COLUMNS.items():
         table[column] = [energy_figure(energy, inputs, figure) for energy in energies]

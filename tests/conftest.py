@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from robustbench_snn.attacks import Protocol, build_protocol
 from robustbench_snn.data import DATASETS, EMBEDDED_DIR, load_dataset
 from robustbench_snn.models import ModelSpec, build_classifier
 from robustbench_snn.registry import list_cards, load_model, write_state_dict
@@ -78,6 +79,11 @@ def model_with(shipped_models, *, kind: str, encoding: str):
         if model.card.kind == kind and model.card.encoding.name == encoding:
             return model
     pytest.fail(f"no shipped {kind} model with {encoding} coding")
+
+
+def reliable_version_7() -> Protocol:
+    """`reliable` as committed at version 7 (tests/data/reliable-v7), the version 8 reschedules."""
+    return build_protocol("reliable", directory=Path(__file__).parent / "data" / "reliable-v7")
 
 
 def write_cifar10(root: Path, per_batch: int = 4) -> dict:

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import RoundedInput, model_with
+from conftest import RoundedInput, model_with, reliable_version_7
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -138,19 +138,31 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     )
     declared = record.attacks[1:5]  # right after the first member, before the costlier ones
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
-    later = record.attacks[-8:]  # versions 3 to 7's, after version 2's whole run (Square last in it)
-    assert record.attacks[-9] == "square-20" and all(label.endswith("<-expectation") for label in later[:2])
-    assert later[2:4] == ["pgd-1x2-cw[bptt-atan@4]", "pgd-1x2-cw[bptt-atan@8]"]
-    assert later[4].startswith("apgd-ce-1x2") and later[5].startswith("sapgd-1x2-cw")
-    assert all(label.endswith("<-expectation") for label in later[4:6])
-    # version 7: the relaxed estimator through the sampling and the sharp surrogate, each setting searched
-    assert later[6].startswith("pgd-1x2-cw[bptt|relaxed@") and later[7].startswith("apgd-dlr-1x2[bptt")
-    assert [search["field"] for search in record.searches] == ["temperature", "surrogate_alpha"]
+    # version 8's schedule: the member whose kills cost least per second next, Square (the black-box check) last
+    assert record.attacks[5] == "pgd-1x2-cw[bptt-atan@4]"
+    assert record.attacks[-2:] == ["transfer<-fmnist_ann", "square-20"]
+    assert any(label.startswith("pgd-1x2-cw[bptt|relaxed@") for label in record.attacks)  # the relaxed estimator, searched
+    assert {"apgd-ce-1x2[bptt]<-expectation", "sapgd-1x2-cw[bptt]<-expectation"} <= set(record.attacks)
+    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "temperature"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
     plain = benchmark(direct, attack="reliable", n_examples=8, batch_size=8, seed=0, overrides={"steps": 1, "queries": 20, "checks": False})
     assert not any("expectation" in label for label in plain.attacks)
+
+
+def test_version_8_runs_every_member_of_version_7_and_decides_with_a_stated_error():
+    """Version 8 changed the schedule and the decision, not the attacks: the same members (version 7
+    as committed, in tests/data), in one list, and Wald's test for stochastic models."""
+    current, version_7 = build_protocol("reliable"), reliable_version_7()
+    assert current.version == 8 and version_7.version == 7 and not current.later_members
+
+    def dumped(members):
+        return sorted(member.model_dump_json() for member in members)
+
+    assert dumped(current.members) == dumped([*version_7.members, *version_7.later_members])
+    assert current.sequential is not None and current.sequential.right_at < 0.16 < current.sequential.wrong_at
+    assert current.convergence.applies_to == "restarted" and current.convergence.min_doublings == 0
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):
@@ -163,19 +175,20 @@ def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_
 
 @pytest.mark.slow
 def test_each_version_of_reliable_is_never_above_the_previous_and_reports_its_convergence(shipped_models):
-    """Each version runs the previous one as its exact start and adds members after it (version 3
-    the expectation's PGD restarts, version 4 sharper surrogates, version 5 APGD and version 6 SA-PGD
-    on the expectation, version 7 the relaxed estimator and APGD-DLR with searched settings):
-    on the same images it can only count fewer samples robust, and every record carries the
+    """Versions 3 to 7 each run the previous one as their exact start and add members after it
+    (version 3 the expectation's PGD restarts, version 4 sharper surrogates, version 5 APGD and
+    version 6 SA-PGD on the expectation, version 7 the relaxed estimator and APGD-DLR with searched
+    settings): on the same images each can only count fewer samples robust. Version 8 runs version
+    7's members on a schedule and decides by a sequential test: on the same images it counts no
+    more samples robust than version 7 decided by the same test. Every record carries the
     convergence curves of the members whose restarts double."""
     model = model_with(shipped_models, kind="snn", encoding="poisson")
-    current = build_protocol("reliable")
-    assert current.version == 7 and current.later_members and current.convergence is not None
-    version_6 = current.model_copy(update={"name": "reliable-v6", "version": 6, "later_members": current.later_members[:6]})
-    version_5 = current.model_copy(update={"name": "reliable-v5", "version": 5, "later_members": current.later_members[:5]})
-    version_2 = current.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
+    version_7 = reliable_version_7()
+    version_6 = version_7.model_copy(update={"name": "reliable-v6", "version": 6, "later_members": version_7.later_members[:6]})
+    version_5 = version_7.model_copy(update={"name": "reliable-v5", "version": 5, "later_members": version_7.later_members[:5]})
+    version_2 = version_7.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
     run = dict(n_examples=100, batch_size=50, seed=0)
-    records = [benchmark(model, attack=protocol, **run) for protocol in (version_2, version_5, version_6, current)]
+    records = [benchmark(model, attack=protocol, **run) for protocol in (version_2, version_5, version_6, version_7)]
     for old, new in zip(records, records[1:]):
         assert new.robust_accuracy <= old.robust_accuracy
         assert new.attacks[: len(old.attacks)] == old.attacks
@@ -188,6 +201,11 @@ def test_each_version_of_reliable_is_never_above_the_previous_and_reports_its_co
         assert curve["robust"] == sorted(curve["robust"], reverse=True)
         assert curve["restarts"][1] == 2 * curve["restarts"][0]
     assert "fooled_with_2x_restarts" in records[-1].flag_details and "fooled_with_2x_draws" in records[-1].flag_details
+    current = build_protocol("reliable")
+    version_7_sequential = version_7.model_copy(update={"sequential": current.sequential})
+    version_8, reference = (benchmark(model, attack=protocol, **run) for protocol in (current, version_7_sequential))
+    assert version_8.robust_accuracy <= reference.robust_accuracy
+    assert sorted(version_8.attacks) == sorted(reference.attacks)
 
 
 @pytest.mark.slow
@@ -196,7 +214,7 @@ def test_reliable_version_4_breaks_the_pgd_trained_snns_masked_gradient(shipped_
     training surrogate's gradient is masked) it counts strictly fewer samples robust, and their
     restarts double on this deterministic model like the cheap members'."""
     model = shipped_models["fmnist_snn_pgdat"]
-    current = build_protocol("reliable", {"checks": False})
+    current = reliable_version_7().model_copy(update={"checks": False})
     version_3 = current.model_copy(update={"name": "reliable-v3", "version": 3, "later_members": current.later_members[:2]})
     run = dict(n_examples=100, batch_size=100, seed=0)
     old, new = benchmark(model, attack=version_3, **run), benchmark(model, attack=current, **run)

@@ -308,7 +308,7 @@ def test_an_unknown_model_suggests_the_closest_names(run):
 
 def test_attacks_show_prints_a_preset_in_full(run):
     result = run("attacks", "show", "reliable")
-    assert result.exit_code == 0 and "version" in result.output and "later" in result.output and "searched" in result.output
+    assert result.exit_code == 0 and "version" in result.output and "sequential" in result.output and "searched" in result.output
     assert json.loads(run("attacks", "show", "pgd", "--json").output)["name"] == "pgd"
     missing = run("attacks", "show", "relaible")
     assert missing.exit_code == 2 and "did you mean reliable" in missing.output

@@ -331,3 +331,27 @@ def test_kills_that_do_not_hold_on_a_second_decision_show_as_a_note_with_the_red
     assert board["fmnist_snn_poisson"]["redecided"] == "13.00" and board["fmnist_snn_poisson"]["flags"] == "", "a note, not a flag"
     assert board["fmnist_snn_rat"]["badges"] == [], "half a point of re-decision noise is no note"
     assert board["fmnist_snn_rat"]["rank"] == 1 and board["fmnist_snn_poisson"]["rank"] == 2, "the note does not move a row"
+
+
+def test_a_row_decided_by_the_sequential_test_shows_the_four_draw_rules_number_beside_it_while_they_differ(tmp_path):
+    test = {"right_at": 0.1, "wrong_at": 0.25, "alpha": 0.0001, "beta": 0.01, "chunk": 8, "max_draws": 256}
+
+    def stored(model, robust, version, stochastic, timestamp):
+        params = {"version": version, **({"sequential": test} if version >= 8 else {})}
+        row = _row(model, 0.1, robust, clean=0.82, protocol="reliable", timestamp=timestamp)
+        append_row({**row, "params": params, "stochastic": stochastic}, tmp_path / "results")
+
+    stored("fmnist_snn_poisson", 0.078, 7, True, "2026-01-01T00:00:00")
+    stored("fmnist_snn_poisson", 0.130, 8, True, "2026-02-01T00:00:00")
+    stored("fmnist_snn_rat", 0.303, 7, False, "2026-01-01T00:00:00")
+    stored("fmnist_snn_rat", 0.300, 8, False, "2026-02-01T00:00:00")
+    stored("fmnist_rsc1_s0.1", 0.055, 8, True, "2026-02-01T00:00:00")
+    build_site(tmp_path / "site", tmp_path / "results")
+    board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    poisson = board["fmnist_snn_poisson"]
+    assert poisson["robust"]["reliable"]["text"] == "13.00", "the current version's number ranks"
+    (note,) = poisson["badges"]
+    assert note["name"] == "decision_rule" and note["note"] and note["badge"] == "7.80% by four draws"
+    assert "version 7" in note["reason"] and "any of 4 draws" in note["reason"] and "at least 0.25" in note["reason"]
+    assert board["fmnist_snn_rat"]["badges"] == [], "a deterministic model's answer is one forward: no rule to compare"
+    assert board["fmnist_rsc1_s0.1"]["badges"] == [], "no four-draw row of the model: nothing to show beside"

@@ -37,6 +37,7 @@ from robustbench_snn.tables import (
     RANKING_PROTOCOL,
     clopper_pearson,
     energy_breakdown,
+    four_draw_rows,
     family,
     interval,
     is_official,
@@ -222,9 +223,10 @@ def _origin(card: ModelCard | None) -> str:
     return "trained here" if card is not None and card.training.command.startswith("rsc-bench train") else "submitted"
 
 
-def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = None) -> list[dict]:
+def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = None, four_draw: dict | None = None) -> list[dict]:
     """The short badges of a row: each reliability flag (a standing outside attack's with its credit),
-    and the ranking protocol's version when the row is of an older one."""
+    the notes on its decision (kills that did not hold; the four-draw rule's number beside the
+    sequential test's), and the ranking protocol's version when the row is of an older one."""
     badges = [
         {
             "name": flag,
@@ -233,9 +235,9 @@ def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = 
         }
         for flag in flags
     ]
-    noise = _decision_noise(ranking) if ranking is not None else None
-    if noise is not None:
-        badges.append(noise)
+    for note in (_decision_noise(ranking), _decision_rule(ranking, four_draw)) if ranking is not None else ():
+        if note is not None:
+            badges.append(note)
     older = _older_version(ranking) if ranking is not None else None
     if older is not None:
         current = _current_versions()[RANKING_PROTOCOL]
@@ -244,7 +246,9 @@ def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = 
                 "name": "older_version",
                 "badge": f"v{older}",
                 "reason": f"this robust accuracy is of {RANKING_PROTOCOL} version {older}, not the current {current}; "
-                f"a version never reports more than the one before it on the same images, so the current one may be lower",
+                "on a deterministic model a newer version has never reported more than the one before it on the same images; "
+                "on a stochastic model version 8 decides by a sequential test instead of four draws, which may count more "
+                "samples robust (both numbers are shown once it has run)",
             }
         )
     return badges
@@ -271,6 +275,27 @@ def _decision_noise(ranking: pd.Series) -> dict | None:
     }
 
 
+def _decision_rule(ranking: pd.Series, four_draw: dict | None) -> dict | None:
+    """A note beside a row decided by the sequential test when the model's last row decided by
+    four draws differs from it by a point or more: both stand while the two rules differ."""
+    test = ranking.get("sequential")
+    if four_draw is None or not isinstance(test, dict):
+        return None
+    if abs(four_draw["robust_accuracy"] - ranking["robust_accuracy"]) < DECISION_NOISE - 1e-12:
+        return None
+    version = (four_draw.get("params") or {}).get("version")
+    return {
+        "name": "decision_rule",
+        "badge": f"{percent(four_draw['robust_accuracy'])}% by four draws",
+        "note": True,
+        "reason": f"decided by Wald's sequential test (an input wrong on at least {test['wrong_at']:g} of its draws is decided "
+        f"wrong with probability at least {1 - test['beta']:g}, one wrong on at most {test['right_at']:g} with probability at "
+        f"most {test['alpha']:g}); version {version}, which called an input wrong if any of {four_draw.get('eval_draws')} "
+        f"draws was, counted {percent(four_draw['robust_accuracy'])}% on the same images. The four-draw rule's verdict "
+        "near the decision boundary changes when the same input is decided again; both stand while they differ",
+    }
+
+
 def _leaderboard_rows(
     at_eps: pd.DataFrame,
     cards: dict[str, ModelCard],
@@ -280,6 +305,7 @@ def _leaderboard_rows(
     defences: set[str],
     outside: dict[str, dict],
     fidelities: dict[str, Fidelity | None],
+    four_draw: dict[str, dict],
 ) -> list[dict]:
     """One row per model at the threat model's eps, ranked by robust accuracy under the ranking
     protocol (ties by clean accuracy); models it has not evaluated follow, unranked. A flag does not
@@ -329,7 +355,7 @@ def _leaderboard_rows(
                 "paper": _paper_comparison(card, by_protocol, fidelities.get(name)),
                 "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
                 "flags": ", ".join(flags),
-                "badges": _badges(flags, ranking, outside.get(name)),
+                "badges": _badges(flags, ranking, outside.get(name), four_draw.get(name)),
                 "n": int(main["n_examples"]),
                 "date": str(main["timestamp"])[:10],
                 "_key": (ranking is None, -ranked, -main["clean_accuracy"]),
@@ -445,7 +471,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         outside = _standing_outside(dataset, results_dir, at_eps)
         records = table.to_dict("records")
         fidelities = {card.name: fidelity(card, records) for card in cards if card.dataset == dataset}
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities)
+        four_draw = four_draw_rows(rows.to_dict("records"), dataset, info.linf_eps) if not rows.empty else {}
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
