@@ -86,7 +86,7 @@ def test_a_test_with_its_thresholds_in_the_wrong_order_is_refused():
 
 
 def test_a_protocol_decides_by_it_and_records_it_while_protocols_without_it_keep_their_identity():
-    assert "sequential" not in build_protocol("reliable").model_dump(), "a protocol without it serialises as before"
+    assert "sequential" not in build_protocol("pgd").model_dump(), "a protocol without it serialises as before"
     protocol = Protocol(name="pgd-sequential", members=build_protocol("pgd").members, sequential=TEST)
     assert protocol.rule() is protocol.sequential
     record = benchmark(load_model("fmnist_snn_poisson"), dataset="fashion-mnist", attack=protocol, n_examples=16, seed=0)

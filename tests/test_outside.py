@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from test_plugins import EXAMPLE, _install, rsc_bench
 
-from robustbench_snn.attacks import Attack
+from robustbench_snn.attacks import Attack, build_protocol
 from robustbench_snn.attacks.attack import ATTACKS
 from robustbench_snn.cli import main
 from robustbench_snn.errors import UserError
@@ -40,7 +40,7 @@ def _official_row(model: str, survivors: list[int] | None) -> dict:
         "flags": [],
         "timestamp": "2026-12-01T00:00:00+00:00",
         "preset_unmodified": True,
-        "params": {"version": 7},
+        "params": {"version": build_protocol("reliable").version},
     }
     return {**row, "survivors": survivors} if survivors is not None else row
 

@@ -11,6 +11,8 @@ after each doubling (summed over the run's batches).
 import argparse
 import json
 
+from robustbench_snn.tables import redecided_accuracy
+
 
 def newest_rows(path: str, version: int) -> dict[str, dict]:
     """The newest official-size `reliable` row of each model at ``version``."""
@@ -30,6 +32,20 @@ def convergence_cell(row: dict) -> str:
     return "; ".join(f"{label}: {' > '.join(map(str, curve['robust']))}" for label, curve in curves.items()) or "-"
 
 
+def redecided_cell(row: dict | None) -> str:
+    """The row's robust accuracy with the kills that did not hold on a second decision given back."""
+    if not row:
+        return "-"
+    redecided = redecided_accuracy(row["robust_accuracy"], row["n_examples"], row["member_kills"], row.get("member_kills_holding"))
+    return "-" if redecided is None else f"{100 * redecided:.1f}"
+
+
+def holding_cell(row: dict) -> str:
+    if row.get("member_kills_holding") is None:
+        return "-"
+    return f"{sum(row['member_kills_holding'].values())} of {sum(row['member_kills'].values())}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
@@ -45,10 +61,12 @@ def main() -> None:
     old, new = newest_rows(arguments.path, old_version), newest_rows(arguments.path, new_version)
     old_label, new_label = f"v{old_version}", f"v{new_version}"
     print(
-        f"| model | clean (all 4 draws / 1 draw) | `reliable` {old_label} | {new_label} | points lower "
-        f"| kills of {new_label}'s new members | robust as restarts double | flags ({new_label}) | run time {old_label} / {new_label} |"
+        f"| model | clean (the protocol's decision / 1 draw) | `reliable` {old_label} | {old_label} re-decided | {new_label} "
+        "| points lower "
+        f"| kills that hold ({new_label}) | kills of {new_label}'s new members | robust as restarts double | flags ({new_label}) "
+        f"| run time {old_label} / {new_label} |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in sorted(new, key=lambda name: -new[name]["robust_accuracy"]):
         current, before = new[model], old.get(model)
         earlier = set(before["attacks"]) if before else set()
@@ -61,8 +79,10 @@ def main() -> None:
             model,
             f"{100 * current['clean_accuracy']:.1f} / {100 * current['clean_accuracy_one_draw']:.1f}",
             f"{100 * before['robust_accuracy']:.1f}" if before else "-",
+            redecided_cell(before),
             f"{100 * current['robust_accuracy']:.1f}",
             f"{100 * (before['robust_accuracy'] - current['robust_accuracy']):+.1f}" if before else "-",
+            holding_cell(current),
             ", ".join(f"{label} {kills}" for label, kills in added.items()) or "-",
             convergence_cell(current),
             ", ".join(current["flags"]) or "-",
