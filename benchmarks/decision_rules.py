@@ -31,8 +31,13 @@ def main(name, n_examples, seed, right_at, wrong_at, alpha, beta, as_json):
     model = load_model(name, seed=seed)
     test = {"right_at": right_at, "wrong_at": wrong_at, "alpha": alpha, "beta": beta}
     results = {}
-    for rule, overrides in (("draws", {}), ("sequential", {"sequential": test})):
-        record = benchmark(model, attack=build_protocol("reliable", overrides), n_examples=n_examples, seed=seed, progress=not as_json)
+    reliable = build_protocol("reliable")
+    by_rule = {
+        "draws": reliable.model_copy(update={"sequential": None}),  # the preset may decide by a test of its own
+        "sequential": build_protocol("reliable", {"sequential": test}),
+    }
+    for rule, protocol in by_rule.items():
+        record = benchmark(model, attack=protocol, n_examples=n_examples, seed=seed, progress=not as_json)
         kills, holding = sum(record.member_kills.values()), sum(record.member_kills_holding.values())
         results[rule] = {
             "robust_accuracy": record.robust_accuracy,
@@ -46,7 +51,7 @@ def main(name, n_examples, seed, right_at, wrong_at, alpha, beta, as_json):
         "model": name,
         "n_examples": n_examples,
         "seed": seed,
-        "eval_draws": build_protocol("reliable").eval_draws,
+        "eval_draws": reliable.eval_draws,
         "sequential": test,
         "rules": results,
     }
