@@ -132,6 +132,74 @@ def four_draw_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[st
     return newest
 
 
+def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str, dict]:
+    """Per model, the samples its newest official row of the ranking protocol at ``eps`` counts
+    robust that an earlier version's official row on the same images broke, when there are any.
+
+    Each version's random restarts find a few samples another version's miss, so a new version's
+    number on the same images can be a sample or two above the old one's although it runs the same
+    attacks. A kill of a deterministic model is a fact about the model, and so is one decided by the
+    same sequential test: those are carried (a sample any version broke stays broken); a stochastic
+    model's kills decided by another rule are not (its four-draw rule counts inputs the test does not)."""
+    official = [
+        row
+        for row in rows
+        if row.get("dataset") == dataset
+        and row.get("protocol") == RANKING_PROTOCOL
+        and row.get("norm") == "Linf"
+        and isinstance(row.get("eps"), (int, float))
+        and abs(row["eps"] - eps) < 1e-9
+        and is_official(row)
+    ]
+    carried: dict[str, dict] = {}
+    for model in {row["model"] for row in official}:
+        ordered = sorted((row for row in official if row["model"] == model), key=lambda row: row.get("timestamp", ""))
+        newest = ordered[-1]
+        if not isinstance(newest.get("survivors"), list):
+            continue
+        robust, versions = set(newest["survivors"]), []
+        for earlier in ordered[:-1]:
+            if isinstance(earlier.get("survivors"), list) and _same_images_and_rule(earlier, newest):
+                broken = robust - set(earlier["survivors"])
+                if broken:
+                    versions.append(_version(earlier))
+                robust -= broken
+        if len(robust) < len(newest["survivors"]):
+            carried[model] = {
+                "robust_accuracy": len(robust) / newest["n_examples"],
+                "robust_accuracy_row": newest["robust_accuracy"],
+                "broken": len(newest["survivors"]) - len(robust),
+                "survivors": len(newest["survivors"]),
+                "n_examples": newest["n_examples"],
+                "versions": sorted(set(versions)),
+                "version": _version(newest),
+            }
+    return carried
+
+
+def _version(row: Mapping) -> int | None:
+    params = row.get("params")
+    return params.get("version") if isinstance(params, Mapping) else None
+
+
+def _same_images_and_rule(earlier: Mapping, newest: Mapping) -> bool:
+    """Whether ``earlier`` ran on ``newest``'s images and decided a kill as ``newest`` does."""
+    if (earlier.get("n_examples"), earlier.get("seed"), earlier.get("checkpoint_sha256")) != (
+        newest.get("n_examples"),
+        newest.get("seed"),
+        newest.get("checkpoint_sha256"),
+    ):
+        return False
+    if not newest.get("stochastic"):
+        return not earlier.get("stochastic")
+
+    def rule(row: Mapping) -> tuple:
+        params = row.get("params") if isinstance(row.get("params"), Mapping) else {}
+        return (params.get("sequential"), None if params.get("sequential") else row.get("eval_draws"))
+
+    return rule(earlier) == rule(newest)
+
+
 def newest_official_certificates(rows: Iterable[Mapping], cards: Mapping[str, ModelCard]) -> dict[str, Mapping]:
     """Each model's newest official certificate among ``rows``, by model name: what the leaderboard shows."""
     newest: dict[str, Mapping] = {}

@@ -355,3 +355,35 @@ def test_a_row_decided_by_the_sequential_test_shows_the_four_draw_rules_number_b
     assert "version 7" in note["reason"] and "any of 4 draws" in note["reason"] and "at least 0.25" in note["reason"]
     assert board["fmnist_snn_rat"]["badges"] == [], "a deterministic model's answer is one forward: no rule to compare"
     assert board["fmnist_rsc1_s0.1"]["badges"] == [], "no four-draw row of the model: nothing to show beside"
+
+
+def test_a_sample_an_earlier_version_broke_on_the_same_images_stays_broken_in_the_ranking(tmp_path):
+    """Each version's restarts find a few samples another's miss: on a deterministic model (or under
+    the same decision rule) the ranking cell carries every earlier version's kills on the same
+    images, credited; under another rule, on other images or other weights, nothing is carried."""
+
+    def stored(model, survivors, version, stochastic=False, timestamp="2026-01-01T00:00:00", **fields):
+        params = {"version": version, **({"sequential": {"right_at": 0.1, "wrong_at": 0.25}} if version >= 8 else {})}
+        row = _row(model, 0.1, len(survivors) / 1000, clean=0.9, protocol="reliable", timestamp=timestamp)
+        extra = {"params": params, "stochastic": stochastic, "survivors": survivors, "checkpoint_sha256": "a" * 64, **fields}
+        append_row({**row, **extra}, tmp_path / "results")
+
+    stored("fmnist_snn_direct", [1, 2, 3, 4, 5], 7)
+    stored("fmnist_snn_direct", [1, 2, 3, 6, 7, 8], 8, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_snn_poisson", [1, 2], 7, stochastic=True)
+    stored("fmnist_snn_poisson", [1, 2, 3, 4], 8, stochastic=True, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_ann", [1, 2], 7, checkpoint_sha256="b" * 64)
+    stored("fmnist_ann", [1, 2, 3], 8, timestamp="2026-02-01T00:00:00")
+    build_site(tmp_path / "site", tmp_path / "results")
+    board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    direct = board["fmnist_snn_direct"]
+    cell = direct["robust"]["reliable"]
+    assert cell["text"] == "0.30" and cell["protocol_text"] == "0.60", "version 7 broke 6, 7 and 8: three of version 8's six"
+    assert "reliable v7 on the same images" in cell["attack"] and "broke 3 of the 6 samples version 8 counts robust" in cell["reason"]
+    assert [badge["name"] for badge in direct["badges"]] == ["carried_kills"]
+    assert board["fmnist_snn_poisson"]["robust"]["reliable"]["text"] == "0.40", "four draws decide otherwise than the test"
+    assert board["fmnist_ann"]["robust"]["reliable"]["text"] == "0.30", "other weights: other samples"
+    assert board["fmnist_ann"]["badges"] == []
+    assert board["fmnist_snn_direct"]["rank"] > board["fmnist_snn_poisson"]["rank"], (
+        "the carried number ranks: 0.30 below 0.40, not 0.60 above"
+    )

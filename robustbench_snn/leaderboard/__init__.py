@@ -36,9 +36,10 @@ from robustbench_snn.store import load_audits, load_outside, load_rows
 from robustbench_snn.tables import (
     RANKING_PROTOCOL,
     clopper_pearson,
+    carried_kills,
     energy_breakdown,
-    four_draw_rows,
     family,
+    four_draw_rows,
     interval,
     is_official,
     microjoules,
@@ -148,6 +149,24 @@ def _outside_entry(evaluation: dict) -> dict:
         f"{len(evaluation['broken'])} of the {evaluation['survivors']} samples {RANKING_PROTOCOL} counted robust "
         f"(each decided again on a fresh copy of the model): at most {percent(evaluation['robust_accuracy'])}%, "
         f"not {percent(evaluation['robust_accuracy_row'])}%; marked until {RANKING_PROTOCOL} reaches it",
+    }
+
+
+def _carried_entry(carried: dict) -> dict:
+    """The lower number left when an earlier version's kills on the same images are carried: shown in the ranking cell."""
+    low, high = clopper_pearson(round(carried["robust_accuracy"] * carried["n_examples"]), carried["n_examples"])
+    versions = ", ".join(f"v{version}" for version in carried["versions"])
+    return {
+        "text": percent(carried["robust_accuracy"]),
+        "value": carried["robust_accuracy"],
+        "ci": interval(low, high),
+        "older": None,
+        "by": "this benchmark",
+        "attack": f"{RANKING_PROTOCOL} {versions} on the same images",
+        "reason": f"{RANKING_PROTOCOL} {versions}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
+        f"samples version {carried['version']} counts robust (each version's random restarts find a few samples another's "
+        f"miss); a sample any version broke stays broken: at most {percent(carried['robust_accuracy'])}%, "
+        f"not {percent(carried['robust_accuracy_row'])}%",
     }
 
 
@@ -296,6 +315,19 @@ def _decision_rule(ranking: pd.Series, four_draw: dict | None) -> dict | None:
     }
 
 
+def _carried_badge(carried: dict | None) -> list[dict]:
+    """A note on a row whose number is lowered by an earlier version's kills on the same images."""
+    if carried is None:
+        return []
+    return [{"name": "carried_kills", "badge": "earlier kills", "note": True, "reason": _carried_entry(carried)["reason"]}]
+
+
+def _lowest_credited(outside: dict | None, carried: dict | None) -> dict | None:
+    """The ranking cell's entry when a standing outside attack or an earlier version's kills leave a lower number (the lower of the two)."""
+    entries = [entry for entry in (outside and _outside_entry(outside), carried and _carried_entry(carried)) if entry]
+    return min(entries, key=lambda entry: entry["value"]) if entries else None
+
+
 def _leaderboard_rows(
     at_eps: pd.DataFrame,
     cards: dict[str, ModelCard],
@@ -306,6 +338,7 @@ def _leaderboard_rows(
     outside: dict[str, dict],
     fidelities: dict[str, Fidelity | None],
     four_draw: dict[str, dict],
+    carried: dict[str, dict],
 ) -> list[dict]:
     """One row per model at the threat model's eps, ranked by robust accuracy under the ranking
     protocol (ties by clean accuracy); models it has not evaluated follow, unranked. A flag does not
@@ -330,8 +363,9 @@ def _leaderboard_rows(
             | ({"outside_stronger"} if name in outside else set())
         ]
         robust = {protocol: _robust_entry(by_protocol[protocol]) if protocol in by_protocol else None for protocol in protocols}
-        if name in outside:
-            robust[RANKING_PROTOCOL] = {**_outside_entry(outside[name]), "protocol_text": robust[RANKING_PROTOCOL]["text"]}
+        lower = _lowest_credited(outside.get(name), carried.get(name))
+        if lower is not None:
+            robust[RANKING_PROTOCOL] = {**lower, "protocol_text": robust[RANKING_PROTOCOL]["text"]}
         ranked = robust[RANKING_PROTOCOL]["value"] if ranking is not None else 0.0
         pgd = by_protocol.get("pgd")
         rows.append(
@@ -355,7 +389,7 @@ def _leaderboard_rows(
                 "paper": _paper_comparison(card, by_protocol, fidelities.get(name)),
                 "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
                 "flags": ", ".join(flags),
-                "badges": _badges(flags, ranking, outside.get(name), four_draw.get(name)),
+                "badges": _badges(flags, ranking, outside.get(name), four_draw.get(name)) + _carried_badge(carried.get(name)),
                 "n": int(main["n_examples"]),
                 "date": str(main["timestamp"])[:10],
                 "_key": (ranking is None, -ranked, -main["clean_accuracy"]),
@@ -469,10 +503,11 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
         outside = _standing_outside(dataset, results_dir, at_eps)
-        records = table.to_dict("records")
-        fidelities = {card.name: fidelity(card, records) for card in cards if card.dataset == dataset}
-        four_draw = four_draw_rows(rows.to_dict("records"), dataset, info.linf_eps) if not rows.empty else {}
-        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw)
+        tabled = table.to_dict("records")
+        fidelities = {card.name: fidelity(card, tabled) for card in cards if card.dataset == dataset}
+        stored = rows.to_dict("records") if not rows.empty else []
+        four_draw, carried = four_draw_rows(stored, dataset, info.linf_eps), carried_kills(stored, dataset, info.linf_eps)
+        leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw, carried)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
         pareto_protocol = RANKING_PROTOCOL if RANKING_PROTOCOL in protocols else (protocols[0] if protocols else None)
