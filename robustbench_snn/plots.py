@@ -167,11 +167,12 @@ def _marker_boxes(axes: Axes, x: pd.Series, y: pd.Series, size_points: float) ->
 
 
 def _bar_boxes(axes: Axes, x: pd.Series, low: pd.Series, high: pd.Series) -> list[Bbox]:
-    """The boxes the vertical error bars from ``low`` to ``high`` at ``x`` (data) cover, caps included, in display units."""
+    """The boxes the vertical error bars from ``low`` to ``high`` at ``x`` (data) cover, caps included (as wide as they are
+    long, since a cap is drawn as a marker of that size), in display units."""
     half = 2 * axes.figure.dpi / 72 + 1  # the caps: capsize 2 points
     bottoms = axes.transData.transform(np.column_stack([np.asarray(x, dtype=float), np.asarray(low, dtype=float)]))
     tops = axes.transData.transform(np.column_stack([np.asarray(x, dtype=float), np.asarray(high, dtype=float)]))
-    return [Bbox([[bx - half, by], [bx + half, ty]]) for (bx, by), (_, ty) in zip(bottoms, tops)]
+    return [Bbox([[bx - half, by - half], [bx + half, ty + half]]) for (bx, by), (_, ty) in zip(bottoms, tops)]
 
 
 def _stretch_cluster(axes: Axes, robust_high: pd.Series) -> str:
