@@ -116,18 +116,34 @@ def is_official_certificate(row: Mapping, card: ModelCard | None) -> bool:
     )
 
 
+def _official_ranking_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> list[Mapping]:
+    """The official rows of the ranking protocol on ``dataset`` at Linf ``eps``, every version's."""
+    return [
+        row
+        for row in rows
+        if row.get("dataset") == dataset
+        and row.get("protocol") == RANKING_PROTOCOL
+        and row.get("norm") == "Linf"
+        and isinstance(row.get("eps"), (int, float))
+        and abs(row["eps"] - eps) < 1e-9
+        and is_official(row)
+    ]
+
+
+def _sequential(row: Mapping) -> Mapping | None:
+    """The sequential test the row's protocol decided by, if any."""
+    params = row.get("params")
+    return params.get("sequential") if isinstance(params, Mapping) else None
+
+
 def four_draw_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str, Mapping]:
     """Each stochastic model's newest official row of the ranking protocol at ``eps`` decided by
     the four-draw rule (made by a version before the sequential test), by model name: the number a
     row decided by the test is shown beside while the two differ (issue 40)."""
     newest: dict[str, Mapping] = {}
-    for row in rows:
-        params = row.get("params")
-        sequential = isinstance(params, Mapping) and params.get("sequential")
-        at_eps = isinstance(row.get("eps"), (int, float)) and abs(row["eps"] - eps) < 1e-9
-        candidate = row.get("dataset") == dataset and row.get("protocol") == RANKING_PROTOCOL and row.get("stochastic") is True
-        is_newer = row.get("timestamp", "") > newest.get(row.get("model"), {}).get("timestamp", "")
-        if candidate and at_eps and not sequential and is_newer and is_official(row):
+    for row in _official_ranking_rows(rows, dataset, eps):
+        is_newer = row.get("timestamp", "") > newest.get(row["model"], {}).get("timestamp", "")
+        if row.get("stochastic") is True and not _sequential(row) and is_newer:
             newest[row["model"]] = row
     return newest
 
@@ -141,16 +157,7 @@ def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str
     attacks. A kill of a deterministic model is a fact about the model, and so is one decided by the
     same sequential test: those are carried (a sample any version broke stays broken); a stochastic
     model's kills decided by another rule are not (its four-draw rule counts inputs the test does not)."""
-    official = [
-        row
-        for row in rows
-        if row.get("dataset") == dataset
-        and row.get("protocol") == RANKING_PROTOCOL
-        and row.get("norm") == "Linf"
-        and isinstance(row.get("eps"), (int, float))
-        and abs(row["eps"] - eps) < 1e-9
-        and is_official(row)
-    ]
+    official = _official_ranking_rows(rows, dataset, eps)
     carried: dict[str, dict] = {}
     for model in {row["model"] for row in official}:
         ordered = sorted((row for row in official if row["model"] == model), key=lambda row: row.get("timestamp", ""))
@@ -194,8 +201,7 @@ def _same_images_and_rule(earlier: Mapping, newest: Mapping) -> bool:
         return not earlier.get("stochastic")
 
     def rule(row: Mapping) -> tuple:
-        params = row.get("params") if isinstance(row.get("params"), Mapping) else {}
-        return (params.get("sequential"), None if params.get("sequential") else row.get("eval_draws"))
+        return (_sequential(row), None if _sequential(row) else row.get("eval_draws"))
 
     return rule(earlier) == rule(newest)
 

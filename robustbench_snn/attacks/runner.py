@@ -289,17 +289,18 @@ class _BatchRun:
         rule = self.protocol.convergence
         if rule is None or not converge:
             return None
+
+        def converged(found: list[int]) -> bool:
+            return sum(found) <= rule.share * len(self.images)
+
+        # The declared restarts are the first look: with ``min_doublings: 0`` they may already have converged.
         restarts, curve = [member.restarts], [int(self.robust.sum())]
-        if rule.min_doublings == 0 and sum(found) <= rule.share * len(self.images):
-            return {"restarts": restarts, "robust": curve, "converged": True}
-        for doubling in range(1, rule.max_doublings + 1):
+        while len(restarts) - 1 < rule.max_doublings and not (len(restarts) - 1 >= rule.min_doublings and converged(found)):
             done = restarts[-1]
             found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(done, 2 * done)]
             restarts.append(2 * done)
             curve.append(int(self.robust.sum()))
-            if doubling >= rule.min_doublings and sum(found) <= rule.share * len(self.images):
-                break
-        return {"restarts": restarts, "robust": curve, "converged": sum(found) <= rule.share * len(self.images)}
+        return {"restarts": restarts, "robust": curve, "converged": converged(found)}
 
 
 def attempt_once(

@@ -163,11 +163,19 @@ def _carried_entry(carried: dict) -> dict:
         "older": None,
         "by": "this benchmark",
         "attack": f"{RANKING_PROTOCOL} {versions} on the same images",
-        "reason": f"{RANKING_PROTOCOL} {versions}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
+        "reason": _carried_reason(carried),
+    }
+
+
+def _carried_reason(carried: dict) -> str:
+    """Why the ranking cell carries an earlier version's kills: what they broke, and the two numbers."""
+    versions = ", ".join(f"v{version}" for version in carried["versions"])
+    return (
+        f"{RANKING_PROTOCOL} {versions}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
         f"samples version {carried['version']} counts robust (each version's random restarts find a few samples another's "
         f"miss); a sample any version broke stays broken: at most {percent(carried['robust_accuracy'])}%, "
-        f"not {percent(carried['robust_accuracy_row'])}%",
-    }
+        f"not {percent(carried['robust_accuracy_row'])}%"
+    )
 
 
 def _flagged_by_audit(audits: dict[str, dict]) -> set[str]:
@@ -319,7 +327,7 @@ def _carried_badge(carried: dict | None) -> list[dict]:
     """A note on a row whose number is lowered by an earlier version's kills on the same images."""
     if carried is None:
         return []
-    return [{"name": "carried_kills", "badge": "earlier kills", "note": True, "reason": _carried_entry(carried)["reason"]}]
+    return [{"name": "carried_kills", "badge": "earlier kills", "note": True, "reason": _carried_reason(carried)}]
 
 
 def _lowest_credited(outside: dict | None, carried: dict | None) -> dict | None:
@@ -493,6 +501,7 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         shutil.copyfile(asset, out / "static" / asset.name)
 
     pages = []
+    stored = rows.to_dict("records") if not rows.empty else []
     for dataset in sorted({card.dataset for card in cards if card.checkpoint} | set(rows.get("dataset", []))):
         info = dataset_info(dataset)
         every_norm = results_table(rows, cards, dataset=dataset)
@@ -505,7 +514,6 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         outside = _standing_outside(dataset, results_dir, at_eps)
         tabled = table.to_dict("records")
         fidelities = {card.name: fidelity(card, tabled) for card in cards if card.dataset == dataset}
-        stored = rows.to_dict("records") if not rows.empty else []
         four_draw, carried = four_draw_rows(stored, dataset, info.linf_eps), carried_kills(stored, dataset, info.linf_eps)
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw, carried)
         papers = {row["model"]: row["paper"] for row in leaderboard}
