@@ -37,6 +37,11 @@ class AttackFields(Strict):
     eps: float | None = _eps("Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].", ge=0)
     steps: int = Field(default=10, ge=1, le=10_000, description="Attack iterations.")
     step_size: float | None = _eps("PGD step size [default: 2.5 eps / steps].", gt=0)
+    step_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="PGD's step over its iterations: constant, or decaying from the step size to zero along a half cosine "
+        "[default step of cosine: eps / 2, large early steps that reach the ball's corners, then fine ones].",
+    )
     random_start: bool = Field(default=True, description="Start PGD at a random point in the eps-ball.")
     restarts: int = Field(default=1, ge=1, le=100, description="Random restarts.")
     grad: str = _registered("grad", "SNN gradient mode (see docs/attacks.md, or `rsc-bench names grad`).", default=DEFAULT_GRADIENT_MODE)

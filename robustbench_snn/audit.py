@@ -202,8 +202,8 @@ def plan_audit(
         known = {member.label() for member in suite_members}
         suite_members += [member for member in extra if member.label() not in known]
         suite_sources = {**suite_sources, **extra_sources}
-    tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested.rule(), seed, sources)
-    suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite.rule(), seed, suite_sources)
+    tested_members, _ = calibrated_members(model, tested_members, dataset, data_dir, n_examples, tested, seed, sources)
+    suite_members, _ = calibrated_members(model, suite_members, dataset, data_dir, n_examples, suite, seed, suite_sources)
     labels = [member.label() for member in suite_members]
     if len(set(labels)) != len(labels):
         raise UserError(f"the audit preset {attacks!r} names one attack twice")

@@ -179,14 +179,16 @@ def run_outside_attack(
     images = torch.stack([examples[position][0] for position in survivors]) if survivors else torch.zeros(0)
     labels = torch.tensor([int(examples[position][1]) for position in survivors], dtype=torch.long)
     rule = _row_rule(row)
-    deciding = Protocol.deciding(protocol.name, rule, members=protocol.members, later_members=protocol.later_members)
+    deciding = Protocol.deciding(
+        protocol.name, rule, members=protocol.members, later_members=protocol.later_members, search_on=protocol.search_on
+    )
     started = time.perf_counter()
     kills, broken = 0, []
     if survivors:
         members, sources, skipped = plan_members(attacked, protocol, images[:1], "cpu", row["seed"], dataset)
         if skipped or not members:
             raise UserError(f"{attack} cannot run on {model}: {'; '.join(skipped) or 'no member applies'}")
-        members, _ = calibrated_members(attacked, members, dataset, data_dir, row["n_examples"], rule, row["seed"], sources)
+        members, _ = calibrated_members(attacked, members, dataset, data_dir, row["n_examples"], deciding, row["seed"], sources)
         for start in range(0, len(survivors), batch_size):
             clean, truth = images[start : start + batch_size], labels[start : start + batch_size]
             try:

@@ -81,9 +81,10 @@ def model_with(shipped_models, *, kind: str, encoding: str):
     pytest.fail(f"no shipped {kind} model with {encoding} coding")
 
 
-def reliable_version_7() -> Protocol:
-    """`reliable` as committed at version 7 (tests/data/reliable-v7), the version 8 reschedules."""
-    return build_protocol("reliable", directory=Path(__file__).parent / "data" / "reliable-v7")
+def reliable_version(version: int) -> Protocol:
+    """`reliable` as committed at ``version`` (7: the members version 8 reschedules; 8: the schedule
+    version 9 adds to), from tests/data/reliable-v{version}."""
+    return build_protocol("reliable", directory=Path(__file__).parent / "data" / f"reliable-v{version}")
 
 
 def write_cifar10(root: Path, per_batch: int = 4) -> dict:

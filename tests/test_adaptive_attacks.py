@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import RoundedInput, model_with, reliable_version_7
+from conftest import RoundedInput, model_with, reliable_version
 from torch.nn import functional as F
 
 from robustbench_snn import benchmark
@@ -140,10 +140,11 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     assert len(poisson.encoder.adaptive_attacks) == 4 and all(label.endswith("<-expectation") for label in declared)
     # version 8's schedule: the member whose kills cost least per second next, Square (the black-box check) last
     assert record.attacks[5] == "pgd-1x2-cw[bptt-atan@4]"
+    assert record.attacks[6].startswith("pgd-1x2-cw-cosine[bptt-atan@")  # version 9's, its sharpness searched
     assert record.attacks[-2:] == ["transfer<-fmnist_ann", "square-20"]
     assert any(label.startswith("pgd-1x2-cw[bptt|relaxed@") for label in record.attacks)  # the relaxed estimator, searched
     assert {"apgd-ce-1x2[bptt]<-expectation", "sapgd-1x2-cw[bptt]<-expectation"} <= set(record.attacks)
-    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "temperature"]
+    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "surrogate_alpha", "temperature"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -151,18 +152,36 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     assert not any("expectation" in label for label in plain.attacks)
 
 
+def _dumped(members):
+    return sorted(member.model_dump_json() for member in members)
+
+
 def test_version_8_runs_every_member_of_version_7_and_decides_with_a_stated_error():
     """Version 8 changed the schedule and the decision, not the attacks: the same members (version 7
     as committed, in tests/data), in one list, and Wald's test for stochastic models."""
-    current, version_7 = build_protocol("reliable"), reliable_version_7()
-    assert current.version == 8 and version_7.version == 7 and not current.later_members
+    version_8, version_7 = reliable_version(8), reliable_version(7)
+    assert version_8.version == 8 and version_7.version == 7 and not version_8.later_members
+    assert _dumped(version_8.members) == _dumped([*version_7.members, *version_7.later_members])
+    assert version_8.sequential is not None and version_8.sequential.right_at < 0.16 < version_8.sequential.wrong_at
+    assert version_8.convergence.applies_to == "restarted" and version_8.convergence.min_doublings == 0
 
-    def dumped(members):
-        return sorted(member.model_dump_json() for member in members)
 
-    assert dumped(current.members) == dumped([*version_7.members, *version_7.later_members])
-    assert current.sequential is not None and current.sequential.right_at < 0.16 < current.sequential.wrong_at
-    assert current.convergence.applies_to == "restarted" and current.convergence.min_doublings == 0
+def test_version_9_keeps_version_8s_schedule_and_adds_a_searched_sharp_pgd_with_a_decaying_step():
+    """Version 9 (issue 40's red team): version 8's members in version 8's order, with PGD through a
+    searched sharp surrogate and a cosine step after the sharp CW member, every search decided on
+    the first member's survivors; its rule and decisions are version 8's."""
+    current, version_8 = build_protocol("reliable"), reliable_version(8)
+    assert current.version == 9 and current.search_on == "survivors"
+    added = [member for member in current.members if member.model_dump_json() not in {old.model_dump_json() for old in version_8.members}]
+    assert [member for member in current.members if member not in added] == version_8.members
+    (sharp,) = added
+    assert (sharp.step_schedule, sharp.loss, sharp.surrogate) == ("cosine", "cw", "atan") and max(sharp.search["surrogate_alpha"]) >= 16
+    assert current.members.index(sharp) == 3 and current.members[2].surrogate_alpha == 4.0
+    assert (current.sequential, current.convergence, current.eval_draws) == (
+        version_8.sequential,
+        version_8.convergence,
+        version_8.eval_draws,
+    )
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):
@@ -183,7 +202,7 @@ def test_each_version_of_reliable_is_never_above_the_previous_and_reports_its_co
     few samples the other's miss, and the leaderboard carries earlier versions' kills.) Every
     record carries the convergence curves of the members whose restarts double."""
     model = model_with(shipped_models, kind="snn", encoding="poisson")
-    version_7 = reliable_version_7()
+    version_7 = reliable_version(7)
     version_6 = version_7.model_copy(update={"name": "reliable-v6", "version": 6, "later_members": version_7.later_members[:6]})
     version_5 = version_7.model_copy(update={"name": "reliable-v5", "version": 5, "later_members": version_7.later_members[:5]})
     version_2 = version_7.model_copy(update={"name": "reliable-v2", "version": 2, "later_members": [], "convergence": None})
@@ -209,7 +228,7 @@ def test_reliable_version_4_breaks_the_pgd_trained_snns_masked_gradient(shipped_
     training surrogate's gradient is masked) it counts strictly fewer samples robust, and their
     restarts double on this deterministic model like the cheap members'."""
     model = shipped_models["fmnist_snn_pgdat"]
-    current = reliable_version_7().model_copy(update={"checks": False})
+    current = reliable_version(7).model_copy(update={"checks": False})
     version_3 = current.model_copy(update={"name": "reliable-v3", "version": 3, "later_members": current.later_members[:2]})
     run = dict(n_examples=100, batch_size=100, seed=0)
     old, new = benchmark(model, attack=version_3, **run), benchmark(model, attack=current, **run)

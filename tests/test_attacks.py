@@ -176,3 +176,54 @@ def test_a_papers_protocol_preset_runs_the_attack_its_paper_states(preset, step_
     for member in protocol.members:  # the training surrogate, cross-entropy, one draw per step
         assert (member.grad, member.surrogate, member.eot, member.loss) == ("bptt", None, 1, "ce")
     assert protocol.eval_draws == 1 and not protocol.checks and protocol.later_members == []
+
+
+def test_a_cosine_step_schedule_starts_at_half_eps_decays_to_zero_and_leaves_constant_members_as_they_were():
+    from robustbench_snn.attacks.methods.pgd import scheduled_steps
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    cosine = AttackSpec(attack="pgd", eps=0.1, steps=100, loss="cw", step_schedule="cosine")
+    steps = scheduled_steps(cosine, cosine.steps)
+    assert steps[0] == pytest.approx(0.05) and steps[-1] < 1e-4 and steps == sorted(steps, reverse=True)
+    assert cosine.label() == "pgd-100-cw-cosine[bptt]"
+    constant = AttackSpec(attack="pgd", eps=0.1, steps=100)
+    assert scheduled_steps(constant, 100) == [pytest.approx(0.0025)] * 100
+    assert "step_schedule" not in constant.model_dump()  # every member written before the field keeps its identity
+    with pytest.raises(ValueError, match="sets its own steps; 'step_schedule' applies to pgd, transfer"):
+        AttackSpec(attack="apgd-dlr", eps=0.1, step_schedule="cosine")
+
+
+@pytest.mark.slow
+def test_a_sharp_surrogate_with_a_decaying_step_breaks_survivors_that_its_fixed_step_leaves(shipped_models):
+    """Issue 40's red team: the direct SNN's survivors of `reliable` version 8 (the official row's),
+    broken through the arctan surrogate at sharpness 8 only with large early steps."""
+    import json
+    from pathlib import Path
+
+    from robustbench_snn.attacks.protocol import AttackSpec
+    from robustbench_snn.attacks.runner import attack_samples
+    from robustbench_snn.data import load_dataset
+
+    store = Path(__file__).parents[1] / "results" / "fashion-mnist.jsonl"
+    rows = [json.loads(line) for line in store.read_text().splitlines()]
+    (row,) = [
+        row
+        for row in rows
+        if row["model"] == "fmnist_snn_direct"
+        and row["protocol"] == "reliable"
+        and row["n_examples"] == 1000
+        and row.get("params", {}).get("version") == 8
+    ]
+    split = load_dataset("fashion-mnist", "test")
+    images = torch.stack([split[index][0] for index in row["survivors"]])
+    labels = torch.tensor([int(split[index][1]) for index in row["survivors"]])
+    sharp = dict(attack="pgd", eps=0.1, steps=100, restarts=2, loss="cw", surrogate="atan", surrogate_alpha=8.0)
+    fooled = {
+        schedule: int(
+            (
+                ~attack_samples(shipped_models["fmnist_snn_direct"], AttackSpec(**sharp, step_schedule=schedule), images, labels, 1, 0, {})
+            ).sum()
+        )
+        for schedule in ("constant", "cosine")
+    }
+    assert fooled["constant"] == 0 and fooled["cosine"] >= 3

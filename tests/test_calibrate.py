@@ -9,7 +9,7 @@ from robustbench_snn.attacks import Protocol, build_protocol
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES
+from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES, SURVIVOR_CALIBRATION_IMAGES
 
 
 def _searching(field: str, candidates: list[float], **fields) -> Protocol:
@@ -109,3 +109,29 @@ def test_autoattacks_long_stages_move_the_progress_of_their_member(shipped_model
     attack_batch(model, protocol, members, images, labels, 0, sources, count_gradients=False, on_member=reported.append)
     inside = [done for done in reported if 0 < done < 1]
     assert inside and inside == sorted(inside) and reported[-1] == 1  # stages inside the one member, then its end
+
+
+def test_a_search_on_survivors_decides_on_the_images_the_first_member_leaves_robust(shipped_models):
+    """``search_on: survivors`` (reliable since version 9): the candidates are compared on the
+    calibration images the first member left robust, which the row names, not on the easy ones
+    every candidate fools."""
+    first = AttackSpec(attack="pgd", eps=0.1, steps=2)
+    searched = AttackSpec(attack="pgd", eps=0.1, steps=5, loss="cw", surrogate="atan", search={"surrogate_alpha": [4.0, 8.0]})
+    protocol = Protocol(name="searching", members=[first, searched], search_on="survivors")
+    record = benchmark(shipped_models["fmnist_snn_pgdat"], attack=protocol, n_examples=8, batch_size=8, seed=0)
+    (search,) = record.searches
+    left = int(search["images"].split("(the ")[1].split()[0])
+    assert search["images"].startswith(f"fashion-mnist test[{10_000 - SURVIVOR_CALIBRATION_IMAGES}:10000]")
+    assert "pgd-2[bptt] left robust" in search["images"] and max(search["fooled"]) <= left
+    on_clean = benchmark(shipped_models["fmnist_snn_pgdat"], attack=protocol.model_copy(update={"search_on": "clean"}), n_examples=8)
+    assert on_clean.searches[0]["images"] == f"fashion-mnist test[{10_000 - CALIBRATION_IMAGES}:10000]"
+
+
+def test_a_search_on_survivors_falls_back_to_every_image_when_the_first_member_leaves_too_few(shipped_models):
+    strong = AttackSpec(attack="pgd", eps=0.1, steps=10)
+    searched = AttackSpec(attack="pgd", eps=0.1, steps=2, search={"step_size": [0.01, 0.05]})
+    protocol = Protocol(name="searching", members=[strong, searched], search_on="survivors")
+    record = benchmark(shipped_models["fmnist_ann"], attack=protocol, n_examples=8, batch_size=8, seed=0)
+    (search,) = record.searches
+    assert "it gets right: pgd-10 left 0" in search["images"]
+    assert Protocol(name="plain").model_dump().keys() == protocol.model_copy(update={"search_on": "clean"}).model_dump().keys()

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 EXPECTATION_SOURCE = "expectation"
 
 
+def schedule_label(spec: AttackSpec) -> str:
+    """The step schedule's part of a member's label: nothing while constant, so no label changes."""
+    return "" if spec.step_schedule == "constant" else f"-{spec.step_schedule}"
+
+
 class Attack:
     """One attack. Subclasses set the class attributes and implement `perturb`.
 
@@ -55,6 +60,8 @@ class Attack:
     # Crafted on a source model named by the member's ``source`` (loaded by the evaluation); any
     # gradient attack may take a source, a transfer attack must.
     needs_source: bool = False
+    # Follows the member's ``step_schedule`` (attacks whose step is their own, as APGD's, say False).
+    schedules_steps: bool = False
     # Costly query-based attacks run last, on the samples every other member failed on.
     query_based: bool = False
 
@@ -65,6 +72,9 @@ class Attack:
             raise ValueError(f"{self.name} fixes its own loss; 'loss' applies to {choosers}")
         if spec.source is not None and not self.uses_gradients:
             raise ValueError(f"{self.name} uses no gradients, so it takes no source model")
+        if spec.step_schedule != "constant" and not self.schedules_steps:
+            schedulers = ", ".join(name for name in attack_names() if get_attack(name).schedules_steps)
+            raise ValueError(f"{self.name} sets its own steps; 'step_schedule' applies to {schedulers}")
 
     def is_white_box(self, spec: AttackSpec) -> bool:
         """Black-box when crafted on another model; the target's own weights fed its coding's
@@ -74,7 +84,7 @@ class Attack:
     def label(self, spec: AttackSpec) -> str:
         """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]`` (``<-SOURCE`` when crafted on one;
         no brackets on a model without spiking layers, ``pgd-10``)."""
-        loss = "" if spec.loss == "ce" else f"-{spec.loss}"
+        loss = ("" if spec.loss == "ce" else f"-{spec.loss}") + schedule_label(spec)
         steps = f"-{spec.steps}" if self.shows_steps else ""
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
         source = f"<-{spec.source}" if spec.source is not None else ""

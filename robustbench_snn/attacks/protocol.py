@@ -79,7 +79,7 @@ class AttackSpec(AttackFields):
     def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
         # Left out while unused, so that every member written before they existed keeps its identity.
         data = handler(self)
-        for name, unused in (("search", None), ("only_with_estimator", False), ("step_ratio", None)):
+        for name, unused in (("search", None), ("only_with_estimator", False), ("step_ratio", None), ("step_schedule", "constant")):
             if data.get(name, unused) == unused:
                 data.pop(name, None)
         return data
@@ -205,14 +205,18 @@ class Protocol(_Strict):
     checks: bool = ProtocolOptions.model_fields["checks"]
     adaptive: bool = False
     convergence: Convergence | None = None
+    # The calibration images a member's search is decided on (`evaluation.calibrate`): every one the
+    # model gets right, or those its first member leaves robust, where the searched members run.
+    search_on: Literal["clean", "survivors"] = "clean"
     n_examples: int | None = Field(default=None, ge=1)
 
     @model_serializer(mode="wrap")
-    def _without_unused_sequential(self, handler: SerializerFunctionWrapHandler) -> dict:
-        # Left out while unused, so that every protocol written before it existed keeps its identity.
+    def _without_unused_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # Left out while unused, so that every protocol written before they existed keeps its identity.
         data = handler(self)
-        if data.get("sequential", None) is None:
-            data.pop("sequential", None)
+        for name, unused in (("sequential", None), ("search_on", "clean")):
+            if data.get(name, unused) == unused:
+                data.pop(name, None)
         return data
 
     def rule(self) -> "int | SequentialDecision":

@@ -12,6 +12,7 @@ already stored is reused.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -106,7 +107,7 @@ def attack(
     protocol = resolve_protocol(attack, overrides, dataset)
     model, protocol, members, sources, skipped = prepare(model, protocol, images[:8].to(device), device, seed, dataset, twin)
     logit_margin(model, members, images[:8].to(device))
-    members, _ = calibrated_members(model, members, dataset, None, 0, protocol.rule(), seed, sources)
+    members, _ = calibrated_members(model, members, dataset, None, 0, protocol, seed, sources)
     parts = []
     for index, start in enumerate(range(0, len(images), batch_size)):
         batch = images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device)
@@ -179,13 +180,18 @@ def benchmark(
     run.check_folder()
     if store:
         store_.regular_or_absent(store_.results_dir(results_dir) / f"{plan.dataset}.jsonl")
+    # The row's run time counts the searches and the checks as well as the batches: they are the protocol's cost too.
+    started = time.perf_counter()
     plan = plan.calibrated(data_dir)
+    calibration_seconds = time.perf_counter() - started
     batches, seconds, gather_seconds = run.run(plan.config_hash, evaluation_work(plan), progress)
     record = None
     if ranks.is_main:
         outcomes = [BatchResult.from_dict(part) for part in batches.in_order()]
+        started = time.perf_counter()
         flags, details = assess(plan, outcomes, progress)
-        record = build_record(plan, outcomes, flags, details, seconds)
+        assessment_seconds = time.perf_counter() - started
+        record = build_record(plan, outcomes, flags, details, calibration_seconds + seconds + assessment_seconds)
         record.ranks, record.gather_s = ranks.world, round(gather_seconds, 3)
         run.finish(lambda: store_.append_row(record.as_dict(), results_dir, replace=force))
         if save_samples:

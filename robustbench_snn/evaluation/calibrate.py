@@ -4,10 +4,15 @@ A member may declare ``search: {field: [candidates]}`` (a relaxation's temperatu
 sharpness, a step size; `attacks.protocol.SEARCHABLE_FIELDS`). Every hand-fixed value is a place
 where the worst case can be wrong, and searching on the evaluated images overfits the evaluation,
 so each candidate runs the member once (one restart, its own seed) on calibration images: the
-last `CALIBRATION_IMAGES` of the dataset's test split, which an evaluation of its first n images
-never attacks, or, for an evaluation that reaches them, the first ones of the training split. The candidate that fools the most of them
-is chosen, then the one leaving the largest mean margin ``max_{j != y} z_j - z_y`` (logits averaged
-over the decision's draws), then the first listed. Each choice and every candidate's outcome (the
+last `CALIBRATION_IMAGES` of the dataset's test split (`SURVIVOR_CALIBRATION_IMAGES` for a search
+on survivors), which an evaluation of its first n images never attacks, or, for an evaluation that
+reaches them, the first ones of the training split. A protocol with ``search_on: survivors``
+decides on those of them its first member leaves robust (its searched members run on a first
+member's survivors too; on all the calibration images, easy ones that every candidate fools
+outvote the hard ones, and the search chose a sharpness that left the survivors issue 40's red
+team broke). The candidate that fools the most of them is chosen, then the one leaving the largest
+mean margin ``max_{j != y} z_j - z_y`` (logits averaged over the decision's draws), then the first
+listed. Each choice and every candidate's outcome (the
 search's curve) is recorded in the row (`Search`).
 """
 
@@ -21,7 +26,7 @@ from torch import nn
 
 from robustbench_snn.attacks.decision import SequentialDecision
 from robustbench_snn.attacks.primitives import margin_loss
-from robustbench_snn.attacks.protocol import AttackSpec
+from robustbench_snn.attacks.protocol import AttackSpec, Protocol
 from robustbench_snn.attacks.runner import attempt_once, decide, normalised
 from robustbench_snn.data import dataset_info, load_dataset
 from robustbench_snn.errors import DatasetNotFoundError, UserError
@@ -32,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 # How many test images, at the end of the split, the searches are decided on.
 CALIBRATION_IMAGES = 128
+# How many a search on the first member's survivors starts from: on the most robust models that
+# member leaves a few percent, and 128 images would leave too few to tell candidates apart.
+SURVIVOR_CALIBRATION_IMAGES = 512
+# Fewer survivors of the first member than this tell the candidates apart by chance: the search
+# then decides on every calibration image the model gets right.
+FEWEST_SURVIVORS = 8
 
 
 @dataclass(frozen=True)
@@ -59,12 +70,14 @@ class CalibrationImages:
     description: str
 
 
-def calibration_images(dataset: str, data_dir: str | None, n_evaluated: int | None, device: torch.device | str) -> CalibrationImages:
-    """The last `CALIBRATION_IMAGES` of ``dataset``'s test split, or, when the evaluation's first
+def calibration_images(
+    dataset: str, data_dir: str | None, n_evaluated: int | None, device: torch.device | str, count: int = CALIBRATION_IMAGES
+) -> CalibrationImages:
+    """The last ``count`` images of ``dataset``'s test split, or, when the evaluation's first
     ``n_evaluated`` images (None: the whole split) would include them, the first ones of its
     training split; refused when that split cannot be had either."""
     split = load_dataset(dataset, "test", data_dir)
-    start = len(split) - CALIBRATION_IMAGES
+    start = len(split) - count
     evaluated = len(split) if n_evaluated is None else n_evaluated
     if evaluated <= start:
         return _taken(split, range(start, len(split)), f"{dataset} test[{start}:{len(split)}]", device)
@@ -72,11 +85,11 @@ def calibration_images(dataset: str, data_dir: str | None, n_evaluated: int | No
         training = load_dataset(dataset, "train", data_dir)
     except DatasetNotFoundError:
         raise UserError(
-            f"this protocol searches attack settings on images it never evaluates: the last {CALIBRATION_IMAGES} test "
+            f"this protocol searches attack settings on images it never evaluates: the last {count} test "
             f"images of {dataset}, or, to evaluate more than {start}, its training split, which is not here "
             f"({dataset_info(dataset).how_to_get}); or give the searched members fixed values"
         ) from None
-    return _taken(training, range(CALIBRATION_IMAGES), f"{dataset} train[0:{CALIBRATION_IMAGES}]", device)
+    return _taken(training, range(count), f"{dataset} train[0:{count}]", device)
 
 
 def _taken(split, indices: range, description: str, device: torch.device | str) -> CalibrationImages:
@@ -103,19 +116,34 @@ def _outcome(model, candidate, calibration, clean, rule, seed, sources) -> tuple
     return int(clean.sum() - still.sum()), margin
 
 
+def _searched_images(model, members, calibration, protocol, seed, sources) -> tuple[torch.Tensor, str]:
+    """Which calibration images the searches decide on (`Protocol.search_on`), and how a row names them."""
+    rule = protocol.rule()
+    if is_stochastic(model):
+        reseed(model, calibration_seed(seed))
+    clean = decide(model, calibration.images, calibration.labels, rule)
+    if protocol.search_on == "clean" or not members:
+        return clean, calibration.description
+    first = normalised(members[0], model)
+    survivors, _ = attempt_once(model, first, calibration.images, calibration.labels, clean, rule, calibration_seed(seed, 0), sources)
+    if int(survivors.sum()) < FEWEST_SURVIVORS:
+        return clean, f"{calibration.description} (all {int(clean.sum())} it gets right: {first.label()} left {int(survivors.sum())})"
+    return survivors, f"{calibration.description} (the {int(survivors.sum())} that {first.label()} left robust)"
+
+
 def calibrate(
     model: nn.Module,
     members: list[AttackSpec],
     calibration: CalibrationImages,
-    rule: int | SequentialDecision,
+    protocol: Protocol,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> tuple[list[AttackSpec], list[Search]]:
     """``members`` with every search resolved for ``model`` (each chosen candidate `normalised`),
-    and the searches that had a choice to make (candidates that are one attack on this model do not)."""
-    if is_stochastic(model):
-        reseed(model, calibration_seed(seed))
-    clean = decide(model, calibration.images, calibration.labels, rule)
+    and the searches that had a choice to make (candidates that are one attack on this model do not),
+    decided as ``protocol`` says (its decision rule, and `Protocol.search_on`)."""
+    rule = protocol.rule()
+    clean, description = _searched_images(model, members, calibration, protocol, seed, sources)
     resolved, searches = [], []
     for number, member in enumerate(members):
         candidates = [normalised(candidate, model) for candidate in member.candidates()]
@@ -139,10 +167,10 @@ def calibrate(
                 fooled=[fooled for fooled, _ in outcomes],
                 mean_margin=[round(margin, 4) for _, margin in outcomes],
                 chosen=values[best],
-                images=calibration.description,
+                images=description,
             )
         )
-        logger.info("%s: %s %g chosen on %s (fooled %s)", member.label(), name, values[best], calibration.description, searches[-1].fooled)
+        logger.info("%s: %s %g chosen on %s (fooled %s)", member.label(), name, values[best], description, searches[-1].fooled)
     return resolved, searches
 
 
@@ -152,7 +180,7 @@ def calibrated_members(
     dataset: str,
     data_dir: str | None,
     n_evaluated: int | None,
-    rule: int | SequentialDecision,
+    protocol: Protocol,
     seed: int,
     sources: dict[str, nn.Module],
 ) -> tuple[list[AttackSpec], list[Search]]:
@@ -160,5 +188,6 @@ def calibrated_members(
     if not any(member.search for member in members):
         return members, []
     device = next((tensor.device for tensor in model.parameters()), torch.device("cpu"))
-    calibration = calibration_images(dataset, data_dir, n_evaluated, device)
-    return calibrate(model, members, calibration, rule, seed, sources)
+    count = SURVIVOR_CALIBRATION_IMAGES if protocol.search_on == "survivors" else CALIBRATION_IMAGES
+    calibration = calibration_images(dataset, data_dir, n_evaluated, device, count)
+    return calibrate(model, members, calibration, protocol, seed, sources)

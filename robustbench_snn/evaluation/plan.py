@@ -87,7 +87,7 @@ class Plan:
         """The plan with its members' searches resolved on calibration images (`evaluation.calibrate`);
         run after a stored row is looked for, since the identity is the protocol as declared."""
         members, searches = calibrated_members(
-            self.model, self.members, self.dataset, data_dir, len(self.examples), self.protocol.rule(), self.seed, self.sources
+            self.model, self.members, self.dataset, data_dir, len(self.examples), self.protocol, self.seed, self.sources
         )
         return replace(self, members=members, searches=searches)
 

@@ -118,7 +118,8 @@ def protocol_label(plan: Plan) -> str:
 
 
 def build_record(plan: Plan, outcomes: list[BatchResult], flags: list[str], details: dict, runtime_s: float) -> EvaluationRecord:
-    """The row of a finished run; ``outcomes`` in batch order, ``runtime_s`` the whole run's (resumed batches too)."""
+    """The row of a finished run; ``outcomes`` in batch order, ``runtime_s`` the whole run's (resumed batches too,
+    and the searches and checks)."""
     model, members = plan.model, plan.members
     clean = [flag for part in outcomes for flag in part.clean]
     one_draw = [flag for part in outcomes for flag in part.clean_one_draw]

@@ -7,6 +7,8 @@ saturates on confident SNN logits, margins do not.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -16,14 +18,29 @@ from robustbench_snn.attacks.protocol import AttackSpec
 
 
 def step_size_of(spec, steps: int, one_step: bool = False) -> float:
-    """The step: ``step_size``, else ``step_ratio`` x eps (a paper's step, at whatever eps it runs), else eps for
-    one step and 2.5 eps / steps for several."""
+    """The (first) step: ``step_size``, else ``step_ratio`` x eps (a paper's step, at whatever eps it runs), else eps for
+    one step, eps / 2 for a cosine schedule and 2.5 eps / steps for constant steps."""
     if spec.step_size is not None:
         return spec.step_size
     ratio = getattr(spec, "step_ratio", None)  # a preset's field: absent from the command line's fields
     if ratio is not None:
         return ratio * spec.eps
-    return spec.eps if one_step else 2.5 * spec.eps / steps
+    if one_step:
+        return spec.eps
+    return spec.eps / 2 if spec.step_schedule == "cosine" else 2.5 * spec.eps / steps
+
+
+def scheduled_steps(spec, steps: int, one_step: bool = False) -> list[float]:
+    """The step of each iteration: `step_size_of` throughout, or under ``step_schedule: cosine``
+    decaying from it along a half cosine (iteration t of T: ``0.5 (1 + cos(pi t / T))`` times it).
+
+    Large early steps reach the corners of the ball, where a sharp surrogate's gradient points
+    across a spike threshold that small fixed steps never cross (issue 40's red team: with the same
+    sharp surrogate, the fixed step fooled none of the survivors that a decaying one fooled)."""
+    first = step_size_of(spec, steps, one_step)
+    if spec.step_schedule == "constant" or one_step:
+        return [first] * steps
+    return [first * 0.5 * (1 + math.cos(math.pi * step / steps)) for step in range(steps)]
 
 
 def pgd(
@@ -46,7 +63,7 @@ def pgd(
     ``stop_when_fooled=False`` runs every step on every sample (adversarial training wants that).
     """
     steps = 1 if one_step else spec.steps
-    step_size = step_size_of(spec, steps, one_step)
+    step_sizes = scheduled_steps(spec, steps, one_step)
     exact = not getattr(model, "stochastic", False) if stop_when_fooled is None else stop_when_fooled
     generator = torch.Generator().manual_seed(seed)
     adversarial = images.clone()
@@ -74,7 +91,7 @@ def pgd(
                 adversarial[index[keep]] = current[keep]
                 break
             index, clean, targets, current = index[keep], clean[keep], targets[keep], current[keep]
-            current = project(ascent_step(current, gradient[keep], step_size, spec.norm), clean, spec)
+            current = project(ascent_step(current, gradient[keep], step_sizes[step], spec.norm), clean, spec)
     return adversarial.detach()
 
 
@@ -83,6 +100,7 @@ class PGD(Attack):
     name = "pgd"
     description = "projected gradient descent from a random start, with restarts (Madry et al. 2018)"
     loss_choice = True
+    schedules_steps = True
 
     def perturb(self, model, spec, images, labels, seed, draws):
         return pgd(model, spec, images, labels, seed, draws)

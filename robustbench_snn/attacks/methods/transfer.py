@@ -4,7 +4,7 @@ target's own weights fed its coding's expectation) and tried on the target."""
 from __future__ import annotations
 
 from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE
-from robustbench_snn.attacks.attack import EXPECTATION_SOURCE, Attack, register_attack
+from robustbench_snn.attacks.attack import EXPECTATION_SOURCE, Attack, register_attack, schedule_label
 from robustbench_snn.attacks.methods.pgd import pgd
 
 __all__ = ["EXPECTATION_SOURCE", "Transfer"]
@@ -18,6 +18,7 @@ class Transfer(Attack):
     loss_choice = True
     tunable = False
     needs_source = True
+    schedules_steps = True
 
     def check(self, spec):
         super().check(spec)
@@ -25,7 +26,7 @@ class Transfer(Attack):
             raise ValueError("a transfer attack needs a source model (a registered name, 'twin' or 'expectation')")
 
     def label(self, spec):
-        loss = "" if spec.loss == "ce" else f"-{spec.loss}"
+        loss = ("" if spec.loss == "ce" else f"-{spec.loss}") + schedule_label(spec)
         backward = spec.backward_label()
         mode = "" if backward in (DEFAULT_GRADIENT_MODE, "") else f"[{backward}]"
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
