@@ -36,11 +36,13 @@ class AttackFields(Strict):
     norm: Literal["Linf", "L2"] = Field(default="Linf", description="Threat model norm.")
     eps: float | None = _eps("Perturbation budget, e.g. 0.1 or 8/255 [default: the dataset's threat model].", ge=0)
     steps: int = Field(default=10, ge=1, le=10_000, description="Attack iterations.")
-    step_size: float | None = _eps("PGD step size [default: 2.5 eps / steps].", gt=0)
+    step_size: float | None = _eps(
+        "PGD step size, a cosine schedule's first [default: 2.5 eps / steps; eps / 2 under a cosine schedule].", gt=0
+    )
     step_schedule: Literal["constant", "cosine"] = Field(
         default="constant",
         description="PGD's step over its iterations: constant, or decaying from the step size to zero along a half cosine "
-        "[default step of cosine: eps / 2, large early steps that reach the ball's corners, then fine ones].",
+        "[default: constant].",
     )
     random_start: bool = Field(default=True, description="Start PGD at a random point in the eps-ball.")
     restarts: int = Field(default=1, ge=1, le=100, description="Random restarts.")

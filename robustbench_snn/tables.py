@@ -148,29 +148,38 @@ def four_draw_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[st
     return newest
 
 
-def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str, dict]:
+def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float, outside: Iterable[Mapping] = ()) -> dict[str, dict]:
     """Per model, the samples its newest official row of the ranking protocol at ``eps`` counts
-    robust that an earlier version's official row on the same images broke, when there are any.
+    robust that an earlier version's official row on the same images broke, or an ``outside``
+    attack (`robustbench_snn.outside`) broke among an earlier row's survivors, when there are any.
 
     Each version's random restarts find a few samples another version's miss, so a new version's
     number on the same images can be a sample or two above the old one's although it runs the same
     attacks. A kill of a deterministic model is a fact about the model, and so is one decided by the
-    same sequential test: those are carried (a sample any version broke stays broken); a stochastic
-    model's kills decided by another rule are not (its four-draw rule counts inputs the test does not)."""
+    same sequential test: those are carried (a sample any version or outside attack broke stays
+    broken); a stochastic model's kills decided by another rule are not (its four-draw rule counts
+    inputs the test does not)."""
     official = _official_ranking_rows(rows, dataset, eps)
+    attacks_on = {}
+    for evaluation in outside:
+        attacks_on.setdefault((evaluation["model"], evaluation["row_timestamp"]), []).append(evaluation)
     carried: dict[str, dict] = {}
     for model in {row["model"] for row in official}:
         ordered = sorted((row for row in official if row["model"] == model), key=lambda row: row.get("timestamp", ""))
         newest = ordered[-1]
         if not isinstance(newest.get("survivors"), list):
             continue
-        robust, versions = set(newest["survivors"]), []
+        robust, versions, attacks = set(newest["survivors"]), [], []
         for earlier in ordered[:-1]:
-            if isinstance(earlier.get("survivors"), list) and _same_images_and_rule(earlier, newest):
-                broken = robust - set(earlier["survivors"])
-                if broken:
-                    versions.append(_version(earlier))
-                robust -= broken
+            if not _same_images_and_rule(earlier, newest):
+                continue
+            if isinstance(earlier.get("survivors"), list) and robust - set(earlier["survivors"]):
+                versions.append(_version(earlier))
+                robust &= set(earlier["survivors"])
+            for evaluation in attacks_on.get((model, earlier.get("timestamp")), []):
+                if robust & set(evaluation["broken"]):
+                    attacks.append(f"{evaluation['attack']} by {evaluation['submitted_by']}")
+                    robust -= set(evaluation["broken"])
         if len(robust) < len(newest["survivors"]):
             carried[model] = {
                 "robust_accuracy": len(robust) / newest["n_examples"],
@@ -179,6 +188,7 @@ def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[str
                 "survivors": len(newest["survivors"]),
                 "n_examples": newest["n_examples"],
                 "versions": sorted(set(versions)),
+                "outside": sorted(set(attacks)),
                 "version": _version(newest),
             }
     return carried

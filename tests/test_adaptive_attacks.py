@@ -141,10 +141,11 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     # version 8's schedule: the member whose kills cost least per second next, Square (the black-box check) last
     assert record.attacks[5] == "pgd-1x2-cw[bptt-atan@4]"
     assert record.attacks[6].startswith("pgd-1x2-cw-cosine[bptt-atan@")  # version 9's, its sharpness searched
+    assert record.attacks[7].startswith("pgd-1-cw-cosine[bptt-atan@")  # version 10's, longer (here shortened to 1 step)
     assert record.attacks[-2:] == ["transfer<-fmnist_ann", "square-20"]
     assert any(label.startswith("pgd-1x2-cw[bptt|relaxed@") for label in record.attacks)  # the relaxed estimator, searched
     assert {"apgd-ce-1x2[bptt]<-expectation", "sapgd-1x2-cw[bptt]<-expectation"} <= set(record.attacks)
-    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "surrogate_alpha", "temperature"]
+    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "surrogate_alpha", "surrogate_alpha", "temperature"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -166,22 +167,34 @@ def test_version_8_runs_every_member_of_version_7_and_decides_with_a_stated_erro
     assert version_8.convergence.applies_to == "restarted" and version_8.convergence.min_doublings == 0
 
 
+def _added(current, previous):
+    """The members ``current`` adds to ``previous``, after checking it keeps every one of them in their order."""
+    kept = {member.model_dump_json() for member in previous.members}
+    added = [member for member in current.members if member.model_dump_json() not in kept]
+    assert [member for member in current.members if member not in added] == previous.members
+    assert (current.sequential, current.convergence) == (previous.sequential, previous.convergence)
+    return added
+
+
 def test_version_9_keeps_version_8s_schedule_and_adds_a_searched_sharp_pgd_with_a_decaying_step():
     """Version 9 (issue 40's red team): version 8's members in version 8's order, with PGD through a
     searched sharp surrogate and a cosine step after the sharp CW member, every search decided on
     the first member's survivors; its rule and decisions are version 8's."""
-    current, version_8 = build_protocol("reliable"), reliable_version(8)
-    assert current.version == 9 and current.search_on == "survivors"
-    added = [member for member in current.members if member.model_dump_json() not in {old.model_dump_json() for old in version_8.members}]
-    assert [member for member in current.members if member not in added] == version_8.members
-    (sharp,) = added
+    version_9 = reliable_version(9)
+    assert version_9.version == 9 and version_9.search_on == "survivors"
+    (sharp,) = _added(version_9, reliable_version(8))
     assert (sharp.step_schedule, sharp.loss, sharp.surrogate) == ("cosine", "cw", "atan") and max(sharp.search["surrogate_alpha"]) >= 16
-    assert current.members.index(sharp) == 3 and current.members[2].surrogate_alpha == 4.0
-    assert (current.sequential, current.convergence, current.eval_draws) == (
-        version_8.sequential,
-        version_8.convergence,
-        version_8.eval_draws,
-    )
+    assert version_9.members.index(sharp) == 3 and version_9.members[2].surrogate_alpha == 4.0
+
+
+def test_version_10_runs_version_9s_decaying_step_pgd_for_2000_steps_after_it():
+    """Version 10 (issue 40's second red team, which broke version 9's survivors with version 9's own
+    attack run longer): the same attack, 2,000 steps, right after version 9's."""
+    current, version_9 = build_protocol("reliable"), reliable_version(9)
+    assert current.version == 10 and current.search_on == "survivors"
+    (long,) = _added(current, version_9)
+    short = current.members[current.members.index(long) - 1]
+    assert long.steps == 2000 and long.model_copy(update={"steps": 100, "restarts": 2}) == short
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):

@@ -15,7 +15,7 @@ from test_tables import _row
 from robustbench_snn import benchmark, load_model
 from robustbench_snn.attacks.flags import FLAGS
 from robustbench_snn.leaderboard import build_site
-from robustbench_snn.store import append_row
+from robustbench_snn.store import append_outside, append_row
 from robustbench_snn.tables import clopper_pearson
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -342,10 +342,10 @@ def test_a_row_decided_by_the_sequential_test_shows_the_four_draw_rules_number_b
         append_row({**row, "params": params, "stochastic": stochastic}, tmp_path / "results")
 
     stored("fmnist_snn_poisson", 0.078, 7, True, "2026-01-01T00:00:00")
-    stored("fmnist_snn_poisson", 0.130, 8, True, "2026-02-01T00:00:00")
+    stored("fmnist_snn_poisson", 0.130, 9, True, "2026-02-01T00:00:00")
     stored("fmnist_snn_rat", 0.303, 7, False, "2026-01-01T00:00:00")
-    stored("fmnist_snn_rat", 0.300, 8, False, "2026-02-01T00:00:00")
-    stored("fmnist_rsc1_s0.1", 0.055, 8, True, "2026-02-01T00:00:00")
+    stored("fmnist_snn_rat", 0.300, 9, False, "2026-02-01T00:00:00")
+    stored("fmnist_rsc1_s0.1", 0.055, 9, True, "2026-02-01T00:00:00")
     build_site(tmp_path / "site", tmp_path / "results")
     board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
     poisson = board["fmnist_snn_poisson"]
@@ -368,18 +368,18 @@ def test_a_sample_an_earlier_version_broke_on_the_same_images_stays_broken_in_th
         extra = {"params": params, "stochastic": stochastic, "survivors": survivors, "checkpoint_sha256": "a" * 64, **fields}
         append_row({**row, **extra}, tmp_path / "results")
 
-    stored("fmnist_snn_direct", [1, 2, 3, 4, 5], 7)
-    stored("fmnist_snn_direct", [1, 2, 3, 6, 7, 8], 8, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_snn_direct", [1, 2, 3, 4, 5], 8)
+    stored("fmnist_snn_direct", [1, 2, 3, 6, 7, 8], 9, timestamp="2026-02-01T00:00:00")
     stored("fmnist_snn_poisson", [1, 2], 7, stochastic=True)
-    stored("fmnist_snn_poisson", [1, 2, 3, 4], 8, stochastic=True, timestamp="2026-02-01T00:00:00")
-    stored("fmnist_ann", [1, 2], 7, checkpoint_sha256="b" * 64)
-    stored("fmnist_ann", [1, 2, 3], 8, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_snn_poisson", [1, 2, 3, 4], 9, stochastic=True, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_ann", [1, 2], 8, checkpoint_sha256="b" * 64)
+    stored("fmnist_ann", [1, 2, 3], 9, timestamp="2026-02-01T00:00:00")
     build_site(tmp_path / "site", tmp_path / "results")
     board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
     direct = board["fmnist_snn_direct"]
     cell = direct["robust"]["reliable"]
-    assert cell["text"] == "0.30" and cell["protocol_text"] == "0.60", "version 7 broke 6, 7 and 8: three of version 8's six"
-    assert "reliable v7 on the same images" in cell["attack"] and "broke 3 of the 6 samples version 8 counts robust" in cell["reason"]
+    assert cell["text"] == "0.30" and cell["protocol_text"] == "0.60", "version 8 broke 6, 7 and 8: three of version 9's six"
+    assert "reliable v8 on the same images" in cell["attack"] and "broke 3 of the 6 samples version 9 counts robust" in cell["reason"]
     assert [badge["name"] for badge in direct["badges"]] == ["carried_kills"]
     assert board["fmnist_snn_poisson"]["robust"]["reliable"]["text"] == "0.40", "four draws decide otherwise than the test"
     assert board["fmnist_ann"]["robust"]["reliable"]["text"] == "0.30", "other weights: other samples"
@@ -387,3 +387,15 @@ def test_a_sample_an_earlier_version_broke_on_the_same_images_stays_broken_in_th
     assert board["fmnist_snn_direct"]["rank"] > board["fmnist_snn_poisson"]["rank"], (
         "the carried number ranks: 0.30 below 0.40, not 0.60 above"
     )
+
+    # An outside attack's kills among an earlier version's survivors are kills too: carried, credited.
+    outside = {"model": "fmnist_snn_direct", "dataset": "fashion-mnist", "protocol": "reliable", "row_timestamp": "2026-01-01T00:00:00"}
+    outside |= {"attack": "sharp-pgd", "members": [], "submitted_by": "a red team", "n_examples": 1000, "survivors": 5, "broken": [1, 4]}
+    append_outside(
+        {**outside, "robust_accuracy": 0.003, "robust_accuracy_row": 0.005, "timestamp": "2026-01-02T00:00:00"}, tmp_path / "results"
+    )
+    build_site(tmp_path / "site", tmp_path / "results")
+    board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    cell = board["fmnist_snn_direct"]["robust"]["reliable"]
+    assert cell["text"] == "0.20", "sample 1, robust to version 9 and to version 8, was broken by the outside attack on version 8's"
+    assert "reliable v8 and the outside attack sharp-pgd by a red team on the same images" == cell["attack"]

@@ -3,17 +3,17 @@
 A member may declare ``search: {field: [candidates]}`` (a relaxation's temperature, a surrogate's
 sharpness, a step size; `attacks.protocol.SEARCHABLE_FIELDS`). Every hand-fixed value is a place
 where the worst case can be wrong, and searching on the evaluated images overfits the evaluation,
-so each candidate runs the member once (one restart, its own seed) on calibration images: the
-last `CALIBRATION_IMAGES` of the dataset's test split (`SURVIVOR_CALIBRATION_IMAGES` for a search
-on survivors), which an evaluation of its first n images never attacks, or, for an evaluation that
-reaches them, the first ones of the training split. A protocol with ``search_on: survivors``
-decides on those of them its first member leaves robust (its searched members run on a first
-member's survivors too; on all the calibration images, easy ones that every candidate fools
-outvote the hard ones, and the search chose a sharpness that left the survivors issue 40's red
-team broke). The candidate that fools the most of them is chosen, then the one leaving the largest
-mean margin ``max_{j != y} z_j - z_y`` (logits averaged over the decision's draws), then the first
-listed. Each choice and every candidate's outcome (the
-search's curve) is recorded in the row (`Search`).
+so each candidate runs the member once (one restart, its own seed, at most `SEARCH_STEPS` steps)
+on calibration images: the last `CALIBRATION_IMAGES` of the dataset's test split
+(`SURVIVOR_CALIBRATION_IMAGES` for a search on survivors), which an evaluation of its first n
+images never attacks, or, for an evaluation that reaches them, the first ones of the training
+split. A protocol with ``search_on: survivors`` decides on those of them its first member leaves
+robust (its searched members run on a first member's survivors too; on all the calibration
+images, easy ones that every candidate fools outvote the hard ones, and the search chose a
+sharpness that left the survivors issue 40's red team broke). The candidate that fools the most
+of them is chosen, then the one leaving the largest mean margin ``max_{j != y} z_j - z_y``
+(logits averaged over the decision's draws), then the first listed. Each choice and every
+candidate's outcome (the search's curve) is recorded in the row (`Search`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ CALIBRATION_IMAGES = 128
 # How many a search on the first member's survivors starts from: on the most robust models that
 # member leaves a few percent, and 128 images would leave too few to tell candidates apart.
 SURVIVOR_CALIBRATION_IMAGES = 512
+# A long member's candidates are compared at this many steps: what a long run finds best is what a
+# short one does (issue 40's red team: the sharpness that broke most at 100 steps broke most at 500
+# to 2,000), and a search at 2,000 steps would cost more than the evaluation.
+SEARCH_STEPS = 100
 # Fewer survivors of the first member than this tell the candidates apart by chance: the search
 # then decides on every calibration image the model gets right.
 FEWEST_SURVIVORS = 8
@@ -56,6 +60,7 @@ class Search:
     mean_margin: list[float]
     chosen: float
     images: str  # which images it was decided on
+    steps: int  # the steps each candidate ran (`SEARCH_STEPS` at most)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,8 +111,10 @@ def _mean_margin(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
 
 
 def _outcome(model, candidate, calibration, clean, rule, seed, sources) -> tuple[int, float]:
-    """How many of the calibration images ``candidate`` fools (one restart), and their mean margin after it."""
-    still, tried = attempt_once(model, candidate, calibration.images, calibration.labels, clean, rule, seed, sources)
+    """How many of the calibration images ``candidate`` fools (one restart, at most `SEARCH_STEPS`
+    steps), and their mean margin after it."""
+    shortened = candidate.model_copy(update={"steps": min(candidate.steps, SEARCH_STEPS)})
+    still, tried = attempt_once(model, shortened, calibration.images, calibration.labels, clean, rule, seed, sources)
     if is_stochastic(model):
         reseed(model, seed)
     attacked = clean.nonzero().squeeze(1)
@@ -168,6 +175,7 @@ def calibrate(
                 mean_margin=[round(margin, 4) for _, margin in outcomes],
                 chosen=values[best],
                 images=description,
+                steps=min(member.steps, SEARCH_STEPS),
             )
         )
         logger.info("%s: %s %g chosen on %s (fooled %s)", member.label(), name, values[best], description, searches[-1].fooled)

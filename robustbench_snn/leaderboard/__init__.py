@@ -155,26 +155,31 @@ def _outside_entry(evaluation: dict) -> dict:
 def _carried_entry(carried: dict) -> dict:
     """The lower number left when an earlier version's kills on the same images are carried: shown in the ranking cell."""
     low, high = clopper_pearson(round(carried["robust_accuracy"] * carried["n_examples"]), carried["n_examples"])
-    versions = ", ".join(f"v{version}" for version in carried["versions"])
     return {
         "text": percent(carried["robust_accuracy"]),
         "value": carried["robust_accuracy"],
         "ci": interval(low, high),
         "older": None,
-        "by": "this benchmark",
-        "attack": f"{RANKING_PROTOCOL} {versions} on the same images",
+        "by": "this benchmark" if not carried["outside"] else "this benchmark and outside attacks",
+        "attack": f"{_carried_sources(carried)} on the same images",
         "reason": _carried_reason(carried),
     }
 
 
+def _carried_sources(carried: dict) -> str:
+    """The earlier versions and outside attacks whose kills a ranking cell carries."""
+    versions = [f"{RANKING_PROTOCOL} " + ", ".join(f"v{version}" for version in carried["versions"])] if carried["versions"] else []
+    outside = [f"the outside attack {attack}" for attack in carried["outside"]]
+    return " and ".join(versions + outside)
+
+
 def _carried_reason(carried: dict) -> str:
-    """Why the ranking cell carries an earlier version's kills: what they broke, and the two numbers."""
-    versions = ", ".join(f"v{version}" for version in carried["versions"])
+    """Why the ranking cell carries earlier kills: what they broke, and the two numbers."""
     return (
-        f"{RANKING_PROTOCOL} {versions}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
+        f"{_carried_sources(carried)}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
         f"samples version {carried['version']} counts robust (each version's random restarts find a few samples another's "
-        f"miss); a sample any version broke stays broken: at most {percent(carried['robust_accuracy'])}%, "
-        f"not {percent(carried['robust_accuracy_row'])}%"
+        f"miss, and an outside attack tested an earlier version's survivors); a sample any of them broke stays broken: at most "
+        f"{percent(carried['robust_accuracy'])}%, not {percent(carried['robust_accuracy_row'])}%"
     )
 
 
@@ -514,7 +519,8 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         outside = _standing_outside(dataset, results_dir, at_eps)
         tabled = table.to_dict("records")
         fidelities = {card.name: fidelity(card, tabled) for card in cards if card.dataset == dataset}
-        four_draw, carried = four_draw_rows(stored, dataset, info.linf_eps), carried_kills(stored, dataset, info.linf_eps)
+        four_draw = four_draw_rows(stored, dataset, info.linf_eps)
+        carried = carried_kills(stored, dataset, info.linf_eps, load_outside(dataset, results_dir))
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw, carried)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
