@@ -151,7 +151,8 @@ def four_draw_rows(rows: Iterable[Mapping], dataset: str, eps: float) -> dict[st
 def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float, outside: Iterable[Mapping] = ()) -> dict[str, dict]:
     """Per model, the samples its newest official row of the ranking protocol at ``eps`` counts
     robust that an earlier version's official row on the same images broke, or an ``outside``
-    attack (`robustbench_snn.outside`) broke among an earlier row's survivors, when there are any.
+    attack (`robustbench_snn.outside`) broke among that row's or an earlier row's survivors, when
+    there are any: their union, since every kill is one.
 
     Each version's random restarts find a few samples another version's miss, so a new version's
     number on the same images can be a sample or two above the old one's although it runs the same
@@ -170,13 +171,13 @@ def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float, outside: It
         if not isinstance(newest.get("survivors"), list):
             continue
         robust, versions, attacks = set(newest["survivors"]), [], []
-        for earlier in ordered[:-1]:
-            if not _same_images_and_rule(earlier, newest):
+        for row in ordered:
+            if row is not newest and not _same_images_and_rule(row, newest):
                 continue
-            if isinstance(earlier.get("survivors"), list) and robust - set(earlier["survivors"]):
-                versions.append(_version(earlier))
-                robust &= set(earlier["survivors"])
-            for evaluation in attacks_on.get((model, earlier.get("timestamp")), []):
+            if row is not newest and isinstance(row.get("survivors"), list) and robust - set(row["survivors"]):
+                versions.append(_version(row))
+                robust &= set(row["survivors"])
+            for evaluation in attacks_on.get((model, row.get("timestamp")), []):
                 if robust & set(evaluation["broken"]):
                     attacks.append(f"{evaluation['attack']} by {evaluation['submitted_by']}")
                     robust -= set(evaluation["broken"])
@@ -190,8 +191,22 @@ def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float, outside: It
                 "versions": sorted(set(versions)),
                 "outside": sorted(set(attacks)),
                 "version": _version(newest),
+                "timestamp": newest.get("timestamp"),
             }
     return carried
+
+
+def with_carried_kills(table: pd.DataFrame, carried: Mapping[str, Mapping]) -> pd.DataFrame:
+    """``table`` with ``robust_accuracy_carried``: on the row whose survivors `carried_kills` lowered,
+    the lower number the leaderboard ranks by, so that a table never shows a model above its
+    ranking cell; elsewhere missing."""
+    lowered = {(model, kills["timestamp"]): kills["robust_accuracy"] for model, kills in carried.items()}
+    marked = table.copy()
+    marked["robust_accuracy_carried"] = [
+        lowered.get((model, timestamp), math.nan) if protocol == RANKING_PROTOCOL else math.nan
+        for model, timestamp, protocol in zip(table["model"], table["timestamp"], table["protocol"])
+    ]
+    return marked
 
 
 def _version(row: Mapping) -> int | None:

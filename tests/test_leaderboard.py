@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import require
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -13,10 +14,15 @@ from selenium.webdriver.support.ui import Select
 from test_tables import _row
 
 from robustbench_snn import benchmark, load_model
+from robustbench_snn.attacks import build_protocol
 from robustbench_snn.attacks.flags import FLAGS
+from robustbench_snn.cli import main
 from robustbench_snn.leaderboard import build_site
 from robustbench_snn.store import append_outside, append_row
 from robustbench_snn.tables import clopper_pearson
+
+CURRENT = build_protocol("reliable").version
+PREVIOUS = CURRENT - 1
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -243,24 +249,22 @@ def _audit(model: str, version: int, flagged: bool) -> dict:
 
 
 def test_an_audit_flags_a_row_only_when_it_audited_the_current_version_and_old_rows_show_theirs(tmp_path):
-    from robustbench_snn.attacks import build_protocol
     from robustbench_snn.store import append_audit
 
-    current = build_protocol("reliable").version
-    for model, version in (("fmnist_rsc1_s0.2", current), ("fmnist_snn_poisson", current - 1)):
+    for model, version in (("fmnist_rsc1_s0.2", CURRENT), ("fmnist_snn_poisson", PREVIOUS)):
         append_row({**_row(model, 0.1, 0.2, clean=0.8, protocol="reliable"), "params": {"version": version}}, tmp_path)
-    append_audit(_audit("fmnist_rsc1_s0.2", current, flagged=True), tmp_path)
-    append_audit(_audit("fmnist_snn_poisson", current - 1, flagged=True), tmp_path)
+    append_audit(_audit("fmnist_rsc1_s0.2", CURRENT, flagged=True), tmp_path)
+    append_audit(_audit("fmnist_snn_poisson", PREVIOUS, flagged=True), tmp_path)
     build_site(tmp_path / "site", tmp_path)
     board = json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]
     flags = {row["model"]: row["flags"] for row in board}
     assert "audit_stronger" in flags["fmnist_rsc1_s0.2"] and "audit_stronger" not in flags["fmnist_snn_poisson"]
     cells = {row["model"]: (row["robust"]["reliable"]["text"], row["robust"]["reliable"]["older"]) for row in board}
-    assert cells == {"fmnist_rsc1_s0.2": ("20.00", None), "fmnist_snn_poisson": ("20.00", current - 1)}, "an older version says so"
+    assert cells == {"fmnist_rsc1_s0.2": ("20.00", None), "fmnist_snn_poisson": ("20.00", PREVIOUS)}, "an older version says so"
     badges = {row["model"]: [badge["badge"] for badge in row["badges"]] for row in board}
-    assert badges == {"fmnist_rsc1_s0.2": ["audit broke it"], "fmnist_snn_poisson": [f"v{current - 1}"]}
+    assert badges == {"fmnist_rsc1_s0.2": ["audit broke it"], "fmnist_snn_poisson": [f"v{PREVIOUS}"]}
     page = (tmp_path / "site" / "models" / "fmnist_snn_poisson.html").read_text()
-    assert f"This audit is of version {current - 1}" in page and f"rows above are of version {current}" in page
+    assert f"This audit is of version {PREVIOUS}" in page and f"rows above are of version {CURRENT}" in page
 
 
 def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstates_when_our_copy_reproduces_the_paper(tmp_path):
@@ -342,10 +346,10 @@ def test_a_row_decided_by_the_sequential_test_shows_the_four_draw_rules_number_b
         append_row({**row, "params": params, "stochastic": stochastic}, tmp_path / "results")
 
     stored("fmnist_snn_poisson", 0.078, 7, True, "2026-01-01T00:00:00")
-    stored("fmnist_snn_poisson", 0.130, 9, True, "2026-02-01T00:00:00")
+    stored("fmnist_snn_poisson", 0.130, CURRENT, True, "2026-02-01T00:00:00")
     stored("fmnist_snn_rat", 0.303, 7, False, "2026-01-01T00:00:00")
-    stored("fmnist_snn_rat", 0.300, 9, False, "2026-02-01T00:00:00")
-    stored("fmnist_rsc1_s0.1", 0.055, 9, True, "2026-02-01T00:00:00")
+    stored("fmnist_snn_rat", 0.300, CURRENT, False, "2026-02-01T00:00:00")
+    stored("fmnist_rsc1_s0.1", 0.055, CURRENT, True, "2026-02-01T00:00:00")
     build_site(tmp_path / "site", tmp_path / "results")
     board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
     poisson = board["fmnist_snn_poisson"]
@@ -368,18 +372,19 @@ def test_a_sample_an_earlier_version_broke_on_the_same_images_stays_broken_in_th
         extra = {"params": params, "stochastic": stochastic, "survivors": survivors, "checkpoint_sha256": "a" * 64, **fields}
         append_row({**row, **extra}, tmp_path / "results")
 
-    stored("fmnist_snn_direct", [1, 2, 3, 4, 5], 8)
-    stored("fmnist_snn_direct", [1, 2, 3, 6, 7, 8], 9, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_snn_direct", [1, 2, 3, 4, 5], PREVIOUS)
+    stored("fmnist_snn_direct", [1, 2, 3, 6, 7, 8], CURRENT, timestamp="2026-02-01T00:00:00")
     stored("fmnist_snn_poisson", [1, 2], 7, stochastic=True)
-    stored("fmnist_snn_poisson", [1, 2, 3, 4], 9, stochastic=True, timestamp="2026-02-01T00:00:00")
-    stored("fmnist_ann", [1, 2], 8, checkpoint_sha256="b" * 64)
-    stored("fmnist_ann", [1, 2, 3], 9, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_snn_poisson", [1, 2, 3, 4], CURRENT, stochastic=True, timestamp="2026-02-01T00:00:00")
+    stored("fmnist_ann", [1, 2], PREVIOUS, checkpoint_sha256="b" * 64)
+    stored("fmnist_ann", [1, 2, 3], CURRENT, timestamp="2026-02-01T00:00:00")
     build_site(tmp_path / "site", tmp_path / "results")
     board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
     direct = board["fmnist_snn_direct"]
     cell = direct["robust"]["reliable"]
-    assert cell["text"] == "0.30" and cell["protocol_text"] == "0.60", "version 8 broke 6, 7 and 8: three of version 9's six"
-    assert "reliable v8 on the same images" in cell["attack"] and "broke 3 of the 6 samples version 9 counts robust" in cell["reason"]
+    assert cell["text"] == "0.30" and cell["protocol_text"] == "0.60", "the previous version broke 6, 7 and 8: three of the current's six"
+    assert f"reliable v{PREVIOUS} on the same images" in cell["attack"]
+    assert f"broke 3 of the 6 samples version {CURRENT} counts robust" in cell["reason"]
     assert [badge["name"] for badge in direct["badges"]] == ["carried_kills"]
     assert board["fmnist_snn_poisson"]["robust"]["reliable"]["text"] == "0.40", "four draws decide otherwise than the test"
     assert board["fmnist_ann"]["robust"]["reliable"]["text"] == "0.30", "other weights: other samples"
@@ -397,5 +402,19 @@ def test_a_sample_an_earlier_version_broke_on_the_same_images_stays_broken_in_th
     build_site(tmp_path / "site", tmp_path / "results")
     board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
     cell = board["fmnist_snn_direct"]["robust"]["reliable"]
-    assert cell["text"] == "0.20", "sample 1, robust to version 9 and to version 8, was broken by the outside attack on version 8's"
-    assert "reliable v8 and the outside attack sharp-pgd by a red team on the same images" == cell["attack"]
+    assert cell["text"] == "0.20", "sample 1, robust to both versions, was broken by the outside attack on the previous one's"
+    assert f"reliable v{PREVIOUS} and the outside attack sharp-pgd by a red team on the same images" == cell["attack"]
+
+    # An outside attack on the newest version's survivors adds its kills to the carried ones: the
+    # cell shows their union (sample 2 as well: 0.10), not the lowest of the two numbers (0.20).
+    newest = {"row_timestamp": "2026-02-01T00:00:00", "survivors": 6, "broken": [2], "robust_accuracy": 0.005}
+    append_outside({**outside, **newest, "robust_accuracy_row": 0.006, "timestamp": "2026-02-02T00:00:00"}, tmp_path / "results")
+    build_site(tmp_path / "site", tmp_path / "results")
+    board = {row["model"]: row for row in json.loads((tmp_path / "site" / "fashion-mnist.json").read_text())["leaderboard"]}
+    assert board["fmnist_snn_direct"]["robust"]["reliable"]["text"] == "0.10"
+    assert {"outside_stronger", "carried_kills"} <= {badge["name"] for badge in board["fmnist_snn_direct"]["badges"]}
+    # `rsc-bench results` shows the same number beside the row's own, so no table puts the model above its cell.
+    shown = CliRunner().invoke(main, ["results", "--results-dir", str(tmp_path / "results"), "--protocol", "reliable", "--json"])
+    table = {row["model"]: row for row in json.loads(shown.output)}
+    assert table["fmnist_snn_direct"]["robust_accuracy"] == 0.006 and table["fmnist_snn_direct"]["robust_accuracy_carried"] == 0.001
+    assert table["fmnist_snn_poisson"]["robust_accuracy_carried"] is None, "nothing carried: no lower number"

@@ -11,13 +11,27 @@ from robustbench_snn.cli.app import main
 from robustbench_snn.errors import NoResultsError
 
 
+def _carried(rows, results_dir) -> dict:
+    """The carried kills (`carried_kills`) of ``rows`` at each dataset's threat model, by model."""
+    from robustbench_snn.data import dataset_info
+    from robustbench_snn.store import load_outside
+    from robustbench_snn.tables import carried_kills
+
+    stored = rows.to_dict("records") if not rows.empty else []
+    carried = {}
+    for dataset in {row.get("dataset") for row in stored}:
+        carried |= carried_kills(stored, dataset, dataset_info(dataset).linf_eps, load_outside(dataset, results_dir))
+    return carried
+
+
 def _table(dataset, protocol, eps, results_dir, select="yours", models=()):
     from robustbench_snn.registry import list_cards
     from robustbench_snn.store import load_rows, reading_stores
-    from robustbench_snn.tables import results_table
+    from robustbench_snn.tables import results_table, with_carried_kills
 
     rows = load_rows(dataset, results_dir, with_user_store=True)
     table = results_table(rows, list_cards(), dataset=dataset, protocol=protocol, eps=eps, select=select)
+    table = with_carried_kills(table, _carried(rows, results_dir))
     if models:
         table = table[table["model"].isin(models)]
     if table.empty:
@@ -43,7 +57,9 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row, mod
     `rsc-bench evaluate` stores in: --results-dir, else $RSC_BENCH_RESULTS, else your data
     folder), yours first and marked `yours` in the store column; --results-dir DIR reads only
     DIR; --all lists every configuration. robust_low/high
-    is the 95% Clopper-Pearson interval from n; QTE is the area under robust accuracy against
+    is the 95% Clopper-Pearson interval from n; carried is the lower number the leaderboard ranks
+    by where an earlier version of `reliable` or an outside attack broke samples this row counts
+    robust, on the same images (`robust_accuracy_carried` in --json and csv); QTE is the area under robust accuracy against
     eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
     the sweep's width. clean counts a stochastic model correct only if right on every decision
     draw; clean_1draw is the accuracy of one draw. firing is the spiking layers' firing rate (%)
@@ -66,6 +82,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row, mod
             clean=table["clean_accuracy"].map(percent),
             clean_1draw=table["clean_accuracy_one_draw"].map(percent),
             robust=table["robust_accuracy"].map(percent),
+            carried=table["robust_accuracy_carried"].map(percent),
             ci95=[interval(low, high) for low, high in zip(table["robust_low"], table["robust_high"])],
             qte_norm=table["qte_normalised"].map(percent),
             firing=table["firing_rate"].map(percent),
@@ -87,6 +104,7 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row, mod
             "clean",
             "clean_1draw",
             "robust",
+            *(["carried"] if table["robust_accuracy_carried"].notna().any() else []),
             "ci95",
             "qte_norm",
             "firing",

@@ -178,7 +178,7 @@ def _carried_reason(carried: dict) -> str:
     return (
         f"{_carried_sources(carried)}, run on the same images, broke {carried['broken']} of the {carried['survivors']} "
         f"samples version {carried['version']} counts robust (each version's random restarts find a few samples another's "
-        f"miss, and an outside attack tested an earlier version's survivors); a sample any of them broke stays broken: at most "
+        f"miss, and an outside attack tests the survivors of the version it ran on); a sample any of them broke stays broken: at most "
         f"{percent(carried['robust_accuracy'])}%, not {percent(carried['robust_accuracy_row'])}%"
     )
 
@@ -328,9 +328,10 @@ def _decision_rule(ranking: pd.Series, four_draw: dict | None) -> dict | None:
     }
 
 
-def _carried_badge(carried: dict | None) -> list[dict]:
-    """A note on a row whose number is lowered by an earlier version's kills on the same images."""
-    if carried is None:
+def _carried_badge(carried: dict | None, outside: dict | None) -> list[dict]:
+    """A note on a row whose number is lowered by an earlier version's kills on the same images, or
+    by several sources' together (a standing outside attack alone has its own badge)."""
+    if carried is None or (outside is not None and carried["robust_accuracy"] >= outside["robust_accuracy"] - 1e-12):
         return []
     return [{"name": "carried_kills", "badge": "earlier kills", "note": True, "reason": _carried_reason(carried)}]
 
@@ -402,7 +403,7 @@ def _leaderboard_rows(
                 "paper": _paper_comparison(card, by_protocol, fidelities.get(name)),
                 "columns": {column: COLUMNS[column].cell(main[column]) for column in registered_columns(at_eps)},
                 "flags": ", ".join(flags),
-                "badges": _badges(flags, ranking, outside.get(name), four_draw.get(name)) + _carried_badge(carried.get(name)),
+                "badges": _badges(flags, ranking, outside.get(name), four_draw.get(name)) + _carried_badge(carried.get(name), outside.get(name)),
                 "n": int(main["n_examples"]),
                 "date": str(main["timestamp"])[:10],
                 "_key": (ranking is None, -ranked, -main["clean_accuracy"]),
