@@ -12,15 +12,16 @@ from robustbench_snn.errors import NoResultsError
 
 
 def _carried(rows, results_dir) -> dict:
-    """The carried kills (`carried_kills`) of ``rows`` at each dataset's threat model, by model."""
-    from robustbench_snn.data import dataset_info
+    """The carried kills (`carried_kills`) of ``rows`` at each known dataset's threat model, by model
+    (rows of a dataset no installed package declares have no threat model to carry them at)."""
+    from robustbench_snn.data import DATASETS
     from robustbench_snn.store import load_outside
     from robustbench_snn.tables import carried_kills
 
     stored = rows.to_dict("records") if not rows.empty else []
     carried = {}
-    for dataset in {row.get("dataset") for row in stored}:
-        carried |= carried_kills(stored, dataset, dataset_info(dataset).linf_eps, load_outside(dataset, results_dir))
+    for dataset in {row.get("dataset") for row in stored} & set(DATASETS):
+        carried |= carried_kills(stored, dataset, DATASETS[dataset].linf_eps, load_outside(dataset, results_dir))
     return carried
 
 
@@ -56,10 +57,10 @@ def results(dataset, protocol, eps, results_dir, output, as_json, every_row, mod
     of images, with the standard seed; the newest such run) and every row of yours (the folder
     `rsc-bench evaluate` stores in: --results-dir, else $RSC_BENCH_RESULTS, else your data
     folder), yours first and marked `yours` in the store column; --results-dir DIR reads only
-    DIR; --all lists every configuration. robust_low/high
-    is the 95% Clopper-Pearson interval from n; carried is the lower number the leaderboard ranks
-    by where an earlier version of `reliable` or an outside attack broke samples this row counts
-    robust, on the same images (`robust_accuracy_carried` in --json and csv); QTE is the area under robust accuracy against
+    DIR; --all lists every configuration. robust_low/high is the 95% Clopper-Pearson interval
+    from n; carried is the lower number the leaderboard ranks by where an earlier version of
+    `reliable` or an outside attack broke samples this row counts robust, on the same images
+    (`robust_accuracy_carried` in --json and csv); QTE is the area under robust accuracy against
     eps over the official sweep (A(0) = clean accuracy), qte_normalised the same divided by
     the sweep's width. clean counts a stochastic model correct only if right on every decision
     draw; clean_1draw is the accuracy of one draw. firing is the spiking layers' firing rate (%)
