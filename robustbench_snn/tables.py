@@ -172,11 +172,12 @@ def carried_kills(rows: Iterable[Mapping], dataset: str, eps: float, outside: It
             continue
         robust, versions, attacks = set(newest["survivors"]), [], []
         for row in ordered:
-            if row is not newest and not _same_images_and_rule(row, newest):
-                continue
-            if row is not newest and isinstance(row.get("survivors"), list) and robust - set(row["survivors"]):
-                versions.append(_version(row))
-                robust &= set(row["survivors"])
+            if row is not newest:
+                if not _same_images_and_rule(row, newest):
+                    continue
+                if isinstance(row.get("survivors"), list) and robust - set(row["survivors"]):
+                    versions.append(_version(row))
+                    robust &= set(row["survivors"])
             for evaluation in attacks_on.get((model, row.get("timestamp")), []):
                 if robust & set(evaluation["broken"]):
                     attacks.append(f"{evaluation['attack']} by {evaluation['submitted_by']}")

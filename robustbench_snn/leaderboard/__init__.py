@@ -121,12 +121,12 @@ def _current_versions() -> dict[str, int]:
     return {name: build_protocol(name).version for name in official_presets()}
 
 
-def _standing_outside(dataset: str, results_dir: str | os.PathLike | None, at_eps: pd.DataFrame) -> dict[str, dict]:
+def _standing_outside(evaluations: list[dict], at_eps: pd.DataFrame) -> dict[str, dict]:
     """Per model, the lowest number an outside attack left (`robustbench_snn.outside`) while the
     ranking protocol's current row has not come down to it ("until reliable catches it")."""
     ranking = {row["model"]: row["robust_accuracy"] for _, row in at_eps[at_eps["protocol"] == RANKING_PROTOCOL].iterrows()}
     standing: dict[str, dict] = {}
-    for evaluation in load_outside(dataset, results_dir):
+    for evaluation in evaluations:
         model = evaluation["model"]
         if not evaluation["broken"] or model not in ranking or ranking[model] <= evaluation["robust_accuracy"] + 1e-12:
             continue
@@ -517,11 +517,12 @@ def _write_site(out: Path, results_dir: str | os.PathLike | None, models_dir: st
         protocols = sorted(set(at_eps["protocol"]) - {"none"} - defences, key=lambda name: (name != RANKING_PROTOCOL, name))
         certificates = _certificates(rows, dataset, by_name)
         audits = _audits(dataset, results_dir)
-        outside = _standing_outside(dataset, results_dir, at_eps)
+        evaluations = load_outside(dataset, results_dir)
+        outside = _standing_outside(evaluations, at_eps)
         tabled = table.to_dict("records")
         fidelities = {card.name: fidelity(card, tabled) for card in cards if card.dataset == dataset}
         four_draw = four_draw_rows(stored, dataset, info.linf_eps)
-        carried = carried_kills(stored, dataset, info.linf_eps, load_outside(dataset, results_dir))
+        carried = carried_kills(stored, dataset, info.linf_eps, evaluations)
         leaderboard = _leaderboard_rows(at_eps, by_name, protocols, certificates, audits, defences, outside, fidelities, four_draw, carried)
         papers = {row["model"]: row["paper"] for row in leaderboard}
         all_rows = results_table(rows, cards, dataset=dataset, select="all")
