@@ -190,11 +190,21 @@ def test_version_9_keeps_version_8s_schedule_and_adds_a_searched_sharp_pgd_with_
 def test_version_10_runs_version_9s_decaying_step_pgd_for_2000_steps_after_it():
     """Version 10 (issue 40's second red team, which broke version 9's survivors with version 9's own
     attack run longer): the same attack, 2,000 steps, right after version 9's."""
-    current, version_9 = build_protocol("reliable"), reliable_version(9)
-    assert current.version == 10 and current.search_on == "survivors"
-    (long,) = _added(current, version_9)
-    short = current.members[current.members.index(long) - 1]
+    version_10, version_9 = reliable_version(10), reliable_version(9)
+    assert version_10.version == 10 and version_10.search_on == "survivors"
+    (long,) = _added(version_10, version_9)
+    short = version_10.members[version_10.members.index(long) - 1]
     assert long.steps == 2000 and long.model_copy(update={"steps": 100, "restarts": 2}) == short
+
+
+def test_version_11_runs_version_10s_long_member_at_its_two_best_sharpnesses():
+    """Version 11 (the second red team's pair of sharpnesses broke what version 10's one left): version
+    10's members in its order, the 2,000-step member keeping the best two of its search."""
+    current, version_10 = build_protocol("reliable"), reliable_version(10)
+    assert current.version == 11 and (current.sequential, current.convergence) == (version_10.sequential, version_10.convergence)
+    changed = [(new, old) for new, old in zip(current.members, version_10.members, strict=True) if new != old]
+    ((long, before),) = changed
+    assert long.steps == 2000 and long.search_keep == 2 and long.model_copy(update={"search_keep": 1}) == before
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):

@@ -9,7 +9,7 @@ from robustbench_snn.attacks import Protocol, build_protocol
 from robustbench_snn.attacks.protocol import AttackSpec
 from robustbench_snn.data import load_dataset
 from robustbench_snn.errors import UserError
-from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES, SURVIVOR_CALIBRATION_IMAGES
+from robustbench_snn.evaluation.calibrate import CALIBRATION_IMAGES, SEARCH_STEPS, SURVIVOR_CALIBRATION_IMAGES
 
 
 def _searching(field: str, candidates: list[float], **fields) -> Protocol:
@@ -63,6 +63,8 @@ def test_an_evaluation_reaching_the_calibration_images_searches_on_training_imag
         ({"search": {"temperature": [0.1]}}, "2 to 8 distinct"),
         ({"search": {"temperature": [0.1, -1.0]}, "estimator": "relaxed"}, "greater than 0"),
         ({"only_with_estimator": True}, "needs an estimator"),
+        ({"search": {"surrogate_alpha": [4.0, 8.0]}, "search_keep": 3}, "at least that many candidates"),
+        ({"search": {"step_size": [0.01, 0.05]}, "search_keep": 2}, "told apart by their labels"),
     ],
 )
 def test_a_malformed_search_is_a_clear_error(tmp_path, member, message):
@@ -135,3 +137,39 @@ def test_a_search_on_survivors_falls_back_to_every_image_when_the_first_member_l
     (search,) = record.searches
     assert "it gets right: pgd-10 left 0" in search["images"]
     assert Protocol(name="plain").model_dump().keys() == protocol.model_copy(update={"search_on": "clean"}).model_dump().keys()
+
+
+def test_search_keep_runs_the_best_candidates_in_their_order_and_a_long_member_shares_the_short_ones_curve(shipped_models, monkeypatch):
+    """``search_keep: 2`` (reliable since version 11) runs the two best sharpnesses, best first, the
+    second on what the first leaves; a member that is another's attack run longer is compared at
+    `SEARCH_STEPS` on the other's curve, not searched again."""
+    from robustbench_snn.evaluation import calibrate
+
+    runs, outcome = [], calibrate._outcome
+
+    def counted(model, candidate, *rest):
+        runs.append(candidate.label())
+        return outcome(model, candidate, *rest)
+
+    monkeypatch.setattr(calibrate, "_outcome", counted)
+    sharpness = {"surrogate_alpha": [4.0, 8.0, 16.0]}
+    searched = dict(attack="pgd", eps=0.1, loss="cw", surrogate="atan", step_schedule="cosine", search=sharpness)
+    short = AttackSpec(steps=SEARCH_STEPS, restarts=2, **searched)
+    long = AttackSpec(steps=SEARCH_STEPS + 20, search_keep=2, **searched)
+    protocol = Protocol(name="searching", members=[short, long])
+    record = benchmark(shipped_models["fmnist_snn_pgdat"], attack=protocol, n_examples=8, batch_size=8, seed=0)
+    assert len(runs) == 3  # three candidates, searched once for both members
+    first, second = record.searches
+    assert (first["fooled"], first["mean_margin"]) == (second["fooled"], second["mean_margin"])
+    ranked = sorted(range(3), key=lambda index: (-second["fooled"][index], -second["mean_margin"][index], index))
+    assert second["kept"] == [second["candidates"][index] for index in ranked[:2]] and second["chosen"] == second["kept"][0]
+    assert first["kept"] == [first["chosen"]]
+    longs = [label for label in record.attacks if label.startswith(f"pgd-{SEARCH_STEPS + 20}-")]
+    assert longs == [f"pgd-{SEARCH_STEPS + 20}-cw-cosine[bptt-atan@{alpha:g}]" for alpha in second["kept"]]
+    assert set(longs) <= set(record.member_kills)
+
+
+def test_search_keep_runs_one_member_where_the_model_makes_every_candidate_one_attack(shipped_models):
+    member = AttackSpec(attack="pgd", eps=0.1, steps=3, surrogate="atan", search={"surrogate_alpha": [4.0, 8.0]}, search_keep=2)
+    record = benchmark(shipped_models["fmnist_ann"], attack=Protocol(name="searching", members=[member]), n_examples=8, batch_size=8)
+    assert record.attacks == ["pgd-3"] and record.searches == []

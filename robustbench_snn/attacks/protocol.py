@@ -47,7 +47,17 @@ def _registered_attack(name: str) -> str:
 # The member fields a preset may search per model instead of fixing (`evaluation.calibrate`).
 SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
 # The member fields only a preset sets (the command line overrides the others, `AttackFields`).
-PRESET_ONLY_FIELDS = ("search", "only_with_estimator", "step_ratio")
+PRESET_ONLY_FIELDS = ("search", "search_keep", "only_with_estimator", "step_ratio")
+# Fields a member leaves out of its identity while unused (members written before them keep theirs).
+_UNUSED_FIELD_VALUES = (
+    ("search", None),
+    ("search_keep", 1),
+    ("only_with_estimator", False),
+    ("step_ratio", None),
+    ("step_schedule", "constant"),
+)
+# A member's fields once its search is resolved, or where the model makes every candidate one attack.
+NO_SEARCH = {"search": None, "search_keep": 1}
 
 
 class AttackSpec(AttackFields):
@@ -57,7 +67,8 @@ class AttackSpec(AttackFields):
     Three fields are a preset's, not the command line's: ``step_ratio`` gives the step as a
     fraction of eps (a paper's evaluation run at another eps keeps its step); ``search`` names candidates for some of
     the member's hyper-parameters (`SEARCHABLE_FIELDS`) that `evaluation.calibrate` chooses from
-    per model, on calibration images; ``only_with_estimator`` runs the member only on models
+    per model, on calibration images, and ``search_keep`` how many of the best candidates run (each
+    on the samples the one before left robust); ``only_with_estimator`` runs the member only on models
     whose coding admits its ``estimator`` (elsewhere it does not apply, as a coding's own attacks
     do not apply to another coding)."""
 
@@ -66,6 +77,9 @@ class AttackSpec(AttackFields):
     surrogate: SurrogateName | None = None
     estimator: EstimatorName | None = None
     search: dict[str, list[float]] | None = None
+    # A short search's best is not always a long run's (issue 40: on FEEL-SNN the second and third
+    # sharpness broke what the first left), so a costly member may run its best few candidates.
+    search_keep: int = Field(default=1, ge=1, le=8)
     only_with_estimator: bool = False
     # A paper's step as a fraction of its eps (FGSM-style evaluations at eps/3, say), so the preset
     # means the paper's evaluation at any eps it is run at; exclusive with ``step_size``.
@@ -79,7 +93,7 @@ class AttackSpec(AttackFields):
     def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
         # Left out while unused, so that every member written before they existed keeps its identity.
         data = handler(self)
-        for name, unused in (("search", None), ("only_with_estimator", False), ("step_ratio", None), ("step_schedule", "constant")):
+        for name, unused in _UNUSED_FIELD_VALUES:
             if data.get(name, unused) == unused:
                 data.pop(name, None)
         return data
@@ -97,9 +111,16 @@ class AttackSpec(AttackFields):
             if not 2 <= len(candidates) <= 8 or len(set(candidates)) != len(candidates):
                 raise ValueError(f"search: {name} needs 2 to 8 distinct candidates, got {candidates}")
             for candidate in candidates:
-                type(self).model_validate({**self.model_dump(exclude={"search"}), name: candidate})
+                type(self).model_validate({**self.model_dump(exclude=set(NO_SEARCH)), name: candidate})
         if self.search is not None and len(self.search) != 1:
             raise ValueError("search: one field per member (a grid over several multiplies the cost)")
+        if self.search_keep > max((len(candidates) for candidates in (self.search or {}).values()), default=1):
+            raise ValueError(f"search_keep {self.search_keep} needs a search with at least that many candidates")
+        if self.search_keep > 1 and len({candidate.label() for candidate in self.candidates()}) < len(self.candidates()):
+            raise ValueError(
+                "search_keep runs its candidates as members told apart by their labels, and this search's candidates share one "
+                f"({self.candidates()[0].label()}); search a field the label shows (surrogate_alpha, temperature)"
+            )
         return self
 
     def candidates(self) -> list["AttackSpec"]:
@@ -107,7 +128,7 @@ class AttackSpec(AttackFields):
         if not self.search:
             return [self]
         ((name, values),) = self.search.items()
-        return [self.model_copy(update={name: value, "search": None}) for value in values]
+        return [self.model_copy(update={name: value, **NO_SEARCH}) for value in values]
 
     @property
     def method(self) -> Attack:

@@ -27,7 +27,7 @@ from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.bpda import bpda_context
 from robustbench_snn.attacks.decision import SequentialDecision, decide_sequentially
 from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
-from robustbench_snn.attacks.protocol import AttackSpec, Protocol
+from robustbench_snn.attacks.protocol import NO_SEARCH, AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
 from robustbench_snn.models.interface import GradientLimited, has_spiking_layers, is_smoothed, is_stochastic, reseed
@@ -121,7 +121,7 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     searches_sharpness = "surrogate_alpha" in (member.search or {})
     if rule.through_surrogate and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
-        update.update({"search": None} if searches_sharpness else {})
+        update.update(NO_SEARCH if searches_sharpness else {})
     elif rule.through_surrogate and not searches_sharpness:
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
         if (member.surrogate, alpha) == training_surrogate(model):
@@ -130,7 +130,7 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
         update["surrogate"] = None
         default = rule.default_parameter
         if default is None:
-            update.update({"surrogate_alpha": None, **({"search": None} if searches_sharpness else {})})
+            update.update({"surrogate_alpha": None, **(NO_SEARCH if searches_sharpness else {})})
         elif member.surrogate_alpha == default and not searches_sharpness:
             update["surrogate_alpha"] = None
     return member.model_copy(update=update) if update else member
@@ -149,7 +149,7 @@ def _normalised_estimator(member: AttackSpec, model: nn.Module) -> dict:
     if member.estimator is None or member.estimator not in admitted or member.estimator == admitted[0]:
         if member.estimator is None and member.temperature is None:
             return {}
-        searched = {"search": None} if "temperature" in (member.search or {}) else {}
+        searched = NO_SEARCH if "temperature" in (member.search or {}) else {}
         return {"estimator": None, "temperature": None, "only_with_estimator": False, **searched}
     default = ESTIMATORS[member.estimator].default_temperature
     if member.temperature is not None and (default is None or member.temperature == default):

@@ -60,7 +60,8 @@ def print_record(record, stored: str | None) -> None:
             )
         )
     for search in record.searches:
-        choice = f"{search['field']} {search['chosen']:g} of {search['candidates']}"
+        kept = search.get("kept", [search["chosen"]])
+        choice = f"{search['field']} {' then '.join(f'{value:g}' for value in kept)} of {search['candidates']}"
         rows.append(("searched", f"{search['member']}: {choice}, chosen on {search['images']}"))
     if record.robust_accuracy is not None and not is_official(record.as_dict()):
         rows.append(

@@ -12,8 +12,11 @@ robust (its searched members run on a first member's survivors too; on all the c
 images, easy ones that every candidate fools outvote the hard ones, and the search chose a
 sharpness that left the survivors issue 40's red team broke). The candidate that fools the most
 of them is chosen, then the one leaving the largest mean margin ``max_{j != y} z_j - z_y``
-(logits averaged over the decision's draws), then the first listed. Each choice and every
-candidate's outcome (the search's curve) is recorded in the row (`Search`).
+(logits averaged over the decision's draws), then the first listed; a member with ``search_keep: k``
+runs its k best, in that order. Two members whose candidates are one attack once shortened to
+`SEARCH_STEPS` (a 100-step attack and the same attack run for 2,000 steps) share one search curve,
+run for the first of them. Each choice and every candidate's outcome (the search's curve) is
+recorded in the row (`Search`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Search:
     chosen: float
     images: str  # which images it was decided on
     steps: int  # the steps each candidate ran (`SEARCH_STEPS` at most)
+    kept: list[float]  # the candidates that run, best first (``chosen`` and the next ``search_keep - 1``)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,10 +114,13 @@ def _mean_margin(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
     return float(margin_loss(logits, labels, "cw").mean())
 
 
-def _outcome(model, candidate, calibration, clean, rule, seed, sources) -> tuple[int, float]:
-    """How many of the calibration images ``candidate`` fools (one restart, at most `SEARCH_STEPS`
-    steps), and their mean margin after it."""
-    shortened = candidate.model_copy(update={"steps": min(candidate.steps, SEARCH_STEPS)})
+def _shortened(candidate: AttackSpec) -> AttackSpec:
+    """``candidate`` as its search runs it: one restart, at most `SEARCH_STEPS` steps."""
+    return candidate.model_copy(update={"steps": min(candidate.steps, SEARCH_STEPS), "restarts": 1})
+
+
+def _outcome(model, shortened, calibration, clean, rule, seed, sources) -> tuple[int, float]:
+    """How many of the calibration images the `_shortened` candidate fools, and their mean margin after it."""
     still, tried = attempt_once(model, shortened, calibration.images, calibration.labels, clean, rule, seed, sources)
     if is_stochastic(model):
         reseed(model, seed)
@@ -121,6 +128,17 @@ def _outcome(model, candidate, calibration, clean, rule, seed, sources) -> tuple
     draws = rule.chunk if isinstance(rule, SequentialDecision) else rule
     margin = _mean_margin(model, tried[attacked], calibration.labels[attacked], draws) if attacked.numel() else 0.0
     return int(clean.sum() - still.sum()), margin
+
+
+def _best(candidates: list[AttackSpec], outcomes: list[tuple[int, float]], count: int) -> list[int]:
+    """The indices of the ``count`` best distinct candidates, best first: most fooled, then the
+    largest mean margin, then the first listed."""
+    ranked = sorted(range(len(candidates)), key=lambda index: (-outcomes[index][0], -outcomes[index][1], index))
+    best: list[int] = []
+    for index in ranked:
+        if all(candidates[index] != candidates[other] for other in best):
+            best.append(index)
+    return best[:count]
 
 
 def _searched_images(model, members, calibration, protocol, seed, sources) -> tuple[torch.Tensor, str]:
@@ -152,6 +170,7 @@ def calibrate(
     rule = protocol.rule()
     clean, description = _searched_images(model, members, calibration, protocol, seed, sources)
     resolved, searches = [], []
+    curves: dict[str, tuple[int, float]] = {}  # each shortened candidate's outcome, run once
     for number, member in enumerate(members):
         candidates = [normalised(candidate, model) for candidate in member.candidates()]
         for candidate in candidates:
@@ -161,24 +180,28 @@ def calibrate(
             resolved.append(candidates[0])
             continue
         ((name, values),) = member.search.items()
-        outcomes = [
-            _outcome(model, candidate, calibration, clean, rule, calibration_seed(seed, number), sources) for candidate in candidates
-        ]
-        best = max(range(len(candidates)), key=lambda index: (outcomes[index][0], outcomes[index][1], -index))
-        resolved.append(candidates[best])
+        outcomes = []
+        for candidate in map(_shortened, candidates):
+            key = candidate.model_dump_json()
+            if key not in curves:
+                curves[key] = _outcome(model, candidate, calibration, clean, rule, calibration_seed(seed, number), sources)
+            outcomes.append(curves[key])
+        kept = _best(candidates, outcomes, member.search_keep)
+        resolved += [candidates[index] for index in kept]
         searches.append(
             Search(
-                member=candidates[best].label(),
+                member=candidates[kept[0]].label(),
                 field=name,
                 candidates=list(values),
                 fooled=[fooled for fooled, _ in outcomes],
                 mean_margin=[round(margin, 4) for _, margin in outcomes],
-                chosen=values[best],
+                chosen=values[kept[0]],
                 images=description,
                 steps=min(member.steps, SEARCH_STEPS),
+                kept=[values[index] for index in kept],
             )
         )
-        logger.info("%s: %s %g chosen on %s (fooled %s)", member.label(), name, values[best], description, searches[-1].fooled)
+        logger.info("%s: %s %s kept on %s (fooled %s)", member.label(), name, searches[-1].kept, description, searches[-1].fooled)
     return resolved, searches
 
 
