@@ -36,7 +36,7 @@ class Fidelity:
 
     verdict: str
     rule: str
-    paper: float
+    paper: float | None
     ours: float | None
     tolerance: str
     reason: str
@@ -63,6 +63,9 @@ def fidelity(card, rows: Iterable[Mapping]) -> Fidelity | None:
         return None
     rows = list(rows)
     protocol, eps = card.reference.protocol, reported.eps
+    if reported.robust_accuracy is None:
+        rule = "number" if reported.dataset == card.dataset else "gain"
+        return Fidelity(NOT_MEASURED, rule, None, None, "", "the paper's number could not be read here")
     ours = latest_row(rows, card.name, protocol, eps)
     if reported.dataset == card.dataset:
         return _same_dataset(reported, ours, protocol)

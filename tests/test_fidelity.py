@@ -56,7 +56,9 @@ def test_on_another_dataset_the_papers_gain_over_its_undefended_snn_must_be_repr
 
 
 def test_a_card_without_a_papers_number_has_no_verdict_and_a_reported_number_needs_its_evaluation():
-    assert fidelity(find_card("fmnist_poisson_lowlat"), []) is None, "its paper's numbers could not be read: none recorded"
+    assert fidelity(find_card("fmnist_ann"), []) is None, "not a published defence: nothing to check"
+    unread = fidelity(find_card("fmnist_poisson_lowlat"), [row("fmnist_poisson_lowlat", "paper-sharmin2020", 0.3)])
+    assert unread.verdict == NOT_MEASURED and "could not be read" in unread.reason and unread.paper is None
     assert fidelity(find_card("fmnist_hosnn"), []).verdict == NOT_MEASURED
     with pytest.raises(ValueError, match="needs the preset of its evaluation"):
         card = find_card("fmnist_ann")

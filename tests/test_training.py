@@ -199,6 +199,7 @@ def test_train_command_writes_a_card_that_validates_and_loads(tmp_path, shipped_
     assert "at_steps" not in hyperparameters
     assert {"torch", "threads", "device"} <= set(card.training.environment)
     assert card.claimed.n_examples == 10000
+    assert 0 < card.training.seconds and f"trained in {card.training.seconds:.0f} s" in result.output
     model = load_model(str(tmp_path / "tiny_ersct.yaml"))
     assert model.card.encoding.variant == "II"
 

@@ -8,11 +8,20 @@ Rows: `rsc-bench sweep results/sweeps/defences.yaml --results-dir results` (eps 
 
 import argparse
 
+from robustbench_snn.attacks import build_protocol
 from robustbench_snn.data import dataset_info
 from robustbench_snn.fidelity import fidelity, latest_row
 from robustbench_snn.registry import list_cards
 from robustbench_snn.store import load_rows
 from robustbench_snn.tables import percent, results_table
+
+
+def _reliable_cell(row) -> str:
+    """A `reliable` row's number, with its images where they are fewer than the ranking's."""
+    if row is None:
+        return "-"
+    n = int(row["n_examples"])
+    return percent(row["robust_accuracy"]) + ("" if n >= build_protocol("reliable").n_examples else f" (n={n})")
 
 
 def main() -> None:
@@ -36,7 +45,8 @@ def main() -> None:
         at = f"{round(reported.eps * 255, 2):g}/255"
         ours = latest_row(rows, card.name, card.reference.protocol, reported.eps)
         reliable = [latest_row(rows, card.name, "reliable", eps) for eps in (threat_eps, reported.eps)]
-        paper = f"{percent(reported.robust_accuracy)} at {at} on {reported.dataset}"
+        number = "not read" if reported.robust_accuracy is None else percent(reported.robust_accuracy)
+        paper = f"{number} at {at} on {reported.dataset}"
         if reported.baseline_robust_accuracy is not None:
             paper += f" (undefended {percent(reported.baseline_robust_accuracy)})"
         cells = [
@@ -44,7 +54,7 @@ def main() -> None:
             reported.source.replace("|", "/"),
             paper,
             f"{percent(ours['robust_accuracy'])} (`{card.reference.protocol}`)" if ours else "-",
-            " / ".join(percent(row["robust_accuracy"]) if row else "-" for row in reliable),
+            " / ".join(_reliable_cell(row) for row in reliable),
             f"{verdict.verdict}: {verdict.reason}",
             reported.differences.replace("|", "/"),
         ]

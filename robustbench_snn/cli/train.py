@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 
 import click
@@ -210,13 +211,17 @@ def train(
     command = _command_line(click.get_current_context(), never=("quiet", "as_json", "overwrite"))
     check_output(Path(out), overwrite)
     ensure_writable(Path(out).resolve().parent)
-    model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=not (quiet or as_json))
-    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir=data_dir, device=device, progress=not (quiet or as_json))
+    progress = not (quiet or as_json)
+    started = time.monotonic()
+    model = train_classifier(spec, dataset, config, data_dir=data_dir, device=device, progress=progress)
+    seconds = time.monotonic() - started
+    card = write_entry(model, spec, dataset, config, Path(out), command, data_dir, device, progress, training_seconds=seconds)
     weights, card_file = entry_paths(Path(out))
     if as_json:
         options.print_json({"card": str(card_file), "checkpoint": str(weights), **card.model_dump(mode="json")})
     else:
-        click.echo(f"wrote {card_file}: clean accuracy {100 * card.claimed.clean_accuracy:.2f}% on {card.claimed.n_examples} test images")
+        accuracy = f"clean accuracy {100 * card.claimed.clean_accuracy:.2f}% on {card.claimed.n_examples} test images"
+        click.echo(f"wrote {card_file}: {accuracy}, trained in {card.training.seconds:.0f} s")
     chance = chance_note(card.claimed.clean_accuracy, card.claimed.n_examples, dataset_info(dataset).num_classes)
     if chance is not None:
         click.echo(f"warning: {chance} (more epochs, more --train-examples or another --lr); `submit check` refuses it", err=True)

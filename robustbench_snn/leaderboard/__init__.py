@@ -246,7 +246,9 @@ def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping], v
         "overstated_by": overstated,
         "fidelity": verdict.verdict if verdict is not None else "not recorded",
         "fidelity_reason": verdict.reason if verdict is not None else "the card records no number of the paper to check the copy against",
-        "reported": None if reported is None else {"text": f"{100 * reported.robust_accuracy:.2f}", "eps": f"{reported.eps:.4g}"},
+        "reported": None
+        if reported is None or reported.robust_accuracy is None
+        else {"text": f"{100 * reported.robust_accuracy:.2f}", "eps": f"{reported.eps:.4g}"},
     }
 
 

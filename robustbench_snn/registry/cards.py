@@ -106,13 +106,17 @@ class NeuronField(OmittingUnset):
         return NeuronConfig(**lif, type=self.type, params=self._params)
 
 
-class TrainingField(_Strict):
+class TrainingField(_Strict, OmittingUnset):
     recipe: str
     command: str
     seed: int | None = None
     hyperparameters: dict = Field(default_factory=dict)
     # What the checkpoint's bits depend on beyond the command (library versions, device, CPU threads).
     environment: dict = Field(default_factory=dict)
+    # The training's wall time in seconds on that environment (not the card's evaluation); absent
+    # from cards written before `rsc-bench train` recorded it.
+    seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    omitted_while_none = ("seconds",)
 
 
 class CheckpointField(_Strict):
@@ -148,7 +152,9 @@ class ReportedField(_Strict):
     eps: float = Field(gt=0, le=1, allow_inf_nan=False, description="the Linf radius, in pixel units of [0, 1]")
     attack: str = Field(min_length=1, description="the paper's evaluation in words (attack, steps, step, start, gradient)")
     training: str | None = Field(default=None, description="how the paper trains the defence (its network, epochs, radius)")
-    robust_accuracy: float = Field(ge=0, le=1)
+    # None where the paper's evaluation and training could be read (its code) but not its number: the
+    # card then records the settings, and the copy has no verdict ("not measured").
+    robust_accuracy: float | None = Field(default=None, ge=0, le=1)
     clean_accuracy: float | None = Field(default=None, ge=0, le=1)
     baseline_robust_accuracy: float | None = Field(default=None, ge=0, le=1, description="its undefended SNN, same evaluation")
     baseline_model: str | None = Field(default=None, description="our undefended SNN to compare the gain with (a registered name)")

@@ -186,9 +186,11 @@ def write_entry(
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = False,
+    training_seconds: float | None = None,
 ) -> ModelCard:
     """Save ``out``.safetensors, measure clean accuracy on the full test split, write ``out``.yaml
-    (with every hyperparameter as training used it, dataset-dependent defaults resolved)."""
+    (with every hyperparameter as training used it, dataset-dependent defaults resolved, and how
+    long the training took, ``training_seconds``, where given)."""
     config = config.for_dataset(dataset)
     checkpoint, card_path = entry_paths(out)
     sha256, size = write_state_dict(model.state_dict(), checkpoint)
@@ -211,6 +213,7 @@ def write_entry(
                 "seed": config.seed,
                 "hyperparameters": config.as_card_dict(),
                 "environment": training_environment(device),
+                "seconds": None if training_seconds is None else round(training_seconds, 1),
             },
             "checkpoint": {"path": checkpoint.name, "sha256": sha256, "size_bytes": size},
             "claimed": {
