@@ -286,7 +286,8 @@ def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstate
     assert shown == ("33.00", "3.60", "+29.4", "reproduced")
     unchecked = rows["fmnist_poisson_lowlat"]["paper"]
     assert (unchecked["robust"], unchecked["reliable"], unchecked["overstated_by"]) == ("47.60", "30.00", "-")
-    assert unchecked["fidelity"] == "not recorded", "no number of Sharmin et al.'s could be read: the distance is not a finding"
+    assert unchecked["fidelity"] == "not measured", "no number of Sharmin et al.'s could be read: the distance is not a finding"
+    assert unchecked["fidelity_reason"] == "the paper's number could not be read here" and unchecked["reported"] is None
     assert rows["fmnist_poisson_lowlat"]["flags"] == "" and rows["fmnist_poisson_lowlat"]["rank"] == 1
     assert rows["fmnist_ann"]["paper"]["overstated_by"] == "-", "a model that is not a published defence has no paper's protocol"
     html = (out / "fashion-mnist.html").read_text()
@@ -296,7 +297,7 @@ def test_a_published_defence_shows_its_papers_protocol_and_how_much_it_overstate
     assert "The paper reports 74.91% under its evaluation at eps 0.03137" in page and "<strong>reproduced</strong>" in page
     assert "+29.4 points" in page
     unchecked_page = (out / "models" / "fmnist_poisson_lowlat.html").read_text()
-    assert "Sharmin et al." in unchecked_page and "<strong>not recorded</strong>" in unchecked_page and "+17.6" not in unchecked_page
+    assert "Sharmin et al." in unchecked_page and "<strong>not measured</strong>" in unchecked_page and "+17.6" not in unchecked_page
 
 
 def test_the_index_links_the_documentation_published_beside_it(tmp_path):
