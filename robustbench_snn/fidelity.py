@@ -19,7 +19,7 @@ nothing about the paper; the leaderboard then shows no "overstated by" for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from robustbench_snn.tables import clopper_pearson
 
@@ -32,7 +32,8 @@ REPRODUCED, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "not reproduced", "not 
 @dataclass(frozen=True)
 class Fidelity:
     """The verdict on one copy: by which rule (``number`` or ``gain``), the paper's value and ours
-    in points (None where not measured), the tolerance used, and why, in a sentence."""
+    in points (None where not measured), the tolerance used, and why, in a sentence; and the copy's
+    robust accuracy under the paper's evaluation at the paper's eps, in percent (None without a row)."""
 
     verdict: str
     rule: str
@@ -40,6 +41,7 @@ class Fidelity:
     ours: float | None
     tolerance: str
     reason: str
+    copy_robust: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,13 +65,17 @@ def fidelity(card, rows: Iterable[Mapping]) -> Fidelity | None:
         return None
     rows = list(rows)
     protocol, eps = card.reference.protocol, reported.eps
+    ours = latest_row(rows, card.name, protocol, eps)
+    copy_robust = None if ours is None else round(100 * ours["robust_accuracy"], 2)
     if reported.robust_accuracy is None:
         rule = "number" if reported.dataset == card.dataset else "gain"
-        return Fidelity(NOT_MEASURED, rule, None, None, "", "the paper's number could not be read here")
-    ours = latest_row(rows, card.name, protocol, eps)
-    if reported.dataset == card.dataset:
-        return _same_dataset(reported, ours, protocol)
-    return _gain(reported, ours, latest_row(rows, reported.baseline_model, protocol, eps) if reported.baseline_model else None, protocol)
+        verdict = Fidelity(NOT_MEASURED, rule, None, None, "", "the paper's number could not be read here")
+    elif reported.dataset == card.dataset:
+        verdict = _same_dataset(reported, ours, protocol)
+    else:
+        baseline = latest_row(rows, reported.baseline_model, protocol, eps) if reported.baseline_model else None
+        verdict = _gain(reported, ours, baseline, protocol)
+    return replace(verdict, copy_robust=copy_robust)
 
 
 def _same_dataset(reported, ours: Mapping | None, protocol: str) -> Fidelity:

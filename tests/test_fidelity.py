@@ -23,7 +23,7 @@ def row(model: str, protocol: str, robust: float, eps: float = PAPER_EPS, n: int
 def test_a_copy_is_faithful_when_it_lands_within_the_tolerance_of_the_papers_number_on_our_dataset():
     card = with_reported("fmnist_hosnn", dataset="fashion-mnist", robust_accuracy=0.7491)
     passing = fidelity(card, [row("fmnist_hosnn", "paper-hosnn", 0.72)])
-    assert passing.verdict == REPRODUCED and passing.rule == "number" and passing.ours == 72.0
+    assert passing.verdict == REPRODUCED and passing.rule == "number" and passing.ours == passing.copy_robust == 72.0
     failing = fidelity(card, [row("fmnist_hosnn", "paper-hosnn", 0.33)])
     assert failing.verdict == NOT_REPRODUCED and "-41.9 points" in failing.reason
     # only the paper's eps counts: a row at the threat model's eps is another evaluation
@@ -46,7 +46,7 @@ def test_on_another_dataset_the_papers_gain_over_its_undefended_snn_must_be_repr
     paper_gain = 20.0
     holding = fidelity(card, [row("fmnist_snn_rat", "paper-snn-rat", 0.40), row("fmnist_snn_direct", "paper-snn-rat", 0.15)])
     assert holding.verdict == REPRODUCED and holding.rule == "gain" and holding.paper == pytest.approx(paper_gain)
-    assert holding.ours == pytest.approx(25.0)
+    assert holding.ours == pytest.approx(25.0) and holding.copy_robust == 40.0
     reversed_gain = fidelity(card, [row("fmnist_snn_rat", "paper-snn-rat", 0.10), row("fmnist_snn_direct", "paper-snn-rat", 0.15)])
     assert reversed_gain.verdict == NOT_REPRODUCED and "opposite sign" in reversed_gain.reason
     tiny_gain = fidelity(card, [row("fmnist_snn_rat", "paper-snn-rat", 0.16), row("fmnist_snn_direct", "paper-snn-rat", 0.15)])
@@ -59,6 +59,7 @@ def test_a_card_without_a_papers_number_has_no_verdict_and_a_reported_number_nee
     assert fidelity(find_card("fmnist_ann"), []) is None, "not a published defence: nothing to check"
     unread = fidelity(find_card("fmnist_poisson_lowlat"), [row("fmnist_poisson_lowlat", "paper-sharmin2020", 0.3)])
     assert unread.verdict == NOT_MEASURED and "could not be read" in unread.reason and unread.paper is None
+    assert unread.copy_robust == 30.0, "our copy's number at the paper's eps is shown even without the paper's"
     assert fidelity(find_card("fmnist_hosnn"), []).verdict == NOT_MEASURED
     with pytest.raises(ValueError, match="needs the preset of its evaluation"):
         card = find_card("fmnist_ann")

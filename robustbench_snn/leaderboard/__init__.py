@@ -249,6 +249,8 @@ def _paper_comparison(card: ModelCard | None, by_protocol: dict[str, Mapping], v
         "reported": None
         if reported is None or reported.robust_accuracy is None
         else {"text": f"{100 * reported.robust_accuracy:.2f}", "eps": f"{reported.eps:.4g}"},
+        "paper_eps": None if reported is None else f"{reported.eps:.4g}",
+        "robust_at_paper_eps": "-" if verdict is None or verdict.copy_robust is None else f"{verdict.copy_robust:.2f}%",
     }
 
 
