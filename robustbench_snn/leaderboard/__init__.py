@@ -282,9 +282,10 @@ def _badges(flags: list[str], ranking: pd.Series | None, outside: dict | None = 
                 "name": "older_version",
                 "badge": f"v{older}",
                 "reason": f"this robust accuracy is of {RANKING_PROTOCOL} version {older}, not the current {current}; "
-                "on a deterministic model a newer version has never reported more than the one before it on the same images; "
-                "on a stochastic model version 8 decides by a sequential test instead of four draws, which may count more "
-                "samples robust (both numbers are shown once it has run)",
+                "a newer version may differ by the samples whose random starts moved (a sample or two of 1,000 on the zoo), "
+                "and the cell carries the kills of every version on the same images; on a stochastic model version 8 decides "
+                "by a sequential test instead of four draws, which may count more samples robust (both numbers are shown once "
+                "it has run)",
             }
         )
     return badges
@@ -341,8 +342,9 @@ def _carried_badge(carried: dict | None, outside: dict | None) -> list[dict]:
 
 
 def _lowest_credited(outside: dict | None, carried: dict | None) -> dict | None:
-    """The ranking cell's entry when a standing outside attack or an earlier version's kills leave a lower number (the lower of the two)."""
-    entries = [entry for entry in (outside and _outside_entry(outside), carried and _carried_entry(carried)) if entry]
+    """The ranking cell's entry when a standing outside attack or an earlier version's kills leave a lower number (the lower of
+    the two; the carried kills at a tie, since they are counted against the current row and name every source)."""
+    entries = [entry for entry in (carried and _carried_entry(carried), outside and _outside_entry(outside)) if entry]
     return min(entries, key=lambda entry: entry["value"]) if entries else None
 
 
