@@ -46,11 +46,15 @@ class ExpectedLogits(nn.Module):
         return total / self.draws
 
 
-def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
-    """Per-sample margin to maximise: CW ``max_{j != y} z_j - z_y``, or DLR (Croce and Hein 2020),
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, toward: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample margin to maximise: CW ``max_{j != y} z_j - z_y`` (``z_t - z_y`` toward the wrong
+    class t of each sample given in ``toward``: a targeted attack), or DLR (Croce and Hein 2020),
     the same margin divided by the gap between the largest and third-largest logit."""
     true = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
-    others = logits.scatter(1, labels.unsqueeze(1), float("-inf")).amax(1)
+    if toward is not None:
+        others = logits.gather(1, toward.unsqueeze(1)).squeeze(1)
+    else:
+        others = logits.scatter(1, labels.unsqueeze(1), float("-inf")).amax(1)
     if loss == "cw":
         return others - true
     ordered = logits.sort(1).values
@@ -79,7 +83,7 @@ def scores_its_draws(model: nn.Module) -> bool:
 
 
 def score_function_gradient(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str, toward: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`loss_gradient` by the score-function estimator: every draw's logits with the log-probability
     of its sample (left by the encoder), then cross-entropy per draw, or a margin on the mean logits
@@ -94,21 +98,22 @@ def score_function_gradient(
         losses = F.cross_entropy(logits.flatten(0, 1), repeated(labels, draws), reduction="none").view(draws, -1)
         objective = score_function_surrogate(losses, log_prob).sum() / draws
     else:
-        objective = margin_loss(score_function_surrogate(logits, log_prob).mean(0), labels, loss).sum()
+        objective = margin_loss(score_function_surrogate(logits, log_prob).mean(0), labels, loss, toward).sum()
     return input_gradient(objective, images), logits.detach().mean(0)
 
 
 def loss_gradient(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str = "ce"
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int, loss: str = "ce", toward: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """EOT gradient of the loss and the draws' mean logits.
 
     Cross-entropy: ``(1/k) sum_i grad L(f_i(x))``, one backward per forward. A margin loss is taken
-    on the mean logits ``(1/k) sum_i f_i(x)``, so all draws stay in one graph until its backward.
+    on the mean logits ``(1/k) sum_i f_i(x)``, so all draws stay in one graph until its backward
+    (toward each sample's class in ``toward`` for a targeted margin, `margin_loss`).
     Under the score-function estimator the gradient is `score_function_gradient`'s.
     """
     if scores_its_draws(model):
-        return score_function_gradient(model, images, labels, draws, loss)
+        return score_function_gradient(model, images, labels, draws, loss, toward)
     images = images.detach().requires_grad_(True)
     gradient, logits_sum = torch.zeros_like(images), 0
     for number, count in enumerate(_draw_chunks_for(model, draws, images)):
@@ -121,7 +126,7 @@ def loss_gradient(
         logits_sum = logits_sum + logits.view(count, images.shape[0], -1).sum(0)
     mean_logits = logits_sum / draws
     if loss != "ce":
-        gradient = input_gradient(margin_loss(mean_logits, labels, loss).sum(), images)
+        gradient = input_gradient(margin_loss(mean_logits, labels, loss, toward).sum(), images)
     return gradient, mean_logits.detach()
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from robustbench_snn.attacks.attack import Attack, register_attack
-from robustbench_snn.attacks.primitives import ascent_step, loss_gradient, project, random_start
+from robustbench_snn.attacks.primitives import ExpectedLogits, ascent_step, loss_gradient, project, random_start
 from robustbench_snn.attacks.protocol import AttackSpec
 
 
@@ -52,9 +52,11 @@ def pgd(
     draws: int = 1,
     stop_when_fooled: bool | None = None,
     one_step: bool = False,
+    targeted: bool = False,
 ) -> torch.Tensor:
     """PGD (FGSM with ``one_step``: one step of size eps from the clean input) with EOT over
-    ``draws`` and restarts.
+    ``draws`` and restarts; ``targeted``: each restart r maximises the CW margin toward the r-th
+    most likely wrong class at the clean input (`ranked_wrong_classes`) instead of the largest.
 
     For a deterministic model a sample is frozen as soon as it is misclassified (exact early
     stopping), and restarts run only on samples not yet fooled. A stochastic model's samples run
@@ -68,15 +70,17 @@ def pgd(
     generator = torch.Generator().manual_seed(seed)
     adversarial = images.clone()
     fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-    for _ in range(1 if one_step else spec.restarts):
+    ranked = ranked_wrong_classes(model, images, labels, draws) if targeted else None
+    for restart in range(1 if one_step else spec.restarts):
         index = (~fooled).nonzero().squeeze(1)
         if index.numel() == 0:
             break
         clean, targets = images[index], labels[index]
+        toward = ranked[index, restart % ranked.shape[1]] if ranked is not None else None
         current = random_start(clean, spec, generator) if spec.random_start and not one_step else clean.clone()
         for step in range(steps + 1):
             if step < steps:
-                gradient, logits = loss_gradient(model, current, targets, draws, spec.loss)
+                gradient, logits = loss_gradient(model, current, targets, draws, spec.loss, toward)
             elif exact:
                 with torch.no_grad():
                     logits = model(current)
@@ -91,8 +95,16 @@ def pgd(
                 adversarial[index[keep]] = current[keep]
                 break
             index, clean, targets, current = index[keep], clean[keep], targets[keep], current[keep]
+            toward = toward[keep] if toward is not None else None
             current = project(ascent_step(current, gradient[keep], step_sizes[step], spec.norm), clean, spec)
     return adversarial.detach()
+
+
+@torch.no_grad()
+def ranked_wrong_classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int = 1) -> torch.Tensor:
+    """Each sample's wrong classes, most likely first, by its clean logits (averaged over ``draws``)."""
+    logits = ExpectedLogits(model, draws)(images) if draws > 1 else model(images)
+    return logits.scatter(1, labels.unsqueeze(1), float("-inf")).argsort(1, descending=True)[:, :-1]
 
 
 @register_attack
