@@ -227,3 +227,30 @@ def test_a_sharp_surrogate_with_a_decaying_step_breaks_survivors_that_its_fixed_
         for schedule in ("constant", "cosine")
     }
     assert fooled["constant"] == 0 and fooled["cosine"] >= 3
+
+
+class _FarTopClass(torch.nn.Module):
+    """Three classes over three pixels: class 0 (the label) at 1, class 1 at 0.95 whatever the input
+    (the largest wrong logit, out of reach), class 2 at 0.5 + 5 x_2 (the reachable boundary)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        fixed = torch.ones_like(images[:, 0])
+        return torch.stack([fixed, 0.95 * fixed, 0.5 + 5 * images[:, 2]], dim=1)
+
+
+def test_targeted_pgd_aims_each_restart_at_the_next_most_likely_wrong_class():
+    """The untargeted CW margin follows the largest wrong logit, here one no input moves; the targeted
+    attack's second restart aims at the next class, whose boundary lies inside the ball."""
+    from robustbench_snn.attacks import get_attack
+    from robustbench_snn.attacks.methods.pgd import ranked_wrong_classes
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    model, images, labels = _FarTopClass(), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long)
+    assert ranked_wrong_classes(model, images, labels).tolist() == [[1, 2]]
+    spec = AttackSpec(attack="pgd-targeted", eps=0.2, steps=10, restarts=1, random_start=False)
+    untargeted = AttackSpec(attack="pgd", loss="cw", eps=0.2, steps=10, restarts=2, random_start=False)
+    untargeted = get_attack("pgd").perturb(model, untargeted, images, labels, 0, 1)
+    first_target_only = get_attack("pgd-targeted").perturb(model, spec, images, labels, 0, 1)
+    two_targets = get_attack("pgd-targeted").perturb(model, spec.model_copy(update={"restarts": 2}), images, labels, 0, 1)
+    assert model(untargeted).argmax(1).item() == 0 and model(first_target_only).argmax(1).item() == 0
+    assert model(two_targets).argmax(1).item() == 2 and two_targets[0, :2].tolist() == [0.0, 0.0], "only class 2's pixel moved"
