@@ -153,8 +153,12 @@ def test_a_user_spikingjelly_network_gets_every_gradient_mode(fmnist_batch):
         plan_members(model, protocol, images[:1], "cpu", 0, "fashion-mnist")[0]
         for model in (wrap_snn(SpikingCNN(), stochastic=False), load_model("fmnist_snn_direct"))
     ]
-    chosen = iter(search["member"] for search in record.searches)  # a searched member runs as the candidate chosen
-    assert record.attacks == [next(chosen) if member.search else member.label() for member in members[0]]
+    # a searched member runs as the candidates it keeps, the chosen one first
+    searches, expected = iter(record.searches), []
+    for member in members[0]:
+        search = next(searches) if member.search else None
+        expected += [member.label()] if search is None else [search["member"], *[None] * (len(search["kept"]) - 1)]
+    assert len(record.attacks) == len(expected) and all(want in (None, got) for got, want in zip(record.attacks, expected))
     assert [member.white_box for member in members[0]] == [member.white_box for member in members[1]]
     assert record.grad == "ensemble"
 

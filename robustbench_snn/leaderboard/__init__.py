@@ -343,8 +343,10 @@ def _carried_badge(carried: dict | None, outside: dict | None) -> list[dict]:
 
 def _lowest_credited(outside: dict | None, carried: dict | None) -> dict | None:
     """The ranking cell's entry when a standing outside attack or an earlier version's kills leave a lower number (the lower of
-    the two; the carried kills at a tie, since they are counted against the current row and name every source)."""
-    entries = [entry for entry in (carried and _carried_entry(carried), outside and _outside_entry(outside)) if entry]
+    the two; at a tie the outside attack's where it tested the current row, else the carried kills, counted against it)."""
+    tested_current = outside is not None and (carried is None or outside.get("protocol_version") == carried["version"])
+    pair = (outside and _outside_entry(outside), carried and _carried_entry(carried))
+    entries = [entry for entry in (pair if tested_current else pair[::-1]) if entry]
     return min(entries, key=lambda entry: entry["value"]) if entries else None
 
 
