@@ -16,12 +16,12 @@ from robustbench_snn.store import load_rows
 from robustbench_snn.tables import percent, results_table
 
 
-def _reliable_cell(row) -> str:
-    """A `reliable` row's number, with its images where they are fewer than the ranking's."""
+def _reliable_cell(row, ranking_images: int) -> str:
+    """A `reliable` row's number, with its images where they are fewer than the ranking's ``ranking_images``."""
     if row is None:
         return "-"
     n = int(row["n_examples"])
-    return percent(row["robust_accuracy"]) + ("" if n >= build_protocol("reliable").n_examples else f" (n={n})")
+    return percent(row["robust_accuracy"]) + ("" if n >= ranking_images else f" (n={n})")
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
     cards = list_cards(arguments.dataset)
     rows = results_table(load_rows(arguments.dataset, arguments.results_dir), cards, dataset=arguments.dataset).to_dict("records")
     threat_eps = dataset_info(arguments.dataset).linf_eps
+    ranking_images = build_protocol("reliable").n_examples
     print(
         "| defence | paper (where) | paper's number at its eps | ours under the paper's evaluation at its eps "
         f"| ours under `reliable` at {threat_eps:g} / at the paper's eps | fidelity | what differs |"
@@ -54,7 +55,7 @@ def main() -> None:
             reported.source.replace("|", "/"),
             paper,
             f"{percent(ours['robust_accuracy'])} (`{card.reference.protocol}`)" if ours else "-",
-            " / ".join(_reliable_cell(row) for row in reliable),
+            " / ".join(_reliable_cell(row, ranking_images) for row in reliable),
             f"{verdict.verdict}: {verdict.reason}",
             reported.differences.replace("|", "/"),
         ]

@@ -46,6 +46,11 @@ class ExpectedLogits(nn.Module):
         return total / self.draws
 
 
+def wrong_class_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``logits`` with each sample's true class at -inf, so that only its wrong classes compete."""
+    return logits.scatter(1, labels.unsqueeze(1), float("-inf"))
+
+
 def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, toward: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample margin to maximise: CW ``max_{j != y} z_j - z_y`` (``z_t - z_y`` toward the wrong
     class t of each sample given in ``toward``: a targeted attack), or DLR (Croce and Hein 2020),
@@ -54,7 +59,7 @@ def margin_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str, toward: t
     if toward is not None:
         others = logits.gather(1, toward.unsqueeze(1)).squeeze(1)
     else:
-        others = logits.scatter(1, labels.unsqueeze(1), float("-inf")).amax(1)
+        others = wrong_class_logits(logits, labels).amax(1)
     if loss == "cw":
         return others - true
     ordered = logits.sort(1).values

@@ -48,16 +48,10 @@ def _registered_attack(name: str) -> str:
 SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
 # The member fields only a preset sets (the command line overrides the others, `AttackFields`).
 PRESET_ONLY_FIELDS = ("search", "search_keep", "only_with_estimator", "step_ratio")
-# Fields a member leaves out of its identity while unused (members written before them keep theirs).
-_UNUSED_FIELD_VALUES = (
-    ("search", None),
-    ("search_keep", 1),
-    ("only_with_estimator", False),
-    ("step_ratio", None),
-    ("step_schedule", "constant"),
-)
 # A member's fields once its search is resolved, or where the model makes every candidate one attack.
 NO_SEARCH = {"search": None, "search_keep": 1}
+# Fields a member leaves out of its identity while unused (members written before them keep theirs).
+_UNUSED_FIELD_VALUES = (*NO_SEARCH.items(), ("only_with_estimator", False), ("step_ratio", None), ("step_schedule", "constant"))
 
 
 class AttackSpec(AttackFields):
@@ -116,10 +110,11 @@ class AttackSpec(AttackFields):
             raise ValueError("search: one field per member (a grid over several multiplies the cost)")
         if self.search_keep > max((len(candidates) for candidates in (self.search or {}).values()), default=1):
             raise ValueError(f"search_keep {self.search_keep} needs a search with at least that many candidates")
-        if self.search_keep > 1 and len({candidate.label() for candidate in self.candidates()}) < len(self.candidates()):
+        labels = [candidate.label() for candidate in self.candidates()]
+        if self.search_keep > 1 and len(set(labels)) < len(labels):
             raise ValueError(
                 "search_keep runs its candidates as members told apart by their labels, and this search's candidates share one "
-                f"({self.candidates()[0].label()}); search a field the label shows (surrogate_alpha, temperature)"
+                f"({labels[0]}); search a field the label shows (surrogate_alpha, temperature)"
             )
         return self
 

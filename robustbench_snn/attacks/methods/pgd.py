@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from robustbench_snn.attacks.attack import Attack, register_attack
-from robustbench_snn.attacks.primitives import ExpectedLogits, ascent_step, loss_gradient, project, random_start
+from robustbench_snn.attacks.primitives import ExpectedLogits, ascent_step, loss_gradient, project, random_start, wrong_class_logits
 from robustbench_snn.attacks.protocol import AttackSpec
 
 
@@ -103,8 +103,7 @@ def pgd(
 @torch.no_grad()
 def ranked_wrong_classes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, draws: int = 1) -> torch.Tensor:
     """Each sample's wrong classes, most likely first, by its clean logits (averaged over ``draws``)."""
-    logits = ExpectedLogits(model, draws)(images) if draws > 1 else model(images)
-    return logits.scatter(1, labels.unsqueeze(1), float("-inf")).argsort(1, descending=True)[:, :-1]
+    return wrong_class_logits(ExpectedLogits(model, draws)(images), labels).argsort(1, descending=True)[:, :-1]
 
 
 @register_attack
