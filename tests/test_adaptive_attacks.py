@@ -200,11 +200,23 @@ def test_version_10_runs_version_9s_decaying_step_pgd_for_2000_steps_after_it():
 def test_version_11_runs_version_10s_long_member_at_its_two_best_sharpnesses():
     """Version 11 (the second red team's pair of sharpnesses broke what version 10's one left): version
     10's members in its order, the 2,000-step member keeping the best two of its search."""
-    current, version_10 = build_protocol("reliable"), reliable_version(10)
+    current, version_10 = reliable_version(11), reliable_version(10)
     assert current.version == 11 and (current.sequential, current.convergence) == (version_10.sequential, version_10.convergence)
     changed = [(new, old) for new, old in zip(current.members, version_10.members, strict=True) if new != old]
     ((long, before),) = changed
     assert long.steps == 2000 and long.search_keep == 2 and long.model_copy(update={"search_keep": 1}) == before
+
+
+def test_version_12_adds_targeted_pgd_toward_the_three_nearest_classes_after_the_long_member():
+    """Version 12 (issue 40's third red team broke version 11's survivors with a targeted margin):
+    version 11's members in its order, and after the 2,000-step member PGD toward each of the three
+    most likely wrong classes, with the long member's sharpness search and its best two kept."""
+    current, version_11 = build_protocol("reliable"), reliable_version(11)
+    assert current.version == 12
+    (targeted,) = _added(current, version_11)
+    long = current.members[current.members.index(targeted) - 1]
+    assert long.steps == 2000 and targeted.attack == "pgd-targeted" and targeted.restarts == 3
+    assert (targeted.search, targeted.search_keep, targeted.step_schedule) == (long.search, 2, "cosine")
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):

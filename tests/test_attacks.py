@@ -254,3 +254,15 @@ def test_targeted_pgd_aims_each_restart_at_the_next_most_likely_wrong_class():
     two_targets = get_attack("pgd-targeted").perturb(model, spec.model_copy(update={"restarts": 2}), images, labels, 0, 1)
     assert model(untargeted).argmax(1).item() == 0 and model(first_target_only).argmax(1).item() == 0
     assert model(two_targets).argmax(1).item() == 2 and two_targets[0, :2].tolist() == [0.0, 0.0], "only class 2's pixel moved"
+
+
+def test_targeted_pgd_aims_each_restart_at_its_own_class_under_the_runner():
+    """The runner runs a member's restarts one at a time; each must still aim at its own class (a
+    runner that ran every restart as the first aimed all of them at the unreachable class)."""
+    from robustbench_snn.attacks.protocol import AttackSpec
+    from robustbench_snn.attacks.runner import attack_samples
+
+    model, images, labels = _FarTopClass(), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long)
+    spec = AttackSpec(attack="pgd-targeted", eps=0.2, steps=10, restarts=1, random_start=False)
+    assert attack_samples(model, spec, images, labels, 1, 0, {}).tolist() == [True]
+    assert attack_samples(model, spec.model_copy(update={"restarts": 2}), images, labels, 1, 0, {}).tolist() == [False]

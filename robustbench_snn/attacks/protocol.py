@@ -82,6 +82,9 @@ class AttackSpec(AttackFields):
     _later: bool = PrivateAttr(default=False)
     # Set by the runner's planning on a model without spiking layers, where every gradient is plain backprop.
     _plain_backprop: bool = PrivateAttr(default=False)
+    # Set by `one_restart`: which of the member's restarts this copy is (a targeted attack aims
+    # restart r at the r-th most likely wrong class, and the runner runs restarts one at a time).
+    _restart: int = PrivateAttr(default=0)
 
     @model_serializer(mode="wrap")
     def _without_unused_preset_fields(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -144,6 +147,17 @@ class AttackSpec(AttackFields):
         surrogate = self.surrogate if rule.through_surrogate else None
         takes_alpha = surrogate is not None or rule.default_parameter is not None
         return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
+
+    def one_restart(self, index: int) -> "AttackSpec":
+        """The member's restart ``index`` (from 0) alone: one restart that knows which it is."""
+        single = self.model_copy(update={"restarts": 1})
+        single._restart = index
+        return single
+
+    @property
+    def first_restart(self) -> int:
+        """Which restart of the member this spec's first is (0 unless made by `one_restart`)."""
+        return self._restart
 
     @property
     def later(self) -> bool:

@@ -260,8 +260,8 @@ class _BatchRun:
         self.final = images.detach().clone()
         self.seeds: dict[str, list[int]] = {}
 
-    def attempt(self, member: AttackSpec, seed: int) -> int:
-        """One restart of ``member`` from ``seed`` on the samples still robust; how many it fooled.
+    def attempt(self, member: AttackSpec, seed: int, restart: int = 0) -> int:
+        """Restart ``restart`` of ``member``, from ``seed``, on the samples still robust; how many it fooled.
 
         A stochastic model's draws restart at ``seed`` too, so an attempt's outcome depends on its
         seed and the samples it is given alone, not on what ran before it."""
@@ -271,8 +271,7 @@ class _BatchRun:
         self.seeds.setdefault(member.label(), []).append(seed)
         if is_stochastic(self.model):
             reseed(self.model, seed)
-        single = member.model_copy(update={"restarts": 1})
-        adversarial = perturb(self.model, single, self.images[index], self.labels[index], seed, self.sources)
+        adversarial = perturb(self.model, member.one_restart(restart), self.images[index], self.labels[index], seed, self.sources)
         survived = decide(self.model, adversarial, self.labels[index], self.protocol.rule())
         self.final[index] = adversarial.detach().to(self.final.dtype)
         if self.kept is not None:
@@ -285,7 +284,7 @@ class _BatchRun:
     def run(self, member: AttackSpec, seed: int, converge: bool) -> dict | None:
         """Every restart of ``member``; when it should ``converge`` under the protocol's rule, the
         doublings after them, and the curve: restarts run and samples still robust after each."""
-        found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(member.restarts)]
+        found = [self.attempt(member, restart_seed(seed, restart), restart) for restart in range(member.restarts)]
         rule = self.protocol.convergence
         if rule is None or not converge:
             return None
@@ -297,7 +296,7 @@ class _BatchRun:
         restarts, curve = [member.restarts], [int(self.robust.sum())]
         while len(restarts) - 1 < rule.max_doublings and not (len(restarts) - 1 >= rule.min_doublings and converged(found)):
             done = restarts[-1]
-            found = [self.attempt(member, restart_seed(seed, restart)) for restart in range(done, 2 * done)]
+            found = [self.attempt(member, restart_seed(seed, restart), restart) for restart in range(done, 2 * done)]
             restarts.append(2 * done)
             curve.append(int(self.robust.sum()))
         return {"restarts": restarts, "robust": curve, "converged": converged(found)}

@@ -56,7 +56,8 @@ def pgd(
 ) -> torch.Tensor:
     """PGD (FGSM with ``one_step``: one step of size eps from the clean input) with EOT over
     ``draws`` and restarts; ``targeted``: each restart r maximises the CW margin toward the r-th
-    most likely wrong class at the clean input (`ranked_wrong_classes`) instead of the largest.
+    most likely wrong class at the clean input (`ranked_wrong_classes`) instead of the largest,
+    counting r from ``spec.first_restart`` (the runner runs a member's restarts one at a time).
 
     For a deterministic model a sample is frozen as soon as it is misclassified (exact early
     stopping), and restarts run only on samples not yet fooled. A stochastic model's samples run
@@ -76,7 +77,7 @@ def pgd(
         if index.numel() == 0:
             break
         clean, targets = images[index], labels[index]
-        toward = ranked[index, restart % ranked.shape[1]] if ranked is not None else None
+        toward = ranked[index, (spec.first_restart + restart) % ranked.shape[1]] if ranked is not None else None
         current = random_start(clean, spec, generator) if spec.random_start and not one_step else clean.clone()
         for step in range(steps + 1):
             if step < steps:
