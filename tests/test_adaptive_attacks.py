@@ -142,10 +142,11 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     assert record.attacks[5] == "pgd-1x2-cw[bptt-atan@4]"
     assert record.attacks[6].startswith("pgd-1x2-cw-cosine[bptt-atan@")  # version 9's, its sharpness searched
     assert record.attacks[7].startswith("pgd-1-cw-cosine[bptt-atan@")  # version 10's, longer (here shortened to 1 step)
+    assert any(label.startswith("pgd-targeted-1x3-cosine[bptt-atan@") for label in record.attacks[8:10])  # version 12's
     assert record.attacks[-2:] == ["transfer<-fmnist_ann", "square-20"]
     assert any(label.startswith("pgd-1x2-cw[bptt|relaxed@") for label in record.attacks)  # the relaxed estimator, searched
     assert {"apgd-ce-1x2[bptt]<-expectation", "sapgd-1x2-cw[bptt]<-expectation"} <= set(record.attacks)
-    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha", "surrogate_alpha", "surrogate_alpha", "temperature"]
+    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha"] * 4 + ["temperature"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
