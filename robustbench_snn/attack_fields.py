@@ -50,7 +50,9 @@ class AttackFields(Strict):
     surrogate: str | None = _registered("surrogate", "Surrogate derivative for --grad bptt [default: the model's training surrogate].")
     surrogate_alpha: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Surrogate sharpness.")
     eot: int = Field(default=1, ge=1, le=1024, description="EOT draws averaged per gradient (stochastic models).")
-    queries: int = Field(default=1000, ge=1, le=100_000, description="Query budget of the Square attack.")
+    queries: int = Field(
+        default=1000, ge=1, le=100_000, description="Query budget of the Square attack; the random search's iterations of pgd-search."
+    )
     source: str | None = Field(
         default=None,
         description="Craft the attack on a source model and try it on the target: a registered name, twin, or expectation "

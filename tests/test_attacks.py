@@ -266,3 +266,27 @@ def test_targeted_pgd_aims_each_restart_at_its_own_class_under_the_runner():
     spec = AttackSpec(attack="pgd-targeted", eps=0.2, steps=10, restarts=1, random_start=False)
     assert attack_samples(model, spec, images, labels, 1, 0, {}).tolist() == [True]
     assert attack_samples(model, spec.model_copy(update={"restarts": 2}), images, labels, 1, 0, {}).tolist() == [False]
+
+
+class _StepAtOnePixel(torch.nn.Module):
+    """Two classes over a 1x2x2 image whose wrong logit steps up where the first pixel reaches 0.05:
+    no gradient anywhere, and the boundary inside the ball around the black image."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        step = torch.floor(10 * images[:, 0, 0, 0] + 0.5) * 0.2
+        return torch.stack([torch.full_like(step, 0.5), 0.4 + step], dim=1)
+
+
+def test_pgd_search_crosses_a_boundary_where_pgd_has_no_gradient():
+    """Issue 40's fourth red team: where surrogate PGD stalls, a search on the true margin from its end point crosses."""
+    from robustbench_snn.attacks import get_attack
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    model, images, labels = _StepAtOnePixel(), torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long)
+    fields = {"eps": 0.1, "steps": 5, "random_start": False}
+    searched = get_attack("pgd-search").perturb(model, AttackSpec(attack="pgd-search", queries=20, **fields), images, labels, 0, 1)
+    targeted = get_attack("pgd-targeted").perturb(model, AttackSpec(attack="pgd-targeted", **fields), images, labels, 0, 1)
+    assert model(targeted).argmax(1).item() == 0 and torch.equal(targeted, images), "PGD has no gradient to follow"
+    assert model(searched).argmax(1).item() == 1 and (searched - images).abs().max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="Linf only"):
+        AttackSpec(attack="pgd-search", norm="L2", eps=0.5)

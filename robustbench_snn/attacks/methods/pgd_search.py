@@ -1,0 +1,117 @@
+"""Targeted PGD, then a random search on the exact CW margin from where PGD stopped.
+
+Issue 40's fourth red team broke 12 survivors of `reliable` v12 (on the direct SNN, FEEL-SNN and the
+PGD-trained SNN) that no gradient attack it tried reached: surrogate PGD brought their margins to
+0.1 to 0.5 and stalled there, where the surrogate's gradient no longer points across the true
+model's boundary, and a search on the true model's margin, from PGD's end point, crossed it.
+Square searches the same way but from the clean input, so its budget is spent far from the boundary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robustbench_snn.attacks.attack import Attack, register_attack, schedule_label
+from robustbench_snn.attacks.methods.pgd import pgd
+from robustbench_snn.attacks.primitives import ExpectedLogits, margin_loss
+from robustbench_snn.seeds import restart_seed
+
+# Proposals per sample in each search iteration, scored in one batch.
+PROPOSALS = 16
+# The most pixels a scattered proposal moves (the red team's 1 to 24).
+MOST_SCATTERED_PIXELS = 24
+
+
+@register_attack
+class PGDSearch(Attack):
+    name = "pgd-search"
+    description = (
+        "targeted PGD toward the r-th most likely wrong class in restart r, then a random search on the exact CW margin "
+        "from PGD's end point, `queries` iterations (Linf)"
+    )
+    schedules_steps = True
+
+    def check(self, spec) -> None:
+        super().check(spec)
+        if spec.norm != "Linf":
+            raise ValueError(f"{self.name}'s search moves pixels to the corners of the Linf ball; it takes norm Linf only")
+
+    def label(self, spec) -> str:
+        restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
+        backward = spec.backward_label()
+        source = f"<-{spec.source}" if spec.source is not None else ""
+        return f"{self.name}-{spec.steps}+{spec.queries}{restarts}{schedule_label(spec)}{f'[{backward}]' if backward else ''}{source}"
+
+    def perturb(self, model, spec, images, labels, seed, draws):
+        scores = ExpectedLogits(model, draws)
+        generator = torch.Generator().manual_seed(seed)
+        adversarial = images.clone()
+        fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        for restart in range(spec.restarts):
+            index = (~fooled).nonzero().squeeze(1)
+            if index.numel() == 0:
+                break
+            one = spec.one_restart(spec.first_restart + restart).model_copy(update={"loss": "cw"})
+            start = pgd(model, one, images[index], labels[index], restart_seed(seed, restart), draws, targeted=True)
+            found, margins = margin_search(scores, images[index], start, labels[index], spec.eps, spec.queries, generator)
+            adversarial[index] = found
+            fooled[index] = margins > 0
+        return adversarial.detach()
+
+
+@torch.no_grad()
+def margin_search(
+    scores: torch.nn.Module,
+    clean: torch.Tensor,
+    start: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    iterations: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy random search in the Linf ball around ``clean`` from ``start``, on the CW margin
+    ``max_{j != y} z_j - z_y`` (a sample is fooled above 0): each iteration scores `PROPOSALS`
+    moves per sample and keeps the best when it is no worse (moves along a plateau are taken, as
+    the red team found they must be), until the sample is fooled. Returns the inputs and margins."""
+    current = start.clone()
+    margins = margin_loss(scores(current), labels, "cw")
+    largest_patch = max(1, min(clean.shape[-2:]) // 4)
+    for iteration in range(iterations):
+        index = (margins <= 0).nonzero().squeeze(1)
+        if index.numel() == 0:
+            break
+        patch = max(1, round(largest_patch * (1 - iteration / iterations)))
+        proposals = propose(current[index], clean[index], eps, patch, generator)
+        proposed = margin_loss(scores(proposals.flatten(0, 1)), labels[index].repeat_interleave(PROPOSALS), "cw").view(-1, PROPOSALS)
+        best, which = proposed.max(1)
+        better = best >= margins[index]
+        chosen = proposals[torch.arange(len(index)), which]
+        current[index[better]] = chosen[better]
+        margins[index[better]] = best[better]
+    return current, margins
+
+
+def propose(current: torch.Tensor, clean: torch.Tensor, eps: float, patch: int, generator: torch.Generator) -> torch.Tensor:
+    """`PROPOSALS` moves of each sample, ``[n, PROPOSALS, *image]``: the first half set a random
+    ``patch`` x ``patch`` square to a corner of the ball (one sign for the square or one per pixel,
+    as Square does), the second half set 1 to `MOST_SCATTERED_PIXELS` scattered pixels to ``clean``
+    or either corner."""
+    n, shape = len(current), current.shape[1:]
+    height, width = shape[-2:]
+
+    def uniform(*size: int) -> torch.Tensor:
+        return torch.rand(size, generator=generator).to(current)
+
+    rows, cols = torch.arange(height, device=current.device), torch.arange(width, device=current.device)
+    top = (uniform(n, PROPOSALS) * (height - patch + 1)).floor().view(n, PROPOSALS, 1, 1)
+    left = (uniform(n, PROPOSALS) * (width - patch + 1)).floor().view(n, PROPOSALS, 1, 1)
+    square = ((rows.view(1, 1, -1, 1) - top).clamp(min=-1) // patch == 0) & ((cols.view(1, 1, 1, -1) - left).clamp(min=-1) // patch == 0)
+    per_pixel = uniform(n, PROPOSALS, 1, 1, 1) < 0.5
+    signs = torch.where(per_pixel, uniform(n, PROPOSALS, *shape), uniform(n, PROPOSALS, shape[0], 1, 1)).round() * 2 - 1
+    squares = torch.where(square.unsqueeze(2), clean.unsqueeze(1) + eps * signs, current.unsqueeze(1))
+    counts = (uniform(n, PROPOSALS, 1, 1, 1) * MOST_SCATTERED_PIXELS).floor() + 1
+    scattered = uniform(n, PROPOSALS, 1, height, width) < counts / (height * width)
+    levels = (uniform(n, PROPOSALS, *shape) * 3).floor() - 1
+    pixels = torch.where(scattered, clean.unsqueeze(1) + eps * levels, current.unsqueeze(1))
+    moved = torch.cat([squares[:, : PROPOSALS // 2], pixels[:, PROPOSALS // 2 :]], dim=1)
+    return moved.clamp(0.0, 1.0)
