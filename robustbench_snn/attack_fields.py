@@ -49,6 +49,12 @@ class AttackFields(Strict):
     grad: str = _registered("grad", "SNN gradient mode (see docs/attacks.md, or `rsc-bench names grad`).", default=DEFAULT_GRADIENT_MODE)
     surrogate: str | None = _registered("surrogate", "Surrogate derivative for --grad bptt [default: the model's training surrogate].")
     surrogate_alpha: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="Surrogate sharpness.")
+    surrogate_alpha_last: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="The last spiking layer's surrogate sharpness, where it differs from --surrogate-alpha (needs --surrogate).",
+    )
     eot: int = Field(default=1, ge=1, le=1024, description="EOT draws averaged per gradient (stochastic models).")
     queries: int = Field(
         default=1000, ge=1, le=100_000, description="Query budget of the Square attack; the random search's iterations of pgd-search."

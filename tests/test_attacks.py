@@ -290,3 +290,23 @@ def test_pgd_search_crosses_a_boundary_where_pgd_has_no_gradient():
     assert model(searched).argmax(1).item() == 1 and (searched - images).abs().max() <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="Linf only"):
         AttackSpec(attack="pgd-search", norm="L2", eps=0.5)
+
+
+def test_a_last_layer_sharpness_sets_the_last_spiking_layer_only_and_is_part_of_the_label(shipped_models):
+    """Issue 40's fourth red team: sharp early layers and a smooth last one (8, 8, 2) brought PGD to
+    margins that one sharpness everywhere did not; ``surrogate_alpha_last`` says it in a preset."""
+    from robustbench_snn.attacks.protocol import AttackSpec
+    from robustbench_snn.attacks.runner import gradient_context, normalised
+
+    model = shipped_models["fmnist_snn_direct"]
+    spec = AttackSpec(attack="pgd", eps=0.1, surrogate="atan", surrogate_alpha=8.0, surrogate_alpha_last=2.0)
+    before = [layer.surrogate for layer in model.spiking_layers]
+    with gradient_context(model, spec):
+        assert [layer.surrogate for layer in model.spiking_layers] == [("atan", 8.0)] * (len(before) - 1) + [("atan", 2.0)]
+    assert [layer.surrogate for layer in model.spiking_layers] == before
+    assert spec.label() == "pgd-10[bptt-atan@8,last@2]"
+    same = AttackSpec(attack="pgd", eps=0.1, surrogate="atan", surrogate_alpha=8.0, surrogate_alpha_last=8.0)
+    assert normalised(same, model).label() == "pgd-10[bptt-atan@8]" and normalised(same, model).surrogate_alpha_last is None
+    assert "surrogate_alpha_last" not in AttackSpec(attack="pgd", eps=0.1).model_dump(), "members without it keep their identity"
+    with pytest.raises(ValueError, match="needs bptt through a named surrogate"):
+        AttackSpec(attack="pgd", eps=0.1, surrogate_alpha_last=2.0)

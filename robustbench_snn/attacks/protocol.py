@@ -45,13 +45,19 @@ def _registered_attack(name: str) -> str:
 
 
 # The member fields a preset may search per model instead of fixing (`evaluation.calibrate`).
-SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "step_size")
+SEARCHABLE_FIELDS = ("temperature", "surrogate_alpha", "surrogate_alpha_last", "step_size")
 # The member fields only a preset sets (the command line overrides the others, `AttackFields`).
 PRESET_ONLY_FIELDS = ("search", "search_keep", "only_with_estimator", "step_ratio")
 # A member's fields once its search is resolved, or where the model makes every candidate one attack.
 NO_SEARCH = {"search": None, "search_keep": 1}
 # Fields a member leaves out of its identity while unused (members written before them keep theirs).
-_UNUSED_FIELD_VALUES = (*NO_SEARCH.items(), ("only_with_estimator", False), ("step_ratio", None), ("step_schedule", "constant"))
+_UNUSED_FIELD_VALUES = (
+    *NO_SEARCH.items(),
+    ("only_with_estimator", False),
+    ("step_ratio", None),
+    ("step_schedule", "constant"),
+    ("surrogate_alpha_last", None),
+)
 
 
 class AttackSpec(AttackFields):
@@ -100,6 +106,8 @@ class AttackSpec(AttackFields):
         self.method.check(self)
         if self.only_with_estimator and self.estimator is None:
             raise ValueError("only_with_estimator needs an estimator")
+        if self.surrogate_alpha_last is not None and (self.surrogate is None or not GRADIENT_MODES[self.grad].through_surrogate):
+            raise ValueError("surrogate_alpha_last needs bptt through a named surrogate (surrogate: atan, say)")
         if self.step_ratio is not None and self.step_size is not None:
             raise ValueError("give the step as step_size or as step_ratio (a fraction of eps), not both")
         for name, candidates in (self.search or {}).items():
@@ -146,7 +154,8 @@ class AttackSpec(AttackFields):
         rule = GRADIENT_MODES[self.grad]
         surrogate = self.surrogate if rule.through_surrogate else None
         takes_alpha = surrogate is not None or rule.default_parameter is not None
-        return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None)
+        last = self.surrogate_alpha_last if surrogate is not None else None
+        return GradientMode(self.grad, surrogate, self.surrogate_alpha if takes_alpha else None, last)
 
     def one_restart(self, index: int) -> "AttackSpec":
         """The member's restart ``index`` (from 0) alone: one restart that knows which it is."""

@@ -114,17 +114,20 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     update: dict = _normalised_estimator(member, model)
     rule = GRADIENT_MODES[member.grad]
     if getattr(model, "keeps_own_surrogate", False) and rule.through_surrogate:
-        member = member.model_copy(update={"surrogate": None, "surrogate_alpha": None})
+        member = member.model_copy(update={"surrogate": None, "surrogate_alpha": None, "surrogate_alpha_last": None})
     if member.source == EXPECTATION_SOURCE and not member.method.needs_source and not is_stochastic(model):
         update["source"] = None
     # A searched sharpness is left as declared: each candidate is normalised when it is chosen (`evaluation.calibrate`).
-    searches_sharpness = "surrogate_alpha" in (member.search or {})
+    searches_sharpness = bool({"surrogate_alpha", "surrogate_alpha_last"} & set(member.search or {}))
+    last = None if member.surrogate_alpha_last == member.surrogate_alpha else member.surrogate_alpha_last
+    if last is None and member.surrogate_alpha_last is not None:
+        update["surrogate_alpha_last"] = None
     if rule.through_surrogate and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
         update.update(NO_SEARCH if searches_sharpness else {})
     elif rule.through_surrogate and not searches_sharpness:
         alpha = member.surrogate_alpha if member.surrogate_alpha is not None else SURROGATES[member.surrogate].default_alpha
-        if (member.surrogate, alpha) == training_surrogate(model):
+        if (member.surrogate, alpha) == training_surrogate(model) and last is None:
             update.update({"surrogate": None, "surrogate_alpha": None})
     elif not rule.through_surrogate:
         update["surrogate"] = None

@@ -212,6 +212,9 @@ class GradientMode:
     mode: str = DEFAULT_GRADIENT_MODE
     surrogate: str | None = None
     alpha: float | None = None
+    # The last spiking layer's sharpness where it differs from ``alpha`` (issue 40's fourth red team:
+    # sharp early layers and a smooth last one, 8, 8 and 2, brought margins PGD could not).
+    last_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in GRADIENT_MODES:
@@ -220,6 +223,8 @@ class GradientMode:
             raise UserError(unknown_name("surrogate", self.surrogate, SURROGATES))
         if self.alpha is not None and self.alpha <= 0:
             raise UserError(f"surrogate sharpness must be > 0, got {self.alpha}")
+        if self.last_alpha is not None and (self.last_alpha <= 0 or self.surrogate is None or not self.rule.through_surrogate):
+            raise UserError(f"a last layer's sharpness ({self.last_alpha}) needs bptt through a named surrogate, and must be > 0")
         bounds = self.rule.parameter_range
         if self.alpha is not None and bounds is not None and not bounds[0] < self.alpha < bounds[1]:
             raise UserError(f"{self.mode}'s {self.rule.parameter_name} must be in ({bounds[0]:g}, {bounds[1]:g}), got {self.alpha}")
@@ -235,12 +240,19 @@ class GradientMode:
         default = self.rule.default_parameter
         return self.alpha if self.alpha is not None or default is None else default
 
+    def for_layer(self, position: int, layers: int) -> "GradientMode":
+        """The mode of spiking layer ``position`` of ``layers``: the last takes ``last_alpha`` where given."""
+        if self.last_alpha is None or position != layers - 1:
+            return self
+        return GradientMode(self.mode, self.surrogate, self.last_alpha)
+
     def label(self) -> str:
         if self.rule.default_parameter is not None:
             return f"{self.mode}@{self.parameter:g}"
         if not self.rule.through_surrogate or self.surrogate is None:
             return self.mode
-        return f"bptt-{self.surrogate}" + (f"@{self.alpha:g}" if self.alpha is not None else "")
+        last = f",last@{self.last_alpha:g}" if self.last_alpha is not None else ""
+        return f"bptt-{self.surrogate}" + (f"@{self.alpha:g}" if self.alpha is not None else "") + last
 
 
 def bptr_slope(currents: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:

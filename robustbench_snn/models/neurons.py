@@ -338,8 +338,8 @@ class SpikingModel:
     def set_gradient(self, gradient: GradientMode) -> None:
         """Choose how attacks differentiate through spiking layers; the forward values never change."""
         self.gradient = gradient
-        for layer in self.spiking_layers:
-            layer.set_gradient(gradient)
+        for position, layer in enumerate(self.spiking_layers):
+            layer.set_gradient(gradient.for_layer(position, len(self.spiking_layers)))
 
     @contextmanager
     def using_gradient(self, gradient: GradientMode) -> Iterator["SpikingModel"]:

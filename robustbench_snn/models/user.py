@@ -226,9 +226,12 @@ class UserModel(SpikingModel, nn.Module):
             raise UserError(
                 f"{gradient.label()}: this network's neurons (snnTorch, Norse, sinabs) support bptt through their own surrogate"
             )
+        if gradient.last_alpha is not None and self.own_neurons and self.spiking_layers:
+            raise UserError(f"{gradient.label()}: this network mixes neuron kinds, so which spiking layer is last is not known here")
         self.gradient = gradient
-        for layer in [*self.spiking_layers, *self.own_neurons]:
-            layer.set_gradient(gradient)
+        layers = [*self.spiking_layers, *self.own_neurons]
+        for position, layer in enumerate(layers):
+            layer.set_gradient(gradient.for_layer(position, len(layers)))
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         functional.reset_net(self.network)
