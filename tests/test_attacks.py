@@ -189,7 +189,7 @@ def test_a_cosine_step_schedule_starts_at_half_eps_decays_to_zero_and_leaves_con
     constant = AttackSpec(attack="pgd", eps=0.1, steps=100)
     assert scheduled_steps(constant, 100) == [pytest.approx(0.0025)] * 100
     assert "step_schedule" not in constant.model_dump()  # every member written before the field keeps its identity
-    with pytest.raises(ValueError, match="sets its own steps; 'step_schedule' applies to pgd, pgd-targeted, transfer"):
+    with pytest.raises(ValueError, match="sets its own steps; 'step_schedule' applies to pgd, pgd-search, pgd-targeted, transfer"):
         AttackSpec(attack="apgd-dlr", eps=0.1, step_schedule="cosine")
 
 
