@@ -85,11 +85,15 @@ class Attack:
         """A short readable name of the member, e.g. ``pgd-10-cw[bptt+bpda]`` (``<-SOURCE`` when crafted on one;
         no brackets on a model without spiking layers, ``pgd-10``)."""
         loss = ("" if spec.loss == "ce" else f"-{spec.loss}") + schedule_label(spec)
-        steps = f"-{spec.steps}" if self.shows_steps else ""
+        steps = self.budget_label(spec)
         restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
         source = f"<-{spec.source}" if spec.source is not None else ""
         backward = spec.backward_label()
         return f"{self.name}{steps}{restarts}{loss}{f'[{backward}]' if backward else ''}{source}"
+
+    def budget_label(self, spec: AttackSpec) -> str:
+        """The budget's part of the label: ``-STEPS``, or nothing when the attack does not show its steps."""
+        return f"-{spec.steps}" if self.shows_steps else ""
 
     def attacked_model(self, model: nn.Module, spec: AttackSpec, sources: dict[str, nn.Module]) -> nn.Module:
         """The model whose gradients the attack follows: its source when it has one, else the target."""

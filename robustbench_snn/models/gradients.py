@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 import torch
@@ -244,7 +244,7 @@ class GradientMode:
         """The mode of spiking layer ``position`` of ``layers``: the last takes ``last_alpha`` where given."""
         if self.last_alpha is None or position != layers - 1:
             return self
-        return GradientMode(self.mode, self.surrogate, self.last_alpha)
+        return replace(self, alpha=self.last_alpha, last_alpha=None)
 
     def label(self) -> str:
         if self.rule.default_parameter is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_snn.attacks.attack import Attack, register_attack, schedule_label
+from robustbench_snn.attacks.attack import Attack, register_attack
 from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.primitives import ExpectedLogits, margin_loss
 from robustbench_snn.seeds import restart_seed
@@ -36,11 +36,8 @@ class PGDSearch(Attack):
         if spec.norm != "Linf":
             raise ValueError(f"{self.name}'s search moves pixels to the corners of the Linf ball; it takes norm Linf only")
 
-    def label(self, spec) -> str:
-        restarts = f"x{spec.restarts}" if spec.restarts > 1 else ""
-        backward = spec.backward_label()
-        source = f"<-{spec.source}" if spec.source is not None else ""
-        return f"{self.name}-{spec.steps}+{spec.queries}{restarts}{schedule_label(spec)}{f'[{backward}]' if backward else ''}{source}"
+    def budget_label(self, spec) -> str:
+        return f"-{spec.steps}+{spec.queries}"
 
     def perturb(self, model, spec, images, labels, seed, draws):
         scores = ExpectedLogits(model, draws)
