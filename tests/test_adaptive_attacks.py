@@ -143,10 +143,11 @@ def test_reliable_adds_the_attacks_its_coding_declares(shipped_models):
     assert record.attacks[6].startswith("pgd-1x2-cw-cosine[bptt-atan@")  # version 9's, its sharpness searched
     assert record.attacks[7].startswith("pgd-1-cw-cosine[bptt-atan@")  # version 10's, longer (here shortened to 1 step)
     assert any(label.startswith("pgd-targeted-1x3-cosine[bptt-atan@") for label in record.attacks[8:10])  # version 12's
-    assert record.attacks[-2:] == ["transfer<-fmnist_ann", "square-20"]
+    assert record.attacks[-3:-1] == ["transfer<-fmnist_ann", "square-20"]
+    assert record.attacks[-1].startswith("pgd-search-1+20x3-cosine[bptt-atan@8")  # version 13's later member, after everything
     assert any(label.startswith("pgd-1x2-cw[bptt|relaxed@") for label in record.attacks)  # the relaxed estimator, searched
     assert {"apgd-ce-1x2[bptt]<-expectation", "sapgd-1x2-cw[bptt]<-expectation"} <= set(record.attacks)
-    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha"] * 4 + ["temperature"]
+    assert sorted(search["field"] for search in record.searches) == ["surrogate_alpha"] * 4 + ["surrogate_alpha_last", "temperature"]
     assert "pgd-1[hart@1]" in record.attacks
     assert not any("bpda" in label for label in record.attacks)  # no quantiser: the same as plain PGD
     direct = model_with(shipped_models, kind="snn", encoding="direct")
@@ -212,12 +213,25 @@ def test_version_12_adds_targeted_pgd_toward_the_three_nearest_classes_after_the
     """Version 12 (issue 40's third red team broke version 11's survivors with a targeted margin):
     version 11's members in its order, and after the 2,000-step member PGD toward each of the three
     most likely wrong classes, with the long member's sharpness search and its best two kept."""
-    current, version_11 = build_protocol("reliable"), reliable_version(11)
+    current, version_11 = reliable_version(12), reliable_version(11)
     assert current.version == 12
     (targeted,) = _added(current, version_11)
     long = current.members[current.members.index(targeted) - 1]
     assert long.steps == 2000 and targeted.attack == "pgd-targeted" and targeted.restarts == 3
     assert (targeted.search, targeted.search_keep, targeted.step_schedule) == (long.search, 2, "cosine")
+
+
+def test_version_13_runs_version_12_as_its_exact_start_then_searches_from_the_best_point_reached():
+    """Version 13 (issue 40's fourth red team searched from surrogate PGD's best point with a duller
+    last layer): version 12's members, order and rule untouched, and one later member, `pgd-search`
+    from the best point, its last layer's sharpness searched; later members never change the seeds
+    or samples of the members before them, so version 13 can only count fewer samples robust."""
+    current, version_12 = build_protocol("reliable"), reliable_version(12)
+    assert current.version == 13 and not version_12.later_members
+    assert _added(current, version_12) == []
+    (search,) = current.later_members
+    assert search.attack == "pgd-search" and search.method.warm_starts and search.restarts == 3 and search.queries == 1000
+    assert set(search.search) == {"surrogate_alpha_last"} and search.surrogate_alpha == 8.0
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):

@@ -292,6 +292,49 @@ def test_pgd_search_crosses_a_boundary_where_pgd_has_no_gradient():
         AttackSpec(attack="pgd-search", norm="L2", eps=0.5)
 
 
+class _Linear(torch.nn.Module):
+    """Two classes over three pixels: class 0 at 1, class 1 at 0.5 + the pixels' sum, so that within
+    eps 0.1 of the black image the margin rises to -0.2 with every pixel at 0.1 and never crosses."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.ones_like(images[:, 0]), 0.5 + images.sum(1)], dim=1)
+
+
+def test_a_warm_starting_member_gets_the_best_point_the_members_before_it_reached(monkeypatch):
+    """Issue 40's fourth red team searched from surrogate PGD's best point; the runner keeps each
+    sample's input of largest margin (here the first member's, not the weaker last one's) and hands
+    it to a member that warm-starts, which `pgd-search` then prefers to its own PGD's end point."""
+    from robustbench_snn.attacks.attack import ATTACKS, Attack
+    from robustbench_snn.attacks.methods.pgd_search import better_start
+    from robustbench_snn.attacks.protocol import AttackSpec, Protocol
+    from robustbench_snn.attacks.runner import attack_batch
+
+    class RecordsStarts(Attack):
+        name = "test-records-starts"
+        warm_starts = True
+        received: list = []
+
+        def perturb(self, model, spec, images, labels, seed, draws, starts=None):
+            self.received.append(starts.clone())
+            return images
+
+    ATTACKS.lookup("fgsm")  # the built-ins first, so the test's attack is the only one added
+    monkeypatch.setitem(ATTACKS._entries, RecordsStarts.name, RecordsStarts())
+    model, images, labels = _Linear(), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
+    members = [
+        AttackSpec(attack="pgd", eps=0.1, steps=10, random_start=False),
+        AttackSpec(attack="pgd", eps=0.1, steps=1, step_size=0.01, random_start=False),
+        AttackSpec(attack="test-records-starts", eps=0.1),
+    ]
+    outcome = attack_batch(model, Protocol(name="p", members=members), members, images, labels, 0, {}, count_gradients=False)
+    assert outcome.robust == [True, True]
+    (starts,) = RecordsStarts.received
+    assert torch.allclose(starts, torch.full((2, 3), 0.1)), "the first member's point, of larger margin than the last one's"
+    worse = torch.full((2, 3), 0.01)
+    assert torch.equal(better_start(model, worse, starts, labels), starts)
+    assert torch.equal(better_start(model, starts, worse, labels), starts)
+
+
 def test_a_last_layer_sharpness_sets_the_last_spiking_layer_only_and_is_part_of_the_label(shipped_models):
     """Issue 40's fourth red team: sharp early layers and a smooth last one (8, 8, 2) brought PGD to
     margins that one sharpness everywhere did not; ``surrogate_alpha_last`` says it in a preset."""

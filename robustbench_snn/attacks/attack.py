@@ -39,7 +39,9 @@ class Attack:
 
     ``perturb(model, spec, images, labels, seed, draws)`` returns adversarial images for
     ``images`` in [0, 1] inside ``spec``'s eps-ball; the runner has already set ``spec``'s SNN
-    gradient mode (and BPDA) on ``model`` and chosen ``draws``, the EOT draws per gradient.
+    gradient mode (and BPDA) on ``model`` and chosen ``draws``, the EOT draws per gradient. An attack
+    that sets ``warm_starts`` also takes ``starts``: for each sample, the input with the largest CW
+    margin on the target that any attempt before it reached (the clean input where none ran).
     """
 
     name: str = ""
@@ -64,6 +66,9 @@ class Attack:
     schedules_steps: bool = False
     # Costly query-based attacks run last, on the samples every other member failed on.
     query_based: bool = False
+    # Takes ``starts`` in `perturb`: it refines where the members before it stopped (issue 40's
+    # fourth red team searched from surrogate PGD's best point, where gradients had stalled).
+    warm_starts: bool = False
 
     def check(self, spec: AttackSpec) -> None:
         """Raise ValueError when ``spec``'s fields do not fit this attack."""

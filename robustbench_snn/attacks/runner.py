@@ -26,7 +26,7 @@ from robustbench_snn.attack_fields import DEFAULT_GRADIENT_MODE
 from robustbench_snn.attacks.attack import EXPECTATION_SOURCE
 from robustbench_snn.attacks.bpda import bpda_context
 from robustbench_snn.attacks.decision import SequentialDecision, decide_sequentially
-from robustbench_snn.attacks.primitives import draw_chunks, input_gradient, repeated
+from robustbench_snn.attacks.primitives import ExpectedLogits, draw_chunks, input_gradient, margin_loss, repeated
 from robustbench_snn.attacks.protocol import NO_SEARCH, AttackSpec, Protocol
 from robustbench_snn.models.estimators import ESTIMATORS
 from robustbench_snn.models.gradients import GRADIENT_MODES, SURROGATES
@@ -122,6 +122,8 @@ def normalised(member: AttackSpec, model: nn.Module) -> AttackSpec:
     last = None if member.surrogate_alpha_last == member.surrogate_alpha else member.surrogate_alpha_last
     if last is None and member.surrogate_alpha_last is not None:
         update["surrogate_alpha_last"] = None
+    if last is not None and (member.surrogate is None or not rule.through_surrogate):
+        update["surrogate_alpha_last"] = None  # no named surrogate: every layer keeps the model's own (or none)
     if rule.through_surrogate and member.surrogate is None:
         update.update({"surrogate_alpha": None} if member.surrogate_alpha is not None else {})
         update.update(NO_SEARCH if searches_sharpness else {})
@@ -179,7 +181,9 @@ def effective_members(model: nn.Module, protocol: Protocol, quantized: bool = Fa
             member = normalised(member, model).model_copy()  # a copy: the stage mark never reaches the caller's protocol
             member._later = bool(later)
             if not has_spiking_layers(model):
-                member = member.model_copy(update={"grad": DEFAULT_GRADIENT_MODE, "surrogate": None, "surrogate_alpha": None})
+                member = member.model_copy(
+                    update={"grad": DEFAULT_GRADIENT_MODE, "surrogate": None, "surrogate_alpha": None, "surrogate_alpha_last": None}
+                )
                 member._plain_backprop = True
             if member.bpda and not quantized:
                 member = member.model_copy(update={"bpda": False})
@@ -243,25 +247,45 @@ def perturb(
     labels: torch.Tensor,
     seed: int,
     sources: dict[str, nn.Module],
+    starts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Adversarial examples for ``images`` under one member, with its gradient mode and BPDA set on
-    the model it differentiates (the target, or a transfer's source)."""
+    the model it differentiates (the target, or a transfer's source); a member whose attack
+    `Attack.warm_starts` gets ``starts`` (the clean inputs when none are given)."""
     method = spec.method
     attacked = method.attacked_model(model, spec, sources)
+    warm = {"starts": images if starts is None else starts} if method.warm_starts else {}
     with gradient_context(attacked, spec), bpda_context(spec.bpda):
-        return method.perturb(attacked, spec, images, labels, seed, eot_draws(attacked, spec))
+        return method.perturb(attacked, spec, images, labels, seed, eot_draws(attacked, spec), **warm)
 
 
 class _BatchRun:
     """The state of one batch under attack: who is still robust, who fooled whom, the inputs kept."""
 
-    def __init__(self, model, protocol, images, labels, sources, clean, keep_adversarial):
+    def __init__(self, model, protocol, images, labels, sources, clean, keep_adversarial, track_best=False):
         self.model, self.protocol, self.images, self.labels, self.sources = model, protocol, images, labels, sources
         self.robust = clean.clone()
         self.fooled_by: list[str | None] = [None] * len(images)
         self.kept = images.detach().clone() if keep_adversarial else None
         self.final = images.detach().clone()
         self.seeds: dict[str, list[int]] = {}
+        # With ``track_best`` (a member warm-starts): each sample's input of largest margin so far.
+        self.best = images.detach().clone() if track_best else None
+        self.best_margin = self.margins(images, labels) if track_best else None
+
+    def margins(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The CW margin of ``images`` on the target (above 0: misclassified), its logits averaged
+        over the protocol's decision draws on a stochastic model."""
+        draws = self.protocol.eval_draws if is_stochastic(self.model) else 1
+        with torch.no_grad():
+            return margin_loss(ExpectedLogits(self.model, draws)(images), labels, "cw")
+
+    def keep_best(self, index: torch.Tensor, adversarial: torch.Tensor) -> None:
+        """Keep ``adversarial`` (the inputs of the samples at ``index``) where its margin is the largest yet."""
+        margins = self.margins(adversarial, self.labels[index])
+        better = margins > self.best_margin[index]
+        self.best[index[better]] = adversarial[better].detach().to(self.best.dtype)
+        self.best_margin[index[better]] = margins[better]
 
     def attempt(self, member: AttackSpec, seed: int, restart: int = 0) -> int:
         """Restart ``restart`` of ``member``, from ``seed``, on the samples still robust; how many it fooled.
@@ -274,9 +298,12 @@ class _BatchRun:
         self.seeds.setdefault(member.label(), []).append(seed)
         if is_stochastic(self.model):
             reseed(self.model, seed)
-        adversarial = perturb(self.model, member.one_restart(restart), self.images[index], self.labels[index], seed, self.sources)
+        starts = self.best[index] if self.best is not None else None
+        adversarial = perturb(self.model, member.one_restart(restart), self.images[index], self.labels[index], seed, self.sources, starts)
         survived = decide(self.model, adversarial, self.labels[index], self.protocol.rule())
         self.final[index] = adversarial.detach().to(self.final.dtype)
+        if self.best is not None:
+            self.keep_best(index, adversarial)
         if self.kept is not None:
             self.kept[index[~survived.to(index.device)]] = adversarial[~survived.to(adversarial.device)].detach()
         for position in index[~survived].tolist():
@@ -318,7 +345,7 @@ def attempt_once(
     """One restart of ``spec`` from ``seed`` on the samples ``attacked`` marks, decided by ``rule``
     (`decide`): which of ``images`` are still correct and attacked after it, and the inputs it last
     tried (the clean ones where it did not run)."""
-    batch = _BatchRun(model, Protocol.deciding(spec.label(), rule), images, labels, sources, attacked, False)
+    batch = _BatchRun(model, Protocol.deciding(spec.label(), rule), images, labels, sources, attacked, False, spec.method.warm_starts)
     batch.attempt(spec, seed)
     return batch.robust, batch.final
 
@@ -334,7 +361,8 @@ def attack_samples(
 ) -> torch.Tensor:
     """Which of ``images`` stay correct under every restart of ``spec`` from ``seed``, decided by ``rule`` (`decide`)."""
     protocol = Protocol.deciding(spec.label(), rule, members=[spec])
-    batch = _BatchRun(model, protocol, images, labels, sources, torch.ones(len(images), dtype=torch.bool), False)
+    robust = torch.ones(len(images), dtype=torch.bool)
+    batch = _BatchRun(model, protocol, images, labels, sources, robust, False, spec.method.warm_starts)
     batch.run(spec, seed, converge=False)
     return batch.robust
 
@@ -367,7 +395,8 @@ def attack_batch(
             if member.white_box and member.gradient().label() not in zero_gradients:
                 zero_gradients[member.gradient().label()] = count_zero_gradients(model, member, images[correct], labels[correct])
     announce(0)
-    batch = _BatchRun(model, protocol, images, labels, sources, clean, keep_adversarial)
+    track_best = any(member.method.warm_starts for member in members)
+    batch = _BatchRun(model, protocol, images, labels, sources, clean, keep_adversarial, track_best)
     member_seconds: dict[str, float] = {}
     convergence: dict[str, dict] = {}
     for number, member in enumerate(members):

@@ -3,7 +3,8 @@
 A member may declare ``search: {field: [candidates]}`` (a relaxation's temperature, a surrogate's
 sharpness, a step size; `attacks.protocol.SEARCHABLE_FIELDS`). Every hand-fixed value is a place
 where the worst case can be wrong, and searching on the evaluated images overfits the evaluation,
-so each candidate runs the member once (one restart, its own seed, at most `SEARCH_STEPS` steps)
+so each candidate runs the member once (one restart, its own seed, at most `SEARCH_STEPS` steps
+and `SEARCH_QUERIES` queries)
 on calibration images: the last `CALIBRATION_IMAGES` of the dataset's test split
 (`SURVIVOR_CALIBRATION_IMAGES` for a search on survivors), which an evaluation of its first n
 images never attacks, or, for an evaluation that reaches them, the first ones of the training
@@ -47,6 +48,9 @@ SURVIVOR_CALIBRATION_IMAGES = 512
 # cost more than the evaluation. A short run's best is not always a long run's (on FEEL-SNN it chose
 # sharpness 4 for the 2,000-step member, and 6 and 8 broke 2 of the 5 samples it left; issue 40).
 SEARCH_STEPS = 100
+# A search's candidates are compared at this many of its queries (`pgd-search`'s iterations), for the
+# same reason: they differ in their gradient part, and 1,000 iterations per candidate would cost more than the member.
+SEARCH_QUERIES = 100
 # Fewer survivors of the first member than this tell the candidates apart by chance: the search
 # then decides on every calibration image the model gets right.
 FEWEST_SURVIVORS = 8
@@ -115,8 +119,9 @@ def _mean_margin(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, d
 
 
 def _shortened(candidate: AttackSpec) -> AttackSpec:
-    """``candidate`` as its search runs it: one restart, at most `SEARCH_STEPS` steps."""
-    return candidate.model_copy(update={"steps": min(candidate.steps, SEARCH_STEPS), "restarts": 1})
+    """``candidate`` as its search runs it: one restart, at most `SEARCH_STEPS` steps and `SEARCH_QUERIES` queries."""
+    shortened = {"steps": min(candidate.steps, SEARCH_STEPS), "queries": min(candidate.queries, SEARCH_QUERIES), "restarts": 1}
+    return candidate.model_copy(update=shortened)
 
 
 def _outcome(model, shortened, calibration, clean, rule, seed, sources) -> tuple[int, float]:

@@ -5,6 +5,9 @@ PGD-trained SNN) that no gradient attack it tried reached: surrogate PGD brought
 0.1 to 0.5 and stalled there, where the surrogate's gradient no longer points across the true
 model's boundary, and a search on the true model's margin, from PGD's end point, crossed it.
 Square searches the same way but from the clean input, so its budget is spent far from the boundary.
+In a protocol the search starts from the better of PGD's end point and the best point the members
+before it reached (`Attack.warm_starts`): a 2,000-step member's end point is often closer to the
+boundary than a 200-step restart's.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ class PGDSearch(Attack):
     name = "pgd-search"
     description = (
         "targeted PGD toward the r-th most likely wrong class in restart r, then a random search on the exact CW margin "
-        "from PGD's end point, `queries` iterations (Linf)"
+        "from PGD's end point or, where better, the best point the members before it reached, `queries` iterations (Linf)"
     )
     schedules_steps = True
+    warm_starts = True
+    # 2: the search starts from the runner's best point where that is better than PGD's end point, and
+    # draws only the moves it proposes.
+    version = 2
 
     def check(self, spec) -> None:
         super().check(spec)
@@ -39,7 +46,7 @@ class PGDSearch(Attack):
     def budget_label(self, spec) -> str:
         return f"-{spec.steps}+{spec.queries}"
 
-    def perturb(self, model, spec, images, labels, seed, draws):
+    def perturb(self, model, spec, images, labels, seed, draws, starts=None):
         scores = ExpectedLogits(model, draws)
         generator = torch.Generator().manual_seed(seed)
         adversarial = images.clone()
@@ -50,10 +57,19 @@ class PGDSearch(Attack):
                 break
             one = spec.one_restart(spec.first_restart + restart).model_copy(update={"loss": "cw"})
             start = pgd(model, one, images[index], labels[index], restart_seed(seed, restart), draws, targeted=True)
+            if starts is not None:
+                start = better_start(scores, start, starts[index], labels[index])
             found, margins = margin_search(scores, images[index], start, labels[index], spec.eps, spec.queries, generator)
             adversarial[index] = found
             fooled[index] = margins > 0
         return adversarial.detach()
+
+
+@torch.no_grad()
+def better_start(scores: torch.nn.Module, first: torch.Tensor, second: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sample, whichever of ``first`` and ``second`` has the larger CW margin (``first`` at a tie)."""
+    prefer_second = margin_loss(scores(second), labels, "cw") > margin_loss(scores(first), labels, "cw")
+    return torch.where(prefer_second.view(-1, *[1] * (first.dim() - 1)), second, first)
 
 
 @torch.no_grad()
@@ -95,20 +111,21 @@ def propose(current: torch.Tensor, clean: torch.Tensor, eps: float, patch: int, 
     or either corner."""
     n, shape = len(current), current.shape[1:]
     height, width = shape[-2:]
+    half = PROPOSALS // 2
 
     def uniform(*size: int) -> torch.Tensor:
         return torch.rand(size, generator=generator).to(current)
 
     rows, cols = torch.arange(height, device=current.device), torch.arange(width, device=current.device)
-    top = (uniform(n, PROPOSALS) * (height - patch + 1)).floor().view(n, PROPOSALS, 1, 1)
-    left = (uniform(n, PROPOSALS) * (width - patch + 1)).floor().view(n, PROPOSALS, 1, 1)
+    top = (uniform(n, half) * (height - patch + 1)).floor().view(n, half, 1, 1)
+    left = (uniform(n, half) * (width - patch + 1)).floor().view(n, half, 1, 1)
     square = ((rows.view(1, 1, -1, 1) - top).clamp(min=-1) // patch == 0) & ((cols.view(1, 1, 1, -1) - left).clamp(min=-1) // patch == 0)
-    per_pixel = uniform(n, PROPOSALS, 1, 1, 1) < 0.5
-    signs = torch.where(per_pixel, uniform(n, PROPOSALS, *shape), uniform(n, PROPOSALS, shape[0], 1, 1)).round() * 2 - 1
+    per_pixel = uniform(n, half, 1, 1, 1) < 0.5
+    signs = torch.where(per_pixel, uniform(n, half, *shape), uniform(n, half, shape[0], 1, 1)).round() * 2 - 1
     squares = torch.where(square.unsqueeze(2), clean.unsqueeze(1) + eps * signs, current.unsqueeze(1))
-    counts = (uniform(n, PROPOSALS, 1, 1, 1) * MOST_SCATTERED_PIXELS).floor() + 1
-    scattered = uniform(n, PROPOSALS, 1, height, width) < counts / (height * width)
-    levels = (uniform(n, PROPOSALS, *shape) * 3).floor() - 1
+    scattered_count = PROPOSALS - half
+    counts = (uniform(n, scattered_count, 1, 1, 1) * MOST_SCATTERED_PIXELS).floor() + 1
+    scattered = uniform(n, scattered_count, 1, height, width) < counts / (height * width)
+    levels = (uniform(n, scattered_count, *shape) * 3).floor() - 1
     pixels = torch.where(scattered, clean.unsqueeze(1) + eps * levels, current.unsqueeze(1))
-    moved = torch.cat([squares[:, : PROPOSALS // 2], pixels[:, PROPOSALS // 2 :]], dim=1)
-    return moved.clamp(0.0, 1.0)
+    return torch.cat([squares, pixels], dim=1).clamp(0.0, 1.0)
