@@ -226,10 +226,9 @@ class UserModel(SpikingModel, nn.Module):
             raise UserError(
                 f"{gradient.label()}: this network's neurons (snnTorch, Norse, sinabs) support bptt through their own surrogate"
             )
-        if gradient.last_alpha is not None and self.own_neurons and self.spiking_layers:
-            raise UserError(f"{gradient.label()}: this network mixes neuron kinds, so which spiking layer is last is not known here")
         self.gradient = gradient
-        layers = [*self.spiking_layers, *self.own_neurons]
+        # In the network's module order, both kinds together: the last one registered takes a last layer's sharpness.
+        layers = [module for module in self.network.modules() if isinstance(module, (SpikingActivation, OwnNeuron))]
         for position, layer in enumerate(layers):
             layer.set_gradient(gradient.for_layer(position, len(layers)))
 
