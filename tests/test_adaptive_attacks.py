@@ -226,12 +226,23 @@ def test_version_13_runs_version_12_as_its_exact_start_then_searches_from_the_be
     last layer): version 12's members, order and rule untouched, and one later member, `pgd-search`
     from the best point, its last layer's sharpness searched; later members never change the seeds
     or samples of the members before them, so version 13 can only count fewer samples robust."""
-    current, version_12 = build_protocol("reliable"), reliable_version(12)
+    current, version_12 = reliable_version(13), reliable_version(12)
     assert current.version == 13 and not version_12.later_members
     assert _added(current, version_12) == []
     (search,) = current.later_members
     assert search.attack == "pgd-search" and search.method.warm_starts and search.restarts == 3 and search.queries == 1000
     assert set(search.search) == {"surrogate_alpha_last"} and search.surrogate_alpha == 8.0
+
+
+def test_version_14_is_version_13_with_a_search_from_the_best_of_pgds_starts_at_the_nearest_classes():
+    """Version 14 (the search's kills on v13's survivors varied with PGD's random start): version 13's
+    members, order and rule, and `pgd-search` version 3, whose every restart aims at each nearest class."""
+    from robustbench_snn.attacks import get_attack
+
+    current, version_13 = build_protocol("reliable"), reliable_version(13)
+    assert current.version == 14
+    assert current.model_copy(update={"version": 13, "description": version_13.description}) == version_13
+    assert get_attack("pgd-search").version == 3
 
 
 def test_audit_of_a_protocol_by_its_own_members_finds_nothing_beyond_it(shipped_models):

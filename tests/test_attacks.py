@@ -292,6 +292,30 @@ def test_pgd_search_crosses_a_boundary_where_pgd_has_no_gradient():
         AttackSpec(attack="pgd-search", norm="L2", eps=0.5)
 
 
+class _ThirdClassInside(torch.nn.Module):
+    """Four classes over a 1x2x2 image: class 0 (the label) at 1, classes 1 and 2 fixed just below it
+    (the two most likely wrong classes, out of reach), class 3 at 1.5 - 50 (x - 0.15)^2 in the last
+    pixel x: above 1 only inside the ball (0.08 < x < 0.22), never at its corners (0 or 0.3), where a
+    search's moves put pixels, so only PGD toward class 3 crosses."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        fixed, pixel = torch.ones_like(images[:, 0, 0, 0]), images[:, 0, 1, 1]
+        return torch.stack([fixed, 0.98 * fixed, 0.96 * fixed, 1.5 - 50 * (pixel - 0.15) ** 2], dim=1)
+
+
+def test_each_pgd_search_restart_aims_pgd_at_each_of_the_three_nearest_classes():
+    """One restart: its PGD toward the third most likely wrong class crosses where the first two cannot."""
+    from robustbench_snn.attacks import get_attack
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    model, images, labels = _ThirdClassInside(), torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long)
+    fields = dict(eps=0.3, steps=10, step_size=0.03, restarts=1, queries=5, random_start=False)
+    found = get_attack("pgd-search").perturb(model, AttackSpec(attack="pgd-search", **fields), images, labels, 0, 1)
+    assert model(found).argmax(1).item() == 3 and found.flatten()[:3].tolist() == [0.0, 0.0, 0.0]
+    first_class_only = get_attack("pgd-targeted").perturb(model, AttackSpec(attack="pgd-targeted", **fields), images, labels, 0, 1)
+    assert model(first_class_only).argmax(1).item() == 0
+
+
 class _Linear(torch.nn.Module):
     """Two classes over three pixels: class 0 at 1, class 1 at 0.5 + the pixels' sum, so that within
     eps 0.1 of the black image the margin rises to -0.2 with every pixel at 0.1 and never crosses."""
@@ -303,9 +327,9 @@ class _Linear(torch.nn.Module):
 def test_a_warm_starting_member_gets_the_best_point_the_members_before_it_reached(monkeypatch):
     """Issue 40's fourth red team searched from surrogate PGD's best point; the runner keeps each
     sample's input of largest margin (here the first member's, not the weaker last one's) and hands
-    it to a member that warm-starts, which `pgd-search` then prefers to its own PGD's end point."""
+    it to a member that warm-starts, which `pgd-search` then prefers to its own PGD's end points."""
     from robustbench_snn.attacks.attack import ATTACKS, Attack
-    from robustbench_snn.attacks.methods.pgd_search import better_start
+    from robustbench_snn.attacks.methods.pgd_search import best_start
     from robustbench_snn.attacks.protocol import AttackSpec, Protocol
     from robustbench_snn.attacks.runner import attack_batch
 
@@ -331,8 +355,8 @@ def test_a_warm_starting_member_gets_the_best_point_the_members_before_it_reache
     (starts,) = RecordsStarts.received
     assert torch.allclose(starts, torch.full((2, 3), 0.1)), "the first member's point, of larger margin than the last one's"
     worse = torch.full((2, 3), 0.01)
-    assert torch.equal(better_start(model, worse, starts, labels), starts)
-    assert torch.equal(better_start(model, starts, worse, labels), starts)
+    assert torch.equal(best_start(model, [worse, starts, worse], labels), starts)
+    assert torch.equal(best_start(model, [starts, worse], labels), starts)
 
 
 def test_a_last_layer_sharpness_sets_the_last_spiking_layer_only_and_is_part_of_the_label(shipped_models):

@@ -8,6 +8,10 @@ Square searches the same way but from the clean input, so its budget is spent fa
 In a protocol the search starts from the better of PGD's end point and the best point the members
 before it reached (`Attack.warm_starts`): a 2,000-step member's end point is often closer to the
 boundary than a 200-step restart's.
+Each restart runs PGD toward each of the three nearest wrong classes from its own random start and
+searches from the best of their end points (and the members' best point): where a surrogate stalls,
+PGD's end margin varies more across random starts than the search gains, and the red team searched
+from the best of several starts per class. Restarts that double are new starts at the same classes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from robustbench_snn.attacks.methods.pgd import pgd
 from robustbench_snn.attacks.primitives import ExpectedLogits, margin_loss
 from robustbench_snn.seeds import restart_seed
 
+# The wrong classes each restart's PGD aims at, most likely first at the clean input.
+NEAREST_CLASSES = 3
 # Proposals per sample in each search iteration, scored in one batch.
 PROPOSALS = 16
 # The most pixels a scattered proposal moves (the red team's 1 to 24).
@@ -29,14 +35,16 @@ MOST_SCATTERED_PIXELS = 24
 class PGDSearch(Attack):
     name = "pgd-search"
     description = (
-        "targeted PGD toward the r-th most likely wrong class in restart r, then a random search on the exact CW margin "
-        "from PGD's end point or, where better, the best point the members before it reached, `queries` iterations (Linf)"
+        f"targeted PGD toward each of the {NEAREST_CLASSES} most likely wrong classes from its own random start, then a "
+        "random search on the exact CW margin from the best end point or, where better, the best point the members before "
+        "it reached, `queries` iterations; each restart new starts at the same classes (Linf)"
     )
     schedules_steps = True
     warm_starts = True
     # 2: the search starts from the runner's best point where that is better than PGD's end point, and
-    # draws only the moves it proposes.
-    version = 2
+    # draws only the moves it proposes. 3: every restart aims PGD at each of the nearest classes and
+    # searches from the best end point (2 aimed restart r at the r-th class alone).
+    version = 3
 
     def check(self, spec) -> None:
         super().check(spec)
@@ -55,21 +63,34 @@ class PGDSearch(Attack):
             index = (~fooled).nonzero().squeeze(1)
             if index.numel() == 0:
                 break
-            one = spec.one_restart(spec.first_restart + restart).model_copy(update={"loss": "cw"})
-            start = pgd(model, one, images[index], labels[index], restart_seed(seed, restart), draws, targeted=True)
+            seed_of_restart = restart_seed(seed, restart)
+            ends = [
+                pgd(
+                    model, toward_class(spec, rank), images[index], labels[index], restart_seed(seed_of_restart, rank), draws, targeted=True
+                )
+                for rank in range(NEAREST_CLASSES)
+            ]
             if starts is not None:
-                start = better_start(scores, start, starts[index], labels[index])
+                ends.append(starts[index])
+            start = best_start(scores, ends, labels[index])
             found, margins = margin_search(scores, images[index], start, labels[index], spec.eps, spec.queries, generator)
             adversarial[index] = found
             fooled[index] = margins > 0
         return adversarial.detach()
 
 
+def toward_class(spec, rank: int):
+    """One PGD run of ``spec`` on the CW margin toward the wrong class ranked ``rank`` (0: the most likely)."""
+    return spec.one_restart(rank).model_copy(update={"loss": "cw"})
+
+
 @torch.no_grad()
-def better_start(scores: torch.nn.Module, first: torch.Tensor, second: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per sample, whichever of ``first`` and ``second`` has the larger CW margin (``first`` at a tie)."""
-    prefer_second = margin_loss(scores(second), labels, "cw") > margin_loss(scores(first), labels, "cw")
-    return torch.where(prefer_second.view(-1, *[1] * (first.dim() - 1)), second, first)
+def best_start(scores: torch.nn.Module, candidates: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Per sample, the candidate of largest CW margin (the earliest at a tie)."""
+    margins = torch.stack([margin_loss(scores(candidate), labels, "cw") for candidate in candidates])
+    which = margins.argmax(0)
+    stacked = torch.stack(candidates)
+    return stacked[which, torch.arange(len(labels), device=labels.device)]
 
 
 @torch.no_grad()
