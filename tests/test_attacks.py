@@ -359,6 +359,29 @@ def test_a_warm_starting_member_gets_the_best_point_the_members_before_it_reache
     assert torch.equal(best_start(model, [starts, worse], labels), starts)
 
 
+def test_only_the_first_pgd_search_restart_searches_from_the_members_best_point(monkeypatch):
+    """The runner's best point includes the member's own last search: a later restart handed it would
+    search again from where that one stalled, so later restarts search from their own PGD's ends."""
+    from robustbench_snn.attacks import get_attack
+    from robustbench_snn.attacks.methods import pgd_search
+    from robustbench_snn.attacks.protocol import AttackSpec
+
+    searched_from = []
+
+    def recording_search(scores, clean, start, labels, eps, iterations, generator):
+        searched_from.append(start.clone())
+        return start, torch.full((len(start),), -1.0)
+
+    monkeypatch.setattr(pgd_search, "margin_search", recording_search)
+    model, images, labels = _Linear(), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long)
+    best = torch.full((1, 3), 0.1)
+    spec = AttackSpec(attack="pgd-search", eps=0.1, steps=1, step_size=0.01, random_start=False, restarts=1)
+    for restart in (0, 1):
+        get_attack("pgd-search").perturb(model, spec.one_restart(restart), images, labels, 0, 1, starts=best)
+    first, later = searched_from
+    assert torch.equal(first, best) and torch.allclose(later, torch.full((1, 3), 0.01))
+
+
 def test_a_last_layer_sharpness_sets_the_last_spiking_layer_only_and_is_part_of_the_label(shipped_models):
     """Issue 40's fourth red team: sharp early layers and a smooth last one (8, 8, 2) brought PGD to
     margins that one sharpness everywhere did not; ``surrogate_alpha_last`` says it in a preset."""
