@@ -5,13 +5,12 @@ PGD-trained SNN) that no gradient attack it tried reached: surrogate PGD brought
 0.1 to 0.5 and stalled there, where the surrogate's gradient no longer points across the true
 model's boundary, and a search on the true model's margin, from PGD's end point, crossed it.
 Square searches the same way but from the clean input, so its budget is spent far from the boundary.
-In a protocol the search starts from the better of PGD's end point and the best point the members
-before it reached (`Attack.warm_starts`): a 2,000-step member's end point is often closer to the
-boundary than a 200-step restart's.
 Each restart runs PGD toward each of the three nearest wrong classes from its own random start and
 searches from the best of their end points: where a surrogate stalls, PGD's end margin varies more
 across random starts than the search gains, and the red team searched from the best of several
-starts per class. Only the first restart weighs the members' best point too: the runner's best point
+starts per class. In a protocol the first restart also weighs the best point the members before it
+reached (`Attack.warm_starts`: a 2,000-step member's end point is often closer to the boundary than
+a 200-step restart's); only the first, because the runner's best point
 includes this member's own last search, so later restarts would start again where it stalled (on
 the direct SNN's sample 76 every restart searched from one point, at margin -0.21, and stayed there).
 Restarts that double are new starts at the same classes.
